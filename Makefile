@@ -1,0 +1,68 @@
+# cgfilter toolkit: per-service packet filters on cgroup_skb BPF and systemd.
+#
+#   make              build everything into build/
+#   make check        run every test (root for the kernel and systemd levels)
+#   make demo         install what is missing, load a filter, show it working
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make bench        measure what filters cost
+#
+# V=1 shows full commands.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/cgfilter
+PKGDATADIR ?= $(PREFIX)/share/cgfilter
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+BUILD := $(CURDIR)/build
+# the filter `make` builds port-firewall with, to show the toolchain works
+EXAMPLE_FILTER := icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)
+
+include mk/bpf.mk
+include mk/user.mk
+
+.PHONY: all port-firewall bpf-program-only standalone tools tests check demo \
+	install uninstall bench clean deps
+
+all: port-firewall bpf-program-only standalone tools tests
+
+port-firewall:
+	$(Q)$(MAKE) --no-print-directory -C port-firewall O=$(BUILD)/port-firewall \
+		FILTER='$(EXAMPLE_FILTER)'
+
+bpf-program-only:
+	$(Q)$(MAKE) --no-print-directory -C bpf-program-only O=$(BUILD)/bpf-program-only
+
+standalone:
+	$(Q)$(MAKE) --no-print-directory -C standalone O=$(BUILD)/standalone
+
+tools:
+	$(Q)$(MAKE) --no-print-directory -C tools O=$(BUILD)/tools
+
+tests: tools port-firewall bpf-program-only standalone
+	$(Q)$(MAKE) --no-print-directory -C tests O=$(BUILD)/tests
+
+check: all
+	$(Q)tests/run.sh
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+demo:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+install: all
+	$(Q)scripts/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" "$(LIBEXECDIR)" \
+		"$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)"
+
+uninstall:
+	$(Q)scripts/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" \
+		"$(LIBEXECDIR)" "$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)"
+
+clean:
+	$(Q)rm -rf $(BUILD) port-firewall/build bpf-program-only/build standalone/build \
+		tools/build tests/build

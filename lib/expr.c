@@ -1,0 +1,1281 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The filter expression language: lexer, recursive-descent parser with type
+ * checking, and the C emitter used by port-firewall.  cgfilter compiles the
+ * same tree for its engine (cgfilter/compile.c).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expr.h"
+
+#define TCP_FLAG(name, mask, what) \
+	{ name, -1, 0, mask, "1 if TCP and the " what " flag is set" }
+
+const struct cgf_vocab_entry cgf_vocab[] = {
+	{ "ip", CGF_F_IP, 0, 0, "1 for IPv4 packets" },
+	{ "ipv6", CGF_F_IPV6, 0, 0, "1 for IPv6 packets" },
+	{ "tcp", CGF_F_TCP, 0, 0, "1 for TCP" },
+	{ "udp", CGF_F_UDP, 0, 0, "1 for UDP" },
+	{ "icmp", CGF_F_ICMP, 0, 0, "1 for ICMP on IPv4 and ICMPv6 on IPv6" },
+	{ "src_port", CGF_F_SRC_PORT, 0, 0, "TCP/UDP source port, 0 for other protocols" },
+	{ "dst_port", CGF_F_DST_PORT, 0, 0, "TCP/UDP destination port, 0 for other protocols" },
+	{ "len", CGF_F_LEN, 0, 0, "packet length in bytes from the IP header on" },
+	{ "ip_proto", CGF_F_IP_PROTO, 0, 0, "transport protocol number (after IPv6 extension headers)" },
+	{ "icmp_type", CGF_F_ICMP_TYPE, 0, 0, "ICMP/ICMPv6 type, 0 for other protocols" },
+	{ "icmp_code", CGF_F_ICMP_CODE, 0, 0, "ICMP/ICMPv6 code, 0 for other protocols" },
+	{ "tcp_flags", CGF_F_TCP_FLAGS, 0, 0, "TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128)" },
+	{ "frag", CGF_F_FRAG, 0, 0, "1 for any IP fragment" },
+	{ "ttl", CGF_F_TTL, 0, 0, "IPv4 TTL or IPv6 hop limit" },
+	TCP_FLAG("tcp_fin", 0x01, "FIN"),
+	TCP_FLAG("tcp_syn", 0x02, "SYN"),
+	TCP_FLAG("tcp_rst", 0x04, "RST"),
+	TCP_FLAG("tcp_psh", 0x08, "PSH"),
+	TCP_FLAG("tcp_ack", 0x10, "ACK"),
+	TCP_FLAG("tcp_urg", 0x20, "URG"),
+	{ "src_ip", -1, 1, 0, "source address (cgfilter): == ADDR[/LEN] or in SET" },
+	{ "dst_ip", -1, 1, 0, "destination address (cgfilter): == ADDR[/LEN] or in SET" },
+};
+const size_t cgf_vocab_len = sizeof(cgf_vocab) / sizeof(cgf_vocab[0]);
+
+static const char *const field_enum[CGF_NFIELDS] = {
+	[CGF_F_IP] = "CGF_F_IP",
+	[CGF_F_IPV6] = "CGF_F_IPV6",
+	[CGF_F_TCP] = "CGF_F_TCP",
+	[CGF_F_UDP] = "CGF_F_UDP",
+	[CGF_F_ICMP] = "CGF_F_ICMP",
+	[CGF_F_SRC_PORT] = "CGF_F_SRC_PORT",
+	[CGF_F_DST_PORT] = "CGF_F_DST_PORT",
+	[CGF_F_LEN] = "CGF_F_LEN",
+	[CGF_F_IP_PROTO] = "CGF_F_IP_PROTO",
+	[CGF_F_ICMP_TYPE] = "CGF_F_ICMP_TYPE",
+	[CGF_F_ICMP_CODE] = "CGF_F_ICMP_CODE",
+	[CGF_F_TCP_FLAGS] = "CGF_F_TCP_FLAGS",
+	[CGF_F_FRAG] = "CGF_F_FRAG",
+	[CGF_F_TTL] = "CGF_F_TTL",
+};
+
+const char *cgf_field_name(int field)
+{
+	size_t i;
+
+	for (i = 0; i < cgf_vocab_len; i++)
+		if (cgf_vocab[i].field == field)
+			return cgf_vocab[i].name;
+	return "?";
+}
+
+/* ---- arena ------------------------------------------------------------ */
+
+struct cgf_arena {
+	struct cgf_arena *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+static void *arena_alloc(struct cgf_arena **a, size_t n)
+{
+	struct cgf_arena *b = *a;
+
+	n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	if (!b || b->size - b->used < n) {
+		size_t size = n > 65536 ? n : 65536;
+
+		b = malloc(sizeof(*b) + size);
+		if (!b)
+			return NULL;
+		b->next = *a;
+		b->used = 0;
+		b->size = size;
+		*a = b;
+	}
+	b->used += n;
+	return memset((char *)b->data + b->used - n, 0, n);
+}
+
+static void arena_free(struct cgf_arena *a)
+{
+	while (a) {
+		struct cgf_arena *next = a->next;
+
+		free(a);
+		a = next;
+	}
+}
+
+/* ---- lexer ------------------------------------------------------------ */
+
+enum tok_kind {
+	T_EOF,
+	T_NUM,
+	T_IDENT,
+	T_OP,   /* operators and punctuation; text says which */
+	T_SETREF,
+	T_BAD,  /* not a token of the language; why says so when it is used */
+};
+
+struct token {
+	enum tok_kind kind;
+	size_t pos, len;
+	uint64_t val;
+	int line, col;
+	char why[96];
+};
+
+struct parser {
+	const char *s;
+	size_t n;
+	size_t pos;
+	int line;
+	size_t line_start;
+	const struct cgf_parse_opts *opts;
+	struct cgf_error *err;
+	struct cgf_expr *e;
+	int depth;
+	bool have_peek;
+	struct token peek;
+	bool failed;
+	bool nomem;
+};
+
+static bool full(const struct parser *p)
+{
+	return p->opts->dialect == CGF_DIALECT_FULL;
+}
+
+static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->failed)
+		return;
+	p->failed = true;
+	p->err->line = line;
+	p->err->col = col;
+	va_start(ap, fmt);
+	vsnprintf(p->err->msg, sizeof(p->err->msg), fmt, ap);
+	va_end(ap);
+}
+
+#define fail_tok(p, t, ...) fail_at(p, (t)->line, (t)->col, __VA_ARGS__)
+
+static void *palloc(struct parser *p, size_t n)
+{
+	void *r = arena_alloc(&p->e->arena, n);
+
+	if (!r && !p->failed) {
+		p->nomem = true;
+		fail_at(p, 0, 0, "out of memory");
+	}
+	return r;
+}
+
+/* Printable rendering of a token's text for messages, at most ~40 bytes. */
+static const char *tok_text(const struct parser *p, const struct token *t, char *buf, size_t len)
+{
+	size_t i, o = 0, n = t->len > 40 ? 40 : t->len;
+
+	if (t->kind == T_EOF)
+		return "end of filter";
+	for (i = 0; i < n && o + 5 < len; i++) {
+		unsigned char c = p->s[t->pos + i];
+
+		if (isprint(c))
+			buf[o++] = c;
+		else
+			o += snprintf(buf + o, len - o, "\\x%02x", c);
+	}
+	if (n < t->len && o + 4 < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static void skip_space(struct parser *p)
+{
+	while (p->pos < p->n) {
+		char c = p->s[p->pos];
+
+		if (c == '\n') {
+			p->pos++;
+			p->line++;
+			p->line_start = p->pos;
+		} else if (c == ' ' || c == '\t' || c == '\r') {
+			p->pos++;
+		} else if (c == '#' && full(p)) {
+			while (p->pos < p->n && p->s[p->pos] != '\n')
+				p->pos++;
+		} else {
+			break;
+		}
+	}
+}
+
+static int col_of(const struct parser *p, size_t pos)
+{
+	return (int)(pos - p->line_start) + 1;
+}
+
+static bool is_ident_start(char c)
+{
+	return isalpha((unsigned char)c) || c == '_';
+}
+
+static bool is_ident_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+static const char *const ops[] = {
+	"||", "&&", "==", "!=", "<=", ">=", "<<", ">>",
+	"|", "&", "^", "<", ">", "+", "-", "*", "/", "%", "!", "~",
+	"?", ":", "(", ")",
+	/* cgfilter only */
+	"{", "}", ",", "=", ";",
+};
+#define N_C_OPS 24
+
+/* Parse a C integer literal (decimal or 0x hex) of the whole of s[0..len). */
+static int parse_uint(const char *s, size_t len, uint64_t *out, const char **why)
+{
+	uint64_t v = 0;
+	unsigned base = 10;
+	size_t i = 0;
+
+	if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		i = 2;
+		if (len == 2) {
+			*why = "bad number '%s'";
+			return -1;
+		}
+	} else if (len > 1 && s[0] == '0') {
+		*why = "octal literal '%s' is not supported: write it in decimal or 0x hex";
+		return -1;
+	}
+	for (; i < len; i++) {
+		unsigned d;
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (base == 16 && isxdigit((unsigned char)c))
+			d = (tolower((unsigned char)c) - 'a') + 10;
+		else {
+			*why = "bad number '%s'";
+			return -1;
+		}
+		if (v > (UINT64_MAX - d) / base) {
+			*why = "number '%s' does not fit in 64 bits";
+			return -1;
+		}
+		v = v * base + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static void lex(struct parser *p, struct token *t)
+{
+	size_t start, i;
+	char c;
+
+	skip_space(p);
+	start = p->pos;
+	memset(t, 0, sizeof(*t));
+	t->pos = start;
+	t->line = p->line;
+	t->col = col_of(p, start);
+	if (start >= p->n) {
+		t->kind = T_EOF;
+		return;
+	}
+	c = p->s[start];
+	if (isdigit((unsigned char)c)) {
+		const char *why;
+
+		/* take the whole word so that 53u or 1.5 is one bad token */
+		while (p->pos < p->n && (is_ident_char(p->s[p->pos]) || p->s[p->pos] == '.'))
+			p->pos++;
+		t->kind = T_NUM;
+		t->len = p->pos - start;
+		if (parse_uint(p->s + start, t->len, &t->val, &why)) {
+			char buf[64];
+
+			t->kind = T_BAD;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+			snprintf(t->why, sizeof(t->why), why, tok_text(p, t, buf, sizeof(buf)));
+#pragma GCC diagnostic pop
+		}
+		return;
+	}
+	if (is_ident_start(c)) {
+		while (p->pos < p->n && is_ident_char(p->s[p->pos]))
+			p->pos++;
+		t->kind = T_IDENT;
+		t->len = p->pos - start;
+		return;
+	}
+	if (c == '@' && full(p)) {
+		p->pos++;
+		while (p->pos < p->n && (is_ident_char(p->s[p->pos]) || p->s[p->pos] == '-'))
+			p->pos++;
+		t->kind = T_SETREF;
+		t->len = p->pos - start;
+		if (t->len == 1) {
+			t->kind = T_BAD;
+			snprintf(t->why, sizeof(t->why), "expected a set name after '@'");
+		} else if (t->len - 1 > CGF_SET_NAME_MAX) {
+			t->kind = T_BAD;
+			snprintf(t->why, sizeof(t->why), "set name longer than %d characters",
+				 CGF_SET_NAME_MAX);
+		}
+		return;
+	}
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		size_t l = strlen(ops[i]);
+
+		if (i >= N_C_OPS && !full(p))
+			break;
+		if (p->n - start >= l && !memcmp(p->s + start, ops[i], l)) {
+			p->pos += l;
+			t->kind = T_OP;
+			t->len = l;
+			return;
+		}
+	}
+	/* not a token of the language: one UTF-8 character */
+	t->kind = T_BAD;
+	t->len = 1;
+	if ((unsigned char)c >= 0xc0)
+		while (t->len < 4 && start + t->len < p->n &&
+		       ((unsigned char)p->s[start + t->len] & 0xc0) == 0x80)
+			t->len++;
+	p->pos += t->len;
+	{
+		char buf[64];
+
+		if (c == '=' && !full(p))
+			snprintf(t->why, sizeof(t->why), "unexpected '=' (did you mean '=='?)");
+		else
+			snprintf(t->why, sizeof(t->why), "unexpected '%s'",
+				 tok_text(p, t, buf, sizeof(buf)));
+	}
+}
+
+static struct token *peek(struct parser *p)
+{
+	if (!p->have_peek) {
+		lex(p, &p->peek);
+		p->have_peek = true;
+	}
+	return &p->peek;
+}
+
+static struct token next(struct parser *p)
+{
+	struct token t = *peek(p);
+
+	p->have_peek = false;
+	return t;
+}
+
+static bool tok_is(const struct parser *p, const struct token *t, const char *op)
+{
+	size_t l = strlen(op);
+
+	return (t->kind == T_OP || t->kind == T_IDENT) && t->len == l &&
+	       !memcmp(p->s + t->pos, op, l);
+}
+
+static bool accept_op(struct parser *p, const char *op)
+{
+	if (p->failed || !tok_is(p, peek(p), op))
+		return false;
+	next(p);
+	return true;
+}
+
+static void unexpected(struct parser *p, const struct token *t, const char *expected)
+{
+	char buf[64];
+
+	if (t->kind == T_BAD)
+		fail_tok(p, t, "%s", t->why);
+	else if (t->kind == T_EOF)
+		fail_tok(p, t, "unexpected end of filter, expected %s", expected);
+	else
+		fail_tok(p, t, "unexpected '%s', expected %s", tok_text(p, t, buf, sizeof(buf)),
+			 expected);
+}
+
+/* Read a set element or address literal: a run of [0-9A-Za-z.:/]. */
+static struct token lex_item(struct parser *p)
+{
+	struct token t;
+
+	/* the parser may have looked ahead one token: start from there */
+	if (p->have_peek) {
+		p->pos = p->peek.pos;
+		p->have_peek = false;
+	}
+	skip_space(p);
+	memset(&t, 0, sizeof(t));
+	t.pos = p->pos;
+	t.line = p->line;
+	t.col = col_of(p, p->pos);
+	while (p->pos < p->n) {
+		char c = p->s[p->pos];
+
+		if (!isalnum((unsigned char)c) && c != '.' && c != ':' && c != '/')
+			break;
+		p->pos++;
+	}
+	t.len = p->pos - t.pos;
+	t.kind = t.len ? T_NUM : T_EOF;
+	return t;
+}
+
+/* ---- set elements --------------------------------------------------- */
+
+int cgf_parse_cidr(const char *s, struct cgf_cidr *out, char *why, size_t whylen)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned maxlen, plen, i;
+
+	memset(out, 0, sizeof(*out));
+	if (alen == 0 || alen >= sizeof(buf)) {
+		snprintf(why, whylen, "bad address '%s'", s);
+		return -1;
+	}
+	memcpy(buf, s, alen);
+	buf[alen] = 0;
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = 4;
+		maxlen = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = 6;
+		maxlen = 128;
+	} else {
+		snprintf(why, whylen, "bad address '%s'", s);
+		return -1;
+	}
+	plen = maxlen;
+	if (slash) {
+		const char *q = slash + 1;
+		uint64_t v;
+		const char *w;
+
+		if (!*q || parse_uint(q, strlen(q), &v, &w) || v > maxlen || (q[0] == '0' && q[1])) {
+			snprintf(why, whylen, "bad prefix length in '%s' (0..%u for IPv%d)", s,
+				 maxlen, out->family);
+			return -1;
+		}
+		plen = (unsigned)v;
+	}
+	out->plen = (uint8_t)plen;
+	for (i = plen; i < maxlen; i++) {
+		if (out->addr[i / 8] & (0x80 >> (i % 8))) {
+			struct cgf_cidr fixed = *out;
+			char net[64];
+			unsigned j;
+
+			for (j = plen; j < maxlen; j++)
+				fixed.addr[j / 8] &= ~(0x80 >> (j % 8));
+			cgf_format_cidr(&fixed, net, sizeof(net));
+			snprintf(why, whylen, "'%s' has host bits set (did you mean %s?)", s, net);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void cgf_format_cidr(const struct cgf_cidr *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(c->family == 4 ? AF_INET : AF_INET6, c->addr, a, sizeof(a));
+	if (c->plen == (c->family == 4 ? 32 : 128))
+		snprintf(buf, len, "%s", a);
+	else
+		snprintf(buf, len, "%s/%u", a, c->plen);
+}
+
+int cgf_parse_range(const char *s, struct cgf_range *out, char *why, size_t whylen)
+{
+	const char *dots = strstr(s, "..");
+	const char *w;
+	uint64_t lo, hi;
+
+	if (dots) {
+		if (parse_uint(s, (size_t)(dots - s), &lo, &w) ||
+		    parse_uint(dots + 2, strlen(dots + 2), &hi, &w) || dots == s || !dots[2]) {
+			snprintf(why, whylen, "bad range '%s' (expected LOW..HIGH)", s);
+			return -1;
+		}
+	} else {
+		if (parse_uint(s, strlen(s), &lo, &w)) {
+			snprintf(why, whylen, "bad set element '%s' (expected a number or LOW..HIGH)", s);
+			return -1;
+		}
+		hi = lo;
+	}
+	if (lo > hi) {
+		snprintf(why, whylen, "bad range '%s' (start above end)", s);
+		return -1;
+	}
+	if (hi > CGF_INT_SET_MAX) {
+		snprintf(why, whylen, "set element '%s' out of range 0..%d", s, CGF_INT_SET_MAX);
+		return -1;
+	}
+	out->lo = lo;
+	out->hi = hi;
+	return 0;
+}
+
+/* ---- parser ------------------------------------------------------------ */
+
+static struct cgf_node *new_node(struct parser *p, enum cgf_node_kind kind, const struct token *t)
+{
+	struct cgf_node *n;
+
+	if (p->failed)
+		return NULL;
+	if (++p->e->nnodes > CGF_EXPR_MAX_NODES) {
+		fail_tok(p, t, "filter too large (more than %d terms)", CGF_EXPR_MAX_NODES);
+		return NULL;
+	}
+	n = palloc(p, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->type = CGF_T_INT;
+	n->line = t->line;
+	n->col = t->col;
+	return n;
+}
+
+static struct cgf_node *parse_cond(struct parser *p);
+
+static const char *addr_hint = "is an address: compare it with == ADDR[/LEN] or use 'in'";
+
+static bool want_int(struct parser *p, const struct cgf_node *n)
+{
+	if (!n || p->failed)
+		return false;
+	if (n->type != CGF_T_INT) {
+		fail_at(p, n->line, n->col, "%s %s", n->field ? "dst_ip" : "src_ip", addr_hint);
+		return false;
+	}
+	return true;
+}
+
+static struct cgf_set *new_set(struct parser *p, enum cgf_type type, const struct token *t)
+{
+	struct cgf_set *s = palloc(p, sizeof(*s));
+	struct cgf_set **pp;
+
+	if (!s)
+		return NULL;
+	s->type = type;
+	s->line = t->line;
+	s->col = t->col;
+	for (pp = &p->e->sets; *pp; pp = &(*pp)->next)
+		;
+	*pp = s;
+	return s;
+}
+
+static struct cgf_set *find_set(struct parser *p, const char *name)
+{
+	struct cgf_set *s;
+
+	for (s = p->e->sets; s; s = s->next)
+		if (!strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+static bool grow(struct parser *p, void **arr, size_t *cap, size_t n, size_t elem)
+{
+	void *r;
+	size_t c;
+
+	if (n < *cap)
+		return true;
+	c = *cap ? *cap * 2 : 8;
+	r = realloc(*arr, c * elem);
+	if (!r) {
+		p->nomem = true;
+		fail_at(p, 0, 0, "out of memory");
+		return false;
+	}
+	*arr = r;
+	*cap = c;
+	return true;
+}
+
+static bool item_looks_like_addr(const struct parser *p, const struct token *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->len; i++) {
+		char c = p->s[t->pos + i];
+
+		if (c == ':')
+			return true;
+		if (c == '.' && !(i + 1 < t->len && p->s[t->pos + i + 1] == '.') &&
+		    !(i > 0 && p->s[t->pos + i - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
+/* Add the item at t to set s, whose type is known. */
+static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
+{
+	char text[128], why[200];
+
+	if (t->len >= sizeof(text)) {
+		fail_tok(p, t, "set element too long");
+		return;
+	}
+	memcpy(text, p->s + t->pos, t->len);
+	text[t->len] = 0;
+	if (s->type == CGF_T_ADDR) {
+		if (!grow(p, (void **)&s->cidrs, &s->cap, s->n, sizeof(*s->cidrs)))
+			return;
+		if (cgf_parse_cidr(text, &s->cidrs[s->n], why, sizeof(why)))
+			fail_tok(p, t, "%s", why);
+		else
+			s->n++;
+	} else {
+		if (!grow(p, (void **)&s->ranges, &s->cap, s->n, sizeof(*s->ranges)))
+			return;
+		if (item_looks_like_addr(p, t))
+			fail_tok(p, t, "'%s' is an address, but this set holds integers", text);
+		else if (cgf_parse_range(text, &s->ranges[s->n], why, sizeof(why)))
+			fail_tok(p, t, "%s", why);
+		else
+			s->n++;
+	}
+}
+
+/*
+ * '{' item, ... '}' into s.  If *type_known is false the first item decides
+ * the type (declarations); otherwise s->type is the type.
+ */
+static void parse_items(struct parser *p, struct cgf_set *s, bool *type_known)
+{
+	struct token open = next(p);
+
+	if (!tok_is(p, &open, "{")) {
+		unexpected(p, &open, "'{'");
+		return;
+	}
+	while (!p->failed) {
+		struct token t;
+
+		if (accept_op(p, "}"))
+			return;
+		t = lex_item(p);
+		if (t.kind == T_EOF) {
+			unexpected(p, peek(p), "a set element or '}'");
+			return;
+		}
+		if (!*type_known) {
+			s->type = item_looks_like_addr(p, &t) ? CGF_T_ADDR : CGF_T_INT;
+			*type_known = true;
+		}
+		add_item(p, s, &t);
+		if (p->failed)
+			return;
+		if (!accept_op(p, ",")) {
+			struct token *c = peek(p);
+
+			if (!tok_is(p, c, "}"))
+				unexpected(p, c, "',' or '}'");
+		}
+	}
+}
+
+static const char *type_name(enum cgf_type t)
+{
+	return t == CGF_T_ADDR ? "addresses" : "integers";
+}
+
+/* After 'in': a literal set or @name, of the type of the tested value. */
+static struct cgf_set *parse_set_ref(struct parser *p, enum cgf_type type)
+{
+	struct token *t = peek(p);
+	struct cgf_set *s;
+	bool known = true;
+
+	if (p->failed)
+		return NULL;
+	if (t->kind == T_SETREF) {
+		struct token r = next(p);
+		char name[CGF_SET_NAME_MAX + 1];
+		enum cgf_type ext;
+
+		memcpy(name, p->s + r.pos + 1, r.len - 1);
+		name[r.len - 1] = 0;
+		s = find_set(p, name);
+		if (!s) {
+			if (!p->opts->lookup_set ||
+			    p->opts->lookup_set(name, &ext, p->opts->lookup_ctx) < 0) {
+				fail_tok(p, &r, "unknown set @%s", name);
+				return NULL;
+			}
+			s = new_set(p, ext, &r);
+			if (!s)
+				return NULL;
+			snprintf(s->name, sizeof(s->name), "%s", name);
+		}
+		if (s->type != type) {
+			fail_tok(p, &r, "@%s is a set of %s, not %s", name, type_name(s->type),
+				 type_name(type));
+			return NULL;
+		}
+		return s;
+	}
+	if (!tok_is(p, t, "{")) {
+		unexpected(p, t, "'{' or '@set' after 'in'");
+		return NULL;
+	}
+	s = new_set(p, type, t);
+	if (s)
+		parse_items(p, s, &known);
+	return p->failed ? NULL : s;
+}
+
+static struct cgf_node *parse_primary(struct parser *p)
+{
+	struct token t = next(p);
+	struct cgf_node *n;
+	size_t i;
+
+	if (p->failed)
+		return NULL;
+	if (t.kind == T_BAD) {
+		fail_tok(p, &t, "%s", t.why);
+		return NULL;
+	}
+	if (t.kind == T_NUM) {
+		n = new_node(p, CGF_N_NUM, &t);
+		if (n)
+			n->val = t.val;
+		return n;
+	}
+	if (t.kind == T_IDENT) {
+		for (i = 0; i < cgf_vocab_len; i++) {
+			const struct cgf_vocab_entry *v = &cgf_vocab[i];
+			struct cgf_node *f, *m, *z, *a;
+
+			if (strlen(v->name) != t.len || memcmp(v->name, p->s + t.pos, t.len))
+				continue;
+			if (v->addr) {
+				if (!full(p)) {
+					fail_tok(p, &t, "'%s' needs cgfilter: port-firewall has no addresses",
+						 v->name);
+					return NULL;
+				}
+				n = new_node(p, CGF_N_ADDR, &t);
+				if (n) {
+					n->type = CGF_T_ADDR;
+					n->field = !strcmp(v->name, "dst_ip");
+				}
+				return n;
+			}
+			if (v->field >= 0) {
+				n = new_node(p, CGF_N_FIELD, &t);
+				if (n)
+					n->field = v->field;
+				return n;
+			}
+			/* tcp_syn and friends: ((tcp_flags & MASK) != 0) */
+			f = new_node(p, CGF_N_FIELD, &t);
+			m = new_node(p, CGF_N_NUM, &t);
+			a = new_node(p, CGF_N_BINARY, &t);
+			z = new_node(p, CGF_N_NUM, &t);
+			n = new_node(p, CGF_N_BINARY, &t);
+			if (!n)
+				return NULL;
+			f->field = CGF_F_TCP_FLAGS;
+			m->val = v->flag_mask;
+			a->op = CGF_OP_BAND;
+			a->a = f;
+			a->b = m;
+			n->op = CGF_OP_NE;
+			n->a = a;
+			n->b = z;
+			return n;
+		}
+		{
+			char buf[64];
+
+			fail_tok(p, &t, "unknown name '%s'", tok_text(p, &t, buf, sizeof(buf)));
+		}
+		return NULL;
+	}
+	if (tok_is(p, &t, "(")) {
+		struct token *c;
+
+		n = parse_cond(p);
+		if (p->failed)
+			return NULL;
+		c = peek(p);
+		if (!tok_is(p, c, ")")) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "')' to close '(' at column %d", t.col);
+			unexpected(p, c, what);
+			return NULL;
+		}
+		next(p);
+		return n;
+	}
+	unexpected(p, &t, "a name, a number or '('");
+	return NULL;
+}
+
+static struct cgf_node *parse_unary(struct parser *p)
+{
+	static const struct {
+		const char *text;
+		enum cgf_op op;
+	} un[] = { { "!", CGF_OP_NOT }, { "~", CGF_OP_BNOT }, { "-", CGF_OP_NEG }, { "+", CGF_OP_NONE } };
+	struct token *t = peek(p);
+	size_t i;
+
+	if (p->failed)
+		return NULL;
+	for (i = 0; i < sizeof(un) / sizeof(un[0]); i++) {
+		struct token op;
+		struct cgf_node *a, *n;
+
+		if (!tok_is(p, t, un[i].text))
+			continue;
+		op = next(p);
+		if (++p->depth > CGF_EXPR_MAX_DEPTH) {
+			fail_tok(p, &op, "filter nested too deeply (more than %d levels)",
+				 CGF_EXPR_MAX_DEPTH);
+			return NULL;
+		}
+		a = parse_unary(p);
+		p->depth--;
+		if (!want_int(p, a))
+			return NULL;
+		if (un[i].op == CGF_OP_NONE)
+			return a;
+		n = new_node(p, CGF_N_UNARY, &op);
+		if (n) {
+			n->op = un[i].op;
+			n->a = a;
+		}
+		return n;
+	}
+	return parse_primary(p);
+}
+
+static const struct {
+	const char *text;
+	enum cgf_op op;
+	int prec;
+} binops[] = {
+	{ "||", CGF_OP_LOR, 1 },  { "&&", CGF_OP_LAND, 2 }, { "|", CGF_OP_BOR, 3 },
+	{ "^", CGF_OP_BXOR, 4 },  { "&", CGF_OP_BAND, 5 },  { "==", CGF_OP_EQ, 6 },
+	{ "!=", CGF_OP_NE, 6 },   { "<", CGF_OP_LT, 7 },    { "<=", CGF_OP_LE, 7 },
+	{ ">", CGF_OP_GT, 7 },    { ">=", CGF_OP_GE, 7 },   { "in", CGF_OP_NONE, 7 },
+	{ "<<", CGF_OP_SHL, 8 },  { ">>", CGF_OP_SHR, 8 },  { "+", CGF_OP_ADD, 9 },
+	{ "-", CGF_OP_SUB, 9 },   { "*", CGF_OP_MUL, 10 },  { "/", CGF_OP_DIV, 10 },
+	{ "%", CGF_OP_MOD, 10 },
+};
+
+/* x == ADDR[/LEN], x != ..., x in SET for an address x */
+static struct cgf_node *make_in(struct parser *p, struct cgf_node *lhs, struct cgf_set *s,
+				const struct token *t, bool negate)
+{
+	struct cgf_node *n = new_node(p, CGF_N_IN, t);
+
+	if (!n)
+		return NULL;
+	n->a = lhs;
+	n->set = s;
+	if (negate) {
+		struct cgf_node *x = new_node(p, CGF_N_UNARY, t);
+
+		if (!x)
+			return NULL;
+		x->op = CGF_OP_NOT;
+		x->a = n;
+		n = x;
+	}
+	return n;
+}
+
+static struct cgf_node *parse_binary(struct parser *p, int minprec)
+{
+	struct cgf_node *lhs = parse_unary(p);
+
+	while (lhs && !p->failed) {
+		struct token *t = peek(p), op;
+		struct cgf_node *rhs, *n;
+		size_t i;
+
+		for (i = 0; i < sizeof(binops) / sizeof(binops[0]); i++)
+			if (tok_is(p, t, binops[i].text))
+				break;
+		if (i == sizeof(binops) / sizeof(binops[0]) || binops[i].prec < minprec)
+			break;
+		if (binops[i].op == CGF_OP_NONE && !full(p))
+			break; /* 'in' is just an unknown name in C */
+		op = next(p);
+		if (binops[i].op == CGF_OP_NONE) {
+			struct cgf_set *s = parse_set_ref(p, lhs->type);
+
+			lhs = s ? make_in(p, lhs, s, &op, false) : NULL;
+			continue;
+		}
+		if (lhs->type == CGF_T_ADDR &&
+		    (binops[i].op == CGF_OP_EQ || binops[i].op == CGF_OP_NE)) {
+			struct token item = lex_item(p);
+			struct cgf_set *s;
+
+			if (item.kind == T_EOF) {
+				unexpected(p, peek(p), "an address after '=='");
+				return NULL;
+			}
+			s = new_set(p, CGF_T_ADDR, &item);
+			if (!s)
+				return NULL;
+			add_item(p, s, &item);
+			lhs = p->failed ? NULL
+					: make_in(p, lhs, s, &op, binops[i].op == CGF_OP_NE);
+			continue;
+		}
+		if (!want_int(p, lhs))
+			return NULL;
+		if (++p->depth > CGF_EXPR_MAX_DEPTH) {
+			fail_tok(p, &op, "filter nested too deeply (more than %d levels)",
+				 CGF_EXPR_MAX_DEPTH);
+			return NULL;
+		}
+		rhs = parse_binary(p, binops[i].prec + 1);
+		p->depth--;
+		if (!want_int(p, rhs))
+			return NULL;
+		n = new_node(p, CGF_N_BINARY, &op);
+		if (!n)
+			return NULL;
+		n->op = binops[i].op;
+		n->a = lhs;
+		n->b = rhs;
+		lhs = n;
+	}
+	return p->failed ? NULL : lhs;
+}
+
+static struct cgf_node *parse_cond(struct parser *p)
+{
+	struct cgf_node *c, *a, *b, *n;
+	struct token q;
+
+	if (++p->depth > CGF_EXPR_MAX_DEPTH) {
+		fail_tok(p, peek(p), "filter nested too deeply (more than %d levels)",
+			 CGF_EXPR_MAX_DEPTH);
+		return NULL;
+	}
+	c = parse_binary(p, 1);
+	if (c && !p->failed && tok_is(p, peek(p), "?")) {
+		if (!want_int(p, c))
+			return NULL;
+		q = next(p);
+		a = parse_cond(p);
+		if (!want_int(p, a))
+			return NULL;
+		if (!tok_is(p, peek(p), ":")) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "':' for the '?' at column %d", q.col);
+			unexpected(p, peek(p), what);
+			return NULL;
+		}
+		next(p);
+		b = parse_cond(p);
+		if (!want_int(p, b))
+			return NULL;
+		n = new_node(p, CGF_N_COND, &q);
+		if (!n)
+			return NULL;
+		n->a = c;
+		n->b = a;
+		n->c = b;
+		c = n;
+	}
+	p->depth--;
+	return p->failed ? NULL : c;
+}
+
+static void parse_decl(struct parser *p)
+{
+	struct token r = next(p);
+	char name[CGF_SET_NAME_MAX + 1];
+	struct cgf_set *s;
+	struct token *t;
+	bool known = false;
+
+	memcpy(name, p->s + r.pos + 1, r.len - 1);
+	name[r.len - 1] = 0;
+	if (!p->opts->allow_decls) {
+		fail_tok(p, &r, "set declarations ('@%s = { ... }') are not allowed here", name);
+		return;
+	}
+	if (find_set(p, name)) {
+		fail_tok(p, &r, "set @%s declared twice", name);
+		return;
+	}
+	t = peek(p);
+	if (!tok_is(p, t, "=")) {
+		unexpected(p, t, "'=' in a set declaration");
+		return;
+	}
+	next(p);
+	s = new_set(p, CGF_T_INT, &r);
+	if (!s)
+		return;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->declared = 1;
+	parse_items(p, s, &known);
+	accept_op(p, ";");
+	/*
+	 * An empty declaration takes its type from how the filter uses it;
+	 * that only matters for later set-add, so remember it is open.
+	 */
+	if (!known)
+		s->type = CGF_T_INT, s->declared = 2;
+}
+
+/* An empty declared set takes the type of its first use. */
+static void settle_empty_decls(struct parser *p, struct cgf_node *n)
+{
+	(void)p;
+	if (!n)
+		return;
+	if (n->kind == CGF_N_IN && n->set->declared == 2) {
+		n->set->type = n->a->type;
+		n->set->declared = 1;
+	}
+	settle_empty_decls(p, n->a);
+	settle_empty_decls(p, n->b);
+	settle_empty_decls(p, n->c);
+}
+
+int cgf_expr_parse(const char *text, const struct cgf_parse_opts *opts,
+		   struct cgf_expr **out, struct cgf_error *err)
+{
+	struct parser p = { 0 };
+	struct cgf_expr *e;
+	struct cgf_set *s;
+	size_t i;
+
+	memset(err, 0, sizeof(*err));
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	p.s = text;
+	p.n = strlen(text);
+	p.line = 1;
+	p.opts = opts;
+	p.err = err;
+	p.e = e;
+	for (i = 0; i < p.n; i++)
+		if (text[i] == '\n' && i + 1 < p.n)
+			err->multiline = 1;
+
+	if (p.n > CGF_EXPR_MAX_TEXT) {
+		fail_at(&p, 0, 0, "filter too long (%zu bytes, at most %u)", p.n, CGF_EXPR_MAX_TEXT);
+		goto out;
+	}
+	while (!p.failed && peek(&p)->kind == T_SETREF)
+		parse_decl(&p);
+	if (!p.failed && peek(&p)->kind == T_EOF) {
+		fail_tok(&p, peek(&p), "empty filter: expected an expression");
+		goto out;
+	}
+	e->root = parse_cond(&p);
+	if (!p.failed && peek(&p)->kind != T_EOF) {
+		struct token t = next(&p);
+
+		if (!p.failed)
+			unexpected(&p, &t, "an operator or end of filter");
+	}
+	if (!p.failed && e->root->type != CGF_T_INT)
+		want_int(&p, e->root);
+	if (!p.failed) {
+		settle_empty_decls(&p, e->root);
+		for (s = e->sets; s; s = s->next)
+			if (s->declared == 2)
+				s->declared = 1;
+	}
+out:
+	if (p.failed) {
+		int r = p.nomem ? -ENOMEM : -EINVAL;
+
+		cgf_expr_free(e);
+		return r;
+	}
+	*out = e;
+	return 0;
+}
+
+void cgf_expr_free(struct cgf_expr *e)
+{
+	struct cgf_set *s;
+
+	if (!e)
+		return;
+	for (s = e->sets; s; s = s->next) {
+		free(s->ranges);
+		free(s->cidrs);
+	}
+	arena_free(e->arena);
+	free(e);
+}
+
+void cgf_error_format(const struct cgf_error *err, char *buf, size_t len)
+{
+	if (!err->col)
+		snprintf(buf, len, "%s", err->msg);
+	else if (err->multiline)
+		snprintf(buf, len, "line %d, column %d: %s", err->line, err->col, err->msg);
+	else
+		snprintf(buf, len, "column %d: %s", err->col, err->msg);
+}
+
+/* ---- C emitter (port-firewall) ---------------------------------------- */
+
+static const char *c_op(enum cgf_op op)
+{
+	switch (op) {
+	case CGF_OP_LOR: return "||";
+	case CGF_OP_LAND: return "&&";
+	case CGF_OP_BOR: return "|";
+	case CGF_OP_BXOR: return "^";
+	case CGF_OP_BAND: return "&";
+	case CGF_OP_EQ: return "==";
+	case CGF_OP_NE: return "!=";
+	case CGF_OP_LT: return "<";
+	case CGF_OP_LE: return "<=";
+	case CGF_OP_GT: return ">";
+	case CGF_OP_GE: return ">=";
+	case CGF_OP_SHL: return "<<";
+	case CGF_OP_SHR: return ">>";
+	case CGF_OP_ADD: return "+";
+	case CGF_OP_SUB: return "-";
+	case CGF_OP_MUL: return "*";
+	case CGF_OP_NOT: return "!";
+	case CGF_OP_BNOT: return "~";
+	case CGF_OP_NEG: return "-";
+	default: return NULL;
+	}
+}
+
+static int emit(const struct cgf_node *n, FILE *f)
+{
+	switch (n->kind) {
+	case CGF_N_NUM:
+		fprintf(f, "0x%" PRIx64 "ULL", n->val);
+		return 0;
+	case CGF_N_FIELD:
+		fprintf(f, "p->f[%s]", field_enum[n->field]);
+		return 0;
+	case CGF_N_UNARY:
+		fprintf(f, "(__u64)(%s(", c_op(n->op));
+		emit(n->a, f);
+		fputs("))", f);
+		return 0;
+	case CGF_N_BINARY:
+		switch (n->op) {
+		case CGF_OP_DIV:
+		case CGF_OP_MOD:
+			fputs(n->op == CGF_OP_DIV ? "cgf_div(" : "cgf_mod(", f);
+			emit(n->a, f);
+			fputs(", ", f);
+			emit(n->b, f);
+			fputs(")", f);
+			return 0;
+		case CGF_OP_SHL:
+		case CGF_OP_SHR:
+			fputs("(__u64)((__u64)(", f);
+			emit(n->a, f);
+			fprintf(f, ") %s ((", c_op(n->op));
+			emit(n->b, f);
+			fputs(") & 63))", f);
+			return 0;
+		default:
+			fputs("(__u64)((__u64)(", f);
+			emit(n->a, f);
+			fprintf(f, ") %s (__u64)(", c_op(n->op));
+			emit(n->b, f);
+			fputs("))", f);
+			return 0;
+		}
+	case CGF_N_COND:
+		fputs("((", f);
+		emit(n->a, f);
+		fputs(") ? (__u64)(", f);
+		emit(n->b, f);
+		fputs(") : (__u64)(", f);
+		emit(n->c, f);
+		fputs("))", f);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int check_c(const struct cgf_node *n)
+{
+	if (!n)
+		return 0;
+	if (n->kind == CGF_N_IN || n->kind == CGF_N_ADDR)
+		return -EINVAL;
+	if (check_c(n->a) || check_c(n->b) || check_c(n->c))
+		return -EINVAL;
+	return 0;
+}
+
+int cgf_expr_emit_c(const struct cgf_expr *e, const char *func, FILE *f)
+{
+	if (check_c(e->root))
+		return -EINVAL;
+	fprintf(f,
+		"/* Generated by cgfilter-expr: do not edit. */\n"
+		"#include \"cgf_parse.bpf.h\"\n\n"
+		"/* x / 0 == 0 and x %% 0 == x, as BPF defines them */\n"
+		"static __always_inline __u64 cgf_div(__u64 a, __u64 b)\n"
+		"{\n\treturn b ? a / b : 0;\n}\n\n"
+		"static __always_inline __u64 cgf_mod(__u64 a, __u64 b)\n"
+		"{\n\treturn b ? a %% b : a;\n}\n\n"
+		"static __always_inline __u64 %s(const struct cgf_pkt *p)\n{\n\treturn ",
+		func);
+	emit(e->root, f);
+	fputs(";\n}\n", f);
+	return ferror(f) ? -EIO : 0;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The filter expression language: one parser for port-firewall's FILTER and
+ * cgfilter's filters.  The grammar (EBNF) and the semantics are in
+ * man/cgfilter.8; this header is the interface to the parsed tree.
+ *
+ * Values are unsigned 64-bit integers, arithmetic wraps modulo 2^64,
+ * x / 0 == 0, x % 0 == x, shift counts are taken modulo 64, comparisons and
+ * ! && || yield 0 or 1.  These are exactly the semantics of BPF's ALU64, so
+ * the C that port-firewall compiles and the cgfilter engine agree.
+ */
+#ifndef CGF_EXPR_H
+#define CGF_EXPR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cgf_vocab.h"
+
+enum cgf_dialect {
+	/* port-firewall: vocabulary scalars, integer literals, C operators
+	 * and parentheses, nothing else */
+	CGF_DIALECT_C,
+	/* cgfilter: adds addresses, sets, named sets, 'in', '#' comments */
+	CGF_DIALECT_FULL,
+};
+
+enum cgf_type {
+	CGF_T_INT,
+	CGF_T_ADDR,
+};
+
+enum cgf_node_kind {
+	CGF_N_NUM,    /* val */
+	CGF_N_FIELD,  /* field: enum cgf_field */
+	CGF_N_ADDR,   /* field: 0 = src_ip, 1 = dst_ip (only under CGF_N_IN) */
+	CGF_N_UNARY,  /* op a */
+	CGF_N_BINARY, /* a op b */
+	CGF_N_COND,   /* a ? b : c */
+	CGF_N_IN,     /* a in set; for an address, a is CGF_N_ADDR */
+};
+
+/* Operators; the unary ones use the same codes. */
+enum cgf_op {
+	CGF_OP_NONE,
+	CGF_OP_LOR, CGF_OP_LAND,
+	CGF_OP_BOR, CGF_OP_BXOR, CGF_OP_BAND,
+	CGF_OP_EQ, CGF_OP_NE,
+	CGF_OP_LT, CGF_OP_LE, CGF_OP_GT, CGF_OP_GE,
+	CGF_OP_SHL, CGF_OP_SHR,
+	CGF_OP_ADD, CGF_OP_SUB,
+	CGF_OP_MUL, CGF_OP_DIV, CGF_OP_MOD,
+	CGF_OP_NOT,   /* ! */
+	CGF_OP_BNOT,  /* ~ */
+	CGF_OP_NEG,   /* unary - */
+};
+
+/* An integer set element: the closed range lo..hi. */
+struct cgf_range {
+	uint64_t lo, hi;
+};
+
+/* An address set element: family 4 or 6, prefix length, address in network
+ * order (IPv4 in the first 4 bytes), host bits zero. */
+struct cgf_cidr {
+	uint8_t family;
+	uint8_t plen;
+	uint8_t addr[16];
+};
+
+#define CGF_SET_NAME_MAX 63
+/* Largest element of an integer set: sets are for ports, ICMP types, ... */
+#define CGF_INT_SET_MAX 65535
+
+struct cgf_set {
+	char name[CGF_SET_NAME_MAX + 1]; /* "" for a literal { ... } set */
+	enum cgf_type type;              /* of its elements */
+	int declared;                    /* given contents in this filter text */
+	int line, col;                   /* where it was declared or written */
+	size_t n, cap;
+	struct cgf_range *ranges;        /* CGF_T_INT */
+	struct cgf_cidr *cidrs;          /* CGF_T_ADDR */
+	struct cgf_set *next;
+};
+
+struct cgf_node {
+	enum cgf_node_kind kind;
+	enum cgf_op op;
+	enum cgf_type type;
+	uint64_t val;
+	int field;
+	struct cgf_node *a, *b, *c;
+	struct cgf_set *set;
+	int line, col;
+};
+
+struct cgf_expr {
+	struct cgf_node *root;
+	struct cgf_set *sets;   /* literal and named sets, in order of appearance */
+	size_t nnodes;
+	struct cgf_arena *arena;
+};
+
+struct cgf_error {
+	int line, col;      /* 1-based; 0 if not about a place in the text */
+	int multiline;      /* the text had several lines: print the line too */
+	char msg[256];
+};
+
+/* Named sets that exist outside the text (in a loaded cgfilter engine). */
+typedef int (*cgf_set_lookup_fn)(const char *name, enum cgf_type *type, void *ctx);
+
+struct cgf_parse_opts {
+	enum cgf_dialect dialect;
+	cgf_set_lookup_fn lookup_set; /* may be NULL */
+	void *lookup_ctx;
+	int allow_decls;              /* '@name = { ... }' declarations allowed */
+};
+
+/* Limits that keep a huge or hostile filter from exhausting the parser. */
+#define CGF_EXPR_MAX_TEXT (64u << 20)
+#define CGF_EXPR_MAX_DEPTH 200
+#define CGF_EXPR_MAX_NODES 100000
+
+/* Returns 0, or -EINVAL with *err filled in (-ENOMEM on allocation failure). */
+int cgf_expr_parse(const char *text, const struct cgf_parse_opts *opts,
+		   struct cgf_expr **out, struct cgf_error *err);
+void cgf_expr_free(struct cgf_expr *e);
+
+/* Write a C header defining
+ *   static __always_inline __u64 FUNC(const struct cgf_pkt *p)
+ * with the expression's value, well defined for every input. */
+int cgf_expr_emit_c(const struct cgf_expr *e, const char *func, FILE *f);
+
+/* One line: "column 12: unexpected ';'" (or "line 2, column 5: ..."). */
+void cgf_error_format(const struct cgf_error *err, char *buf, size_t len);
+
+/* The vocabulary, for help texts and the man page. */
+struct cgf_vocab_entry {
+	const char *name;
+	int field;            /* enum cgf_field; -1 for derived names */
+	int addr;             /* 1 for src_ip / dst_ip */
+	uint8_t flag_mask;    /* derived tcp_* booleans: tcp_flags & mask */
+	const char *help;
+};
+extern const struct cgf_vocab_entry cgf_vocab[];
+extern const size_t cgf_vocab_len;
+const char *cgf_field_name(int field);
+
+/* Parse one set element ("10.0.0.0/8", "fd00::/8", "22", "8000..8100"). */
+int cgf_parse_cidr(const char *s, struct cgf_cidr *out, char *why, size_t whylen);
+int cgf_parse_range(const char *s, struct cgf_range *out, char *why, size_t whylen);
+void cgf_format_cidr(const struct cgf_cidr *c, char *buf, size_t len);
+
+#endif /* CGF_EXPR_H */

@@ -1,0 +1,102 @@
+# Shared by the shell tests: results, cleanup that runs even on failure, and
+# facts about the machine (where cgroup2 and bpffs are).  Source it first:
+#   . "$(dirname "$0")/lib.sh"
+# A test exits 0 (pass), 1 (fail) or 77 (skip, with the reason on stdout).
+
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+T_NAME=$(basename "$0" .sh)
+# unique per run, so that two runs never share a pin, cgroup or namespace
+T_ID="cgft-$$"
+
+# ---- results -------------------------------------------------------------
+skip() { echo "SKIP: $T_NAME: $*"; exit 77; }
+fail() { echo "FAIL: $T_NAME: $*" >&2; exit 1; }
+info() { echo "  $T_NAME: $*"; }
+T_CHECKS=0
+ok() { T_CHECKS=$((T_CHECKS + 1)); echo "  ok $T_CHECKS - $*"; }
+
+# expect_ok DESCRIPTION CMD...     the command must succeed
+expect_ok() {
+	local what=$1; shift
+	if "$@"; then ok "$what"; else fail "$what: '$*' failed (exit $?)"; fi
+}
+# expect_fail DESCRIPTION CMD...   the command must fail
+expect_fail() {
+	local what=$1; shift
+	if "$@"; then fail "$what: '$*' succeeded but must fail"; else ok "$what"; fi
+}
+
+# ---- cleanup ---------------------------------------------------------------
+# at_exit CMD...: run CMD when the test ends, pass or fail, newest first.
+T_CLEANUP=()
+at_exit() { T_CLEANUP+=("$(printf '%q ' "$@")"); }
+_run_cleanup() {
+	local rc=$? i
+	set +e
+	for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do
+		eval "${T_CLEANUP[i]}" >/dev/null 2>&1
+	done
+	if [ $rc -eq 0 ] && [ "${T_CHECKS}" -eq 0 ] && [ -z "${T_NO_CHECKS_OK:-}" ]; then
+		echo "FAIL: $T_NAME: finished without checking anything" >&2
+		rc=1
+	fi
+	exit $rc
+}
+trap _run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- machine facts -----------------------------------------------------------
+need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root (BPF and cgroups)"; }
+
+# Where cgroup2 is mounted (/sys/fs/cgroup on most systems); never assumed.
+cgroup2_root() {
+	awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts
+}
+need_cgroup2() {
+	CG2=$(cgroup2_root)
+	[ -n "$CG2" ] || skip "cgroup2 is not mounted"
+}
+
+need_bpffs() {
+	[ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] ||
+		skip "/sys/fs/bpf is not a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)"
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+	done
+}
+
+# make_cgroup PATH: create the cgroup PATH, removed at exit (its processes
+# killed first).  Not in $(...): the cleanup must register in this shell.
+make_cgroup() {
+	mkdir "$1"
+	at_exit rm_cgroup "$1"
+}
+rm_cgroup() {
+	local cg=$1 d
+	[ -d "$cg" ] || return 0
+	if [ -e "$cg/cgroup.kill" ]; then
+		echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
+	else
+		find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+	fi
+	for _ in $(seq 50); do
+		find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		[ -d "$cg" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# make_tmpdir VAR: a scratch directory, its path in VAR, removed at exit.
+make_tmpdir() {
+	local -n _dir=$1
+	_dir=$(mktemp -d "/tmp/$T_ID.XXXXXX")
+	at_exit rm -rf "$_dir"
+}
