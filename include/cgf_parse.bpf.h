@@ -43,11 +43,21 @@
 #define CGF_IP_MF 0x2000
 #define CGF_IP_OFFSET 0x1fff
 
+/*
+ * A user may reserve room after the fields (the cgfilter engine keeps its
+ * scratch registers there) by defining CGF_PKT_REGS before the include;
+ * cgf_parse() fills only the first CGF_NFIELDS.
+ */
+#ifndef CGF_PKT_REGS
+#define CGF_PKT_REGS CGF_NFIELDS
+#endif
+
 struct cgf_pkt {
-	__u64 f[CGF_NFIELDS];  /* enum cgf_field, host order */
 	__u32 family;          /* 4, 6, or 0 for a non-IP packet */
 	__u32 saddr[4];        /* network order; IPv4 in saddr[0], rest 0 */
 	__u32 daddr[4];
+	__u32 pad;
+	__u64 f[CGF_PKT_REGS]; /* enum cgf_field, host order */
 };
 
 static __always_inline int cgf_is_ext_hdr(__u32 proto)
@@ -146,8 +156,7 @@ static __always_inline int cgf_parse(struct __sk_buff *skb, struct cgf_pkt *p)
 	__u32 off, proto;
 	int nonfirst = 0;
 
-	__builtin_memset(p, 0, sizeof(*p));
-	p->f[CGF_F_LEN] = skb->len;
+	__builtin_memset(p, 0, __builtin_offsetof(struct cgf_pkt, f) + CGF_NFIELDS * 8);
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
@@ -193,6 +202,8 @@ static __always_inline int cgf_parse(struct __sk_buff *skb, struct cgf_pkt *p)
 		return 0;
 	}
 
+	/* here, not above: a non-IP packet has every field 0, len too */
+	p->f[CGF_F_LEN] = skb->len;
 	p->f[CGF_F_IP_PROTO] = proto;
 	p->f[CGF_F_TCP] = proto == IPPROTO_TCP;
 	p->f[CGF_F_UDP] = proto == IPPROTO_UDP;

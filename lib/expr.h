@@ -81,6 +81,8 @@ struct cgf_set {
 	size_t n, cap;
 	struct cgf_range *ranges;        /* CGF_T_INT */
 	struct cgf_cidr *cidrs;          /* CGF_T_ADDR */
+	uint64_t id;                     /* for cgfilter's compiler: where the set lives */
+	int inlined;                     /* for cgfilter's compiler: tested in the code */
 	struct cgf_set *next;
 };
 

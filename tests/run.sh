@@ -18,7 +18,7 @@ cleanup() { [ -n "$mounted_bpffs" ] && umount /sys/fs/bpf; }
 trap cleanup EXIT
 
 # processes a test may start and must stop
-WATCH='^(systemd|dbus-daemon|systemd-journal|cgfilter|cgfilter-probe|load_and_contr|iperf3|unshare|nsenter|sleep)$'
+WATCH='^(systemd|dbus-daemon|systemd-journal|cgfilter|cgfilter-probe|load_and_contro|iperf3|unshare|nsenter|sleep)$'
 
 snapshot() {
 	local cg2
