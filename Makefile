@@ -23,10 +23,10 @@ EXAMPLE_FILTER := icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)
 include mk/bpf.mk
 include mk/user.mk
 
-.PHONY: all port-firewall bpf-program-only standalone tools tests check demo \
+.PHONY: all port-firewall bpf-program-only standalone tools cgfilter tests check demo \
 	install uninstall bench clean deps
 
-all: port-firewall bpf-program-only standalone tools tests
+all: port-firewall bpf-program-only standalone tools cgfilter tests
 
 port-firewall:
 	$(Q)$(MAKE) --no-print-directory -C port-firewall O=$(BUILD)/port-firewall \
@@ -41,7 +41,10 @@ standalone:
 tools:
 	$(Q)$(MAKE) --no-print-directory -C tools O=$(BUILD)/tools
 
-tests: tools port-firewall bpf-program-only standalone
+cgfilter:
+	$(Q)$(MAKE) --no-print-directory -C cgfilter O=$(BUILD)/cgfilter
+
+tests: tools port-firewall bpf-program-only standalone cgfilter
 	$(Q)$(MAKE) --no-print-directory -C tests O=$(BUILD)/tests
 
 check: all
@@ -65,4 +68,4 @@ uninstall:
 
 clean:
 	$(Q)rm -rf $(BUILD) port-firewall/build bpf-program-only/build standalone/build \
-		tools/build tests/build
+		tools/build cgfilter/build tests/build

@@ -1799,6 +1799,20 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 
 /* ---- check, unload, compile --------------------------------------------------------- */
 
+/* What kind of BPF object an fd is, from its anonymous inode's name. */
+static bool is_prog_fd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = 0;
+	return !strcmp(link, "anon_inode:bpf-prog");
+}
+
 static int do_check(const char *pin, bool quiet)
 {
 	struct bpf_prog_info info = {};
@@ -1811,7 +1825,7 @@ static int do_check(const char *pin, bool quiet)
 							strerror(errno));
 		return r;
 	}
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+	if (!is_prog_fd(fd) || bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		err("%s is not a BPF program (a map?): a unit naming it would run unfiltered", pin);
 		r = -EINVAL;
 	} else if (info.type != BPF_PROG_TYPE_CGROUP_SKB) {

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# cgfilter on the real kernel: load, set, set-add/set-del, show, stats,
+# monitor, check, unload; loopback traffic from a process in a cgroup follows
+# every change; bad input (malformed filters, unknown sets, bad CIDRs, huge
+# filters, bad set items) is refused with a clear message and changes
+# nothing; concurrent 'set' commands are serialised.
+. "$(dirname "$0")/lib.sh"
+
+need_root
+need_cgroup2
+need_bpffs
+need_cmd bpftool
+CGF=$BUILD/cgfilter/cgfilter
+PROBE=$BUILD/tools/cgfilter-probe
+for p in "$CGF" "$PROBE"; do
+	[ -x "$p" ] || skip "$p is not built (make cgfilter tools)"
+done
+
+make_tmpdir TMP
+CG=$CG2/$T_ID-cgfilter
+make_cgroup "$CG"
+PIN=/sys/fs/bpf/${T_ID}_cgf
+rm_engine() {
+	bpftool cgroup detach "$CG" egress pinned "$1" 2>/dev/null
+	bpftool cgroup detach "$CG" ingress pinned "$1" 2>/dev/null
+	rm -rf "$1" "$1_maps"
+}
+at_exit rm_engine "$PIN"
+
+expect_eq() {
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+# expect_refused DESC EXPECTED-MESSAGE-PART CMD...: exit 1, message on stderr
+expect_refused() {
+	local what=$1 want=$2 rc=0
+	shift 2
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ $rc -eq 1 ] || fail "$what: exit $rc, want 1 ($(cat "$TMP/err"))"
+	grep -qF -- "$want" "$TMP/err" || fail "$what: message lacks '$want': $(cat "$TMP/err")"
+	ok "$what"
+}
+state() { "$CGF" show "$PIN" --code | grep -v -e '^  passed' -e '^  dropped'; }
+
+# ---- usage ----------------------------------------------------------------------
+for c in load set register unregister set-add set-del show list stats monitor check unload compile; do
+	"$CGF" "$c" --help >"$TMP/help" || fail "cgfilter $c --help failed"
+	grep -q "^Usage: cgfilter $c" "$TMP/help" || fail "cgfilter $c --help: no usage line"
+done
+ok "--help for every command"
+rc=0; "$CGF" frobnicate >/dev/null 2>&1 || rc=$?
+expect_eq "an unknown command exits 2" "$rc" 2
+rc=0; "$CGF" load "$PIN" >/dev/null 2>&1 || rc=$?
+expect_eq "load without a filter exits 2" "$rc" 2
+rc=0; "$CGF" load --int-sets 0 "$PIN" tcp >/dev/null 2>&1 || rc=$?
+expect_eq "a bad option value exits 2" "$rc" 2
+[ ! -e "$PIN" ] || fail "a usage error pinned something"
+
+# ---- bad filters at load pin nothing ------------------------------------------------
+expect_refused "load refuses a malformed filter" "column 8: unexpected ';'" \
+	"$CGF" load "$PIN" 'tcp && ;'
+[ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ] || fail "a refused load left pins"
+ok "a refused load pins nothing"
+expect_refused "a name with '.' is refused" "may not contain '.'" \
+	"$CGF" load "/sys/fs/bpf/$T_ID.x" tcp
+
+# ---- load, attach, traffic ------------------------------------------------------------
+start_listener() { # PROTO PORT: an echo server outside the cgroup
+	"$PROBE" listen "$1" "$2" -a 127.0.0.1 >"$TMP/listen-$1-$2" 2>&1 &
+	at_exit kill $!
+	for _ in $(seq 50); do
+		grep -q listening "$TMP/listen-$1-$2" && return 0
+		sleep 0.1
+	done
+	fail "no $1 listener on port $2"
+}
+P1=$((20000 + $$ % 400 * 2 + 1000))
+P2=$((P1 + 1))
+[ "$P2" -lt 22000 ] || P1=21990 P2=21991
+start_listener udp "$P1"
+start_listener udp "$P2"
+start_listener tcp "$P1"
+# in_cg CMD...: run CMD in the test cgroup
+in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$CG" "$@"; }
+passes() { in_cg "$PROBE" send "$1" 127.0.0.1 "$2" -t 400 >/dev/null 2>&1; }
+expect_pass() { if passes "$1" "$2"; then ok "$3"; else fail "$3: $1 to port $2 was dropped"; fi; }
+expect_drop() { if passes "$1" "$2"; then fail "$3: $1 to port $2 passed"; else ok "$3"; fi; }
+
+expect_ok "load a filter" "$CGF" load "$PIN" "udp && dst_port == $P1"
+[ "$(bpftool -j prog show pinned "$PIN" | sed -n 's/.*"type":"\([a-z_]*\)".*/\1/p')" = cgroup_skb ] ||
+	fail "the pin is not a cgroup_skb program"
+ok "the pin is a cgroup_skb program"
+expect_ok "cgfilter check accepts it" "$CGF" check -q "$PIN"
+expect_ok "bpftool attaches the pin" bpftool cgroup attach "$CG" egress pinned "$PIN" multi
+expect_pass udp "$P1" "the allowed port passes"
+expect_drop udp "$P2" "another port is dropped"
+expect_drop tcp "$P1" "tcp is dropped"
+
+"$CGF" stats "$PIN" --json >"$TMP/stats"
+grep -q '"passed_packets":1,' "$TMP/stats" || fail "stats: $(cat "$TMP/stats")"
+grep -q '"dropped_packets":[1-9]' "$TMP/stats" || fail "stats: $(cat "$TMP/stats")"
+ok "stats count the passed datagram and the drops"
+"$CGF" show "$PIN" >"$TMP/show"
+grep -q "^  filter: udp && dst_port == $P1\$" "$TMP/show" || fail "show: no filter: $(cat "$TMP/show")"
+grep -q "^    /$T_ID-cgfilter egress\$" "$TMP/show" || fail "show: no cgroup: $(cat "$TMP/show")"
+ok "show names the filter and the attached cgroup"
+"$CGF" list >"$TMP/list"
+grep -q "^$PIN  dedicated" "$TMP/list" || fail "list does not show $PIN: $(cat "$TMP/list")"
+ok "list shows the filter"
+
+# ---- set changes what passes, live ------------------------------------------------------
+expect_ok "set widens the filter" "$CGF" set "$PIN" "udp && dst_port in { $P1, $P2 } || tcp"
+expect_pass udp "$P2" "after set, the second port passes"
+expect_pass tcp "$P1" "after set, tcp passes"
+expect_ok "set narrows it" "$CGF" set "$PIN" "tcp"
+expect_drop udp "$P1" "after narrowing, udp is dropped"
+
+# ---- named sets, edited live --------------------------------------------------------------
+expect_ok "a filter with a declared address set" \
+	"$CGF" set "$PIN" "@peers = { 10.0.0.0/8 } udp && dst_ip in @peers"
+expect_drop udp "$P1" "127.0.0.1 is not in @peers"
+expect_ok "set-add 127.0.0.1" "$CGF" set-add "$PIN" @peers 127.0.0.1
+expect_pass udp "$P1" "after set-add, 127.0.0.1 passes"
+expect_ok "set-del 127.0.0.1" "$CGF" set-del "$PIN" @peers 127.0.0.1/32
+expect_drop udp "$P1" "after set-del, it is dropped again"
+expect_ok "set-add creates a port set" "$CGF" set-add "$PIN" @ports "$P2" 7..9
+expect_ok "a filter using both sets, not declaring them" \
+	"$CGF" set "$PIN" "udp && (dst_ip in @peers || dst_port in @ports)"
+expect_pass udp "$P2" "a port in @ports passes"
+expect_drop udp "$P1" "a port outside both sets is dropped"
+"$CGF" show "$PIN" >"$TMP/show"
+grep -q "@ports (integers, 4 values): 7..9, $P2" "$TMP/show" || fail "show sets: $(cat "$TMP/show")"
+ok "show lists set contents"
+
+# ---- bad input changes nothing --------------------------------------------------------------
+before=$(state)
+expect_refused "unknown name" "column 8: unknown name 'foo'" "$CGF" set "$PIN" 'tcp && foo'
+expect_refused "unknown set" "unknown set @nope" "$CGF" set "$PIN" 'dst_port in @nope'
+expect_refused "CIDR with host bits" "host bits" "$CGF" set "$PIN" 'src_ip in { 10.0.0.1/8 }'
+expect_refused "IPv4 prefix too long" "10.0.0.0/33" "$CGF" set "$PIN" 'src_ip in { 10.0.0.0/33 }'
+expect_refused "IPv6 prefix too long" "fd00::/129" "$CGF" set "$PIN" 'dst_ip in { fd00::/129 }'
+expect_refused "port out of range" "70000" "$CGF" set "$PIN" 'dst_port in { 70000 }'
+expect_refused "type mismatch" "is a set of addresses" "$CGF" set "$PIN" 'dst_port in @peers'
+expect_refused "a quote" "column 1" "$CGF" set "$PIN" "'tcp'"
+expect_refused "an empty filter" "empty filter" "$CGF" set "$PIN" ' # nothing'
+big=$(for i in $(seq 3000); do printf 'dst_port == %d || ' "$i"; done; echo 0)
+expect_refused "a filter too large for the engine" "filter too large" "$CGF" set "$PIN" "$big"
+deep=$(printf '%.0s(' $(seq 300))tcp$(printf '%.0s)' $(seq 300))
+expect_refused "a filter nested too deep" "nested" "$CGF" set "$PIN" "$deep"
+expect_refused "set-add of a bad prefix" "host bits" "$CGF" set-add "$PIN" @peers 10.1.2.3/8
+expect_refused "set-add of a port to an address set" "bad element" "$CGF" set-add "$PIN" @peers 80
+expect_refused "set-add of an address to a port set" "holds integers" "$CGF" set-add "$PIN" @ports 10.0.0.1
+expect_refused "set-del from an unknown set" "unknown set @nope" "$CGF" set-del "$PIN" @nope 1
+expect_refused "load over an existing pin" "File exists" "$CGF" load "$PIN" tcp
+expect_eq "refused commands changed nothing" "$(state)" "$before"
+expect_pass udp "$P2" "and the filter still works"
+
+# ---- concurrent commands are serialised ------------------------------------------------------
+gen0=$("$CGF" show "$PIN" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
+pids=()
+for i in $(seq 20); do
+	"$CGF" set "$PIN" "udp && dst_port in @ports || dst_port == $i" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent set failed"; done
+gen1=$("$CGF" show "$PIN" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
+expect_eq "20 concurrent sets each made one generation" "$gen1" $((gen0 + 20))
+expect_pass udp "$P2" "after concurrent sets the set still works"
+
+# ---- monitor shows drops, rate-limited ---------------------------------------------------------
+"$CGF" monitor "$PIN" -c 1 -t 5000 --json >"$TMP/mon" 2>&1 &
+mon=$!
+sleep 0.5
+passes udp "$P1" || true
+wait "$mon" || fail "monitor saw no drop: $(cat "$TMP/mon")"
+grep -q "\"proto\":\"udp\",\"src\":\"127.0.0.1\",\"sport\":[0-9]*,\"dst\":\"127.0.0.1\",\"dport\":$P1," "$TMP/mon" ||
+	fail "monitor line: $(cat "$TMP/mon")"
+grep -q "\"cgroup\":\"/$T_ID-cgfilter\"" "$TMP/mon" || fail "monitor cgroup: $(cat "$TMP/mon")"
+ok "monitor shows the dropped datagram and its cgroup"
+
+# ---- check refuses what systemd would attach badly -----------------------------------------------
+expect_refused "check: a missing pin" "no such pin" "$CGF" check "/sys/fs/bpf/${T_ID}_none"
+expect_refused "check: a map" "not a BPF program" "$CGF" check "${PIN}_maps/stats"
+WRONG=/sys/fs/bpf/${T_ID}_wrong
+at_exit rm -f "$WRONG"
+bpftool prog load "$BUILD/bpf-program-only/cgroup_sock_drop.bpf.o" "$WRONG" type socket ||
+	fail "cannot load a socket filter for the check test"
+expect_refused "check: a socket filter" "not cgroup_skb" "$CGF" check "$WRONG"
+
+# ---- unload ------------------------------------------------------------------------------------
+expect_ok "unload" "$CGF" unload "$PIN" --detach
+[ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ] || fail "unload left pins"
+bpftool cgroup show "$CG" | grep -q . && fail "unload --detach left an attachment"
+ok "unload --detach removed the pins and the attachment"
+expect_refused "unload of a missing pin" "No such file" "$CGF" unload "$PIN"
