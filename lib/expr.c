@@ -1228,6 +1228,16 @@ static int emit(const struct cgf_node *n, FILE *f)
 			emit(n->b, f);
 			fputs(") & 63))", f);
 			return 0;
+		case CGF_OP_LAND:
+		case CGF_OP_LOR:
+			/* "!= 0" on each side: clang -Werror refuses a constant
+			 * operand other than 0 or 1 ('tcp && 2') */
+			fputs("(__u64)((__u64)(", f);
+			emit(n->a, f);
+			fprintf(f, ") != 0 %s (__u64)(", c_op(n->op));
+			emit(n->b, f);
+			fputs(") != 0)", f);
+			return 0;
 		default:
 			fputs("(__u64)((__u64)(", f);
 			emit(n->a, f);

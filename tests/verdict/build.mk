@@ -1,0 +1,7 @@
+# verdict-run: runs frames through cgroup_skb programs (BPF_PROG_TEST_RUN).
+# Included by tests/Makefile, paths relative to tests/.
+TEST_PROGS += $(O)/verdict-run
+
+$(O)/verdict-run: verdict/verdict-run.c | $(O)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -o $@ $< $(LIBBPF_LIBS)
