@@ -62,9 +62,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CGF_NSTATS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct cgf_stats);
 } stats SEC(".maps");
 
 struct {
@@ -103,6 +103,10 @@ struct {
 	__type(value, struct cgf_set_rec);
 } sets SEC(".maps");
 
+#ifndef CGF_INLINE_STEPS
+#define CGF_INLINE_STEPS 4
+#endif
+
 struct cgf_vm {
 	struct cgf_pkt p;              /* fields, then scratch registers */
 	const struct cgf_code *code;
@@ -140,10 +144,9 @@ static __always_inline int cgf_in_lpm(const struct cgf_vm *vm, __u8 which, __u64
 	return bpf_map_lookup_elem(&lpm, &key) != NULL;
 }
 
-/* One instruction; returns 1 to stop the loop. */
-static long cgf_step(__u64 i, void *ctx)
+/* One instruction; returns 1 to stop. */
+static __always_inline long cgf_exec(struct cgf_vm *vm)
 {
-	struct cgf_vm *vm = ctx;
 	const struct cgf_insn *in;
 	__u64 *r = vm->p.f;
 	__u32 pc = vm->pc, next;
@@ -211,12 +214,30 @@ jump:
 	return 0;
 }
 
+static long cgf_step(__u64 i, void *ctx)
+{
+	return cgf_exec(ctx);
+}
+
 static __always_inline void cgf_count(__u32 idx, __u64 n)
 {
-	__u64 *c = bpf_map_lookup_elem(&stats, &idx);
+	__u32 zero = 0;
+	struct cgf_stats *st = bpf_map_lookup_elem(&stats, &zero);
 
-	if (c)
-		*c += n;
+	if (st && idx < CGF_NSTATS)
+		st->v[idx] += n;
+}
+
+/* Count a verdict: one lookup for packets and bytes. */
+static __always_inline void cgf_count_verdict(__u32 pkts_idx, __u64 bytes)
+{
+	__u32 zero = 0;
+	struct cgf_stats *st = bpf_map_lookup_elem(&stats, &zero);
+
+	if (st && pkts_idx + 1 < CGF_NSTATS) {
+		st->v[pkts_idx] += 1;
+		st->v[pkts_idx + 1] += bytes;
+	}
 }
 
 /* At most cfg.events_per_sec drop events per second and CPU. */
@@ -279,17 +300,26 @@ static __always_inline int cgf_run(struct __sk_buff *skb, const struct cgf_code 
 	} else if (!c || !c->ninsn) {
 		cgf_count(CGF_ST_NOFILTER, 1);
 	} else {
+		__u32 n = c->ninsn < CGF_MAX_INSNS ? c->ninsn : CGF_MAX_INSNS;
+		int i;
+
 		vm.code = c;
 		vm.pc = 0;
-		bpf_loop(c->ninsn < CGF_MAX_INSNS ? c->ninsn : CGF_MAX_INSNS, cgf_step, &vm, 0);
+		/* the first steps inline, the rest through bpf_loop: most
+		 * filters end within a few instructions */
+#pragma unroll
+		for (i = 0; i < CGF_INLINE_STEPS; i++)
+			if (cgf_exec(&vm))
+				goto done;
+		if (n > CGF_INLINE_STEPS)
+			bpf_loop(n - CGF_INLINE_STEPS, cgf_step, &vm, 0);
 	}
+done:
 	if (vm.verdict == CGF_PASS) {
-		cgf_count(CGF_ST_PASS_PKTS, 1);
-		cgf_count(CGF_ST_PASS_BYTES, skb->len);
+		cgf_count_verdict(CGF_ST_PASS_PKTS, skb->len);
 		return CGF_PASS;
 	}
-	cgf_count(CGF_ST_DROP_PKTS, 1);
-	cgf_count(CGF_ST_DROP_BYTES, skb->len);
+	cgf_count_verdict(CGF_ST_DROP_PKTS, skb->len);
 	cgf_report_drop(skb, &vm, malformed);
 	return CGF_DROP;
 }

@@ -1363,7 +1363,8 @@ out:
 static void read_stats(struct engine *e, __u64 *tot)
 {
 	int ncpu = libbpf_num_possible_cpus(), i, c;
-	__u64 *v;
+	struct cgf_stats *v;
+	__u32 zero = 0;
 
 	memset(tot, 0, CGF_NSTATS * sizeof(*tot));
 	if (ncpu <= 0)
@@ -1371,14 +1372,10 @@ static void read_stats(struct engine *e, __u64 *tot)
 	v = calloc(ncpu, sizeof(*v));
 	if (!v)
 		return;
-	for (i = 0; i < CGF_NSTATS; i++) {
-		__u32 k = i;
-
-		if (bpf_map_lookup_elem(e->stats, &k, v))
-			continue;
+	if (!bpf_map_lookup_elem(e->stats, &zero, v))
 		for (c = 0; c < ncpu; c++)
-			tot[i] += v[c];
-	}
+			for (i = 0; i < CGF_NSTATS; i++)
+				tot[i] += v[c].v[i];
 	free(v);
 }
 

@@ -109,7 +109,7 @@ struct cgf_lpm_key {
 };
 #define CGF_DEF_LPM_ENTRIES (1u << 20)
 
-/* The "stats" per-CPU array: packets and bytes by verdict. */
+/* The "stats" per-CPU array, one entry: packets and bytes by verdict. */
 enum cgf_stat {
 	CGF_ST_PASS_PKTS,
 	CGF_ST_PASS_BYTES,
@@ -120,6 +120,9 @@ enum cgf_stat {
 	CGF_ST_EVENTS,      /* drop events sent to the ring buffer */
 	CGF_ST_SUPPRESSED,  /* drop events held back by the rate limit */
 	CGF_NSTATS
+};
+struct cgf_stats {
+	__u64 v[CGF_NSTATS];    /* per CPU: sum them */
 };
 
 /* A dropped packet, as 'cgfilter monitor' shows it. */
