@@ -1009,6 +1009,8 @@ out_free:
 
 /* ---- shared mode: register ------------------------------------------------------- */
 
+/* Where cgroup2 is mounted: the last mount that is reachable (inside a
+ * container an outer mount can be listed first, hidden under a later one). */
 static int cgroup2_root(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/self/mounts", "r");
@@ -1017,12 +1019,14 @@ static int cgroup2_root(char *buf, size_t len)
 
 	if (!f)
 		return -errno;
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3)
-		if (!strcmp(type, "cgroup2")) {
-			snprintf(buf, len, "%s", dir);
-			found = 1;
-			break;
-		}
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+		struct statfs st;
+
+		if (strcmp(type, "cgroup2") || statfs(dir, &st) || st.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		snprintf(buf, len, "%s", dir);
+		found = 1;
+	}
 	fclose(f);
 	return found ? 0 : -ENOENT;
 }
@@ -1517,6 +1521,30 @@ static void print_set_elems(struct engine *e, const struct cgf_set_rec *rec, FIL
 	}
 }
 
+/* A filter text after a label: on the same line if it is one line, else
+ * indented below it. */
+static void print_text(const char *label, const char *text)
+{
+	size_t n = strlen(text);
+	const char *p;
+
+	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+		n--;
+	if (!memchr(text, '\n', n)) {
+		printf("%s %.*s\n", label, (int)n, text);
+		return;
+	}
+	printf("%s\n", label);
+	for (p = text; p < text + n;) {
+		const char *e = memchr(p, '\n', text + n - p);
+
+		if (!e)
+			e = text + n;
+		printf("    %.*s\n", (int)(e - p), p);
+		p = e + 1;
+	}
+}
+
 static int do_show(const char *pin, bool show_code)
 {
 	__u64 st[CGF_NSTATS];
@@ -1537,7 +1565,7 @@ static int do_show(const char *pin, bool show_code)
 	printf("  changed: %s (generation %u)\n", tbuf, e.m.gen);
 	if (e.m.mode == CGF_MODE_DEDICATED) {
 		text = text_load(&e, 0);
-		printf("  filter: %s\n", text);
+		print_text("  filter:", text);
 		free(text);
 	} else {
 		struct bpf_cgroup_storage_key sk, snx;
