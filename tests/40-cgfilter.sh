@@ -177,6 +177,26 @@ grep -q "\"proto\":\"udp\",\"src\":\"127.0.0.1\",\"sport\":[0-9]*,\"dst\":\"127.
 grep -q "\"cgroup\":\"/$T_ID-cgfilter\"" "$TMP/mon" || fail "monitor cgroup: $(cat "$TMP/mon")"
 ok "monitor shows the dropped datagram and its cgroup"
 
+# ---- a flood of drops is rate-limited ---------------------------------------------------------
+PIN2=/sys/fs/bpf/${T_ID}_cgf_rl
+at_exit rm_engine "$PIN2"
+expect_ok "load with 2 drop events per second and CPU" \
+	"$CGF" load --events-per-sec 2 "$PIN2" "udp && dst_port == 1"
+bpftool cgroup detach "$CG" egress pinned "$PIN" || fail "cannot detach the first engine"
+expect_ok "attach it" bpftool cgroup attach "$CG" egress pinned "$PIN2" multi
+in_cg bash -c 'for i in $(seq 50); do "$1" send udp 127.0.0.1 "$2" -t 1 >/dev/null 2>&1; done' \
+	flood "$PROBE" "$P1" || true
+"$CGF" stats "$PIN2" --json >"$TMP/stats"
+ev=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$TMP/stats")
+sup=$(sed -n 's/.*"events_suppressed":\([0-9]*\).*/\1/p' "$TMP/stats")
+grep -q '"dropped_packets":50,' "$TMP/stats" || fail "50 datagrams, not 50 drops: $(cat "$TMP/stats")"
+ncpu=$(nproc)
+[ "$ev" -ge 1 ] && [ "$ev" -le $((2 * ncpu * 2)) ] && [ $((ev + sup)) -eq 50 ] ||
+	fail "rate limit: $ev events, $sup suppressed for 50 drops on $ncpu CPUs"
+ok "50 drops gave $ev events and $sup suppressed (limit 2 a second per CPU)"
+bpftool cgroup detach "$CG" egress pinned "$PIN2" || fail "cannot detach"
+bpftool cgroup attach "$CG" egress pinned "$PIN" multi || fail "cannot reattach"
+
 # ---- check refuses what systemd would attach badly -----------------------------------------------
 expect_refused "check: a missing pin" "no such pin" "$CGF" check "/sys/fs/bpf/${T_ID}_none"
 expect_refused "check: a map" "not a BPF program" "$CGF" check "${PIN}_maps/stats"
