@@ -784,6 +784,20 @@ static int check_bpffs(const char *pin)
 		return -EINVAL;
 	}
 	*slash = 0;
+	{
+		/* create parents only inside a BPF filesystem */
+		char anc[PATH_MAX];
+		char *cut;
+
+		snprintf(anc, sizeof(anc), "%s", dir);
+		while (access(anc, F_OK) && (cut = strrchr(anc, '/')) && cut != anc)
+			*cut = 0;
+		if (statfs(anc, &st) || st.f_type != BPF_FS_MAGIC) {
+			err("cannot pin %s: %s is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)",
+			    pin, anc);
+			return -EINVAL;
+		}
+	}
 	if (mkdir_p(dir)) {
 		err("cannot create %s: %s", dir, strerror(errno));
 		return -errno;
@@ -1685,7 +1699,7 @@ static int list_cb(const char *path, const struct stat *st, int type, struct FTW
 	if (n)
 		return 0;
 	read_stats(&e, s);
-	printf("%s  %s  passed %" PRIu64 " dropped %" PRIu64 "  cgroups %d\n", e.pin,
+	printf("%s  %s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %d\n", e.pin,
 	       e.m.mode == CGF_MODE_SHARED ? "shared" : "dedicated", (uint64_t)s[0], (uint64_t)s[2],
 	       list_attachments(prog_id_of(e.prog), NULL, ""));
 	list_attachments(prog_id_of(e.prog), stdout, "    ");
@@ -1712,6 +1726,7 @@ static int do_list(const char *root)
 struct mon {
 	long count, max;
 	bool json;
+	__u64 start_ns;  /* CLOCK_MONOTONIC, as bpf_ktime_get_ns() */
 };
 
 static const char *proto_name(int family, int p, char *buf, size_t len)
@@ -1738,7 +1753,8 @@ static int on_event(void *ctx, void *data, size_t len)
 	struct tm tm;
 	time_t t;
 
-	if (len < sizeof(*ev))
+	/* the ring may hold drops from before we started: not live */
+	if (len < sizeof(*ev) || ev->time_ns < m->start_ns)
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	t = now.tv_sec;
@@ -1795,6 +1811,7 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	signal(SIGTERM, on_signal);
 	read_stats(&e, st0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	m.start_ns = (__u64)t0.tv_sec * 1000000000ULL + t0.tv_nsec;
 	if (!json)
 		fprintf(stderr, "watching drops of %s (Ctrl-C to stop)\n", e.pin);
 	while (!stop) {
@@ -1804,6 +1821,8 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 			break;
 		}
 		r = 0;
+		if (m.max && m.count >= m.max)
+			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (timeout_ms && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
 					  timeout_ms)
@@ -1815,7 +1834,7 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 			(uint64_t)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
 	ring_buffer__free(rb);
 	engine_close(&e);
-	if (max && m.count < max) {
+	if (max && m.count < max && !stop) {
 		err("%ld of %ld drops seen before the timeout", m.count, max);
 		return -ETIMEDOUT;
 	}
@@ -1907,9 +1926,11 @@ static int do_unload(const char *pin, bool detach)
 					if (bpf_prog_detach2(e.prog, fd,
 							     strncmp(sp + 1, "ingress", 7) ?
 								     BPF_CGROUP_INET_EGRESS :
-								     BPF_CGROUP_INET_INGRESS))
+								     BPF_CGROUP_INET_INGRESS)) {
 						err("cannot detach %s from %s: %s", e.pin, path,
 						    strerror(errno));
+						r = -errno;
+					}
 					close(fd);
 				}
 				fclose(f);
@@ -1917,10 +1938,15 @@ static int do_unload(const char *pin, bool detach)
 		}
 		n = list_attachments(id, NULL, "");
 	}
+	if (r) {
+		err("%s not unloaded: it is still attached to %d cgroup(s)", e.pin, n);
+		engine_close(&e);
+		return r;
+	}
 	unpin_all(e.pin, e.dir);
 	if (n)
 		fprintf(stderr,
-			PROG ": %s unpinned; still attached to %d cgroup(s), which keep its last filter until they go away or are detached (--detach)\n",
+			PROG ": %s unpinned; still attached to %d cgroup(s), which keep its last filter until they go away or are detached (unload --detach)\n",
 			e.pin, n);
 	engine_close(&e);
 	return 0;
@@ -2275,9 +2301,9 @@ int main(int argc, char **argv)
 
 		if (nargs < want + (file || shared_load ? 0 : 1) ||
 		    nargs > want + (file || shared_load ? 0 : 1))
-			return bad_usage(cmd, "expected %s%s", want ? "PIN " : "",
-					 shared_load ? "and no filter (units register theirs)" :
-					 file ? "and no filter argument with -f" : "and a filter (or -f FILE)");
+			return bad_usage(cmd, "expected %s%s", want ? "PIN and " : "",
+					 shared_load ? "no filter (units register theirs)" :
+					 file ? "no filter argument with -f" : "a filter (or -f FILE)");
 		if (file) {
 			text = read_file(file);
 			if (!text)

@@ -330,7 +330,7 @@ static void lex(struct parser *p, struct token *t)
 	}
 	if (c == '@' && full(p)) {
 		p->pos++;
-		while (p->pos < p->n && (is_ident_char(p->s[p->pos]) || p->s[p->pos] == '-'))
+		while (p->pos < p->n && is_ident_char(p->s[p->pos]))
 			p->pos++;
 		t->kind = T_SETREF;
 		t->len = p->pos - start;
@@ -745,6 +745,11 @@ static struct cgf_set *parse_set_ref(struct parser *p, enum cgf_type type)
 			if (!s)
 				return NULL;
 			snprintf(s->name, sizeof(s->name), "%s", name);
+		}
+		if (s->declared == 2) {
+			/* an empty declaration takes the type of its first use */
+			s->type = type;
+			s->declared = 1;
 		}
 		if (s->type != type) {
 			fail_tok(p, &r, "@%s is a set of %s, not %s", name, type_name(s->type),
