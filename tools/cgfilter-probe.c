@@ -177,6 +177,8 @@ static int listen_main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	/* the per-connection children are reaped by the kernel: no zombies */
+	signal(SIGCHLD, SIG_IGN);
 	printf("listening on %s port %ld\n", argv[optind], port);
 	fflush(stdout);
 	while (!stop && (!count || served < count)) {

@@ -1,0 +1,155 @@
+#!/bin/sh
+# Install (or remove) what `make` built: called by `make install` and
+# `make uninstall` with the directories from the top Makefile.
+#
+#   install.sh [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD
+#
+#   BINDIR       cgfilter-probe, and load_and_control_filter and cgfilter
+#                when they are built
+#   LIBEXECDIR   cgfilter-expr (the FILTER checker port-firewall runs)
+#   PKGDATADIR   port-firewall/ and bpf-program-only/ with the include/ and
+#                mk/ they need, so that units can `make -C` them; the
+#                installed port-firewall/Makefile runs LIBEXECDIR/cgfilter-expr
+#   MANDIR/man8  man/*.8
+#   UNITDIR      units/*.in with @BINDIR@ @LIBEXECDIR@ @PKGDATADIR@ filled in
+#
+# Every file written is listed in PKGDATADIR/install-manifest (paths without
+# DESTDIR); --uninstall removes exactly those files, then the directories
+# install created, if empty.  Installing again first removes the files of
+# the previous install.
+set -eu
+
+prog=install.sh
+die() { echo "$prog: $*" >&2; exit 1; }
+usage() {
+	echo "Usage: $prog [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD" >&2
+	exit 2
+}
+
+uninstall=
+if [ "${1:-}" = --uninstall ]; then
+	uninstall=1
+	shift
+fi
+[ $# -eq 8 ] || usage
+DESTDIR=$1 PREFIX=$2 BINDIR=$3 LIBEXECDIR=$4 PKGDATADIR=$5 MANDIR=$6 UNITDIR=$7 BUILD=$8
+for d in "$PREFIX" "$BINDIR" "$LIBEXECDIR" "$PKGDATADIR" "$MANDIR" "$UNITDIR"; do
+	case $d in
+	/*) ;;
+	*) die "cannot install to '$d': directories must be absolute paths" ;;
+	esac
+done
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+MANIFEST=$PKGDATADIR/install-manifest
+
+# Remove what a manifest lists: "f PATH" files, then "d PATH" directories
+# (deepest first) if they are empty.  Paths are without DESTDIR.
+remove_manifest() {
+	[ -f "$DESTDIR$MANIFEST" ] || return 0
+	# read it whole first: it lists itself
+	m=$(cat "$DESTDIR$MANIFEST")
+	printf '%s\n' "$m" | sed -n 's/^f //p' | while IFS= read -r p; do
+		rm -f "$DESTDIR$p"
+	done
+	printf '%s\n' "$m" | sed -n 's/^d //p' | sort -r | while IFS= read -r p; do
+		rmdir "$DESTDIR$p" 2>/dev/null || true
+	done
+}
+
+if [ -n "$uninstall" ]; then
+	[ -f "$DESTDIR$MANIFEST" ] || { echo "$prog: nothing to uninstall: no $DESTDIR$MANIFEST"; exit 0; }
+	n=$(grep -c '^f ' "$DESTDIR$MANIFEST" || true)
+	remove_manifest
+	echo "  UNINST   $n files listed in $DESTDIR$MANIFEST"
+	exit 0
+fi
+
+# ---- install ---------------------------------------------------------------
+for f in tools/cgfilter-probe tools/cgfilter-expr; do
+	[ -x "$BUILD/$f" ] || die "$BUILD/$f is not built: run make first"
+done
+
+# a previous install's files go first, so nothing stale stays behind
+remove_manifest
+
+tmp=$(mktemp -d)
+files=$tmp/files dirs=$tmp/dirs
+: >"$files"
+: >"$dirs"
+# Write the manifest even when install fails halfway, so that uninstall
+# still removes what was put; it lists itself, so uninstall leaves nothing.
+finish() {
+	if [ -s "$files" ]; then
+		mkdir -p "$DESTDIR$PKGDATADIR"
+		echo "f $MANIFEST" >>"$files"
+		cat "$files" "$dirs" >"$DESTDIR$MANIFEST" && chmod 0644 "$DESTDIR$MANIFEST" ||
+			echo "$prog: cannot write $DESTDIR$MANIFEST" >&2
+	fi
+	rm -rf "$tmp"
+}
+trap finish EXIT
+
+# mkdir_p DIR: create DIR (under DESTDIR), recording each level created
+mkdir_p() {
+	[ -d "$DESTDIR$1" ] && return 0
+	[ "$1" != / ] || { mkdir -p "$DESTDIR" || die "cannot create $DESTDIR"; return 0; }
+	mkdir_p "$(dirname "$1")"
+	mkdir "$DESTDIR$1" || die "cannot create $DESTDIR$1"
+	echo "d $1" >>"$dirs"
+}
+
+# sed_repl TEXT: TEXT as a sed replacement with '|' as the delimiter
+sed_repl() { printf '%s\n' "$1" | sed 's/[|&\\]/\\&/g'; }
+
+# put MODE SRC DEST: install one file
+put() {
+	mkdir_p "$(dirname "$3")"
+	install -m "$1" "$2" "$DESTDIR$3" || die "cannot install $2 as $DESTDIR$3"
+	echo "f $3" >>"$files"
+	echo "  INSTALL  $DESTDIR$3"
+}
+
+put 0755 "$BUILD/tools/cgfilter-probe" "$BINDIR/cgfilter-probe"
+# the other tools, if this build has them
+for f in standalone/load_and_control_filter cgfilter/cgfilter; do
+	if [ -x "$BUILD/$f" ]; then
+		put 0755 "$BUILD/$f" "$BINDIR/$(basename "$f")"
+	else
+		echo "$prog: $BUILD/$f is not built: not installed" >&2
+	fi
+done
+put 0755 "$BUILD/tools/cgfilter-expr" "$LIBEXECDIR/cgfilter-expr"
+
+# The sources the units build.  Nothing here refers back to the checkout.
+for f in "$SRC"/include/*.h "$SRC"/mk/*.mk \
+	"$SRC"/bpf-program-only/Makefile "$SRC"/bpf-program-only/*.bpf.c \
+	"$SRC"/port-firewall/*.bpf.c; do
+	[ -f "$f" ] || continue
+	put 0644 "$f" "$PKGDATADIR/${f#"$SRC"/}"
+done
+# port-firewall/Makefile, running the installed checker
+mf=$tmp/Makefile
+sed "s|^EXPR_TOOL ?= .*|EXPR_TOOL ?= $(sed_repl "$LIBEXECDIR")/cgfilter-expr|" \
+	"$SRC/port-firewall/Makefile" >"$mf"
+grep -qxF "EXPR_TOOL ?= $LIBEXECDIR/cgfilter-expr" "$mf" ||
+	die "cannot point port-firewall/Makefile at the installed cgfilter-expr: no 'EXPR_TOOL ?=' line"
+put 0644 "$mf" "$PKGDATADIR/port-firewall/Makefile"
+
+for f in "$SRC"/man/*.8; do
+	[ -f "$f" ] || continue
+	put 0644 "$f" "$MANDIR/man8/$(basename "$f")"
+done
+
+for f in "$SRC"/units/*.in; do
+	[ -f "$f" ] || continue
+	u=$tmp/$(basename "$f" .in)
+	sed -e "s|@BINDIR@|$(sed_repl "$BINDIR")|g" \
+		-e "s|@LIBEXECDIR@|$(sed_repl "$LIBEXECDIR")|g" \
+		-e "s|@PKGDATADIR@|$(sed_repl "$PKGDATADIR")|g" "$f" >"$u"
+	! grep -q '@[A-Z_]*@' "$u" || die "$f: unknown @NAME@ left after substitution"
+	put 0644 "$u" "$UNITDIR/$(basename "$f" .in)"
+done
+
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+	echo "Units installed in $UNITDIR: run 'systemctl daemon-reload' to use them."
+fi
