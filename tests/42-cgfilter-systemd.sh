@@ -216,7 +216,10 @@ sd_exec test -e /sys/fs/bpf/cgfilter/shared && fail "cgfilter-shared left its pi
 ok "stopping cgfilter-shared unloads it"
 
 # ---- the guard: a missing or wrong-type pin keeps a unit from starting ------------------
-sd_exec bpftool prog load "$BUILD/bpf-program-only/cgroup_sock_drop.bpf.o" /sys/fs/bpf/cgft-wrong type socket ||
+# (the object is copied in: the build tree may be under the host's /tmp,
+# which the namespace does not see)
+sd_write /run/cgft-drop.bpf.o <"$BUILD/bpf-program-only/cgroup_sock_drop.bpf.o"
+sd_exec bpftool prog load /run/cgft-drop.bpf.o /sys/fs/bpf/cgft-wrong type socket ||
 	fail "cannot load a socket filter for the guard test"
 guarded_unit() { # NAME PIN GUARD(yes|no)
 	{
