@@ -50,6 +50,10 @@ tests: tools port-firewall bpf-program-only standalone cgfilter
 check: all
 	$(Q)tests/run.sh
 
+# BENCH_QUICK=1 for a quick run; bench/run.sh tells its other settings
+bench: all
+	$(Q)bench/run.sh
+
 deps:
 	$(Q)scripts/install-deps.sh
 
