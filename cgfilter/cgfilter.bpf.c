@@ -79,6 +79,13 @@ struct {
 	__type(value, struct cgf_ratelimit);
 } ratelimit SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgf_ctl);
+} ctl SEC(".maps");
+
 /* Bookkeeping of the cgfilter command (see cgf_engine.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -245,11 +252,14 @@ static __always_inline void cgf_report_drop(struct __sk_buff *skb, const struct 
 					    int malformed)
 {
 	struct cgf_ratelimit *rl;
+	struct cgf_ctl *watch;
 	struct cgf_event *e;
 	__u32 zero = 0;
 	__u64 now;
 
-	if (!cfg.events_per_sec)
+	/* nobody watching: a drop costs no clock read and no ring space */
+	watch = bpf_map_lookup_elem(&ctl, &zero);
+	if (!cfg.events_per_sec || !watch || !watch->monitors)
 		return;
 	rl = bpf_map_lookup_elem(&ratelimit, &zero);
 	if (!rl)

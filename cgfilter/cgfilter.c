@@ -66,21 +66,18 @@ static size_t libbpf_log_len;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char buf[4096];
+	char *buf = NULL;
 	int n;
 
 	if (level == LIBBPF_DEBUG && !verbose)
 		return 0;
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	/* whole, however long: a verifier log says why at its end */
+	n = vasprintf(&buf, fmt, ap);
 	if (n < 0)
 		return 0;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
 	if (verbose) {
 		fputs(buf, stderr);
-		return n;
-	}
-	if (libbpf_log_len + n < (8u << 20)) {
+	} else if (libbpf_log_len + n < (64u << 20)) {
 		char *p = realloc(libbpf_log, libbpf_log_len + n + 1);
 
 		if (p) {
@@ -89,6 +86,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 			libbpf_log_len += n;
 		}
 	}
+	free(buf);
 	return n;
 }
 
@@ -182,7 +180,8 @@ struct engine {
 };
 
 static const char *const map_names[] = {
-	"code", "shared_code", "lpm", "bits", "stats", "events", "ratelimit", "meta", "text", "sets",
+	"code", "shared_code", "lpm", "bits", "stats", "events", "ratelimit", "ctl", "meta", "text",
+	"sets",
 };
 
 static void engine_close(struct engine *e)
@@ -1783,6 +1782,31 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* Add delta to the number of running monitors, under the engine's lock. */
+static void monitor_count(struct engine *e, int delta)
+{
+	char path[PATH_MAX + 80];
+	struct cgf_ctl c;
+	__u32 zero = 0;
+	int fd, lock;
+
+	snprintf(path, sizeof(path), "%s/ctl", e->dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	lock = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock >= 0)
+		flock(lock, LOCK_EX);
+	if (!bpf_map_lookup_elem(fd, &zero, &c)) {
+		if (delta > 0 || c.monitors > 0)
+			c.monitors += delta;
+		bpf_map_update_elem(fd, &zero, &c, BPF_ANY);
+	}
+	if (lock >= 0)
+		close(lock);
+	close(fd);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -1809,6 +1833,10 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+	/* the engine produces drop events only while someone watches */
+	monitor_count(&e, +1);
 	read_stats(&e, st0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	m.start_ns = (__u64)t0.tv_sec * 1000000000ULL + t0.tv_nsec;
@@ -1832,6 +1860,7 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	if (!json && st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
 		fprintf(stderr, "%" PRIu64 " more drops not shown (rate limit)\n",
 			(uint64_t)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
+	monitor_count(&e, -1);
 	ring_buffer__free(rb);
 	engine_close(&e);
 	if (max && m.count < max && !stop) {

@@ -117,7 +117,7 @@ enum cgf_stat {
 	CGF_ST_DROP_BYTES,
 	CGF_ST_MALFORMED,   /* dropped because the headers are malformed */
 	CGF_ST_NOFILTER,    /* dropped because no filter is set (shared mode) */
-	CGF_ST_EVENTS,      /* drop events sent to the ring buffer */
+	CGF_ST_EVENTS,      /* drop events sent to the ring buffer (while monitored) */
 	CGF_ST_SUPPRESSED,  /* drop events held back by the rate limit */
 	CGF_NSTATS
 };
@@ -143,6 +143,13 @@ struct cgf_event {
 struct cgf_config {
 	__u32 int_sets;           /* integer sets the bits map holds */
 	__u32 events_per_sec;     /* per CPU; 0 disables drop events */
+};
+
+/* The "ctl" array, one entry: run-time switches set by the cgfilter command. */
+struct cgf_ctl {
+	__u32 monitors;           /* running 'cgfilter monitor's: drop events
+				   * are produced only while it is non-zero */
+	__u32 pad;
 };
 
 /* Rate limit state of drop events, per CPU. */

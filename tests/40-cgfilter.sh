@@ -184,15 +184,30 @@ expect_ok "load with 2 drop events per second and CPU" \
 	"$CGF" load --events-per-sec 2 "$PIN2" "udp && dst_port == 1"
 bpftool cgroup detach "$CG" egress pinned "$PIN" || fail "cannot detach the first engine"
 expect_ok "attach it" bpftool cgroup attach "$CG" egress pinned "$PIN2" multi
-in_cg bash -c 'for i in $(seq 50); do "$1" send udp 127.0.0.1 "$2" -t 1 >/dev/null 2>&1; done' \
-	flood "$PROBE" "$P1" || true
+flood() {
+	in_cg bash -c 'for i in $(seq 50); do "$1" send udp 127.0.0.1 "$2" -t 1 >/dev/null 2>&1; done' \
+		flood "$PROBE" "$P1" || true
+}
+flood
+"$CGF" stats "$PIN2" --json >"$TMP/stats"
+grep -q '"dropped_packets":50,.*"events":0,"events_suppressed":0' "$TMP/stats" ||
+	fail "drops made events with no monitor running: $(cat "$TMP/stats")"
+ok "with no monitor running, drops make no events"
+"$CGF" monitor "$PIN2" -t 20000 --json >"$TMP/mon2" 2>&1 &
+mon=$!
+at_exit kill "$mon"
+sleep 0.5
+flood
+kill -TERM "$mon"
+wait "$mon" || fail "monitor did not exit 0 on SIGTERM"
 "$CGF" stats "$PIN2" --json >"$TMP/stats"
 ev=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$TMP/stats")
 sup=$(sed -n 's/.*"events_suppressed":\([0-9]*\).*/\1/p' "$TMP/stats")
-grep -q '"dropped_packets":50,' "$TMP/stats" || fail "50 datagrams, not 50 drops: $(cat "$TMP/stats")"
+grep -q '"dropped_packets":100,' "$TMP/stats" || fail "100 datagrams, not 100 drops: $(cat "$TMP/stats")"
 ncpu=$(nproc)
 [ "$ev" -ge 1 ] && [ "$ev" -le $((2 * ncpu * 2)) ] && [ $((ev + sup)) -eq 50 ] ||
 	fail "rate limit: $ev events, $sup suppressed for 50 drops on $ncpu CPUs"
+expect_eq "monitor printed one line per event" "$(grep -c '"proto":"udp"' "$TMP/mon2")" "$ev"
 ok "50 drops gave $ev events and $sup suppressed (limit 2 a second per CPU)"
 bpftool cgroup detach "$CG" egress pinned "$PIN2" || fail "cannot detach"
 bpftool cgroup attach "$CG" egress pinned "$PIN" multi || fail "cannot reattach"
