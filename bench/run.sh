@@ -337,12 +337,14 @@ FILTERS=("$REF1" "$REF2")
 # private systemd (its bpffs is private); without it, compile and load on
 # the host, and the restart is missing.
 comp=() load=() rest=() total=() pin=$PINS/pf-change pfmake=(make)
+pftop=$TOP pfbuild=$BUILD
 if [ -n "$SD_OK" ]; then
-	pin=/sys/fs/bpf/pfbench pfmake=(sdx make)
+	# inside, the trees are bound at /run (sysd-holder.sh)
+	pin=/sys/fs/bpf/pfbench pfmake=(sdx make) pftop=/run/cgf-top pfbuild=/run/cgf-build
 fi
 pf_change_make() {
-	"${pfmake[@]}" --no-print-directory -s -C "$TOP/port-firewall" O="$BUILD/bench/pf-change" \
-		EXPR_TOOL="$EXPR_TOOL" FILTER="$1" PIN="$pin" "${@:2}" >/dev/null
+	"${pfmake[@]}" --no-print-directory -s -C "$pftop/port-firewall" O="$pfbuild/bench/pf-change" \
+		EXPR_TOOL="$pfbuild/tools/cgfilter-expr" FILTER="$1" PIN="$pin" "${@:2}" >/dev/null
 }
 pf_change_make "$REF2" load || fail "port-firewall make load failed"
 [ -n "$SD_OK" ] || at_exit rm -f "$pin"
