@@ -5,10 +5,9 @@
  * changes without reloading or re-attaching the program.
  *
  * Two entry points over one implementation:
- *  - cgf_filter: one filter for every cgroup it is attached to, held in the
- *    inner map of "code" (an array of maps): 'cgfilter set' builds a new
- *    inner map and swaps it in with one update, so a packet runs either the
- *    old or the new filter, never a mix.
+ *  - cgf_filter: one filter for every cgroup it is attached to, held in
+ *    "code" (see below): a packet runs either the old or the new filter,
+ *    never a mix.
  *  - cgf_shared: a filter per cgroup, held in cgroup storage keyed by the
  *    cgroup it is attached to; the kernel frees it with the attachment.  A
  *    cgroup without a registered filter drops everything (fails closed).
@@ -23,20 +22,35 @@ const volatile struct cgf_config cfg = {
 	.events_per_sec = 100,
 };
 
-struct code_map {
+/*
+ * Dedicated mode keeps two filters, the one in force (ctl.active) and the
+ * next: 'cgfilter set' writes the next one, flips ctl.active and then waits
+ * for an RCU grace period (an update of "grace", an array of maps, returns
+ * only after one), so a slot is never rewritten while a packet still runs
+ * it.  Both lookups are constant-map array lookups, which the verifier
+ * inlines.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct cgf_code);
+} code SEC(".maps");
+
+struct grace_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct cgf_code);
-} code_inner SEC(".maps");
+	__type(value, __u32);
+} grace_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__array(values, struct code_map);
-} code SEC(".maps") = {
-	.values = { [0] = &code_inner },
+	__array(values, struct grace_inner);
+} grace SEC(".maps") = {
+	.values = { [0] = &grace_slot },
 };
 
 struct {
@@ -167,11 +181,22 @@ static __always_inline long cgf_exec(struct cgf_vm *vm)
 	in = &vm->code->insn[pc];
 	op = in->op;
 	ra = in->a;
-	rb = in->b;
-	rd = in->dst;
-	if (ra >= CGF_NREGS || rb >= CGF_NREGS || rd >= CGF_NREGS)
+	if (ra >= CGF_NREGS)
 		return 1; /* cgfilter never writes such code */
 	a = r[ra];
+	/* the tests most filters are made of, before the general dispatch */
+	if (op == CGF_JNE) {
+		cond = a != in->k;
+		goto jump;
+	}
+	if (op == CGF_JEQ) {
+		cond = a == in->k;
+		goto jump;
+	}
+	rb = in->b;
+	rd = in->dst;
+	if (rb >= CGF_NREGS || rd >= CGF_NREGS)
+		return 1;
 	b = (op & CGF_X) ? r[rb] : in->k;
 
 	switch (op & ~CGF_X) {
@@ -337,12 +362,13 @@ done:
 SEC("cgroup/skb")
 int cgf_filter(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	void *inner = bpf_map_lookup_elem(&code, &zero);
+	__u32 zero = 0, slot;
+	struct cgf_ctl *c = bpf_map_lookup_elem(&ctl, &zero);
 
-	if (!inner)
+	if (!c)
 		return cgf_run(skb, NULL);
-	return cgf_run(skb, bpf_map_lookup_elem(inner, &zero));
+	slot = c->active & 1;
+	return cgf_run(skb, bpf_map_lookup_elem(&code, &slot));
 }
 
 SEC("cgroup/skb")

@@ -174,19 +174,19 @@ static void print_parse_error(const char *text, const struct cgf_error *e)
 struct engine {
 	char pin[PATH_MAX];
 	char dir[PATH_MAX + 8];
-	int prog, code, shared_code, lpm, bits, stats, events, meta, text, sets;
+	int prog, code, grace, ctl, shared_code, lpm, bits, stats, events, meta, text, sets;
 	int lock;
 	struct cgf_meta m;
 };
 
 static const char *const map_names[] = {
-	"code", "shared_code", "lpm", "bits", "stats", "events", "ratelimit", "ctl", "meta", "text",
-	"sets",
+	"code", "grace", "shared_code", "lpm", "bits", "stats", "events", "ratelimit", "ctl", "meta",
+	"text", "sets",
 };
 
 static void engine_close(struct engine *e)
 {
-	int *fds[] = { &e->prog, &e->code, &e->shared_code, &e->lpm, &e->bits, &e->stats,
+	int *fds[] = { &e->prog, &e->code, &e->grace, &e->ctl, &e->shared_code, &e->lpm, &e->bits, &e->stats,
 		       &e->events, &e->meta, &e->text, &e->sets, &e->lock };
 	size_t i;
 
@@ -200,7 +200,8 @@ static void engine_close(struct engine *e)
 static void engine_init(struct engine *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->prog = e->code = e->shared_code = e->lpm = e->bits = e->stats = e->events = -1;
+	e->prog = e->code = e->grace = e->ctl = e->shared_code = e->lpm = e->bits = e->stats = -1;
+	e->events = -1;
 	e->meta = e->text = e->sets = e->lock = -1;
 }
 
@@ -270,7 +271,8 @@ static int engine_open(struct engine *e, const char *pin, bool lock)
 			goto fail;
 		}
 	}
-	if ((r = open_map(e, "code", &e->code)) || (r = open_map(e, "lpm", &e->lpm)) ||
+	if ((r = open_map(e, "code", &e->code)) || (r = open_map(e, "grace", &e->grace)) ||
+	    (r = open_map(e, "ctl", &e->ctl)) || (r = open_map(e, "lpm", &e->lpm)) ||
 	    (r = open_map(e, "bits", &e->bits)) || (r = open_map(e, "stats", &e->stats)) ||
 	    (r = open_map(e, "events", &e->events)) || (r = open_map(e, "meta", &e->meta)) ||
 	    (r = open_map(e, "text", &e->text)) || (r = open_map(e, "sets", &e->sets)) ||
@@ -717,35 +719,58 @@ static int wait_grace_period(struct engine *e)
 	__u32 zero = 0, id;
 	int inner, r;
 
-	if (bpf_map_lookup_elem(e->code, &zero, &id))
+	if (bpf_map_lookup_elem(e->grace, &zero, &id))
 		return -errno;
 	inner = bpf_map_get_fd_by_id(id);
 	if (inner < 0)
 		return -errno;
-	r = bpf_map_update_elem(e->code, &zero, &inner, BPF_ANY) ? -errno : 0;
+	r = bpf_map_update_elem(e->grace, &zero, &inner, BPF_ANY) ? -errno : 0;
 	close(inner);
 	return r;
 }
 
-/* Put code in a new inner map and swap it in (dedicated mode). */
+/* The filter in force (dedicated mode). */
+static int read_code(struct engine *e, struct cgf_code *code)
+{
+	struct cgf_ctl c;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(e->ctl, &zero, &c))
+		return -errno;
+	c.active &= 1;
+	return bpf_map_lookup_elem(e->code, &c.active, code) ? -errno : 0;
+}
+
+/*
+ * Put code in the slot not in force, make it the one in force, and wait
+ * until no packet runs the old one (dedicated mode; under the lock).
+ */
 static int swap_code(struct engine *e, const struct cgf_code *code)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, o);
-	__u32 zero = 0;
-	int inner, r = 0;
+	struct cgf_ctl c;
+	__u32 zero = 0, next;
+	int r;
 
-	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "cgf_code", sizeof(__u32), sizeof(*code), 1, &o);
-	if (inner < 0) {
+	if (bpf_map_lookup_elem(e->ctl, &zero, &c)) {
 		r = -errno;
-		err("cannot create a code map for %s: %s", e->pin, strerror(errno));
+		err("cannot read the state of %s: %s", e->pin, strerror(errno));
 		return r;
 	}
-	if (bpf_map_update_elem(inner, &zero, code, BPF_ANY) ||
-	    bpf_map_update_elem(e->code, &zero, &inner, BPF_ANY)) {
+	next = !(c.active & 1);
+	if (bpf_map_update_elem(e->code, &next, code, BPF_ANY)) {
+		r = -errno;
+		err("cannot write the filter of %s: %s", e->pin, strerror(errno));
+		return r;
+	}
+	c.active = next;
+	if (bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY)) {
 		r = -errno;
 		err("cannot set the filter of %s: %s", e->pin, strerror(errno));
+		return r;
 	}
-	close(inner);
+	r = wait_grace_period(e);
+	if (r)
+		err("cannot wait for the old filter of %s to finish: %s", e->pin, strerror(-r));
 	return r;
 }
 
@@ -894,6 +919,8 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 	}
 
 	e.code = bpf_map__fd(skel->maps.code);
+	e.grace = bpf_map__fd(skel->maps.grace);
+	e.ctl = bpf_map__fd(skel->maps.ctl);
 	e.shared_code = bpf_map__fd(skel->maps.shared_code);
 	e.lpm = bpf_map__fd(skel->maps.lpm);
 	e.bits = bpf_map__fd(skel->maps.bits);
@@ -914,7 +941,7 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 		if (r)
 			goto out;
 		code->gen = e.m.gen = 1;
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.code_inner), &zero, code, BPF_ANY)) {
+		if (bpf_map_update_elem(e.code, &zero, code, BPF_ANY)) {
 			r = -errno;
 			err("cannot set the filter of %s: %s", e.pin, strerror(errno));
 			goto out;
@@ -1623,16 +1650,10 @@ static int do_show(const char *pin, bool show_code)
 		printf("    (no cgroup)\n");
 	if (show_code && e.m.mode == CGF_MODE_DEDICATED) {
 		struct cgf_code *c = malloc(sizeof(*c));
-		__u32 zero = 0, id;
-		int inner;
 
-		if (c && !bpf_map_lookup_elem(e.code, &zero, &id) &&
-		    (inner = bpf_map_get_fd_by_id(id)) >= 0) {
-			if (!bpf_map_lookup_elem(inner, &zero, c)) {
-				printf("  code (%u instructions):\n", c->ninsn);
-				cgf_disasm(c, stdout);
-			}
-			close(inner);
+		if (c && !read_code(&e, c)) {
+			printf("  code (%u instructions):\n", c->ninsn);
+			cgf_disasm(c, stdout);
 		}
 		free(c);
 	}
