@@ -13,8 +13,9 @@
  *
  * Example: 'icmp || (udp && dst_port == 53)' compiles to
  *   0: jne  r4 (icmp), 0        -> PASS, 1
- *   1: jeq  r3 (udp), 0         -> DROP, 2
+ *   1: jne  r3 (udp), 0         -> 2, DROP
  *   2: jeq  r6 (dst_port), 53   -> PASS, DROP
+ * (as 'cgfilter compile' prints it).
  *
  * Every field of these structs is in host byte order except the addresses
  * of struct cgf_lpm_key and struct cgf_event, which are in network order as
