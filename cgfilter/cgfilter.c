@@ -997,9 +997,15 @@ out:
 
 /* ---- set ---------------------------------------------------------------------- */
 
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e3 + (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
 static int do_set(const char *pin, const char *text)
 {
 	struct cgf_code *code = calloc(1, sizeof(*code));
+	struct timespec t0, t1, t2;
 	struct cgf_expr *x = NULL;
 	struct new_set *ns = NULL;
 	struct engine e;
@@ -1008,6 +1014,7 @@ static int do_set(const char *pin, const char *text)
 
 	if (!code)
 		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&e, pin, true);
 	if (r)
 		goto out_free;
@@ -1026,7 +1033,9 @@ static int do_set(const char *pin, const char *text)
 	r = compile_filter(x, code);
 	if (!r) {
 		code->gen = e.m.gen + 1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		r = swap_code(&e, code);
+		clock_gettime(CLOCK_MONOTONIC, &t2);
 	}
 	if (r) {
 		for (i = 0; i < nns; i++)
@@ -1038,6 +1047,9 @@ static int do_set(const char *pin, const char *text)
 	e.m.gen++;
 	text_store(&e, 0, text);
 	r = write_meta(&e);
+	if (!r && verbose)
+		printf("set %s: in force %.3f ms after the command opened the filter (compile %.3f ms, switch and grace period %.3f ms)\n",
+		       e.pin, ms_between(&t0, &t2), ms_between(&t0, &t1), ms_between(&t1, &t2));
 out:
 	free(ns);
 	cgf_expr_free(x);
