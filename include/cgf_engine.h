@@ -79,9 +79,8 @@ struct cgf_insn {
 	__u8 a;         /* first operand register (address: 0 src, 1 dst) */
 	__u8 b;         /* second operand register (_X forms) */
 	__u16 jt, jf;   /* jump targets: instruction index or CGF_PC_* */
-	__u32 pad;
 	__u64 k;        /* constant operand, or set id */
-};
+};                      /* 16 bytes: pc * 16 finds an instruction */
 
 /* One compiled filter.  ninsn == 0 means "no filter": drop. */
 struct cgf_code {
