@@ -68,6 +68,22 @@ struct {
 } lpm SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CGF_DEF_LPM_ENTRIES); /* set at load */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct cgf_ahash_key);
+	__type(value, __u8);
+} ahash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct cgf_alens);
+} alens SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, CGF_DEF_INT_SETS * CGF_BITS_WORDS); /* set at load */
 	__type(key, __u32);
@@ -147,22 +163,56 @@ static __always_inline int cgf_in_bits(__u64 v, __u64 set)
 	return w && ((*w >> (v & 63)) & 1);
 }
 
+/* The network-order mask of the first plen bits of 32-bit word w. */
+static __always_inline __u32 cgf_mask(__u32 plen, __u32 w)
+{
+	__u32 bits = plen > w * 32 ? plen - w * 32 : 0;
+
+	if (bits >= 32)
+		return 0xffffffff;
+	if (!bits)
+		return 0;
+	return bpf_htonl(0xffffffffu << (32 - bits));
+}
+
 static __always_inline int cgf_in_lpm(const struct cgf_vm *vm, __u8 which, __u64 set)
 {
+	const __u32 *addr = which ? vm->p.daddr : vm->p.saddr;
+	struct cgf_ahash_key hk;
 	struct cgf_lpm_key key;
+	struct cgf_alens *l;
+	__u32 tag;
+	int i;
 
-	if (vm->p.family == 4)
-		key.prefixlen = 32 + 32;
-	else if (vm->p.family == 6)
-		key.prefixlen = 32 + 128;
-	else
+	if (vm->p.family != 4 && vm->p.family != 6)
 		return 0;
-	key.tag = (__u32)set * 2 + (vm->p.family == 6);
-	if (which)
-		__builtin_memcpy(key.addr, vm->p.daddr, 16);
-	else
-		__builtin_memcpy(key.addr, vm->p.saddr, 16);
-	return bpf_map_lookup_elem(&lpm, &key) != NULL;
+	tag = (__u32)set * 2 + (vm->p.family == 6);
+	l = bpf_map_lookup_elem(&alens, &tag);
+	if (!l)
+		return 0;
+	if (l->n == CGF_PLENS_LPM) {
+		key.prefixlen = 32 + (vm->p.family == 4 ? 32 : 128);
+		key.tag = tag;
+		__builtin_memcpy(key.addr, addr, 16);
+		return bpf_map_lookup_elem(&lpm, &key) != NULL;
+	}
+	hk.tag = tag;
+#pragma unroll
+	for (i = 0; i < CGF_MAX_PLENS; i++) {
+		__u32 plen;
+
+		if (i >= l->n)
+			break;
+		plen = l->len[i];
+		hk.plen = plen;
+		hk.addr[0] = addr[0] & cgf_mask(plen, 0);
+		hk.addr[1] = addr[1] & cgf_mask(plen, 1);
+		hk.addr[2] = addr[2] & cgf_mask(plen, 2);
+		hk.addr[3] = addr[3] & cgf_mask(plen, 3);
+		if (bpf_map_lookup_elem(&ahash, &hk))
+			return 1;
+	}
+	return 0;
 }
 
 /* One instruction; returns 1 to stop. */

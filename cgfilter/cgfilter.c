@@ -174,19 +174,21 @@ static void print_parse_error(const char *text, const struct cgf_error *e)
 struct engine {
 	char pin[PATH_MAX];
 	char dir[PATH_MAX + 8];
-	int prog, code, grace, ctl, shared_code, lpm, bits, stats, events, meta, text, sets;
+	int prog, code, grace, ctl, shared_code, lpm, ahash, alens, bits, stats, events, meta, text;
+	int sets;
 	int lock;
 	struct cgf_meta m;
 };
 
 static const char *const map_names[] = {
-	"code", "grace", "shared_code", "lpm", "bits", "stats", "events", "ratelimit", "ctl", "meta",
-	"text", "sets",
+	"code", "grace", "shared_code", "lpm", "ahash", "alens", "bits", "stats", "events",
+	"ratelimit", "ctl", "meta", "text", "sets",
 };
 
 static void engine_close(struct engine *e)
 {
-	int *fds[] = { &e->prog, &e->code, &e->grace, &e->ctl, &e->shared_code, &e->lpm, &e->bits, &e->stats,
+	int *fds[] = { &e->prog, &e->code, &e->grace, &e->ctl, &e->shared_code, &e->lpm, &e->ahash,
+		       &e->alens, &e->bits, &e->stats,
 		       &e->events, &e->meta, &e->text, &e->sets, &e->lock };
 	size_t i;
 
@@ -201,7 +203,7 @@ static void engine_init(struct engine *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->prog = e->code = e->grace = e->ctl = e->shared_code = e->lpm = e->bits = e->stats = -1;
-	e->events = -1;
+	e->events = e->ahash = e->alens = -1;
 	e->meta = e->text = e->sets = e->lock = -1;
 }
 
@@ -273,6 +275,7 @@ static int engine_open(struct engine *e, const char *pin, bool lock)
 	}
 	if ((r = open_map(e, "code", &e->code)) || (r = open_map(e, "grace", &e->grace)) ||
 	    (r = open_map(e, "ctl", &e->ctl)) || (r = open_map(e, "lpm", &e->lpm)) ||
+	    (r = open_map(e, "ahash", &e->ahash)) || (r = open_map(e, "alens", &e->alens)) ||
 	    (r = open_map(e, "bits", &e->bits)) || (r = open_map(e, "stats", &e->stats)) ||
 	    (r = open_map(e, "events", &e->events)) || (r = open_map(e, "meta", &e->meta)) ||
 	    (r = open_map(e, "text", &e->text)) || (r = open_map(e, "sets", &e->sets)) ||
@@ -471,22 +474,98 @@ static void lpm_key(struct cgf_lpm_key *k, __u32 id, const struct cgf_cidr *c)
 	memcpy(k->addr, c->addr, c->family == 6 ? 16 : 4);
 }
 
+static void ahash_key(struct cgf_ahash_key *k, __u32 id, const struct cgf_cidr *c)
+{
+	memset(k, 0, sizeof(*k));
+	k->tag = id * 2 + (c->family == 6);
+	k->plen = c->plen;
+	memcpy(k->addr, c->addr, c->family == 6 ? 16 : 4);
+}
+
+/* Add a prefix to address set id: to the trie and to the hashes. */
 static int lpm_add(struct engine *e, __u32 id, const struct cgf_cidr *c)
 {
+	struct cgf_ahash_key hk;
 	struct cgf_lpm_key k;
 	__u8 one = 1;
 
 	lpm_key(&k, id, c);
-	return bpf_map_update_elem(e->lpm, &k, &one, BPF_ANY) ? -errno : 0;
+	ahash_key(&hk, id, c);
+	if (bpf_map_update_elem(e->ahash, &hk, &one, BPF_ANY) ||
+	    bpf_map_update_elem(e->lpm, &k, &one, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* Remove a prefix from address set id; -ENOENT if it was not there. */
+static int lpm_del(struct engine *e, __u32 id, const struct cgf_cidr *c)
+{
+	struct cgf_ahash_key hk;
+	struct cgf_lpm_key k;
+	int r = 0;
+
+	lpm_key(&k, id, c);
+	ahash_key(&hk, id, c);
+	if (bpf_map_delete_elem(e->lpm, &k))
+		r = -errno;
+	bpf_map_delete_elem(e->ahash, &hk);
+	return r;
+}
+
+/*
+ * Write which prefix lengths address set id holds, per family, so that the
+ * engine knows which hashes to look in (after adding, before nothing: a
+ * length listed before its prefixes are in only misses).
+ */
+static int alens_rebuild(struct engine *e, __u32 id)
+{
+	unsigned int count[2][129];
+	struct cgf_lpm_key k, next;
+	int more, f;
+
+	memset(count, 0, sizeof(count));
+	for (more = !bpf_map_get_next_key(e->lpm, NULL, &next); more;
+	     more = !bpf_map_get_next_key(e->lpm, &k, &next)) {
+		k = next;
+		if (k.tag / 2 == id && k.prefixlen >= 32 && k.prefixlen - 32 <= 128)
+			count[k.tag & 1][k.prefixlen - 32]++;
+	}
+	for (f = 0; f < 2; f++) {
+		struct cgf_alens l;
+		__u32 tag = id * 2 + f;
+		int len, n = 0;
+
+		memset(&l, 0, sizeof(l));
+		for (len = 128; len >= 0; len--) {
+			if (!count[f][len])
+				continue;
+			if (n < CGF_MAX_PLENS)
+				l.len[n] = (__u8)len;
+			n++;
+		}
+		if (!n) {
+			bpf_map_delete_elem(e->alens, &tag);
+			continue;
+		}
+		l.n = n <= CGF_MAX_PLENS ? (__u8)n : CGF_PLENS_LPM;
+		if (bpf_map_update_elem(e->alens, &tag, &l, BPF_ANY))
+			return -errno;
+	}
+	return 0;
 }
 
 /* Remove every element of address set id. */
 static void lpm_clear(struct engine *e, __u32 id)
 {
 	struct cgf_lpm_key k, next, *del = NULL;
-	size_t n = 0, cap = 0, i;
+	struct cgf_ahash_key hk, hnext, *hdel = NULL;
+	size_t n = 0, cap = 0, hn = 0, hcap = 0, i;
+	__u32 tag;
 	int more;
 
+	/* first the lengths: the set then reads as empty */
+	for (tag = id * 2; tag <= id * 2 + 1; tag++)
+		bpf_map_delete_elem(e->alens, &tag);
 	for (more = !bpf_map_get_next_key(e->lpm, NULL, &next); more;
 	     more = !bpf_map_get_next_key(e->lpm, &k, &next)) {
 		k = next;
@@ -501,9 +580,26 @@ static void lpm_clear(struct engine *e, __u32 id)
 		}
 		del[n++] = k;
 	}
+	for (more = !bpf_map_get_next_key(e->ahash, NULL, &hnext); more;
+	     more = !bpf_map_get_next_key(e->ahash, &hk, &hnext)) {
+		hk = hnext;
+		if (hk.tag / 2 != id)
+			continue;
+		if (hn == hcap) {
+			struct cgf_ahash_key *p = realloc(hdel, (hcap = hcap ? hcap * 2 : 256) * sizeof(*p));
+
+			if (!p)
+				break;
+			hdel = p;
+		}
+		hdel[hn++] = hk;
+	}
 	for (i = 0; i < n; i++)
 		bpf_map_delete_elem(e->lpm, &del[i]);
+	for (i = 0; i < hn; i++)
+		bpf_map_delete_elem(e->ahash, &hdel[i]);
 	free(del);
+	free(hdel);
 }
 
 /* Free the storage of a set record (after no program can use it). */
@@ -531,6 +627,11 @@ static int set_fill(struct engine *e, const struct cgf_set *s, __u64 *nelem)
 				err("cannot add to an address set of %s: %s", e->pin, strerror(-r));
 				return r;
 			}
+		}
+		r = alens_rebuild(e, (__u32)s->id);
+		if (r) {
+			err("cannot index an address set of %s: %s", e->pin, strerror(-r));
+			return r;
 		}
 		*nelem = s->n;
 		return 0;
@@ -909,6 +1010,7 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 	skel->rodata->cfg.events_per_sec = lo->events_per_sec;
 	bpf_map__set_max_entries(skel->maps.bits, lo->int_sets * CGF_BITS_WORDS);
 	bpf_map__set_max_entries(skel->maps.lpm, lo->lpm_entries);
+	bpf_map__set_max_entries(skel->maps.ahash, lo->lpm_entries);
 	bpf_program__set_autoload(lo->shared ? skel->progs.cgf_filter : skel->progs.cgf_shared, false);
 	r = cgfilter_bpf__load(skel);
 	if (r) {
@@ -923,6 +1025,8 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 	e.ctl = bpf_map__fd(skel->maps.ctl);
 	e.shared_code = bpf_map__fd(skel->maps.shared_code);
 	e.lpm = bpf_map__fd(skel->maps.lpm);
+	e.ahash = bpf_map__fd(skel->maps.ahash);
+	e.alens = bpf_map__fd(skel->maps.alens);
 	e.bits = bpf_map__fd(skel->maps.bits);
 	e.stats = bpf_map__fd(skel->maps.stats);
 	e.events = bpf_map__fd(skel->maps.events);
@@ -1339,31 +1443,29 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 	}
 	if (rec.type) {
 		for (i = 0; i < nitems; i++) {
-			struct cgf_lpm_key lk;
 			struct cgf_cidr c;
 			char why[8];
-			__u8 one = 1;
 
 			cgf_parse_cidr(items[i], &c, why, sizeof(why));
-			lpm_key(&lk, rec.id, &c);
 			if (add) {
-				bool had = !bpf_map_lookup_elem(e.lpm, &lk, &one) &&
-					   0; /* exact-match presence is not cheap to tell */
-
-				(void)had;
-				if (bpf_map_update_elem(e.lpm, &lk, &one, BPF_ANY)) {
-					r = -errno;
-					err("cannot add %s to @%s: %s", items[i], name, strerror(errno));
+				r = lpm_add(&e, rec.id, &c);
+				if (r) {
+					err("cannot add %s to @%s: %s", items[i], name, strerror(-r));
 					goto out_rec;
 				}
-			} else if (bpf_map_delete_elem(e.lpm, &lk)) {
-				if (errno != ENOENT) {
-					r = -errno;
-					err("cannot remove %s from @%s: %s", items[i], name, strerror(errno));
+			} else if ((r = lpm_del(&e, rec.id, &c))) {
+				if (r != -ENOENT) {
+					err("cannot remove %s from @%s: %s", items[i], name, strerror(-r));
 					goto out_rec;
 				}
+				r = 0;
 				fprintf(stderr, PROG ": %s was not in @%s\n", items[i], name);
 			}
+		}
+		r = alens_rebuild(&e, rec.id);
+		if (r) {
+			err("cannot index @%s: %s", name, strerror(-r));
+			goto out_rec;
 		}
 		/* count exactly: walk the set */
 		{

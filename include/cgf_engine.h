@@ -109,6 +109,28 @@ struct cgf_lpm_key {
 };
 #define CGF_DEF_LPM_ENTRIES (1u << 20)
 
+/*
+ * An LPM lookup gets slower as the trie grows, so address sets are also
+ * kept as one hash per prefix length: "ahash" holds every prefix of every
+ * set with its host bits cleared, and "alens" lists, for each set tag, the
+ * prefix lengths it holds, longest first.  A lookup then costs one hash
+ * lookup per distinct length, whatever the number of prefixes.  A set with
+ * more than CGF_MAX_PLENS distinct lengths (n == CGF_PLENS_LPM) is looked
+ * up in the trie.  A tag with no "alens" entry is an empty set.
+ */
+#define CGF_MAX_PLENS 8
+#define CGF_PLENS_LPM 0xff
+struct cgf_alens {
+	__u8 n;                       /* lengths in len[], or CGF_PLENS_LPM */
+	__u8 len[CGF_MAX_PLENS];      /* longest first */
+	__u8 pad[7];
+};
+struct cgf_ahash_key {
+	__u32 tag;                    /* as in struct cgf_lpm_key */
+	__u32 plen;
+	__u32 addr[4];                /* network order, host bits zero */
+};
+
 /* The "stats" per-CPU array, one entry: packets and bytes by verdict. */
 enum cgf_stat {
 	CGF_ST_PASS_PKTS,

@@ -132,7 +132,20 @@ def main():
             ("!(dst_ip in { 10.0.0.3/32, fd00::3/128 }) && udp", "udp"),
             ("src_ip in { 10.0.0.1/32 } || dst_ip in { fd00::/8 }", "ip || ipv6"),
             ("@peers = { 10.0.0.0/30, fd00::/126 } src_ip in @peers && dst_ip in @peers && icmp",
-             "icmp")]:
+             "icmp"),
+            # several prefix lengths: one hash per length
+            ("src_ip in { 10.0.0.0/8, 10.0.0.0/16, 10.0.0.0/24, 10.0.0.1/32, fd00::/8,"
+             " fd00::/64, fd00::1/128 } && tcp", "tcp"),
+            ("dst_ip in { 10.0.0.3/32, 10.0.0.0/31, 192.0.2.0/24, fd00::3/128, fd00::/127 } || udp",
+             "udp"),
+            ("dst_ip in { 10.0.0.0/30, fd00::2/128 } && udp", "udp"),
+            # more lengths than the engine hashes: the trie answers
+            ("src_ip in { 11.0.0.0/9, 12.0.0.0/10, 13.0.0.0/11, 14.0.0.0/12, 15.0.0.0/13,"
+             " 16.0.0.0/14, 17.0.0.0/15, 18.0.0.0/16, 19.0.0.0/17, 10.0.0.0/29 } && udp",
+             "ip && udp"),
+            ("src_ip in { 2001:db8::/33, 2001:db8::/34, 2001:db8::/35, 2001:db8::/36,"
+             " 2001:db8::/37, 2001:db8::/38, 2001:db8::/39, 2001:db8::/40, fd00::/127 } && tcp",
+             "ipv6 && tcp")]:
         v = engine(text)
         probs += ["%r: %s" % (text, x) for x in V.compare(V.Expr(meaning), frames, v, specs, fields, limit=2)]
     check(probs, "address sets and address comparisons")
