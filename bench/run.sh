@@ -123,9 +123,9 @@ pkt_missing() {
 
 cgf_unload() { "$CGFILTER" unload "$1" --detach; }
 # cgf_load PIN EXPR: a cgfilter filter, unloaded at exit
-cgf_load() {
+cgf_load() { # PIN FILTER [LOAD OPTIONS...]
 	at_exit cgf_unload "$1"
-	"$CGFILTER" load "$1" "$2" >/dev/null || fail "cgfilter load $1 failed"
+	"$CGFILTER" load "${@:3}" "$1" "$2" >/dev/null || fail "cgfilter load $1 failed"
 }
 # pf_load NAME EXPR: port-firewall compiled and pinned at $PINS/NAME
 pf_load() {
@@ -149,7 +149,8 @@ done
 
 for n in "${CIDR_SIZES[@]}"; do
 	python3 "$BENCH/gen.py" cidr "$n" >"$WORK/cidr.txt"
-	cgf_load "$PINS/cgf-cidr" icmp
+	# room for N IPv4 + N IPv6 prefixes
+	cgf_load "$PINS/cgf-cidr" icmp --lpm-entries $((2 * n > 1024 ? 2 * n : 1024))
 	"$CGFILTER" set-add "$PINS/cgf-cidr" @big -f "$WORK/cidr.txt" >/dev/null || fail "cgfilter set-add of $n prefixes failed"
 	"$CGFILTER" set "$PINS/cgf-cidr" 'src_ip in @big' || fail "cgfilter set 'src_ip in @big' failed"
 	pkt "cgfilter CIDR set" "$n" --pin "$PINS/cgf-cidr"

@@ -77,7 +77,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 4096);   /* address sets * 2 */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct cgf_alens);
@@ -126,7 +126,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 4096);   /* chunks: 16 MB of filter text */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct cgf_text_key);
 	__type(value, struct cgf_text_chunk);
@@ -134,7 +134,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 8192);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct cgf_set_key);
 	__type(value, struct cgf_set_rec);
@@ -163,18 +163,6 @@ static __always_inline int cgf_in_bits(__u64 v, __u64 set)
 	return w && ((*w >> (v & 63)) & 1);
 }
 
-/* The network-order mask of the first plen bits of 32-bit word w. */
-static __always_inline __u32 cgf_mask(__u32 plen, __u32 w)
-{
-	__u32 bits = plen > w * 32 ? plen - w * 32 : 0;
-
-	if (bits >= 32)
-		return 0xffffffff;
-	if (!bits)
-		return 0;
-	return bpf_htonl(0xffffffffu << (32 - bits));
-}
-
 static __always_inline int cgf_in_lpm(const struct cgf_vm *vm, __u8 which, __u64 set)
 {
 	const __u32 *addr = which ? vm->p.daddr : vm->p.saddr;
@@ -199,16 +187,13 @@ static __always_inline int cgf_in_lpm(const struct cgf_vm *vm, __u8 which, __u64
 	hk.tag = tag;
 #pragma unroll
 	for (i = 0; i < CGF_MAX_PLENS; i++) {
-		__u32 plen;
-
 		if (i >= l->n)
 			break;
-		plen = l->len[i];
-		hk.plen = plen;
-		hk.addr[0] = addr[0] & cgf_mask(plen, 0);
-		hk.addr[1] = addr[1] & cgf_mask(plen, 1);
-		hk.addr[2] = addr[2] & cgf_mask(plen, 2);
-		hk.addr[3] = addr[3] & cgf_mask(plen, 3);
+		hk.plen = l->len[i];
+		hk.addr[0] = addr[0] & l->mask[i][0];
+		hk.addr[1] = addr[1] & l->mask[i][1];
+		hk.addr[2] = addr[2] & l->mask[i][2];
+		hk.addr[3] = addr[3] & l->mask[i][3];
 		if (bpf_map_lookup_elem(&ahash, &hk))
 			return 1;
 	}

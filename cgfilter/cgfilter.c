@@ -42,6 +42,8 @@
 #include "cgfilter.skel.h"
 
 #define PROG "cgfilter"
+/* what the "text" map holds: 4096 chunks */
+#define CGF_TEXT_MAX (4096u * CGF_TEXT_CHUNK)
 
 static int verbose;
 static volatile sig_atomic_t stop;
@@ -537,10 +539,20 @@ static int alens_rebuild(struct engine *e, __u32 id)
 
 		memset(&l, 0, sizeof(l));
 		for (len = 128; len >= 0; len--) {
+			int w;
+
 			if (!count[f][len])
 				continue;
-			if (n < CGF_MAX_PLENS)
+			if (n < CGF_MAX_PLENS) {
 				l.len[n] = (__u8)len;
+				for (w = 0; w < 4; w++) {
+					int bits = len - w * 32;
+
+					l.mask[n][w] = bits >= 32 ? 0xffffffffu :
+						       bits <= 0  ? 0 :
+						       htonl(0xffffffffu << (32 - bits));
+				}
+			}
 			n++;
 		}
 		if (!n) {
@@ -2186,7 +2198,7 @@ static const struct cmd_help helps[] = {
 	  "  --shared             one engine for many units: each registers its own filter\n"
 	  "                       with 'cgfilter register'; a cgroup without one drops all\n"
 	  "  --int-sets N         integer sets the engine can hold (default 64)\n"
-	  "  --lpm-entries N      prefixes all address sets can hold (default 1048576)\n"
+	  "  --lpm-entries N      prefixes all address sets can hold (default 65536)\n"
 	  "  --events-per-sec N   drop events per second and CPU for monitor (default 100,\n"
 	  "                       0: none)\n"
 	  "Example: cgfilter load /sys/fs/bpf/web 'tcp && dst_port in { 80, 443 }'\n" },
@@ -2432,7 +2444,7 @@ int main(int argc, char **argv)
 			lo.int_sets = v;
 			break;
 		case OPT_LPM:
-			if (parse_uint_arg(cmd, "number of prefixes", optarg, 1, 1u << 26, &v))
+			if (parse_uint_arg(cmd, "number of prefixes", optarg, 1, 1u << 24, &v))
 				return 2;
 			lo.lpm_entries = v;
 			break;
@@ -2474,6 +2486,11 @@ int main(int argc, char **argv)
 				return 1;
 		} else if (!shared_load) {
 			text = strdup(args[want]);
+		}
+		if (text && strlen(text) > CGF_TEXT_MAX) {
+			err("filter text too long: %zu bytes, at most %u", strlen(text), CGF_TEXT_MAX);
+			free(text);
+			return 1;
 		}
 		if (!strcmp(cmd, "load"))
 			r = do_load(args[0], text, &lo);

@@ -107,7 +107,7 @@ struct cgf_lpm_key {
 	__u32 tag;       /* host order; always matched whole (prefixlen >= 32) */
 	__u8 addr[16];   /* network order */
 };
-#define CGF_DEF_LPM_ENTRIES (1u << 20)
+#define CGF_DEF_LPM_ENTRIES (1u << 16)  /* --lpm-entries: prefixes of all sets */
 
 /*
  * An LPM lookup gets slower as the trie grows, so address sets are also
@@ -124,6 +124,7 @@ struct cgf_alens {
 	__u8 n;                       /* lengths in len[], or CGF_PLENS_LPM */
 	__u8 len[CGF_MAX_PLENS];      /* longest first */
 	__u8 pad[7];
+	__u32 mask[CGF_MAX_PLENS][4]; /* of each length, network order */
 };
 struct cgf_ahash_key {
 	__u32 tag;                    /* as in struct cgf_lpm_key */
