@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,6 +214,15 @@ static int listen_main(int argc, char **argv)
 					continue;
 				served++;
 				if (fork() == 0) {
+					/* a peer whose close a filter dropped would keep
+					 * this child forever: give up after a quiet minute,
+					 * and go with the server */
+					struct timeval idle = { .tv_sec = 60 };
+
+					setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
+					prctl(PR_SET_PDEATHSIG, SIGKILL);
+					if (getppid() == 1)
+						_exit(0);
 					while ((n = read(c, buf, sizeof(buf))) > 0)
 						if (write(c, buf, n) != n)
 							break;
