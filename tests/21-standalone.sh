@@ -42,9 +42,6 @@ in_cg() {
 msg() { head -c "$1" /dev/zero | tr '\0' x; }
 status() { "$LACF" --once "$@" 2>/dev/null; }
 line() { echo "dropped $1, forwarded $2, MTU $3 bytes"; }
-expect_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
 # the number after WORD in a status line
 field() { sed -n "s/.*$1 \([0-9]*\).*/\1/p" <<<"$2"; }
 

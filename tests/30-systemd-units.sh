@@ -12,30 +12,6 @@ need_cmd make clang bpftool systemd-escape
 PROBE=$BUILD/tools/cgfilter-probe
 [ -x "$PROBE" ] || skip "$PROBE is not built (make tools)"
 
-expect_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-# diagnostics for a unit, then fail
-unit_fail() {
-	local unit=$1; shift
-	{
-		echo "--- systemctl status $unit"
-		sd_ctl status "$unit" 2>&1
-		echo "--- journal of $unit"
-		sd_journal "$unit" 2>&1 | tail -n 30
-	} | sed 's/^/    /' >&2
-	fail "$*"
-}
-start_ok() {
-	sd_ctl start "$1" 2>/dev/null || unit_fail "$1" "$2: 'systemctl start $1' failed"
-	ok "$2"
-}
-start_fails() {
-	if sd_ctl start "$1" 2>/dev/null; then
-		unit_fail "$1" "$2: 'systemctl start $1' succeeded but must fail"
-	fi
-	ok "$2"
-}
 pin_exists() { sd_exec test -e "/sys/fs/bpf/$1"; }
 
 # ---- install into a scratch DESTDIR; /usr/local inside is that ---------------
@@ -53,30 +29,8 @@ fi
 ok "make install DESTDIR=... installs units that refer only to /usr/local"
 
 # ---- echo servers on the host (same network namespace), ports of our own -----
-# listen PROTO VAR: start an echo server on a free port in 22000-22999
-listen() {
-	local proto=$1 port out pid
-	for port in $(seq $((22000 + ($$ * 7 + ${#LISTEN_PIDS[@]} * 31) % 990)) 22999); do
-		out=$TMP/listen-$port
-		"$PROBE" listen "$proto" "$port" -a 127.0.0.1 >"$out" 2>&1 &
-		pid=$!
-		for _ in $(seq 40); do
-			if grep -qs listening "$out"; then
-				at_exit kill "$pid"
-				LISTEN_PIDS+=("$pid")
-				printf -v "$2" %s "$port"
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null
-	done
-	fail "no free $proto port in 22000-22999"
-}
-LISTEN_PIDS=()
-listen tcp PA   # the filters allow this port
-listen tcp PB   # and drop this one
+echo_server tcp PA 22000 22999   # the filters allow this port
+echo_server tcp PB 22000 22999   # and drop this one
 send_quiet() { "$PROBE" send tcp 127.0.0.1 "$1" -t 1000 >/dev/null 2>&1; }
 expect_ok "echo servers answer without a filter" send_quiet "$PB"
 

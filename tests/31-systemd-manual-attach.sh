@@ -15,29 +15,6 @@ BPFTOOL=$(command -v bpftool)
 PIN=/sys/fs/bpf/cgft-pf
 SLICE=/sys/fs/cgroup/system.slice   # the unit cgroups, as the namespace sees them
 
-expect_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-unit_fail() {
-	local unit=$1; shift
-	{
-		echo "--- systemctl status $unit"
-		sd_ctl status "$unit" 2>&1
-		echo "--- journal of $unit"
-		sd_journal "$unit" 2>&1 | tail -n 30
-	} | sed 's/^/    /' >&2
-	fail "$*"
-}
-start_ok() {
-	sd_ctl "${3:-start}" "$1" 2>/dev/null || unit_fail "$1" "$2: 'systemctl ${3:-start} $1' failed"
-	ok "$2"
-}
-start_fails() {
-	if sd_ctl start "$1" 2>/dev/null; then
-		unit_fail "$1" "$2: 'systemctl start $1' succeeded but must fail"
-	fi
-	ok "$2"
-}
 # unit NAME: write /run/systemd/system/NAME from stdin and reload
 unit() {
 	sd_write "/run/systemd/system/$1"
@@ -78,29 +55,8 @@ make -C "$TOP" --no-print-directory install DESTDIR="$DEST" >"$TMP/install.log" 
 }
 
 # ---- echo servers on the host (same network namespace), ports of our own -----
-listen() {
-	local proto=$1 port out pid
-	for port in $(seq $((22000 + ($$ * 11 + ${#LISTEN_PIDS[@]} * 37) % 990)) 22999); do
-		out=$TMP/listen-$port
-		"$PROBE" listen "$proto" "$port" -a 127.0.0.1 >"$out" 2>&1 &
-		pid=$!
-		for _ in $(seq 40); do
-			if grep -qs listening "$out"; then
-				at_exit kill "$pid"
-				LISTEN_PIDS+=("$pid")
-				printf -v "$2" %s "$port"
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null
-	done
-	fail "no free $proto port in 22000-22999"
-}
-LISTEN_PIDS=()
-listen tcp PA   # the filter allows this port
-listen tcp PB   # and drops this one
+echo_server tcp PA 22000 22999   # the filter allows this port
+echo_server tcp PB 22000 22999   # and drops this one
 send_quiet() { "$PROBE" send tcp 127.0.0.1 "$1" -t 1000 >/dev/null 2>&1; }
 expect_ok "echo servers answer without a filter" send_quiet "$PB"
 

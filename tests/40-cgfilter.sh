@@ -27,9 +27,6 @@ rm_engine() {
 }
 at_exit rm_engine "$PIN"
 
-expect_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
 # expect_refused DESC EXPECTED-MESSAGE-PART CMD...: exit 1, message on stderr
 expect_refused() {
 	local what=$1 want=$2 rc=0

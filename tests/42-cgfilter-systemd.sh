@@ -15,24 +15,6 @@ need_cmd make clang bpftool
 PROBE=$BUILD/tools/cgfilter-probe
 [ -x "$PROBE" ] || skip "$PROBE is not built (make tools)"
 
-expect_eq() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-unit_fail() {
-	local unit=$1; shift
-	{
-		echo "--- systemctl status $unit"
-		sd_ctl status "$unit" 2>&1
-		echo "--- journal of $unit"
-		sd_journal "$unit" 2>&1 | tail -n 30
-	} | sed 's/^/    /' >&2
-	fail "$*"
-}
-start_ok() { sd_ctl start "$1" 2>/dev/null || unit_fail "$1" "$2: 'systemctl start $1' failed"; ok "$2"; }
-start_fails() {
-	sd_ctl start "$1" 2>/dev/null && unit_fail "$1" "$2: 'systemctl start $1' succeeded but must fail"
-	ok "$2"
-}
 # wait_for SECONDS DESC CMD...: poll until CMD succeeds
 wait_for() {
 	local t=$1 what=$2 i
@@ -69,30 +51,9 @@ if [ ! -d /etc/cgfilter ]; then
 fi
 
 # ---- echo servers on the host (same network namespace) ------------------------------
-listen() { # PROTO VAR: an echo server on a free port in 22000-22999
-	local port out pid
-	for port in $(seq $((22000 + ($$ * 13 + ${#LISTEN_PIDS[@]} * 37) % 990)) 22999); do
-		out=$TMP/listen-$port
-		"$PROBE" listen "$1" "$port" -a 127.0.0.1 >"$out" 2>&1 &
-		pid=$!
-		for _ in $(seq 40); do
-			if grep -q listening "$out"; then
-				at_exit kill "$pid"
-				LISTEN_PIDS+=("$pid")
-				printf -v "$2" %s "$port"
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null
-	done
-	fail "no free $1 port"
-}
-LISTEN_PIDS=()
-listen tcp PA
-listen tcp PB
-listen tcp PS   # the long-lived connection
+echo_server tcp PA 22000 22999
+echo_server tcp PB 22000 22999
+echo_server tcp PS 22000 22999   # the long-lived connection
 
 sd_boot --bind "$DEST/usr/local" /usr/local --bind "$ETC" /etc/cgfilter "$UNITS"
 ok "systemd boots with the installed units"

@@ -29,6 +29,11 @@ expect_fail() {
 	if "$@"; then fail "$what: '$*' succeeded but must fail"; else ok "$what"; fi
 }
 
+# expect_eq DESCRIPTION GOT WANT   the two must be equal
+expect_eq() {
+	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
 # ---- cleanup ---------------------------------------------------------------
 # at_exit CMD...: run CMD when the test ends, pass or fail, newest first.
 T_CLEANUP=()
@@ -99,4 +104,34 @@ make_tmpdir() {
 	local -n _dir=$1
 	_dir=$(mktemp -d "/tmp/$T_ID.XXXXXX")
 	at_exit rm -rf "$_dir"
+}
+
+# echo_server PROTO VAR LO HI: start a cgfilter-probe echo server for PROTO
+# on 127.0.0.1, on a free port in LO..HI (tried from a point that depends on
+# this test's PID, so concurrent tests rarely collide); its port goes in
+# VAR; it is stopped at exit.  Needs PROBE (the cgfilter-probe binary) and
+# a scratch directory in TMP.
+ECHO_SERVERS=0
+echo_server() {
+	local proto=$1 var=$2 lo=$3 hi=$4 span port out pid i
+	span=$((hi - lo + 1))
+	for ((i = 0; i < span; i++)); do
+		port=$((lo + ($$ * 7 + ECHO_SERVERS * 31 + i) % span))
+		out=$TMP/listen-$proto-$port
+		"$PROBE" listen "$proto" "$port" -a 127.0.0.1 >"$out" 2>&1 &
+		pid=$!
+		for _ in $(seq 40); do
+			if grep -qs listening "$out"; then
+				at_exit kill "$pid"
+				ECHO_SERVERS=$((ECHO_SERVERS + 1))
+				printf -v "$var" %s "$port"
+				return 0
+			fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	fail "no free $proto port in $lo..$hi"
 }

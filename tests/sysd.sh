@@ -240,3 +240,29 @@ sd_result() { sd_ctl show -P Result "$1"; }
 
 # sd_journal UNIT: the unit's journal, for diagnostics.
 sd_journal() { sd_exec journalctl --no-pager -q -o cat -u "$1"; }
+
+# unit_fail UNIT MESSAGE...: show the unit's status and journal, then fail.
+unit_fail() {
+	local unit=$1; shift
+	{
+		echo "--- systemctl status $unit"
+		sd_ctl status "$unit" 2>&1
+		echo "--- journal of $unit"
+		sd_journal "$unit" 2>&1 | tail -n 30
+	} | sed 's/^/    /' >&2
+	fail "$*"
+}
+
+# start_ok UNIT DESCRIPTION [VERB]: `systemctl VERB UNIT` (start) must work.
+start_ok() {
+	sd_ctl "${3:-start}" "$1" 2>/dev/null || unit_fail "$1" "$2: 'systemctl ${3:-start} $1' failed"
+	ok "$2"
+}
+
+# start_fails UNIT DESCRIPTION: `systemctl start UNIT` must fail.
+start_fails() {
+	if sd_ctl start "$1" 2>/dev/null; then
+		unit_fail "$1" "$2: 'systemctl start $1' succeeded but must fail"
+	fi
+	ok "$2"
+}
