@@ -37,3 +37,18 @@ define check_bpffs
 	@d=$$(dirname "$$$(1)"); [ "$$(stat -f -c %T "$$d" 2>/dev/null)" = bpf_fs ] || { \
 		echo "$(2): cannot pin $$$(1): $$d is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)" >&2; exit 1; }
 endef
+
+# $(call pin_program,OBJ,NAME): load OBJ as a cgroup/skb program and pin it at
+# $PIN_PATH (an environment variable, so no shell sees it unquoted).  It is
+# pinned under a temporary name, then renamed over PIN: a failed load leaves
+# an existing pin untouched and a reload replaces it in one step.
+define pin_program
+	$(call check_tool,$(BPFTOOL),$(2),bpftool)
+	$(call check_bpffs,PIN_PATH,$(2))
+	$(call msg,LOAD,$$PIN_PATH)
+	$(Q)rm -f "$$PIN_PATH-loading"
+	$(Q)$(BPFTOOL) prog load $(1) "$$PIN_PATH-loading" type cgroup/skb || { \
+		rm -f "$$PIN_PATH-loading"; \
+		echo "$(2): cannot load $(1) at $$PIN_PATH (see the verifier log above)" >&2; exit 1; }
+	$(Q)mv -f "$$PIN_PATH-loading" "$$PIN_PATH"
+endef
