@@ -23,8 +23,8 @@ const volatile struct cgf_config cfg = {
 };
 
 /*
- * Dedicated mode keeps two filters, the one in force (ctl.active) and the
- * next: 'cgfilter set' writes the next one, flips ctl.active and then waits
+ * Dedicated mode keeps two filters, the one in force (cgf_active) and the
+ * next: 'cgfilter set' writes the next one, flips cgf_active and then waits
  * for an RCU grace period (an update of "grace", an array of maps, returns
  * only after one), so a slot is never rewritten while a packet still runs
  * it.  Both lookups are constant-map array lookups, which the verifier
@@ -394,15 +394,15 @@ done:
 	return CGF_DROP;
 }
 
+/* The slot of "code" in force: a global, read without a map lookup; the
+ * cgfilter command writes it through the .bss map, pinned as "active". */
+volatile __u32 cgf_active;
+
 SEC("cgroup/skb")
 int cgf_filter(struct __sk_buff *skb)
 {
-	__u32 zero = 0, slot;
-	struct cgf_ctl *c = bpf_map_lookup_elem(&ctl, &zero);
+	__u32 slot = cgf_active & 1;
 
-	if (!c)
-		return cgf_run(skb, NULL);
-	slot = c->active & 1;
 	return cgf_run(skb, bpf_map_lookup_elem(&code, &slot));
 }
 

@@ -177,20 +177,20 @@ struct engine {
 	char pin[PATH_MAX];
 	char dir[PATH_MAX + 8];
 	int prog, code, grace, ctl, shared_code, lpm, ahash, alens, bits, stats, events, meta, text;
-	int sets;
+	int sets, active;
 	int lock;
 	struct cgf_meta m;
 };
 
 static const char *const map_names[] = {
 	"code", "grace", "shared_code", "lpm", "ahash", "alens", "bits", "stats", "events",
-	"ratelimit", "ctl", "meta", "text", "sets",
+	"ratelimit", "ctl", "meta", "text", "sets", "active",
 };
 
 static void engine_close(struct engine *e)
 {
 	int *fds[] = { &e->prog, &e->code, &e->grace, &e->ctl, &e->shared_code, &e->lpm, &e->ahash,
-		       &e->alens, &e->bits, &e->stats,
+		       &e->alens, &e->active, &e->bits, &e->stats,
 		       &e->events, &e->meta, &e->text, &e->sets, &e->lock };
 	size_t i;
 
@@ -205,7 +205,7 @@ static void engine_init(struct engine *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->prog = e->code = e->grace = e->ctl = e->shared_code = e->lpm = e->bits = e->stats = -1;
-	e->events = e->ahash = e->alens = -1;
+	e->events = e->ahash = e->alens = e->active = -1;
 	e->meta = e->text = e->sets = e->lock = -1;
 }
 
@@ -278,6 +278,7 @@ static int engine_open(struct engine *e, const char *pin, bool lock)
 	if ((r = open_map(e, "code", &e->code)) || (r = open_map(e, "grace", &e->grace)) ||
 	    (r = open_map(e, "ctl", &e->ctl)) || (r = open_map(e, "lpm", &e->lpm)) ||
 	    (r = open_map(e, "ahash", &e->ahash)) || (r = open_map(e, "alens", &e->alens)) ||
+	    (r = open_map(e, "active", &e->active)) ||
 	    (r = open_map(e, "bits", &e->bits)) || (r = open_map(e, "stats", &e->stats)) ||
 	    (r = open_map(e, "events", &e->events)) || (r = open_map(e, "meta", &e->meta)) ||
 	    (r = open_map(e, "text", &e->text)) || (r = open_map(e, "sets", &e->sets)) ||
@@ -845,13 +846,12 @@ static int wait_grace_period(struct engine *e)
 /* The filter in force (dedicated mode). */
 static int read_code(struct engine *e, struct cgf_code *code)
 {
-	struct cgf_ctl c;
-	__u32 zero = 0;
+	__u32 zero = 0, slot;
 
-	if (bpf_map_lookup_elem(e->ctl, &zero, &c))
+	if (bpf_map_lookup_elem(e->active, &zero, &slot))
 		return -errno;
-	c.active &= 1;
-	return bpf_map_lookup_elem(e->code, &c.active, code) ? -errno : 0;
+	slot &= 1;
+	return bpf_map_lookup_elem(e->code, &slot, code) ? -errno : 0;
 }
 
 /*
@@ -860,23 +860,21 @@ static int read_code(struct engine *e, struct cgf_code *code)
  */
 static int swap_code(struct engine *e, const struct cgf_code *code)
 {
-	struct cgf_ctl c;
-	__u32 zero = 0, next;
+	__u32 zero = 0, slot;
 	int r;
 
-	if (bpf_map_lookup_elem(e->ctl, &zero, &c)) {
+	if (bpf_map_lookup_elem(e->active, &zero, &slot)) {
 		r = -errno;
 		err("cannot read the state of %s: %s", e->pin, strerror(errno));
 		return r;
 	}
-	next = !(c.active & 1);
-	if (bpf_map_update_elem(e->code, &next, code, BPF_ANY)) {
+	slot = !(slot & 1);
+	if (bpf_map_update_elem(e->code, &slot, code, BPF_ANY)) {
 		r = -errno;
 		err("cannot write the filter of %s: %s", e->pin, strerror(errno));
 		return r;
 	}
-	c.active = next;
-	if (bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY)) {
+	if (bpf_map_update_elem(e->active, &zero, &slot, BPF_ANY)) {
 		r = -errno;
 		err("cannot set the filter of %s: %s", e->pin, strerror(errno));
 		return r;
@@ -1090,6 +1088,16 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", e.dir, name);
 		r = bpf_map__pin(m, path);
+		if (r) {
+			err("cannot pin %s: %s", path, strerror(-r));
+			goto out;
+		}
+	}
+	{
+		char path[PATH_MAX + 80];
+
+		snprintf(path, sizeof(path), "%s/active", e.dir);
+		r = bpf_map__pin(skel->maps.bss, path);
 		if (r) {
 			err("cannot pin %s: %s", path, strerror(-r));
 			goto out;

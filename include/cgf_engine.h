@@ -172,7 +172,7 @@ struct cgf_config {
 struct cgf_ctl {
 	__u32 monitors;           /* running 'cgfilter monitor's: drop events
 				   * are produced only while it is non-zero */
-	__u32 active;             /* dedicated mode: the slot of "code" in force */
+	__u32 pad;
 };
 
 /* Rate limit state of drop events, per CPU. */
