@@ -2385,6 +2385,39 @@ static const struct option long_opts[] = {
 	{},
 };
 
+/* Which options each command takes: an option another command takes is
+ * refused rather than silently ignored. */
+static bool option_allowed(const char *cmd, int opt)
+{
+	static const struct {
+		const char *cmd;
+		int opts[6];
+	} table[] = {
+		{ "load", { 'f', OPT_SHARED, OPT_INT_SETS, OPT_LPM, OPT_EVENTS } },
+		{ "set", { 'f' } },
+		{ "register", { 'f', OPT_CGROUP } },
+		{ "unregister", { OPT_CGROUP } },
+		{ "set-add", { 'f' } },
+		{ "set-del", { 'f' } },
+		{ "show", { OPT_CODE } },
+		{ "stats", { OPT_JSON } },
+		{ "monitor", { 'c', 't', OPT_JSON } },
+		{ "check", { 'q' } },
+		{ "unload", { OPT_DETACH } },
+		{ "compile", { 'f' } },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcmp(table[i].cmd, cmd))
+			continue;
+		for (j = 0; j < sizeof(table[i].opts) / sizeof(table[i].opts[0]); j++)
+			if (table[i].opts[j] == opt)
+				return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct load_opts lo = { .int_sets = CGF_DEF_INT_SETS, .lpm_entries = CGF_DEF_LPM_ENTRIES,
@@ -2434,6 +2467,16 @@ int main(int argc, char **argv)
 	argc--;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "hf:c:t:qv", long_opts, NULL)) != -1) {
+		if (opt != 'h' && opt != 'v' && opt != '?' && !option_allowed(cmd, opt)) {
+			const struct option *o;
+			char name[40];
+
+			snprintf(name, sizeof(name), "-%c", opt);
+			for (o = long_opts; o->name; o++)
+				if (o->val == opt && opt >= 256)
+					snprintf(name, sizeof(name), "--%s", o->name);
+			return bad_usage(cmd, "option %s does not apply to %s", name, cmd);
+		}
 		switch (opt) {
 		case 'h':
 			cmd_help(cmd, stdout);

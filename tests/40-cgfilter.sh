@@ -50,6 +50,9 @@ rc=0; "$CGF" load "$PIN" >/dev/null 2>&1 || rc=$?
 expect_eq "load without a filter exits 2" "$rc" 2
 rc=0; "$CGF" load --int-sets 0 "$PIN" tcp >/dev/null 2>&1 || rc=$?
 expect_eq "a bad option value exits 2" "$rc" 2
+rc=0; "$CGF" set --shared "$PIN" tcp 2>"$TMP/err" || rc=$?
+expect_eq "an option of another command is refused" "$rc:$(cat "$TMP/err")" \
+	"2:cgfilter set: option --shared does not apply to set (see 'cgfilter set --help')"
 [ ! -e "$PIN" ] || fail "a usage error pinned something"
 
 # ---- bad filters at load pin nothing ------------------------------------------------
