@@ -969,6 +969,11 @@ static struct cgf_node *parse_binary(struct parser *p, int minprec)
 			if (!s)
 				return NULL;
 			add_item(p, s, &item);
+			if (!p->failed && tok_is(p, peek(p), "/")) {
+				/* '10.0.0.0 /8' would read as (src_ip == 10.0.0.0) / 8 */
+				fail_tok(p, peek(p), "write a prefix without spaces, as in 10.0.0.0/8");
+				return NULL;
+			}
 			lhs = p->failed ? NULL
 					: make_in(p, lhs, s, &op, binops[i].op == CGF_OP_NE);
 			continue;

@@ -141,6 +141,8 @@ expect_refused "IPv6 prefix too long" "fd00::/129" "$CGF" set "$PIN" 'dst_ip in 
 expect_refused "port out of range" "70000" "$CGF" set "$PIN" 'dst_port in { 70000 }'
 expect_refused "type mismatch" "is a set of addresses" "$CGF" set "$PIN" 'dst_port in @peers'
 expect_refused "a quote" "column 1" "$CGF" set "$PIN" "'tcp'"
+expect_refused "a prefix written with a space" "column 20: write a prefix without spaces" \
+	"$CGF" set "$PIN" 'src_ip == 10.0.0.0 /8'
 expect_refused "an empty filter" "empty filter" "$CGF" set "$PIN" ' # nothing'
 big=$(for i in $(seq 3000); do printf 'dst_port == %d || ' "$i"; done; echo 0)
 expect_refused "a filter too large for the engine" "filter too large" "$CGF" set "$PIN" "$big"
