@@ -27,8 +27,8 @@ const volatile struct cgf_config cfg = {
  * next: 'cgfilter set' writes the next one, flips cgf_active and then waits
  * for an RCU grace period (an update of "grace", an array of maps, returns
  * only after one), so a slot is never rewritten while a packet still runs
- * it.  Both lookups are constant-map array lookups, which the verifier
- * inlines.
+ * it.  cgf_active is a global variable and "code" an array: reading them
+ * takes no helper call (the verifier inlines constant-map array lookups).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -6,8 +6,8 @@
  *
  * Layout of a loaded filter at PIN:
  *   PIN          the program (what IPIngressFilterPath= names)
- *   PIN_maps/    its maps: code, shared_code, lpm, bits, stats, events,
- *                ratelimit, meta, text, sets
+ *   PIN_maps/    its maps (map_names[] below; cgfilter(8) says what each
+ *                holds)
  * Commands that change a filter hold an flock on PIN_maps/, so two of them
  * never interleave.
  */
