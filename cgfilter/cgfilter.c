@@ -362,6 +362,44 @@ static char *text_load(struct engine *e, __u64 owner)
 	return s ? s : strdup("");
 }
 
+/* ---- map walks ---------------------------------------------------------------- */
+
+#define MAX_KEY 128
+
+/*
+ * Delete every key of map fd (key_size bytes) that drop() chooses.  The
+ * keys are collected first and deleted after the walk: deleting during a
+ * get_next_key walk of a hash map can restart or skip it.  drop() may do
+ * its own work on a chosen key (free what it refers to).
+ */
+static void delete_keys(int fd, size_t key_size, bool (*drop)(const void *key, void *ctx),
+			void *ctx)
+{
+	unsigned char cur[MAX_KEY], next[MAX_KEY], *del = NULL;
+	size_t n = 0, cap = 0, i;
+	int more;
+
+	if (key_size > MAX_KEY)
+		return;
+	for (more = !bpf_map_get_next_key(fd, NULL, next); more;
+	     more = !bpf_map_get_next_key(fd, cur, next)) {
+		memcpy(cur, next, key_size);
+		if (!drop(cur, ctx))
+			continue;
+		if (n == cap) {
+			unsigned char *p = realloc(del, (cap = cap ? cap * 2 : 256) * key_size);
+
+			if (!p)
+				break;
+			del = p;
+		}
+		memcpy(del + n++ * key_size, cur, key_size);
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, del + i * key_size);
+	free(del);
+}
+
 /* ---- sets -------------------------------------------------------------------- */
 
 static void set_key(struct cgf_set_key *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -567,52 +605,26 @@ static int alens_rebuild(struct engine *e, __u32 id)
 	return 0;
 }
 
+static bool lpm_key_in_set(const void *key, void *ctx)
+{
+	return ((const struct cgf_lpm_key *)key)->tag / 2 == *(__u32 *)ctx;
+}
+
+static bool ahash_key_in_set(const void *key, void *ctx)
+{
+	return ((const struct cgf_ahash_key *)key)->tag / 2 == *(__u32 *)ctx;
+}
+
 /* Remove every element of address set id. */
 static void lpm_clear(struct engine *e, __u32 id)
 {
-	struct cgf_lpm_key k, next, *del = NULL;
-	struct cgf_ahash_key hk, hnext, *hdel = NULL;
-	size_t n = 0, cap = 0, hn = 0, hcap = 0, i;
 	__u32 tag;
-	int more;
 
 	/* first the lengths: the set then reads as empty */
 	for (tag = id * 2; tag <= id * 2 + 1; tag++)
 		bpf_map_delete_elem(e->alens, &tag);
-	for (more = !bpf_map_get_next_key(e->lpm, NULL, &next); more;
-	     more = !bpf_map_get_next_key(e->lpm, &k, &next)) {
-		k = next;
-		if (k.tag / 2 != id)
-			continue;
-		if (n == cap) {
-			struct cgf_lpm_key *p = realloc(del, (cap = cap ? cap * 2 : 256) * sizeof(*p));
-
-			if (!p)
-				break;
-			del = p;
-		}
-		del[n++] = k;
-	}
-	for (more = !bpf_map_get_next_key(e->ahash, NULL, &hnext); more;
-	     more = !bpf_map_get_next_key(e->ahash, &hk, &hnext)) {
-		hk = hnext;
-		if (hk.tag / 2 != id)
-			continue;
-		if (hn == hcap) {
-			struct cgf_ahash_key *p = realloc(hdel, (hcap = hcap ? hcap * 2 : 256) * sizeof(*p));
-
-			if (!p)
-				break;
-			hdel = p;
-		}
-		hdel[hn++] = hk;
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(e->lpm, &del[i]);
-	for (i = 0; i < hn; i++)
-		bpf_map_delete_elem(e->ahash, &hdel[i]);
-	free(del);
-	free(hdel);
+	delete_keys(e->lpm, sizeof(struct cgf_lpm_key), lpm_key_in_set, &id);
+	delete_keys(e->ahash, sizeof(struct cgf_ahash_key), ahash_key_in_set, &id);
 }
 
 /* Free the storage of a set record (after no program can use it). */
@@ -753,6 +765,33 @@ out:
 	return 0;
 }
 
+struct commit_ctx {
+	struct engine *e;
+	__u64 owner;
+	const struct new_set *ns;
+	size_t n;
+};
+
+/* Free a replaced set; drop its record if it was a literal set of owner. */
+static bool replaced_set(const void *key, void *ctx)
+{
+	const struct cgf_set_key *k = key;
+	struct commit_ctx *c = ctx;
+	struct cgf_set_rec rec;
+	bool literal_of_owner, redeclared = false;
+	size_t i;
+
+	if (bpf_map_lookup_elem(c->e->sets, k, &rec))
+		return false;
+	literal_of_owner = k->name[0] == '#' && rec.owner == c->owner;
+	for (i = 0; i < c->n && !literal_of_owner; i++)
+		if (k->name[0] == '@' && !strcmp(c->ns[i].key.name, k->name))
+			redeclared = true;
+	if (literal_of_owner || redeclared)
+		set_free(c->e, &rec);
+	return literal_of_owner;
+}
+
 /*
  * After the swap: free the replaced sets (literal sets of this owner that are
  * not in the new list, and old storage of redeclared named sets) and write
@@ -760,37 +799,10 @@ out:
  */
 static void sets_commit(struct engine *e, __u64 owner, const struct new_set *ns, size_t n)
 {
-	struct cgf_set_key k, next, *del = NULL;
-	struct cgf_set_rec rec;
-	size_t nd = 0, i;
-	int more;
+	struct commit_ctx c = { .e = e, .owner = owner, .ns = ns, .n = n };
+	size_t i;
 
-	for (more = !bpf_map_get_next_key(e->sets, NULL, &next); more;
-	     more = !bpf_map_get_next_key(e->sets, &k, &next)) {
-		bool literal_of_owner, redeclared = false;
-
-		k = next;
-		if (bpf_map_lookup_elem(e->sets, &k, &rec))
-			continue;
-		literal_of_owner = k.name[0] == '#' && rec.owner == owner;
-		for (i = 0; i < n && !literal_of_owner; i++)
-			if (!strcmp(ns[i].key.name, k.name) && ns[i].key.name[0] == '@')
-				redeclared = true;
-		if (!literal_of_owner && !redeclared)
-			continue;
-		set_free(e, &rec);
-		if (literal_of_owner) {
-			struct cgf_set_key *p = realloc(del, (nd + 1) * sizeof(*p));
-
-			if (p) {
-				del = p;
-				del[nd++] = k;
-			}
-		}
-	}
-	for (i = 0; i < nd; i++)
-		bpf_map_delete_elem(e->sets, &del[i]);
-	free(del);
+	delete_keys(e->sets, sizeof(struct cgf_set_key), replaced_set, &c);
 	for (i = 0; i < n; i++)
 		bpf_map_update_elem(e->sets, &ns[i].key, &ns[i].rec, BPF_ANY);
 }
@@ -1251,35 +1263,25 @@ static int storage_present(struct engine *e, __u64 cgid, bool *present)
 	return n;
 }
 
+/* A literal set of a cgroup the engine no longer serves: free it. */
+static bool orphan_set(const void *key, void *ctx)
+{
+	struct engine *e = ctx;
+	struct cgf_set_rec rec;
+	bool present[2];
+
+	if (bpf_map_lookup_elem(e->sets, key, &rec) || !rec.owner ||
+	    storage_present(e, rec.owner, present) != 0)
+		return false;
+	set_free(e, &rec);
+	text_delete(e, rec.owner);
+	return true;
+}
+
 /* Free the literal sets and texts of cgroups the engine no longer serves. */
 static void shared_gc(struct engine *e)
 {
-	struct cgf_set_key k, next, *del = NULL;
-	struct cgf_set_rec rec;
-	size_t nd = 0, i;
-	int more;
-
-	for (more = !bpf_map_get_next_key(e->sets, NULL, &next); more;
-	     more = !bpf_map_get_next_key(e->sets, &k, &next)) {
-		bool present[2];
-		struct cgf_set_key *p;
-
-		k = next;
-		if (bpf_map_lookup_elem(e->sets, &k, &rec) || !rec.owner)
-			continue;
-		if (storage_present(e, rec.owner, present) != 0)
-			continue;
-		set_free(e, &rec);
-		p = realloc(del, (nd + 1) * sizeof(*p));
-		if (p) {
-			del = p;
-			del[nd++] = k;
-		}
-		text_delete(e, rec.owner);
-	}
-	for (i = 0; i < nd; i++)
-		bpf_map_delete_elem(e->sets, &del[i]);
-	free(del);
+	delete_keys(e->sets, sizeof(struct cgf_set_key), orphan_set, e);
 }
 
 static int do_register(const char *pin, const char *cgroup, const char *text, bool unregister)

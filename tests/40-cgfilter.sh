@@ -168,6 +168,18 @@ gen1=$("$CGF" show "$PIN" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
 expect_eq "20 concurrent sets each made one generation" "$gen1" $((gen0 + 20))
 expect_pass udp "$P2" "after concurrent sets the set still works"
 
+# ---- a replaced filter's literal sets are freed -----------------------------------------------
+entries() { bpftool -j map dump pinned "${PIN}_maps/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+expect_ok "a filter with a literal address set" \
+	"$CGF" set "$PIN" "src_ip in { 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32 } || dst_port in @ports"
+expect_ok "replaced by one with another" \
+	"$CGF" set "$PIN" "src_ip in { 203.0.113.0/24, 2001:db8::/48 } || dst_port in @ports"
+# @peers holds 10.0.0.0/8; the first literal set must be gone
+expect_eq "the trie holds only the sets in use" "$(entries lpm)" 3
+expect_eq "so do the hashes" "$(entries ahash)" 3
+expect_ok "a filter without literal sets" "$CGF" set "$PIN" "udp && dst_port in @ports"
+expect_eq "the literal set went with its filter" "$(entries lpm):$(entries ahash)" 1:1
+
 # ---- monitor shows drops, rate-limited ---------------------------------------------------------
 "$CGF" monitor "$PIN" -c 1 -t 5000 --json >"$TMP/mon" 2>&1 &
 mon=$!
