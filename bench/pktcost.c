@@ -26,18 +26,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "frames.h"
+
 #define MAX_RUNS 1000
-
-struct frame {
-	char *label;
-	unsigned char *data;
-	size_t len;
-};
-
-struct frames {
-	struct frame *v;
-	size_t n, cap;
-};
 
 static int verbose;
 
@@ -64,112 +55,6 @@ static void usage(FILE *f)
 		"  PROGRAM LABEL MEDIAN_NS MIN_NS MAX_NS VERDICT\n\n"
 		"Example:\n"
 		"  pktcost -p frames.txt -r 100000 -n 5 --pin /sys/fs/bpf/web --id 42\n");
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Parse "LABEL HEX" into fm; 0 or -EINVAL with the reason printed. */
-static int parse_line(const char *path, int lineno, char *line, struct frame *fm)
-{
-	char *p = line, *label;
-	int hi = -1;
-
-	while (*p == ' ' || *p == '\t')
-		p++;
-	label = p;
-	while (*p && *p != ' ' && *p != '\t' && *p != '\n')
-		p++;
-	if (!*p || *p == '\n' || p == label) {
-		fprintf(stderr, "pktcost: Failed to read %s line %d: need LABEL HEX\n", path, lineno);
-		return -EINVAL;
-	}
-	*p++ = 0;
-	fm->label = strdup(label);
-	fm->data = malloc(strlen(p) / 2 + 1);
-	if (!fm->label || !fm->data)
-		return -ENOMEM;
-	for (; *p; p++) {
-		int v = hexval((unsigned char)*p);
-
-		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-			continue;
-		if (v < 0) {
-			fprintf(stderr, "pktcost: Failed to read %s line %d: '%c' is not hex\n", path,
-				lineno, *p);
-			return -EINVAL;
-		}
-		if (hi < 0) {
-			hi = v;
-		} else {
-			fm->data[fm->len++] = (unsigned char)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	if (hi >= 0 || !fm->len) {
-		fprintf(stderr, "pktcost: Failed to read %s line %d: %s\n", path, lineno,
-			fm->len ? "odd number of hex digits" : "no frame");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static void free_frame(struct frame *fm)
-{
-	free(fm->label);
-	free(fm->data);
-}
-
-static int read_frames(const char *path, struct frames *fr)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	char *line = NULL;
-	size_t cap = 0;
-	int lineno = 0, r = 0;
-
-	if (!f) {
-		r = -errno;
-		fprintf(stderr, "pktcost: Failed to open %s: %s\n", path, strerror(errno));
-		return r;
-	}
-	while (getline(&line, &cap, f) >= 0) {
-		struct frame fm = { 0 };
-
-		lineno++;
-		if (line[0] == '#' || line[strspn(line, " \t\r\n")] == 0)
-			continue;
-		r = parse_line(path, lineno, line, &fm);
-		if (!r && fr->n == fr->cap) {
-			size_t nc = fr->cap ? fr->cap * 2 : 16;
-			struct frame *nv = realloc(fr->v, nc * sizeof(*nv));
-
-			if (nv) {
-				fr->v = nv;
-				fr->cap = nc;
-			} else {
-				r = -ENOMEM;
-			}
-		}
-		if (r) {
-			free_frame(&fm);
-			break;
-		}
-		fr->v[fr->n++] = fm;
-	}
-	free(line);
-	if (f != stdin)
-		fclose(f);
-	if (r == -ENOMEM)
-		fprintf(stderr, "pktcost: Failed to read %s: out of memory\n", path);
-	return r;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -266,7 +151,6 @@ int main(int argc, char **argv)
 	const char *packets = NULL;
 	struct frames fr = { 0 };
 	int nprogs = 0, c, i, r = 0;
-	size_t k;
 
 	progs = calloc((size_t)argc, sizeof(*progs));
 	if (!progs)
@@ -305,7 +189,7 @@ int main(int argc, char **argv)
 		goto usage_err;
 	}
 	libbpf_set_print(print_libbpf);
-	r = read_frames(packets, &fr);
+	r = frames_read("pktcost", packets, 1, &fr);
 	if (!r && !fr.n) {
 		fprintf(stderr, "pktcost: Failed to read %s: no frames\n", packets);
 		r = -EINVAL;
@@ -339,9 +223,7 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "id:%ld", id);
 		r = measure_fd(fd, name, &fr, (__u32)repeat, (int)runs);
 	}
-	for (k = 0; k < fr.n; k++)
-		free_frame(&fr.v[k]);
-	free(fr.v);
+	frames_free(&fr);
 	free(progs);
 	if (fflush(stdout))
 		r = -EIO;

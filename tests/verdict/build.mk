@@ -2,6 +2,6 @@
 # Included by tests/Makefile, paths relative to tests/.
 TEST_PROGS += $(O)/verdict-run
 
-$(O)/verdict-run: verdict/verdict-run.c | $(O)
+$(O)/verdict-run: verdict/verdict-run.c verdict/frames.h | $(O)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -o $@ $< $(LIBBPF_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -Iverdict -o $@ $< $(LIBBPF_LIBS)

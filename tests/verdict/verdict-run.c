@@ -29,15 +29,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-struct frame {
-	unsigned char *data;
-	size_t len;
-};
-
-struct frames {
-	struct frame *v;
-	size_t n, cap;
-};
+#include "frames.h"
 
 static int verbose;
 
@@ -65,96 +57,6 @@ static void usage(FILE *f)
 		"  verdict-run -p frames.hex build/port-firewall/port_firewall.bpf.o\n");
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Read the frames file; 0 or -errno, with the reason printed. */
-static int read_frames(const char *path, struct frames *fr)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int lineno = 0, r = 0;
-
-	if (!f) {
-		r = -errno;
-		fprintf(stderr, "verdict-run: Failed to open %s: %s\n", path, strerror(errno));
-		return r;
-	}
-	while ((n = getline(&line, &cap, f)) >= 0) {
-		struct frame fm = { 0 };
-		ssize_t i;
-		int hi = -1;
-
-		lineno++;
-		if (line[0] == '#')
-			continue;
-		fm.data = malloc((size_t)n / 2 + 1);
-		if (!fm.data) {
-			r = -ENOMEM;
-			break;
-		}
-		for (i = 0; i < n; i++) {
-			int v = hexval((unsigned char)line[i]);
-
-			if (line[i] == ' ' || line[i] == '\t' || line[i] == '\n' || line[i] == '\r')
-				continue;
-			if (v < 0) {
-				fprintf(stderr, "verdict-run: Failed to read %s line %d: '%c' is not hex\n",
-					path, lineno, line[i]);
-				r = -EINVAL;
-				break;
-			}
-			if (hi < 0) {
-				hi = v;
-			} else {
-				fm.data[fm.len++] = (unsigned char)(hi << 4 | v);
-				hi = -1;
-			}
-		}
-		if (!r && hi >= 0) {
-			fprintf(stderr, "verdict-run: Failed to read %s line %d: odd number of hex digits\n",
-				path, lineno);
-			r = -EINVAL;
-		}
-		if (r || fm.len == 0) {
-			free(fm.data);
-			if (r)
-				break;
-			continue;
-		}
-		if (fr->n == fr->cap) {
-			size_t nc = fr->cap ? fr->cap * 2 : 256;
-			struct frame *nv = realloc(fr->v, nc * sizeof(*nv));
-
-			if (!nv) {
-				free(fm.data);
-				r = -ENOMEM;
-				break;
-			}
-			fr->v = nv;
-			fr->cap = nc;
-		}
-		fr->v[fr->n++] = fm;
-	}
-	free(line);
-	if (f != stdin)
-		fclose(f);
-	if (r == -ENOMEM)
-		fprintf(stderr, "verdict-run: Failed to read %s: out of memory\n", path);
-	return r;
-}
-
-/* Print one line with the verdict of every frame; 0 or -errno. */
 static int run_prog(int fd, const char *source, const char *name, const struct frames *fr,
 		    char *out)
 {
@@ -266,7 +168,6 @@ int main(int argc, char **argv)
 	const char **pins = NULL;
 	int npins = 0, c, i, r = 0;
 	char *out = NULL;
-	size_t k;
 
 	pins = calloc((size_t)argc, sizeof(*pins));
 	if (!pins)
@@ -299,7 +200,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	libbpf_set_print(print_libbpf);
-	r = read_frames(packets, &fr);
+	r = frames_read("verdict-run", packets, 0, &fr);
 	if (r)
 		goto cleanup;
 	if (!fr.n) {
@@ -317,9 +218,7 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc && !r; i++)
 		r = run_object(argv[i], &fr, out);
 cleanup:
-	for (k = 0; k < fr.n; k++)
-		free(fr.v[k].data);
-	free(fr.v);
+	frames_free(&fr);
 	free(out);
 	free(pins);
 	if (fflush(stdout))
