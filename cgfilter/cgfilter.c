@@ -558,7 +558,7 @@ static int lpm_del(struct engine *e, __u32 id, const struct cgf_cidr *c)
  * engine knows which hashes to look in (after adding, before nothing: a
  * length listed before its prefixes are in only misses).
  */
-static int alens_rebuild(struct engine *e, __u32 id)
+static int alens_rebuild(struct engine *e, __u32 id, __u64 *nelem)
 {
 	unsigned int count[2][129];
 	struct cgf_lpm_key k, next;
@@ -570,6 +570,12 @@ static int alens_rebuild(struct engine *e, __u32 id)
 		k = next;
 		if (k.tag / 2 == id && k.prefixlen >= 32 && k.prefixlen - 32 <= 128)
 			count[k.tag & 1][k.prefixlen - 32]++;
+	}
+	if (nelem) {
+		*nelem = 0;
+		for (f = 0; f < 2; f++)
+			for (int len = 0; len <= 128; len++)
+				*nelem += count[f][len];
 	}
 	for (f = 0; f < 2; f++) {
 		struct cgf_alens l;
@@ -653,12 +659,11 @@ static int set_fill(struct engine *e, const struct cgf_set *s, __u64 *nelem)
 				return r;
 			}
 		}
-		r = alens_rebuild(e, (__u32)s->id);
+		r = alens_rebuild(e, (__u32)s->id, nelem);
 		if (r) {
 			err("cannot index an address set of %s: %s", e->pin, strerror(-r));
 			return r;
 		}
-		*nelem = s->n;
 		return 0;
 	}
 	{
@@ -1484,22 +1489,10 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 				fprintf(stderr, PROG ": %s was not in @%s\n", items[i], name);
 			}
 		}
-		r = alens_rebuild(&e, rec.id);
+		r = alens_rebuild(&e, rec.id, &rec.nelem);
 		if (r) {
 			err("cannot index @%s: %s", name, strerror(-r));
 			goto out_rec;
-		}
-		/* count exactly: walk the set */
-		{
-			struct cgf_lpm_key lk, nx;
-			int more;
-
-			rec.nelem = 0;
-			for (more = !bpf_map_get_next_key(e.lpm, NULL, &nx); more;
-			     more = !bpf_map_get_next_key(e.lpm, &lk, &nx)) {
-				lk = nx;
-				rec.nelem += lk.tag / 2 == rec.id;
-			}
 		}
 	} else {
 		w = calloc(CGF_BITS_WORDS, sizeof(*w));
