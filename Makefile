@@ -1,7 +1,7 @@
 # cgfilter toolkit: per-service packet filters on cgroup_skb BPF and systemd.
 #
 #   make              build everything into build/
-#   make check        run every test (root for the kernel and systemd levels)
+#   make check        install what the tests need, run every test (as root)
 #   make demo         install what is missing, load a filter, show it working
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        measure what filters cost
@@ -24,7 +24,7 @@ include mk/bpf.mk
 include mk/user.mk
 
 .PHONY: all port-firewall bpf-program-only standalone tools cgfilter tests check demo \
-	install uninstall bench clean deps
+	install uninstall bench clean deps deps-tests
 
 all: port-firewall bpf-program-only standalone tools cgfilter tests
 
@@ -47,7 +47,11 @@ cgfilter:
 tests: tools port-firewall bpf-program-only standalone cgfilter
 	$(Q)$(MAKE) --no-print-directory -C tests O=$(BUILD)/tests
 
-check: all
+# the test dependencies first (iperf3, nftables, strace, ...), as make demo
+# installs the build dependencies: a fresh machine needs no other step
+check:
+	$(Q)scripts/install-deps.sh --tests
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh
 
 # BENCH_QUICK=1 for a quick run; bench/run.sh tells its other settings
@@ -56,6 +60,9 @@ bench: all
 
 deps:
 	$(Q)scripts/install-deps.sh
+
+deps-tests:
+	$(Q)scripts/install-deps.sh --tests
 
 demo:
 	$(Q)scripts/install-deps.sh

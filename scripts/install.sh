@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Install (or remove) what `make` built: called by `make install` and
 # `make uninstall` with the directories from the top Makefile.
 #
@@ -17,7 +17,9 @@
 # DESTDIR); --uninstall removes exactly those files, then the directories
 # install created, if empty.  Installing again first removes the files of
 # the previous install.
-set -eu
+set -euo pipefail
+CGF_TOP=$(cd "$(dirname "$0")/.." && pwd)
+. "$CGF_TOP/scripts/errtrap.sh"
 
 prog=install.sh
 die() { echo "$prog: $*" >&2; exit 1; }

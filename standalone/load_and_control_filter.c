@@ -111,7 +111,8 @@ static void usage(FILE *f)
 		"and a status line is printed for each key and whenever the counters change.\n\n"
 		"  -m, --mtu MTU        set the MTU (default %d for a new filter)\n"
 		"  -c, --cgroup CGROUP  attach to this cgroup2 directory (BPF_F_ALLOW_MULTI)\n"
-		"  -t, --type TYPE      ingress or egress (default egress); needs -c\n"
+		"  -t, --type TYPE      ingress or egress (default egress), used with -c; alone it\n"
+		"                       is accepted, as the reference did, and changes nothing\n"
 		"      --once           set up, print one status line and exit\n"
 		"      --unload         detach the filter from -c CGROUP and from every cgroup\n"
 		"                       it is attached to, then remove PIN and PIN%s\n"
@@ -890,10 +891,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pin = argv[optind];
-	if (have_type && !cgroup) {
-		err("-t needs -c CGROUP");
-		return 2;
-	}
+	/* the reference's own example: '-m 100 -t ingress PIN', then the pin
+	 * named by IPIngressFilterPath=; the program serves either direction */
+	if (have_type && !cgroup)
+		note("-t %s applies when attaching (-c CGROUP); without -c the pin serves either direction",
+		     type == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
 	if (do_unload && (have_mtu || have_type || once || broken)) {
 		err("--unload takes only -c and -v");
 		return 2;

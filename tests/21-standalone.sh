@@ -71,7 +71,6 @@ usage_rc() { local rc=0; "$LACF" "$@" >/dev/null 2>&1 || rc=$?; echo $rc; }
 expect_eq "no PIN is a usage error" "$(usage_rc)" 2
 expect_eq "unknown option is a usage error" "$(usage_rc --bogus "$PIN")" 2
 expect_eq "bad -t is a usage error" "$(usage_rc -c "$CG" -t sideways "$PIN")" 2
-expect_eq "-t without -c is a usage error" "$(usage_rc -t ingress "$PIN")" 2
 expect_eq "MTU below the range is a usage error" "$(usage_rc -m 10 "$PIN")" 2
 expect_eq "MTU not a number is a usage error" "$(usage_rc -m 1k "$PIN")" 2
 expect_eq "PIN with '.' is a usage error" "$(usage_rc "/sys/fs/bpf/${T_ID}.x")" 2
@@ -82,6 +81,22 @@ expect_eq "usage error says what is wrong in one line" "$err" \
 expect_ok "--help shows examples" bash -c '"$1" --help | grep -q "^Examples:"' _ "$LACF"
 [ ! -e "$PIN" ] && [ ! -e "${PIN}_map" ] || fail "a usage error pinned something"
 ok "usage errors pin nothing"
+
+# ---- the reference's first example: -t without -c -----------------------------
+# `load_and_control_filter -m 100 -t ingress /sys/fs/bpf/ingressfilter`, the pin
+# then named by IPIngressFilterPath= (tests/30-systemd-units.sh runs that part)
+PIN_REF=/sys/fs/bpf/${T_ID}_sa_ref
+at_exit rm_filter "$PIN_REF"
+rc=0
+printf q | "$LACF" -m 100 -t ingress "$PIN_REF" >"$TMP/ref.out" 2>"$TMP/ref.err" || rc=$?
+expect_eq "-t without -c loads, as the reference did" "$rc" 0
+expect_eq "... printing the status line" "$(head -n1 "$TMP/ref.out")" "$(line 0 0 100)"
+grep -qx -- "-t ingress applies when attaching (-c CGROUP); without -c the pin serves either direction" \
+	"$TMP/ref.err" || fail "no note about -t without -c: $(cat "$TMP/ref.err")"
+ok "... and says in one line that -t applies when attaching"
+expect_eq "... leaving a cgroup_skb program pinned" \
+	"$(bpftool -j prog show pinned "$PIN_REF" | sed -n 's/.*"type":"\([a-z_]*\)".*/\1/p')" cgroup_skb
+expect_eq "... attached to nothing" "$(bpftool cgroup show "$CG" | grep -c lacf || true)" 0
 
 # ---- the verifier refusal ---------------------------------------------------
 PIN_BAD=/sys/fs/bpf/${T_ID}_sa_bad

@@ -131,6 +131,25 @@ fi
 ok "a transient unit does not reach the dropped port"
 sd_ctl stop "bpf-firewall@$I4.service" || fail "cannot stop bpf-firewall@$I4.service"
 
+# ---- the reference's first example, then IPIngressFilterPath= ---------------------
+# load_and_control_filter -m 100 -t ingress PIN: packets longer than 100 bytes
+# (from the IP header) that the unit receives are dropped
+sd_exec sh -c 'printf q | /usr/local/bin/load_and_control_filter -m 100 -t ingress /sys/fs/bpf/ingressfilter' \
+	>/dev/null 2>&1 || fail "load_and_control_filter -m 100 -t ingress /sys/fs/bpf/ingressfilter failed"
+ok "load_and_control_filter -m 100 -t ingress PIN loads without -c"
+mtu_send() {
+	sd_run --quiet --wait --pipe -p IPIngressFilterPath=/sys/fs/bpf/ingressfilter \
+		/usr/local/bin/cgfilter-probe send tcp 127.0.0.1 "$PA" -t 1000 -m "$1" </dev/null
+}
+out=$(mtu_send short 2>&1) || fail "a short echo through the MTU filter failed: $out"
+expect_eq "IPIngressFilterPath= with that pin passes a short reply" "$out" "reply from 127.0.0.1 port $PA"
+if out=$(mtu_send "$(head -c 200 /dev/zero | tr '\0' x)" 2>&1); then
+	fail "a 200-byte echo passed an MTU of 100: $out"
+fi
+ok "... and drops a reply longer than the MTU"
+sd_exec /usr/local/bin/load_and_control_filter --unload /sys/fs/bpf/ingressfilter >/dev/null 2>&1 ||
+	fail "cannot unload /sys/fs/bpf/ingressfilter"
+
 # ---- a missing pin: the unit does not start ------------------------------------
 sd_write /run/systemd/system/cgft-missing-pin.service <<'EOF'
 [Service]

@@ -7,13 +7,28 @@ set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
+# a failing command says where it failed (scripts/errtrap.sh)
+CGF_TOP=$TOP
+. "$TOP/scripts/errtrap.sh"
 T_NAME=$(basename "$0" .sh)
 # unique per run, so that two runs never share a pin, cgroup or namespace
 T_ID="cgft-$$"
 
 # ---- results -------------------------------------------------------------
-skip() { echo "SKIP: $T_NAME: $*"; exit 77; }
-fail() { echo "FAIL: $T_NAME: $*" >&2; exit 1; }
+skip() {
+	echo "SKIP: $T_NAME: $*"
+	[ -z "${T_REASON:-}" ] || echo "$*" >>"$T_REASON"
+	exit 77
+}
+# fail MESSAGE: the test fails here; the message names the place that called
+# fail (and that place's caller, for a helper like expect_ok).
+fail() {
+	local where
+	where=$(_cgf_where 1)
+	echo "FAIL: $T_NAME: $where: $*" >&2
+	[ -z "${T_REASON:-}" ] || echo "$where: $*" >>"$T_REASON"
+	exit 1
+}
 info() { echo "  $T_NAME: $*"; }
 T_CHECKS=0
 ok() { T_CHECKS=$((T_CHECKS + 1)); echo "  ok $T_CHECKS - $*"; }
@@ -41,6 +56,7 @@ at_exit() { T_CLEANUP+=("$(printf '%q ' "$@")"); }
 _run_cleanup() {
 	local rc=$? i
 	set +e
+	trap - ERR
 	for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do
 		eval "${T_CLEANUP[i]}" >/dev/null 2>&1
 	done

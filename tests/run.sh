@@ -5,6 +5,9 @@
 # cgroups, cgroup attachments, network namespaces, mounts and no leftover
 # processes of ours; a difference fails the run.
 #   tests/run.sh [PATTERN...]   only tests whose name contains a PATTERN
+# A failing test's reason (its FAIL line, or the file, line and command that
+# failed) is shown beside FAIL.  CGF_TEST_TIMEOUT (seconds, default 1200)
+# stops a test that hangs; CGF_TEST_DIR runs the tests of another directory.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
@@ -14,8 +17,15 @@ mounted_bpffs=
 if [ "$(id -u)" -eq 0 ] && [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
 	mount -t bpf bpf /sys/fs/bpf && mounted_bpffs=1
 fi
-cleanup() { [ -n "$mounted_bpffs" ] && umount /sys/fs/bpf; }
+cleanup() {
+	rm -rf "$REASONS"
+	[ -z "$mounted_bpffs" ] || umount /sys/fs/bpf
+}
 trap cleanup EXIT
+
+# a test that runs longer than this (seconds) is stopped and fails
+T_TIMEOUT=${CGF_TEST_TIMEOUT:-1200}
+REASONS=$(mktemp -d /tmp/cgf-run.XXXXXX)
 
 # processes a test may start and must stop
 WATCH='^(systemd|dbus-daemon|systemd-journal|cgfilter|cgfilter-probe|load_and_contro|iperf3|unshare|nsenter|sleep)$'
@@ -36,7 +46,7 @@ snapshot() {
 }
 
 pass=0 failn=0 skipn=0 failed=()
-for t in tests/[0-9][0-9]-*.sh; do
+for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 	name=$(basename "$t" .sh)
 	if [ $# -gt 0 ]; then
 		keep=
@@ -46,33 +56,46 @@ for t in tests/[0-9][0-9]-*.sh; do
 	before=$(snapshot)
 	echo "=== $name"
 	start=$(date +%s)
-	bash "$t"
+	# why it failed: the test's fail and error lines (tests/lib.sh) land here
+	export T_REASON=$REASONS/$name
+	: >"$T_REASON"
+	timeout -k 30 "$T_TIMEOUT" bash "$t"
 	rc=$?
 	secs=$(( $(date +%s) - start ))
+	[ $rc -ne 124 ] || echo "$t: stopped after ${T_TIMEOUT}s (CGF_TEST_TIMEOUT)" >>"$T_REASON"
 	after=$(snapshot)
 	if [ "$before" != "$after" ]; then
 		sleep 2   # let the kernel free what is going away
 		after=$(snapshot)
 	fi
 	if [ "$before" != "$after" ]; then
-		echo "FAIL: $name left the host changed:"
-		diff <(echo "$before") <(echo "$after") | sed 's/^/    /'
+		echo "$name left the host changed (pins, cgroups, attachments, namespaces, mounts or processes)" >>"$T_REASON"
+		diff <(echo "$before") <(echo "$after") | sed 's/^/    /' | tee -a "$T_REASON"
 		rc=1
 	fi
 	case $rc in
 	0) echo "PASS: $name (${secs}s)"; pass=$((pass + 1)) ;;
 	77)
 		if [ "${CGF_NO_SKIP:-0}" = 1 ]; then
-			echo "FAIL: $name skipped, and CGF_NO_SKIP=1 forbids skipping"
-			failn=$((failn + 1)); failed+=("$name")
+			echo "FAIL: $name skipped ($(head -n1 "$T_REASON")), and CGF_NO_SKIP=1 forbids skipping"
+			failn=$((failn + 1)); failed+=("$name: skipped")
 		else
 			echo "SKIP: $name"; skipn=$((skipn + 1))
 		fi ;;
-	*) echo "FAIL: $name (exit $rc)"; failn=$((failn + 1)); failed+=("$name") ;;
+	*)
+		# the first recorded reason beside FAIL, the others below it
+		why=$(head -n1 "$T_REASON")
+		echo "FAIL: $name (exit $rc): ${why:-no reason recorded: the test ended without a FAIL or error line}"
+		tail -n +2 "$T_REASON" | head -n 20 | sed 's/^/    /'
+		failn=$((failn + 1)); failed+=("$name: ${why:-exit $rc}") ;;
 	esac
 done
 echo
 echo "$pass passed, $failn failed, $skipn skipped"
-[ $failn -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
+if [ $failn -gt 0 ]; then
+	echo "failed:"
+	printf '  %s\n' "${failed[@]}"
+	exit 1
+fi
 [ $((pass + skipn)) -gt 0 ] || { echo "no test matched"; exit 1; }
 exit 0

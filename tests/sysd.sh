@@ -44,14 +44,18 @@
 #
 # Variables after sd_boot: SD_PID (systemd as the host sees it), SD_CG (its
 # host cgroup), SD_DIR (a host scratch directory: systemd's console log is
-# $SD_DIR/systemd.log).  SD_TIMEOUT (seconds, default 30) bounds the boot.
+# $SD_DIR/systemd.log).  SD_TIMEOUT (seconds, default 90) bounds the boot;
+# SD_START_DELAY (seconds, default 0) delays the start, as a slow machine.
 
 SD_PID=
 SD_CG=
 SD_DIR=
 SD_LAUNCHER=
 SD_DBUS=
-SD_TIMEOUT=${SD_TIMEOUT:-30}
+SD_TIMEOUT=${SD_TIMEOUT:-90}
+# seconds the launcher waits before it starts the namespaces: 0, or more to
+# play a slow machine (tests/01-harness.sh does)
+SD_START_DELAY=${SD_START_DELAY:-0}
 SD_SYSTEMD=${SD_SYSTEMD:-/lib/systemd/systemd}
 # host units the private base borrows (copied, resolved through symlinks)
 SD_BASE_UNITS=(dbus.socket dbus.service systemd-journald.socket systemd-journald.service)
@@ -158,15 +162,21 @@ sd_boot() {
 	# the launcher joins the cgroup first, so all systemd creates is inside
 	(
 		echo "$BASHPID" >"$SD_CG/cgroup.procs" || exit 1
+		# a builtin wait (read on an empty FIFO): no child process, as on a
+		# slow machine where unshare has not forked yet
+		[ "$SD_START_DELAY" = 0 ] || { mkfifo "$SD_DIR/delay" && read -r -t "$SD_START_DELAY" _ <>"$SD_DIR/delay" || true; }
 		exec unshare --cgroup --pid --fork --mount --mount-proc --uts \
 			bash "$SD_DIR/boot.sh" </dev/null >"$SD_DIR/systemd.log" 2>&1
 	) &
 	SD_LAUNCHER=$!
 
-	# find systemd: the launcher's child, once it has exec'ed
+	# find systemd: the launcher's child, once it has forked and exec'ed
+	# (on a slow machine the launcher may not have forked yet: no child is
+	# an answer to wait on, not an error)
 	local deadline=$((SECONDS + SD_TIMEOUT)) pid state
 	while :; do
-		pid=$(ps -o pid= --ppid "$SD_LAUNCHER" 2>/dev/null | tr -d ' ' | head -n1)
+		pid=$(cat "/proc/$SD_LAUNCHER/task/$SD_LAUNCHER/children" 2>/dev/null || true)
+		pid=${pid%% *}
 		if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
 			SD_PID=$pid
 			break

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The harness itself: nothing dies silently, and a slow machine is not a
+# failure.  A failing command in a test, the demo, the bench or an install
+# script prints its file, line and command; tests/run.sh shows that line
+# beside FAIL; every bash script of the project loads that trap; and the
+# private systemd boots when its launcher is slow to start (the race that
+# made `make demo` fail on every fresh machine).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sysd.sh"
+
+make_tmpdir W
+
+# ---- a failing command says where ----------------------------------------------
+cat >"$W/script.sh" <<EOF
+. "$TOP/tests/lib.sh"
+T_NO_CHECKS_OK=1
+helper() {
+	local x
+	x=\$(false | cat)
+	echo "not reached \$x"
+}
+helper
+EOF
+rc=0
+T_REASON='' bash "$W/script.sh" >"$W/out" 2>"$W/err" || rc=$?
+expect_eq "a failing command ends the script with its status" "$rc" 1
+grep -qxF "error: $W/script.sh:5 in helper (from $W/script.sh:8): exit 1: x=\$(false | cat)" "$W/err" ||
+	fail "no error line naming file, line and command: $(cat "$W/err")"
+ok "... and prints file, line, function, caller and command"
+grep -q "not reached" "$W/out" && fail "the script went on after the failure"
+ok "... and stops there"
+
+# ---- tests/run.sh shows it beside FAIL --------------------------------------------
+mkdir "$W/tests"
+cat >"$W/tests/98-passes.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+EOF
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+grep -q no-such-line /dev/null
+ok "not reached"
+EOF
+rc=0
+CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" >"$W/run" 2>&1 || rc=$?
+expect_eq "the runner fails when a test fails" "$rc" 1
+grep -qxF "FAIL: 99-dies (exit 1): error: $W/tests/99-dies.sh:3: exit 1: grep -q no-such-line /dev/null" "$W/run" ||
+	fail "FAIL line without the failing command: $(cat "$W/run")"
+ok "the runner prints the failing command beside FAIL"
+grep -qx "PASS: 98-passes ([0-9]*s)" "$W/run" || fail "the passing test: $(cat "$W/run")"
+ok "... and the passing test as PASS"
+grep -qxF "  99-dies: error: $W/tests/99-dies.sh:3: exit 1: grep -q no-such-line /dev/null" "$W/run" ||
+	fail "the summary lacks the reason: $(cat "$W/run")"
+ok "... and repeats it in the summary"
+
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+check() { fail "the answer is \$1, want 42"; }
+check 41
+EOF
+CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
+grep -qxF "FAIL: 99-dies (exit 1): $W/tests/99-dies.sh:2 in check (from $W/tests/99-dies.sh:3): the answer is 41, want 42" "$W/run" ||
+	fail "a fail message without its place: $(cat "$W/run")"
+ok "a test's own FAIL message is shown with its place"
+
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+sleep 60
+EOF
+CGF_TEST_TIMEOUT=1 CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
+grep -qxF "FAIL: 99-dies (exit 124): $W/tests/99-dies.sh: stopped after 1s (CGF_TEST_TIMEOUT)" "$W/run" ||
+	fail "a hanging test: $(cat "$W/run")"
+ok "a test that hangs is stopped and says so"
+
+# ---- every bash script of the project loads the trap --------------------------------
+missing=()
+while IFS= read -r f; do
+	head -n1 "$f" | grep -q bash || [[ $f == *.sh ]] || continue
+	grep -qE '(scripts/errtrap\.sh|tests/lib\.sh|/lib\.sh"|errtrap\.sh)' "$f" || missing+=("${f#"$TOP"/}")
+done < <(find "$TOP/scripts" "$TOP/tests" "$TOP/bench" "$TOP/.ci" -maxdepth 1 -type f \
+	\( -name '*.sh' -o -name run \) ! -name errtrap.sh ! -name lib.sh ! -name sysd.sh)
+expect_eq "every test, demo, bench, install and CI script loads scripts/errtrap.sh" "${missing[*]}" ""
+for f in "$TOP"/scripts/*.sh; do
+	head -n1 "$f" | grep -q '^#!/usr/bin/env bash' || [ "$f" = "$TOP/scripts/errtrap.sh" ] ||
+		fail "${f#"$TOP"/} is not a bash script: the trap needs bash"
+done
+ok "the install scripts are bash scripts"
+
+# ---- the private systemd boots on a slow machine -------------------------------------
+need_sysd
+SD_START_DELAY=2 sd_boot
+ok "systemd boots when its launcher starts 2 s late"
+state=$(sd_ctl is-system-running 2>/dev/null || true)
+case $state in running | degraded) ok "and runs ($state)" ;; *) fail "systemd is $state" ;; esac
