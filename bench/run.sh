@@ -383,7 +383,7 @@ for ((r = 0; r < RUNS; r++)); do
 	apply_t+=("$(sed -n 's/.*: in force \([0-9.]*\) ms .*/\1/p' <<<"$out")")
 done
 rec_runs change cgfilter - "total (cgfilter set; process start included)" ms "${set_t[@]}"
-rec_runs change cgfilter - "in force (cgfilter -v set: open; compile; switch; grace period)" ms "${apply_t[@]}"
+rec_runs change cgfilter - "in force (cgfilter -v set: open; compile; switch)" ms "${apply_t[@]}"
 
 pfl=() cgl=()
 for ((r = 0; r < RUNS; r++)); do

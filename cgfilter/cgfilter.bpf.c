@@ -126,7 +126,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);   /* chunks: 16 MB of filter text */
+	__uint(max_entries, CGF_TEXT_CHUNKS);   /* a filter text of 16 MiB */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct cgf_text_key);
 	__type(value, struct cgf_text_chunk);
@@ -317,14 +317,17 @@ static __always_inline void cgf_report_drop(struct __sk_buff *skb, const struct 
 	__u32 zero = 0;
 	__u64 now;
 
-	/* nobody watching: a drop costs no clock read and no ring space */
+	/* nobody ever watched: a drop costs no clock read and no ring space;
+	 * a monitor's lease that ran out (it died): no events either */
 	watch = bpf_map_lookup_elem(&ctl, &zero);
-	if (!cfg.events_per_sec || !watch || !watch->monitors)
+	if (!cfg.events_per_sec || !watch || !watch->monitor_until_ns)
+		return;
+	now = bpf_ktime_get_ns();
+	if (now > watch->monitor_until_ns)
 		return;
 	rl = bpf_map_lookup_elem(&ratelimit, &zero);
 	if (!rl)
 		return;
-	now = bpf_ktime_get_ns();
 	if (now - rl->last_ns >= 1000000000ULL) {
 		rl->last_ns = now;
 		rl->tokens = cfg.events_per_sec;

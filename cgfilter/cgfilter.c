@@ -42,8 +42,9 @@
 #include "cgfilter.skel.h"
 
 #define PROG "cgfilter"
-/* what the "text" map holds: 4096 chunks */
-#define CGF_TEXT_MAX (4096u * CGF_TEXT_CHUNK)
+/* the "text" map holds the longest text the parser takes */
+_Static_assert((unsigned long long)CGF_TEXT_CHUNKS * CGF_TEXT_CHUNK == CGF_EXPR_MAX_TEXT,
+	       "the text map must hold CGF_EXPR_MAX_TEXT bytes");
 
 static int verbose;
 static volatile sig_atomic_t stop;
@@ -60,6 +61,56 @@ static void err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+	if (!n || (n == 4 && s[0] > 0xf4))
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong or surrogate forms */
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/* s as a JSON string: quotes, backslashes and control characters escaped,
+ * valid UTF-8 kept, any other byte as the code point of the same value (a
+ * path on Linux is bytes, a JSON string is Unicode). */
+static void json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	fputc('"', f);
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p);
+		} else if (*p == '\n') {
+			fputs("\\n", f);
+		} else if (*p == '\t') {
+			fputs("\\t", f);
+		} else if (*p < 0x20 || *p == 0x7f || !n) {
+			fprintf(f, "\\u%04x", *p);
+			n = 1;
+		} else {
+			fwrite(p, 1, n, f);
+		}
+		p += n ? n : 1;
+	}
+	fputc('"', f);
 }
 
 /* libbpf's messages: shown with -v, else kept to show if a load fails. */
@@ -149,26 +200,10 @@ fail:
 static void print_parse_error(const char *text, const struct cgf_error *e)
 {
 	char msg[400];
-	const char *line = text, *end;
-	int i;
 
 	cgf_error_format(e, msg, sizeof(msg));
 	err("bad filter: %s", msg);
-	if (!e->line || !e->col)
-		return;
-	for (i = 1; i < e->line && line; i++) {
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	if (!line)
-		return;
-	end = strchr(line, '\n');
-	if (!end)
-		end = line + strlen(line);
-	if (end - line > 200)
-		return;
-	fprintf(stderr, "  %.*s\n  %*s^\n", (int)(end - line), line, e->col - 1, "");
+	cgf_error_show_place(stderr, text, e);
 }
 
 /* ---- a loaded engine -------------------------------------------------------- */
@@ -306,65 +341,21 @@ static int write_meta(struct engine *e)
 	return 0;
 }
 
-/* ---- stored filter text --------------------------------------------------- */
-
-static void text_delete(struct engine *e, __u64 owner)
-{
-	struct cgf_text_key k = { .owner = owner };
-
-	for (k.chunk = 0;; k.chunk++)
-		if (bpf_map_delete_elem(e->text, &k))
-			break;
-}
-
-static int text_store(struct engine *e, __u64 owner, const char *s)
-{
-	struct cgf_text_key k = { .owner = owner };
-	struct cgf_text_chunk c;
-	size_t len = strlen(s), off;
-
-	text_delete(e, owner);
-	for (off = 0; off < len || off == 0; off += CGF_TEXT_CHUNK, k.chunk++) {
-		size_t n = len - off < CGF_TEXT_CHUNK ? len - off : CGF_TEXT_CHUNK;
-
-		memset(&c, 0, sizeof(c));
-		c.len = (__u32)n;
-		memcpy(c.data, s + off, n);
-		if (bpf_map_update_elem(e->text, &k, &c, BPF_ANY)) {
-			int r = -errno;
-
-			err("cannot store the filter text in %s: %s", e->dir, strerror(errno));
-			return r;
-		}
-		if (len == 0)
-			break;
-	}
-	return 0;
-}
-
-static char *text_load(struct engine *e, __u64 owner)
-{
-	struct cgf_text_key k = { .owner = owner };
-	struct cgf_text_chunk c;
-	size_t len = 0;
-	char *s = NULL;
-
-	for (k.chunk = 0; !bpf_map_lookup_elem(e->text, &k, &c); k.chunk++) {
-		char *p = realloc(s, len + c.len + 1);
-
-		if (!p)
-			break;
-		s = p;
-		memcpy(s + len, c.data, c.len < CGF_TEXT_CHUNK ? c.len : CGF_TEXT_CHUNK);
-		len += c.len < CGF_TEXT_CHUNK ? c.len : CGF_TEXT_CHUNK;
-		s[len] = 0;
-	}
-	return s ? s : strdup("");
-}
-
 /* ---- map walks ---------------------------------------------------------------- */
 
 #define MAX_KEY 128
+
+/*
+ * The key after cur (NULL: the first) of map fd: 1 with next filled in, 0
+ * at the end of the map, -errno when the walk failed, which must never be
+ * taken for the end (a set would look smaller than it is).
+ */
+static int next_key(int fd, const void *cur, void *next)
+{
+	if (!bpf_map_get_next_key(fd, cur, next))
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
 
 /*
  * Delete every key of map fd (key_size bytes) that drop() chooses.  The
@@ -381,8 +372,8 @@ static void delete_keys(int fd, size_t key_size, bool (*drop)(const void *key, v
 
 	if (key_size > MAX_KEY)
 		return;
-	for (more = !bpf_map_get_next_key(fd, NULL, next); more;
-	     more = !bpf_map_get_next_key(fd, cur, next)) {
+	for (more = next_key(fd, NULL, next); more > 0;
+	     more = next_key(fd, cur, next)) {
 		memcpy(cur, next, key_size);
 		if (!drop(cur, ctx))
 			continue;
@@ -398,6 +389,87 @@ static void delete_keys(int fd, size_t key_size, bool (*drop)(const void *key, v
 	for (i = 0; i < n; i++)
 		bpf_map_delete_elem(fd, del + i * key_size);
 	free(del);
+}
+
+/* ---- stored filter text --------------------------------------------------- */
+
+struct text_gc_ctx {
+	__u64 owner;
+	__u32 keep;     /* generation to keep; 0 keeps none */
+};
+
+static bool text_not_kept(const void *key, void *ctx)
+{
+	const struct cgf_text_key *k = key;
+	const struct text_gc_ctx *c = ctx;
+
+	return k->owner == c->owner && k->gen != c->keep;
+}
+
+/* Delete the texts of owner but that of generation keep (0: all of them). */
+static void text_gc(struct engine *e, __u64 owner, __u32 keep)
+{
+	struct text_gc_ctx c = { .owner = owner, .keep = keep };
+
+	delete_keys(e->text, sizeof(struct cgf_text_key), text_not_kept, &c);
+}
+
+static void text_delete(struct engine *e, __u64 owner, __u32 gen)
+{
+	struct cgf_text_key k = { .owner = owner, .gen = gen };
+
+	for (k.chunk = 0; k.chunk < CGF_TEXT_CHUNKS; k.chunk++)
+		if (bpf_map_delete_elem(e->text, &k))
+			break;
+}
+
+/* Store the text of owner's filter of generation gen (a new one: nothing
+ * shows it until that generation is in force). */
+static int text_store(struct engine *e, __u64 owner, __u32 gen, const char *s)
+{
+	struct cgf_text_key k = { .owner = owner, .gen = gen };
+	struct cgf_text_chunk c;
+	size_t len = strlen(s), off;
+
+	for (off = 0; off < len || off == 0; off += CGF_TEXT_CHUNK, k.chunk++) {
+		size_t n = len - off < CGF_TEXT_CHUNK ? len - off : CGF_TEXT_CHUNK;
+
+		memset(&c, 0, sizeof(c));
+		c.len = (__u32)n;
+		memcpy(c.data, s + off, n);
+		if (bpf_map_update_elem(e->text, &k, &c, BPF_ANY)) {
+			int r = -errno;
+
+			err("cannot store the filter text in %s: %s", e->dir, strerror(errno));
+			text_delete(e, owner, gen);
+			return r;
+		}
+		if (len == 0)
+			break;
+	}
+	return 0;
+}
+
+/* The text of owner's filter of generation gen; NULL if there is none. */
+static char *text_load(struct engine *e, __u64 owner, __u32 gen)
+{
+	struct cgf_text_key k = { .owner = owner, .gen = gen };
+	struct cgf_text_chunk c;
+	size_t len = 0;
+	char *s = NULL;
+
+	for (k.chunk = 0; !bpf_map_lookup_elem(e->text, &k, &c); k.chunk++) {
+		size_t n = c.len < CGF_TEXT_CHUNK ? c.len : CGF_TEXT_CHUNK;
+		char *p = realloc(s, len + n + 1);
+
+		if (!p)
+			break;
+		s = p;
+		memcpy(s + len, c.data, n);
+		len += n;
+		s[len] = 0;
+	}
+	return s;
 }
 
 /* ---- sets -------------------------------------------------------------------- */
@@ -431,6 +503,32 @@ static int lookup_cb(const char *name, enum cgf_type *type, void *ctx)
 	return 0;
 }
 
+/*
+ * A fresh address set id, never handed out before.  The next free id is
+ * written to the engine before this one is used, so that no later command
+ * can hand it out again, whatever becomes of this one.
+ */
+static int alloc_addr_id(struct engine *e, __u32 *id)
+{
+	struct cgf_meta m = e->m;
+	__u32 zero = 0;
+
+	m.next_addr_set++;
+	if (!m.next_addr_set) {
+		err("cannot add an address set to %s: all 2^32 address set ids were used (load it again)",
+		    e->pin);
+		return -ENOSPC;
+	}
+	if (bpf_map_update_elem(e->meta, &zero, &m, BPF_ANY)) {
+		int r = -errno;
+
+		err("cannot record a new address set in %s: %s", e->pin, strerror(errno));
+		return r;
+	}
+	*id = e->m.next_addr_set++;
+	return 0;
+}
+
 /* A free integer set id: not used by any set record nor by ids taken now. */
 static int alloc_int_id(struct engine *e, const uint8_t *taken, __u32 *id)
 {
@@ -442,11 +540,20 @@ static int alloc_int_id(struct engine *e, const uint8_t *taken, __u32 *id)
 
 	if (!used)
 		return -ENOMEM;
-	for (more = !bpf_map_get_next_key(e->sets, NULL, &next); more;
-	     more = !bpf_map_get_next_key(e->sets, &k, &next)) {
+	for (more = next_key(e->sets, NULL, &next); more > 0;
+	     more = next_key(e->sets, &k, &next)) {
 		k = next;
-		if (!bpf_map_lookup_elem(e->sets, &k, &rec) && rec.type == 0 && rec.id < e->m.int_sets)
+		if (bpf_map_lookup_elem(e->sets, &k, &rec)) {
+			more = -errno;
+			break;
+		}
+		if (rec.type == 0 && rec.id < e->m.int_sets)
 			used[rec.id] = 1;
+	}
+	if (more < 0) {
+		/* not knowing which ids are used, take none */
+		free(used);
+		return more;
 	}
 	for (i = 0; i < e->m.int_sets; i++)
 		if (!used[i] && !(taken && taken[i])) {
@@ -530,12 +637,48 @@ static int lpm_add(struct engine *e, __u32 id, const struct cgf_cidr *c)
 	struct cgf_lpm_key k;
 	__u8 one = 1;
 
+	int r;
+
 	lpm_key(&k, id, c);
 	ahash_key(&hk, id, c);
-	if (bpf_map_update_elem(e->ahash, &hk, &one, BPF_ANY) ||
-	    bpf_map_update_elem(e->lpm, &k, &one, BPF_ANY))
+	if (bpf_map_update_elem(e->lpm, &k, &one, BPF_ANY))
 		return -errno;
+	if (bpf_map_update_elem(e->ahash, &hk, &one, BPF_ANY)) {
+		r = -errno;
+		bpf_map_delete_elem(e->lpm, &k);
+		return r;
+	}
 	return 0;
+}
+
+static bool lpm_has(struct engine *e, __u32 id, const struct cgf_cidr *c)
+{
+	struct cgf_lpm_key k;
+	__u8 v;
+
+	lpm_key(&k, id, c);
+	return !bpf_map_lookup_elem(e->lpm, &k, &v);
+}
+
+/* How many prefixes the address sets of e can hold in all (--lpm-entries). */
+static __u32 lpm_capacity(struct engine *e)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(e->lpm, &info, &len) ? 0 : info.max_entries;
+}
+
+/* The message for a prefix that does not fit. */
+static void err_full(struct engine *e, const char *item, const char *set, int r)
+{
+	const char *at = set[0] == '(' ? "" : "@";
+
+	if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+		err("cannot add %s to %s%s: the address sets of %s are full: they hold at most %u prefixes in all (--lpm-entries when it was loaded)",
+		    item, at, set, e->pin, lpm_capacity(e));
+	else
+		err("cannot add %s to %s%s: %s", item, at, set, strerror(-r));
 }
 
 /* Remove a prefix from address set id; -ENOENT if it was not there. */
@@ -565,12 +708,14 @@ static int alens_rebuild(struct engine *e, __u32 id, __u64 *nelem)
 	int more, f;
 
 	memset(count, 0, sizeof(count));
-	for (more = !bpf_map_get_next_key(e->lpm, NULL, &next); more;
-	     more = !bpf_map_get_next_key(e->lpm, &k, &next)) {
+	for (more = next_key(e->lpm, NULL, &next); more > 0;
+	     more = next_key(e->lpm, &k, &next)) {
 		k = next;
 		if (k.tag / 2 == id && k.prefixlen >= 32 && k.prefixlen - 32 <= 128)
 			count[k.tag & 1][k.prefixlen - 32]++;
 	}
+	if (more < 0)
+		return more; /* a half walk would index a set smaller than it is */
 	if (nelem) {
 		*nelem = 0;
 		for (f = 0; f < 2; f++)
@@ -655,7 +800,10 @@ static int set_fill(struct engine *e, const struct cgf_set *s, __u64 *nelem)
 		for (i = 0; i < s->n; i++) {
 			r = lpm_add(e, (__u32)s->id, &s->cidrs[i]);
 			if (r) {
-				err("cannot add to an address set of %s: %s", e->pin, strerror(-r));
+				char item[64];
+
+				cgf_format_cidr(&s->cidrs[i], item, sizeof(item));
+				err_full(e, item, s->name[0] ? s->name : "(a literal set)", r);
 				return r;
 			}
 		}
@@ -731,15 +879,23 @@ static int sets_prepare(struct engine *e, struct cgf_expr *x, __u64 owner,
 			__u32 id;
 
 			r = alloc_int_id(e, taken, &id);
-			if (r) {
-				err("cannot add a set to %s: all %u integer sets are in use (load with --int-sets)",
+			if (r == -ENOSPC) {
+				err("cannot add a set to %s: all %u integer sets are in use (--int-sets when it was loaded)",
 				    e->pin, e->m.int_sets);
+				goto out;
+			} else if (r) {
+				err("cannot read the sets of %s: %s", e->pin, strerror(-r));
 				goto out;
 			}
 			taken[id] = 1;
 			s->id = id;
 		} else {
-			s->id = e->m.next_addr_set++;
+			__u32 id;
+
+			r = alloc_addr_id(e, &id);
+			if (r)
+				goto out;
+			s->id = id;
 		}
 		ns[n].rec.id = (__u32)s->id;
 		ns[n].rec.type = s->type == CGF_T_ADDR;
@@ -775,6 +931,7 @@ struct commit_ctx {
 	__u64 owner;
 	const struct new_set *ns;
 	size_t n;
+	bool free_old;  /* no packet can run the old filter any more */
 };
 
 /* Free a replaced set; drop its record if it was a literal set of owner. */
@@ -792,7 +949,7 @@ static bool replaced_set(const void *key, void *ctx)
 	for (i = 0; i < c->n && !literal_of_owner; i++)
 		if (k->name[0] == '@' && !strcmp(c->ns[i].key.name, k->name))
 			redeclared = true;
-	if (literal_of_owner || redeclared)
+	if ((literal_of_owner || redeclared) && c->free_old)
 		set_free(c->e, &rec);
 	return literal_of_owner;
 }
@@ -800,11 +957,14 @@ static bool replaced_set(const void *key, void *ctx)
 /*
  * After the swap: free the replaced sets (literal sets of this owner that are
  * not in the new list, and old storage of redeclared named sets) and write
- * the new records.
+ * the new records.  Without free_old (no grace period could be waited for),
+ * the old storage is left allocated: a packet may still be reading it, and
+ * address set ids are never handed out again.
  */
-static void sets_commit(struct engine *e, __u64 owner, const struct new_set *ns, size_t n)
+static void sets_commit(struct engine *e, __u64 owner, const struct new_set *ns, size_t n,
+			bool free_old)
 {
-	struct commit_ctx c = { .e = e, .owner = owner, .ns = ns, .n = n };
+	struct commit_ctx c = { .e = e, .owner = owner, .ns = ns, .n = n, .free_old = free_old };
 	size_t i;
 
 	delete_keys(e->sets, sizeof(struct cgf_set_key), replaced_set, &c);
@@ -843,24 +1003,34 @@ static int compile_filter(struct cgf_expr *x, struct cgf_code *code)
 	return r;
 }
 
-/* Wait until no program can still be running an old filter: an update of an
- * array of maps returns after an RCU grace period. */
-static int wait_grace_period(struct engine *e)
+/*
+ * The grace period: an update of an array of maps returns only after an RCU
+ * grace period, when no program can still be running an old filter.  The
+ * inner map is opened before anything changes (grace_open), so that no
+ * failure to open it (say, a full fd table) can come after the switch.
+ */
+static int grace_open(struct engine *e)
 {
 	__u32 zero = 0, id;
-	int inner, r;
+	int fd;
 
-	if (bpf_map_lookup_elem(e->grace, &zero, &id))
-		return -errno;
-	inner = bpf_map_get_fd_by_id(id);
-	if (inner < 0)
-		return -errno;
-	r = bpf_map_update_elem(e->grace, &zero, &inner, BPF_ANY) ? -errno : 0;
-	close(inner);
-	return r;
+	if (bpf_map_lookup_elem(e->grace, &zero, &id) || (fd = bpf_map_get_fd_by_id(id)) < 0) {
+		int r = -errno;
+
+		err("cannot prepare the switch of %s's filter: %s", e->pin, strerror(errno));
+		return r;
+	}
+	return fd;
 }
 
-/* The filter in force (dedicated mode). */
+static int grace_wait(struct engine *e, int inner)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(e->grace, &zero, &inner, BPF_ANY) ? -errno : 0;
+}
+
+/* The code of the filter in force (dedicated mode). */
 static int read_code(struct engine *e, struct cgf_code *code)
 {
 	__u32 zero = 0, slot;
@@ -872,8 +1042,9 @@ static int read_code(struct engine *e, struct cgf_code *code)
 }
 
 /*
- * Put code in the slot not in force, make it the one in force, and wait
- * until no packet runs the old one (dedicated mode; under the lock).
+ * Put code in the slot not in force and make it the one in force (dedicated
+ * mode; under the lock).  Returns 0 when the new code is in force, -errno
+ * (with a message) when nothing changed.
  */
 static int swap_code(struct engine *e, const struct cgf_code *code)
 {
@@ -896,10 +1067,14 @@ static int swap_code(struct engine *e, const struct cgf_code *code)
 		err("cannot set the filter of %s: %s", e->pin, strerror(errno));
 		return r;
 	}
-	r = wait_grace_period(e);
-	if (r)
-		err("cannot wait for the old filter of %s to finish: %s", e->pin, strerror(-r));
-	return r;
+	return 0;
+}
+
+/* The generation of a new filter: above the one in force and every one
+ * recorded, so that its text never takes the place of another's. */
+static __u32 next_gen(struct engine *e, __u32 running)
+{
+	return (e->m.gen > running ? e->m.gen : running) + 1;
 }
 
 /* ---- load ------------------------------------------------------------------- */
@@ -986,6 +1161,35 @@ struct load_opts {
 	unsigned int events_per_sec;
 };
 
+/* Why the engine did not load: the verifier's log if it refused the
+ * program, else libbpf's last line (a map it could not create) and the
+ * setting that sized it. */
+static void load_failed(int r, const struct load_opts *lo)
+{
+	const char *end, *line;
+
+	if (libbpf_log && strstr(libbpf_log, "BEGIN PROG LOAD LOG")) {
+		fputs(libbpf_log, stderr);
+		err("cannot load the engine: the verifier refused it: %s (its log is above)",
+		    strerror(-r));
+		return;
+	}
+	/* the last non-empty line libbpf printed */
+	end = libbpf_log ? libbpf_log + libbpf_log_len : NULL;
+	while (end && end > libbpf_log && end[-1] == '\n')
+		end--;
+	line = end;
+	while (line && line > libbpf_log && line[-1] != '\n')
+		line--;
+	if (line && line < end)
+		fprintf(stderr, PROG ": libbpf: %.*s\n", (int)(end - line), line);
+	if (r == -ENOMEM || r == -E2BIG || r == -EPERM)
+		err("cannot load the engine: %s (its maps are sized by --lpm-entries %u and --int-sets %u: smaller values need less memory)",
+		    strerror(-r), lo->lpm_entries, lo->int_sets);
+	else
+		err("cannot load the engine: %s", strerror(-r));
+}
+
 static int do_load(const char *pin, const char *text, const struct load_opts *lo)
 {
 	struct cgfilter_bpf *skel = NULL;
@@ -1041,9 +1245,7 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 	bpf_program__set_autoload(lo->shared ? skel->progs.cgf_filter : skel->progs.cgf_shared, false);
 	r = cgfilter_bpf__load(skel);
 	if (r) {
-		if (libbpf_log_len)
-			fputs(libbpf_log, stderr);
-		err("cannot load the engine: %s (the verifier log is above)", strerror(-r));
+		load_failed(r, lo);
 		goto out;
 	}
 
@@ -1077,8 +1279,8 @@ static int do_load(const char *pin, const char *text, const struct load_opts *lo
 			err("cannot set the filter of %s: %s", e.pin, strerror(errno));
 			goto out;
 		}
-		sets_commit(&e, 0, ns, nns);
-		r = text_store(&e, 0, text);
+		sets_commit(&e, 0, ns, nns, true);
+		r = text_store(&e, 0, code->gen, text);
 		if (r)
 			goto out;
 	}
@@ -1145,24 +1347,33 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 
 static int do_set(const char *pin, const char *text)
 {
-	struct cgf_code *code = calloc(1, sizeof(*code));
-	struct timespec t0, t1, t2;
+	struct cgf_code *code = calloc(1, sizeof(*code)), *old = calloc(1, sizeof(*old));
+	struct timespec t0, t1, t2, t3;
 	struct cgf_expr *x = NULL;
 	struct new_set *ns = NULL;
 	struct engine e;
 	size_t nns = 0, i;
-	int r;
+	int r, inner = -1, grace;
 
-	if (!code)
-		return -ENOMEM;
+	engine_init(&e);
+	if (!code || !old) {
+		r = -ENOMEM;
+		err("out of memory");
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = engine_open(&e, pin, true);
 	if (r)
-		goto out_free;
+		goto out;
 	if (e.m.mode != CGF_MODE_DEDICATED) {
 		err("%s is a shared engine: services register their filters with 'cgfilter register'",
 		    e.pin);
 		r = -EINVAL;
+		goto out;
+	}
+	r = read_code(&e, old);
+	if (r) {
+		err("cannot read the filter of %s: %s", e.pin, strerror(-r));
 		goto out;
 	}
 	r = parse_filter(text, &e, true, &x);
@@ -1172,31 +1383,57 @@ static int do_set(const char *pin, const char *text)
 	if (r)
 		goto out;
 	r = compile_filter(x, code);
-	if (!r) {
-		code->gen = e.m.gen + 1;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		r = swap_code(&e, code);
-		clock_gettime(CLOCK_MONOTONIC, &t2);
+	if (r)
+		goto fail_sets;
+	code->gen = next_gen(&e, old->gen);
+	/* the text first, under the new generation: shown once that is in force */
+	r = text_store(&e, 0, code->gen, text);
+	if (r)
+		goto fail_sets;
+	inner = grace_open(&e);
+	if (inner < 0) {
+		r = inner;
+		goto fail_text;
 	}
-	if (r) {
-		for (i = 0; i < nns; i++)
-			set_free(&e, &ns[i].rec);
-		goto out;
-	}
-	/* the swap waited for a grace period: nothing runs the old filter */
-	sets_commit(&e, 0, ns, nns);
-	e.m.gen++;
-	text_store(&e, 0, text);
-	r = write_meta(&e);
-	if (!r && verbose)
-		printf("set %s: in force %.3f ms after the command opened the filter (compile %.3f ms, switch and grace period %.3f ms)\n",
-		       e.pin, ms_between(&t0, &t2), ms_between(&t0, &t1), ms_between(&t1, &t2));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r = swap_code(&e, code);
+	if (r)
+		goto fail_text;
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+
+	/* The new filter is in force.  From here on nothing it uses may be
+	 * freed, and a failure can only leave the old filter's storage behind. */
+	grace = grace_wait(&e, inner);
+	clock_gettime(CLOCK_MONOTONIC, &t3);
+	if (grace)
+		fprintf(stderr,
+			PROG ": %s: the new filter is in force, but the old one's sets stay allocated: cannot wait for it to finish: %s\n",
+			e.pin, strerror(-grace));
+	sets_commit(&e, 0, ns, nns, !grace);
+	text_gc(&e, 0, code->gen);
+	e.m.gen = code->gen;
+	if (write_meta(&e))
+		fprintf(stderr, PROG ": %s: the new filter is in force (generation %u)\n", e.pin,
+			code->gen);
+	if (verbose)
+		printf("set %s: in force %.3f ms after the command opened the filter (compile %.3f ms, switch %.3f ms; then the grace period %.3f ms)\n",
+		       e.pin, ms_between(&t0, &t2), ms_between(&t0, &t1), ms_between(&t1, &t2),
+		       ms_between(&t2, &t3));
+	r = 0;
+	goto out;
+fail_text:
+	text_delete(&e, 0, code->gen);
+fail_sets:
+	for (i = 0; i < nns; i++)
+		set_free(&e, &ns[i].rec);
 out:
+	if (inner >= 0)
+		close(inner);
 	free(ns);
 	cgf_expr_free(x);
 	engine_close(&e);
-out_free:
 	free(code);
+	free(old);
 	return r;
 }
 
@@ -1279,14 +1516,41 @@ static bool orphan_set(const void *key, void *ctx)
 	    storage_present(e, rec.owner, present) != 0)
 		return false;
 	set_free(e, &rec);
-	text_delete(e, rec.owner);
 	return true;
 }
 
-/* Free the literal sets and texts of cgroups the engine no longer serves. */
+/* The text of a cgroup the engine no longer serves. */
+static bool orphan_text(const void *key, void *ctx)
+{
+	const struct cgf_text_key *k = key;
+	bool present[2];
+
+	return k->owner && storage_present(ctx, k->owner, present) == 0;
+}
+
+/* Free the literal sets and texts of cgroups the engine no longer serves
+ * (after a grace period: no packet of theirs can be running). */
 static void shared_gc(struct engine *e)
 {
 	delete_keys(e->sets, sizeof(struct cgf_set_key), orphan_set, e);
+	delete_keys(e->text, sizeof(struct cgf_text_key), orphan_text, e);
+}
+
+/* The generation of the filter a cgroup has now (0: none). */
+static __u32 storage_gen(struct engine *e, __u64 cgid)
+{
+	struct cgf_code *c = malloc(sizeof(*c));
+	__u32 gen = 0;
+	int d;
+
+	for (d = 0; c && d < 2; d++) {
+		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = cgid, .attach_type = dirs[d] };
+
+		if (!bpf_map_lookup_elem(e->shared_code, &k, c) && c->gen > gen)
+			gen = c->gen;
+	}
+	free(c);
+	return gen;
 }
 
 static int do_register(const char *pin, const char *cgroup, const char *text, bool unregister)
@@ -1299,7 +1563,7 @@ static int do_register(const char *pin, const char *cgroup, const char *text, bo
 	size_t nns = 0, i;
 	struct engine e;
 	__u64 cgid = 0;
-	int r, d;
+	int r, d, inner = -1, grace, switched = 0;
 
 	if (!code)
 		return -ENOMEM;
@@ -1360,7 +1624,15 @@ static int do_register(const char *pin, const char *cgroup, const char *text, bo
 		r = compile_filter(x, code);
 		if (r)
 			goto fail_sets;
-		code->gen = e.m.gen + 1;
+		code->gen = next_gen(&e, storage_gen(&e, cgid));
+		r = text_store(&e, cgid, code->gen, text);
+		if (r)
+			goto fail_sets;
+	}
+	inner = grace_open(&e);
+	if (inner < 0) {
+		r = inner;
+		goto fail_text;
 	}
 	for (d = 0; d < 2; d++) {
 		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = cgid, .attach_type = dirs[d] };
@@ -1369,31 +1641,44 @@ static int do_register(const char *pin, const char *cgroup, const char *text, bo
 			continue;
 		if (bpf_map_update_elem(e.shared_code, &k, code, BPF_EXIST)) {
 			r = -errno;
-			err("cannot set the filter of cgroup %s in %s: %s", path, e.pin, strerror(errno));
-			goto fail_sets;
+			err("cannot set the %s filter of cgroup %s in %s: %s", d ? "egress" : "ingress",
+			    path, e.pin, strerror(errno));
+			if (!switched)
+				goto fail_text;
+			/* one direction has the new filter, the other the old:
+			 * both stay whole, nothing is freed */
+			sets_commit(&e, cgid, ns, nns, false);
+			goto out;
 		}
+		switched++;
 	}
-	r = wait_grace_period(&e);
-	if (r) {
-		err("cannot wait for the old filter to finish: %s", strerror(-r));
-		goto out;
-	}
-	sets_commit(&e, cgid, ns, nns);
-	if (unregister)
-		text_delete(&e, cgid);
-	else
-		text_store(&e, cgid, text);
-	shared_gc(&e);
-	e.m.gen++;
-	r = write_meta(&e);
-	if (!r && verbose)
+	/* in force: from here nothing the new filter uses may be freed */
+	grace = grace_wait(&e, inner);
+	if (grace)
+		fprintf(stderr,
+			PROG ": %s: the new filter of cgroup %s is in force, but the old one's sets stay allocated: cannot wait for it to finish: %s\n",
+			e.pin, path, strerror(-grace));
+	sets_commit(&e, cgid, ns, nns, !grace);
+	text_gc(&e, cgid, unregister ? 0 : code->gen);
+	if (!grace)
+		shared_gc(&e);
+	if (code->gen > e.m.gen)
+		e.m.gen = code->gen;
+	write_meta(&e);
+	if (verbose)
 		printf("%s cgroup %s (id %" PRIu64 ")\n", unregister ? "unregistered" : "registered",
 		       path, (uint64_t)cgid);
+	r = 0;
 	goto out;
+fail_text:
+	if (!unregister)
+		text_delete(&e, cgid, code->gen);
 fail_sets:
 	for (i = 0; i < nns; i++)
 		set_free(&e, &ns[i].rec);
 out:
+	if (inner >= 0)
+		close(inner);
 	free(ns);
 	cgf_expr_free(x);
 	engine_close(&e);
@@ -1443,11 +1728,17 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 		memset(&rec, 0, sizeof(rec));
 		rec.type = looks_like_addr(items[0]);
 		if (rec.type) {
-			rec.id = e.m.next_addr_set++;
+			r = alloc_addr_id(&e, &rec.id);
+			if (r)
+				goto out;
 		} else {
 			r = alloc_int_id(&e, NULL, &rec.id);
-			if (r) {
-				err("cannot create set @%s: all %u integer sets are in use", name, e.m.int_sets);
+			if (r == -ENOSPC) {
+				err("cannot create set @%s: all %u integer sets of %s are in use (--int-sets when it was loaded)",
+				    name, e.m.int_sets, e.pin);
+				goto out;
+			} else if (r) {
+				err("cannot read the sets of %s: %s", e.pin, strerror(-r));
 				goto out;
 			}
 		}
@@ -1459,6 +1750,12 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 		struct cgf_cidr c;
 		struct cgf_range g;
 
+		if (!items[i][0]) {
+			err("bad element '': an empty item is neither an address nor a number");
+			r = -EINVAL;
+			goto out;
+		}
+
 		if (rec.type ? cgf_parse_cidr(items[i], &c, why, sizeof(why))
 			     : (looks_like_addr(items[i]) ?
 					(snprintf(why, sizeof(why), "@%s holds integers", name), -1) :
@@ -1469,17 +1766,36 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 		}
 	}
 	if (rec.type) {
+		/* all or nothing: what this command added goes again if one
+		 * item does not fit */
+		bool *added = calloc(nitems, sizeof(*added));
+
+		if (!added) {
+			r = -ENOMEM;
+			goto out;
+		}
 		for (i = 0; i < nitems; i++) {
 			struct cgf_cidr c;
 			char why[8];
 
 			cgf_parse_cidr(items[i], &c, why, sizeof(why));
 			if (add) {
+				if (lpm_has(&e, rec.id, &c))
+					continue;
 				r = lpm_add(&e, rec.id, &c);
 				if (r) {
-					err("cannot add %s to @%s: %s", items[i], name, strerror(-r));
+					err_full(&e, items[i], name, r);
+					while (i-- > 0)
+						if (added[i] && !cgf_parse_cidr(items[i], &c, why, sizeof(why)))
+							lpm_del(&e, rec.id, &c);
+					free(added);
+					fprintf(stderr, PROG ": nothing was added to @%s\n", name);
+					if (created)
+						goto out;
+					alens_rebuild(&e, rec.id, &rec.nelem);
 					goto out_rec;
 				}
+				added[i] = true;
 			} else if ((r = lpm_del(&e, rec.id, &c))) {
 				if (r != -ENOENT) {
 					err("cannot remove %s from @%s: %s", items[i], name, strerror(-r));
@@ -1489,6 +1805,7 @@ static int do_set_edit(const char *pin, const char *name, char **items, int nite
 				fprintf(stderr, PROG ": %s was not in @%s\n", items[i], name);
 			}
 		}
+		free(added);
 		r = alens_rebuild(&e, rec.id, &rec.nelem);
 		if (r) {
 			err("cannot index @%s: %s", name, strerror(-r));
@@ -1638,36 +1955,44 @@ static __u32 prog_id_of(int fd)
 	return info.id;
 }
 
-static void print_set_elems(struct engine *e, const struct cgf_set_rec *rec, FILE *f)
+/*
+ * Call fn with each element of a set as text ("10.0.0.0/8", "22",
+ * "8000..8100"), in order, until it returns non-zero.
+ */
+static int for_each_elem(struct engine *e, const struct cgf_set_rec *rec,
+			 int (*fn)(const char *item, void *ctx), void *ctx)
 {
+	char buf[64];
+
 	if (rec->type) {
 		struct cgf_lpm_key k, nx;
-		int more, n = 0;
+		int more;
 
-		for (more = !bpf_map_get_next_key(e->lpm, NULL, &nx); more;
-		     more = !bpf_map_get_next_key(e->lpm, &k, &nx)) {
+		for (more = next_key(e->lpm, NULL, &nx); more > 0;
+		     more = next_key(e->lpm, &k, &nx)) {
 			struct cgf_cidr c = { 0 };
-			char buf[64];
 
 			k = nx;
 			if (k.tag / 2 != rec->id)
 				continue;
-			if (n++ >= 20) {
-				fprintf(f, " ...");
-				break;
-			}
 			c.family = k.tag & 1 ? 6 : 4;
 			c.plen = (uint8_t)(k.prefixlen - 32);
 			memcpy(c.addr, k.addr, 16);
 			cgf_format_cidr(&c, buf, sizeof(buf));
-			fprintf(f, "%s%s", n > 1 ? ", " : " ", buf);
+			if (fn(buf, ctx))
+				return 0;
 		}
+		return more < 0 ? more : 0;
 	} else {
-		__u64 w[CGF_BITS_WORDS];
-		int v = 0, n = 0;
+		__u64 *w = calloc(CGF_BITS_WORDS, sizeof(*w));
+		int v = 0;
 
-		if (rec->id >= e->m.int_sets || bits_read(e, rec->id, w))
-			return;
+		int r = !w ? -ENOMEM : rec->id >= e->m.int_sets ? -EINVAL : bits_read(e, rec->id, w);
+
+		if (r) {
+			free(w);
+			return r;
+		}
 		while (v < 65536) {
 			int lo;
 
@@ -1678,21 +2003,45 @@ static void print_set_elems(struct engine *e, const struct cgf_set_rec *rec, FIL
 			lo = v;
 			while (v < 65536 && (w[v >> 6] >> (v & 63) & 1))
 				v++;
-			if (n++ >= 20) {
-				fprintf(f, " ...");
-				break;
-			}
 			if (lo == v - 1)
-				fprintf(f, "%s%d", n > 1 ? ", " : " ", lo);
+				snprintf(buf, sizeof(buf), "%d", lo);
 			else
-				fprintf(f, "%s%d..%d", n > 1 ? ", " : " ", lo, v - 1);
+				snprintf(buf, sizeof(buf), "%d..%d", lo, v - 1);
+			if (fn(buf, ctx))
+				break;
 		}
+		free(w);
+		return 0;
 	}
+}
+
+struct elem_print {
+	FILE *f;
+	int n, max;     /* max 0: all */
+	bool json;
+};
+
+static int print_elem(const char *item, void *ctx)
+{
+	struct elem_print *p = ctx;
+
+	if (p->max && p->n >= p->max) {
+		fprintf(p->f, " ...");
+		return 1;
+	}
+	if (p->json) {
+		fputs(p->n ? "," : "", p->f);
+		json_str(p->f, item);
+	} else {
+		fprintf(p->f, "%s%s", p->n ? ", " : " ", item);
+	}
+	p->n++;
+	return 0;
 }
 
 /* A filter text after a label: on the same line if it is one line, else
  * indented below it. */
-static void print_text(const char *label, const char *text)
+static void print_text(FILE *f, const char *label, const char *text)
 {
 	size_t n = strlen(text);
 	const char *p;
@@ -1700,94 +2049,237 @@ static void print_text(const char *label, const char *text)
 	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
 		n--;
 	if (!memchr(text, '\n', n)) {
-		printf("%s %.*s\n", label, (int)n, text);
+		fprintf(f, "%s %.*s\n", label, (int)n, text);
 		return;
 	}
-	printf("%s\n", label);
+	fprintf(f, "%s\n", label);
 	for (p = text; p < text + n;) {
 		const char *e = memchr(p, '\n', text + n - p);
 
 		if (!e)
 			e = text + n;
-		printf("    %.*s\n", (int)(e - p), p);
+		fprintf(f, "    %.*s\n", (int)(e - p), p);
 		p = e + 1;
 	}
 }
 
-static int do_show(const char *pin, bool show_code)
+/* The text of a filter in force, or a note that there is none. */
+static char *shown_text(struct engine *e, __u64 owner, const struct cgf_code *c)
+{
+	char *t;
+
+	if (!c->ninsn)
+		return strdup("(none: drop)");
+	t = text_load(e, owner, c->gen);
+	if (!t && asprintf(&t, "(text of generation %u missing)", c->gen) < 0)
+		t = NULL;
+	return t;
+}
+
+static void show_stats_text(FILE *f, struct engine *e)
 {
 	__u64 st[CGF_NSTATS];
+
+	read_stats(e, st);
+	fprintf(f, "  passed: %" PRIu64 " packets, %" PRIu64 " bytes\n", (uint64_t)st[CGF_ST_PASS_PKTS],
+	       (uint64_t)st[CGF_ST_PASS_BYTES]);
+	fprintf(f, "  dropped: %" PRIu64 " packets, %" PRIu64 " bytes (%" PRIu64 " malformed, %" PRIu64
+	       " without a filter)\n",
+	       (uint64_t)st[CGF_ST_DROP_PKTS], (uint64_t)st[CGF_ST_DROP_BYTES],
+	       (uint64_t)st[CGF_ST_MALFORMED], (uint64_t)st[CGF_ST_NOFILTER]);
+}
+
+/* Everything show --json prints, into f; -errno if a map could not be read. */
+static int show_json(FILE *f, struct engine *e, const struct cgf_code *c, const char *tbuf)
+{
+	struct bpf_cgroup_storage_key sk, snx;
+	struct cgf_set_key k, nx;
+	struct cgf_set_rec rec;
+	__u64 st[CGF_NSTATS];
+	char path[PATH_MAX], *text;
+	int more, n = 0, r = 0;
+
+	fprintf(f, "{\"pin\":");
+	json_str(f, e->pin);
+	fprintf(f, ",\"mode\":\"%s\",\"program_id\":%u,\"generation\":%u,\"changed\":\"%s\"",
+	       e->m.mode == CGF_MODE_SHARED ? "shared" : "dedicated", prog_id_of(e->prog),
+	       c ? c->gen : e->m.gen, tbuf);
+	if (c) {
+		text = c->ninsn ? text_load(e, 0, c->gen) : NULL;
+		fprintf(f, ",\"filter\":");
+		if (text)
+			json_str(f, text);
+		else
+			fprintf(f, "null");
+		free(text);
+	} else {
+		fprintf(f, ",\"filters\":[");
+		for (more = next_key(e->shared_code, NULL, &snx); more > 0;
+		     more = next_key(e->shared_code, &sk, &snx)) {
+			struct cgf_code *sc = malloc(sizeof(*sc));
+
+			sk = snx;
+			if (!sc || bpf_map_lookup_elem(e->shared_code, &sk, sc)) {
+				free(sc);
+				continue;
+			}
+			text = sc->ninsn ? text_load(e, sk.cgroup_inode_id, sc->gen) : NULL;
+			fprintf(f, "%s{\"cgroup\":", n++ ? "," : "");
+			json_str(f, cgroup_path_of(sk.cgroup_inode_id, path, sizeof(path)));
+			fprintf(f, ",\"direction\":\"%s\",\"generation\":%u,\"filter\":",
+			       sk.attach_type == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress", sc->gen);
+			if (text)
+				json_str(f, text);
+			else
+				fprintf(f, "null");
+			fprintf(f, "}");
+			free(text);
+			free(sc);
+		}
+		if (more < 0)
+			return more;
+		fprintf(f, "]");
+	}
+	fprintf(f, ",\"sets\":{");
+	n = 0;
+	for (more = next_key(e->sets, NULL, &nx); more > 0;
+	     more = next_key(e->sets, &k, &nx)) {
+		struct elem_print p = { .f = f, .json = true };
+
+		k = nx;
+		if (k.name[0] != '@' || bpf_map_lookup_elem(e->sets, &k, &rec))
+			continue;
+		fprintf(f, "%s", n++ ? "," : "");
+		json_str(f, k.name + 1);
+		fprintf(f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[",
+		       rec.type ? "addresses" : "integers", (uint64_t)rec.nelem);
+		r = for_each_elem(e, &rec, print_elem, &p);
+		if (r)
+			return r;
+		fprintf(f, "]}");
+	}
+	if (more < 0)
+		return more;
+	read_stats(e, st);
+	fprintf(f, "},\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
+	       ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
+	       ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 "}\n",
+	       (uint64_t)st[CGF_ST_PASS_PKTS], (uint64_t)st[CGF_ST_PASS_BYTES],
+	       (uint64_t)st[CGF_ST_DROP_PKTS], (uint64_t)st[CGF_ST_DROP_BYTES],
+	       (uint64_t)st[CGF_ST_MALFORMED], (uint64_t)st[CGF_ST_NOFILTER]);
+	return 0;
+}
+
+static int do_show(const char *pin, bool show_code, bool json)
+{
+	struct cgf_code *c = NULL;
 	struct cgf_set_key k, nx;
 	struct cgf_set_rec rec;
 	struct engine e;
-	char tbuf[64], *text;
+	char tbuf[64], *text, *buf = NULL;
+	size_t len = 0;
+	struct tm tm;
+	FILE *f = NULL;
 	time_t t;
 	int more, r;
 
 	r = engine_open(&e, pin, false);
 	if (r)
 		return r;
-	t = (time_t)(e.m.set_time_ns / 1000000000ULL);
-	strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", localtime(&t));
-	printf("%s: cgfilter %s engine, program id %u\n", e.pin,
-	       e.m.mode == CGF_MODE_SHARED ? "shared" : "dedicated", prog_id_of(e.prog));
-	printf("  changed: %s (generation %u)\n", tbuf, e.m.gen);
 	if (e.m.mode == CGF_MODE_DEDICATED) {
-		text = text_load(&e, 0);
-		print_text("  filter:", text);
+		c = malloc(sizeof(*c));
+		r = c ? read_code(&e, c) : -ENOMEM;
+		if (r)
+			goto out;
+	}
+	t = (time_t)(e.m.set_time_ns / 1000000000ULL);
+	localtime_r(&t, &tm);
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S", &tm);
+	/* into a buffer first: show prints the whole picture or nothing */
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		r = -errno;
+		goto out;
+	}
+	if (json) {
+		r = show_json(f, &e, c, tbuf);
+		goto out;
+	}
+	fprintf(f, "%s: cgfilter %s engine, program id %u\n", e.pin,
+		e.m.mode == CGF_MODE_SHARED ? "shared" : "dedicated", prog_id_of(e.prog));
+	fprintf(f, "  changed: %s (generation %u)\n", tbuf, c ? c->gen : e.m.gen);
+	if (c) {
+		text = shown_text(&e, 0, c);
+		print_text(f, "  filter:", text ? text : "?");
 		free(text);
 	} else {
 		struct bpf_cgroup_storage_key sk, snx;
 		int n = 0;
 
-		printf("  filters by cgroup (a cgroup without one drops everything):\n");
-		for (more = !bpf_map_get_next_key(e.shared_code, NULL, &snx); more;
-		     more = !bpf_map_get_next_key(e.shared_code, &sk, &snx)) {
+		fprintf(f, "  filters by cgroup (a cgroup without one drops everything):\n");
+		for (more = next_key(e.shared_code, NULL, &snx); more > 0;
+		     more = next_key(e.shared_code, &sk, &snx)) {
+			struct cgf_code *sc = malloc(sizeof(*sc));
 			char path[PATH_MAX];
 
 			sk = snx;
-			text = text_load(&e, sk.cgroup_inode_id);
-			printf("    %s %s: %s\n", cgroup_path_of(sk.cgroup_inode_id, path, sizeof(path)),
-			       sk.attach_type == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
-			       *text ? text : "(none: drop)");
+			if (!sc || bpf_map_lookup_elem(e.shared_code, &sk, sc)) {
+				free(sc);
+				continue;
+			}
+			text = shown_text(&e, sk.cgroup_inode_id, sc);
+			fprintf(f, "    %s %s: %s\n",
+				cgroup_path_of(sk.cgroup_inode_id, path, sizeof(path)),
+				sk.attach_type == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
+				text ? text : "?");
 			free(text);
+			free(sc);
 			n++;
 		}
+		if (more < 0) {
+			r = more;
+			goto out;
+		}
 		if (!n)
-			printf("    (none)\n");
+			fprintf(f, "    (none)\n");
 	}
-	printf("  sets:\n");
-	for (more = !bpf_map_get_next_key(e.sets, NULL, &nx); more;
-	     more = !bpf_map_get_next_key(e.sets, &k, &nx)) {
+	fprintf(f, "  sets:\n");
+	for (more = next_key(e.sets, NULL, &nx); more > 0; more = next_key(e.sets, &k, &nx)) {
+		struct elem_print p = { .f = f, .max = 20 };
+
 		k = nx;
 		if (k.name[0] != '@' || bpf_map_lookup_elem(e.sets, &k, &rec))
 			continue;
-		printf("    %s (%s, %" PRIu64 " %s):", k.name, rec.type ? "addresses" : "integers",
-		       (uint64_t)rec.nelem, rec.type ? "prefixes" : "values");
-		print_set_elems(&e, &rec, stdout);
-		printf("\n");
+		fprintf(f, "    %s (%s, %" PRIu64 " %s):", k.name, rec.type ? "addresses" : "integers",
+			(uint64_t)rec.nelem, rec.type ? "prefixes" : "values");
+		r = for_each_elem(&e, &rec, print_elem, &p);
+		if (r)
+			goto out;
+		fprintf(f, "\n");
 	}
-	read_stats(&e, st);
-	printf("  passed: %" PRIu64 " packets, %" PRIu64 " bytes\n", (uint64_t)st[CGF_ST_PASS_PKTS],
-	       (uint64_t)st[CGF_ST_PASS_BYTES]);
-	printf("  dropped: %" PRIu64 " packets, %" PRIu64 " bytes (%" PRIu64 " malformed, %" PRIu64
-	       " without a filter)\n",
-	       (uint64_t)st[CGF_ST_DROP_PKTS], (uint64_t)st[CGF_ST_DROP_BYTES],
-	       (uint64_t)st[CGF_ST_MALFORMED], (uint64_t)st[CGF_ST_NOFILTER]);
-	printf("  attached to:\n");
-	if (!list_attachments(prog_id_of(e.prog), stdout, "    "))
-		printf("    (no cgroup)\n");
-	if (show_code && e.m.mode == CGF_MODE_DEDICATED) {
-		struct cgf_code *c = malloc(sizeof(*c));
-
-		if (c && !read_code(&e, c)) {
-			printf("  code (%u instructions):\n", c->ninsn);
-			cgf_disasm(c, stdout);
-		}
-		free(c);
+	if (more < 0) {
+		r = more;
+		goto out;
 	}
+	show_stats_text(f, &e);
+	fprintf(f, "  attached to:\n");
+	if (!list_attachments(prog_id_of(e.prog), f, "    "))
+		fprintf(f, "    (no cgroup)\n");
+	if (show_code && c) {
+		fprintf(f, "  code (%u instructions):\n", c->ninsn);
+		cgf_disasm(c, f);
+	}
+out:
+	if (f && fclose(f) && !r)
+		r = -ENOMEM;
+	if (r)
+		err("cannot show %s: cannot read its maps: %s", e.pin, strerror(-r));
+	else
+		fputs(buf, stdout);
+	free(buf);
+	free(c);
 	engine_close(&e);
-	return 0;
+	return r;
 }
 
 static int do_stats(const char *pin, bool json)
@@ -1799,14 +2291,16 @@ static int do_stats(const char *pin, bool json)
 	if (r)
 		return r;
 	read_stats(&e, st);
-	if (json)
-		printf("{\"pin\":\"%s\",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
+	if (json) {
+		printf("{\"pin\":");
+		json_str(stdout, e.pin);
+		printf(",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
 		       ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
 		       ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"events\":%" PRIu64
 		       ",\"events_suppressed\":%" PRIu64 "}\n",
-		       e.pin, (uint64_t)st[0], (uint64_t)st[1], (uint64_t)st[2], (uint64_t)st[3],
+		       (uint64_t)st[0], (uint64_t)st[1], (uint64_t)st[2], (uint64_t)st[3],
 		       (uint64_t)st[4], (uint64_t)st[5], (uint64_t)st[6], (uint64_t)st[7]);
-	else
+	} else
 		printf("passed %" PRIu64 " packets %" PRIu64 " bytes, dropped %" PRIu64
 		       " packets %" PRIu64 " bytes\n",
 		       (uint64_t)st[0], (uint64_t)st[1], (uint64_t)st[2], (uint64_t)st[3]);
@@ -1859,11 +2353,25 @@ static int list_cb(const char *path, const struct stat *st, int type, struct FTW
 
 static int do_list(const char *root)
 {
+	struct stat st;
+
 	snprintf(list_root, sizeof(list_root), "%s", root);
 	list_count = 0;
-	if (nftw(root, list_cb, 32, FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT) {
+	if (stat(root, &st)) {
+		int r = -errno;
+
+		err("cannot list %s: %s", root, strerror(errno));
+		return r;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		err("cannot list %s: not a directory", root);
+		return -ENOTDIR;
+	}
+	if (nftw(root, list_cb, 32, FTW_PHYS | FTW_MOUNT) < 0) {
+		int r = -errno;
+
 		err("cannot read %s: %s", root, strerror(errno));
-		return -errno;
+		return r;
 	}
 	if (!list_count)
 		printf("no cgfilter filters under %s\n", root);
@@ -1915,11 +2423,13 @@ static int on_event(void *ctx, void *data, size_t len)
 	}
 	proto = proto_name(ev->family, ev->proto, pb, sizeof(pb));
 	cgroup_path_of(ev->cgroup_id, cg, sizeof(cg));
-	if (m->json)
-		printf("{\"time\":\"%s.%03ld\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":\"%s\"}\n",
+	if (m->json) {
+		printf("{\"time\":\"%s.%03ld\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
 		       tb, now.tv_nsec / 1000000, proto, sa, ev->sport, da, ev->dport, ev->len,
-		       ev->malformed, cg);
-	else if (ev->proto == 6 || ev->proto == 17)
+		       ev->malformed);
+		json_str(stdout, cg);
+		printf("}\n");
+	} else if (ev->proto == 6 || ev->proto == 17)
 		printf("%s.%03ld drop %s %s:%u -> %s:%u len %u%s cgroup %s\n", tb,
 		       now.tv_nsec / 1000000, proto, sa, ev->sport, da, ev->dport, ev->len,
 		       ev->malformed ? " malformed" : "", cg);
@@ -1932,29 +2442,26 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-/* Add delta to the number of running monitors, under the engine's lock. */
-static void monitor_count(struct engine *e, int delta)
+/*
+ * Renew this monitor's lease on drop events: the engine produces them until
+ * CGF_MONITOR_LEASE_NS from now.  A monitor renews it every second, so
+ * events stop soon after the last monitor ends, however it ends.
+ */
+static int monitor_lease(struct engine *e)
 {
-	char path[PATH_MAX + 80];
-	struct cgf_ctl c;
+	struct cgf_ctl c = { 0 };
+	struct timespec now;
 	__u32 zero = 0;
-	int fd, lock;
 
-	snprintf(path, sizeof(path), "%s/ctl", e->dir);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return;
-	lock = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock >= 0)
-		flock(lock, LOCK_EX);
-	if (!bpf_map_lookup_elem(fd, &zero, &c)) {
-		if (delta > 0 || c.monitors > 0)
-			c.monitors += delta;
-		bpf_map_update_elem(fd, &zero, &c, BPF_ANY);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	c.monitor_until_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec + CGF_MONITOR_LEASE_NS;
+	if (bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY)) {
+		int r = -errno;
+
+		err("cannot ask %s for drop events: %s", e->pin, strerror(errno));
+		return r;
 	}
-	if (lock >= 0)
-		close(lock);
-	close(fd);
+	return 0;
 }
 
 static void on_signal(int sig)
@@ -1968,7 +2475,7 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	struct mon m = { .max = max, .json = json };
 	struct ring_buffer *rb;
 	struct engine e;
-	struct timespec t0, t;
+	struct timespec t0, t, renewed;
 	__u64 st0[CGF_NSTATS], st[CGF_NSTATS];
 	int r = engine_open(&e, pin, false);
 
@@ -1986,9 +2493,15 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
 	/* the engine produces drop events only while someone watches */
-	monitor_count(&e, +1);
+	r = monitor_lease(&e);
+	if (r) {
+		ring_buffer__free(rb);
+		engine_close(&e);
+		return r;
+	}
 	read_stats(&e, st0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	renewed = t0;
 	m.start_ns = (__u64)t0.tv_sec * 1000000000ULL + t0.tv_nsec;
 	if (!json)
 		fprintf(stderr, "watching drops of %s (Ctrl-C to stop)\n", e.pin);
@@ -2002,6 +2515,12 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 		if (m.max && m.count >= m.max)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec > renewed.tv_sec) {
+			r = monitor_lease(&e);
+			if (r)
+				break;
+			renewed = t;
+		}
 		if (timeout_ms && (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
 					  timeout_ms)
 			break;
@@ -2010,11 +2529,11 @@ static int do_monitor(const char *pin, long max, long timeout_ms, bool json)
 	if (!json && st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
 		fprintf(stderr, "%" PRIu64 " more drops not shown (rate limit)\n",
 			(uint64_t)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
-	monitor_count(&e, -1);
 	ring_buffer__free(rb);
 	engine_close(&e);
-	if (max && m.count < max && !stop) {
-		err("%ld of %ld drops seen before the timeout", m.count, max);
+	if (!r && max && m.count < max) {
+		err("%ld of %ld drops seen before %s", m.count, max,
+		    stop ? "the monitor was stopped" : "the timeout");
 		return -ETIMEDOUT;
 	}
 	return r;
@@ -2171,7 +2690,7 @@ static const char usage_text[] =
 	"  unregister PIN                   remove it (the cgroup then drops everything)\n"
 	"  set-add PIN @SET ITEM...         add addresses/prefixes or ports/ranges to a set\n"
 	"  set-del PIN @SET ITEM...         remove them\n"
-	"  show PIN [--code]                filter, sets, counters, attached cgroups\n"
+	"  show PIN [--code] [--json]       filter, sets, counters, attached cgroups\n"
 	"  list [DIR]                       every cgfilter filter under DIR (/sys/fs/bpf)\n"
 	"  stats PIN [--json]               packets and bytes passed and dropped\n"
 	"  monitor PIN [-c N] [-t MS] [--json]  stream dropped packets\n"
@@ -2231,9 +2750,10 @@ static const struct cmd_help helps[] = {
 	  "Usage: cgfilter set-del PIN @SET ITEM... | -f FILE\n"
 	  "Remove items (exactly as added) from a named set.\n" },
 	{ "show",
-	  "Usage: cgfilter show PIN [--code]\n"
-	  "The filter, its sets, counters and the cgroups it is attached to; --code adds\n"
-	  "the engine code.\n" },
+	  "Usage: cgfilter show PIN [--code] [--json]\n"
+	  "The filter in force, its sets, counters and the cgroups it is attached to;\n"
+	  "--code adds the engine code; --json prints one JSON object with every set's\n"
+	  "items.\n" },
 	{ "list", "Usage: cgfilter list [DIR]\nEvery cgfilter filter pinned under DIR (default /sys/fs/bpf).\n" },
 	{ "stats",
 	  "Usage: cgfilter stats PIN [--json]\n"
@@ -2296,7 +2816,8 @@ static int parse_uint_arg(const char *cmd, const char *what, const char *s, unsi
 
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi || s[0] == '-') {
+	/* strtoul takes leading space and a sign: a number is digits only */
+	if (!isdigit((unsigned char)s[0]) || *end || errno || v < lo || v > hi) {
 		bad_usage(cmd, "invalid %s: %s (%lu..%lu)", what, s, lo, hi);
 		return -1;
 	}
@@ -2394,7 +2915,7 @@ static bool option_allowed(const char *cmd, int opt)
 		{ "unregister", { OPT_CGROUP } },
 		{ "set-add", { 'f' } },
 		{ "set-del", { 'f' } },
-		{ "show", { OPT_CODE } },
+		{ "show", { OPT_CODE, OPT_JSON } },
 		{ "stats", { OPT_JSON } },
 		{ "monitor", { 'c', 't', OPT_JSON } },
 		{ "check", { 'q' } },
@@ -2448,9 +2969,19 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "help")) {
-		if (argc > 2 && !cmd_help(argv[2], stdout))
-			return 0;
-		usage(stdout);
+		if (argc > 3) {
+			fprintf(stderr, PROG ": help takes at most one command\n");
+			return 2;
+		}
+		if (argc == 3 && cmd_help(argv[2], NULL)) {
+			fprintf(stderr, PROG ": unknown command '%s'\n", argv[2]);
+			usage(stderr);
+			return 2;
+		}
+		if (argc == 3)
+			cmd_help(argv[2], stdout);
+		else
+			usage(stdout);
 		return 0;
 	}
 	if (cmd_help(cmd, NULL)) {
@@ -2521,6 +3052,8 @@ int main(int argc, char **argv)
 		int want = strcmp(cmd, "compile") ? 1 : 0; /* PIN first */
 		bool shared_load = !strcmp(cmd, "load") && lo.shared;
 
+		if (shared_load && file)
+			return bad_usage(cmd, "a shared engine has no filter of its own: units register theirs (no -f)");
 		if (nargs < want + (file || shared_load ? 0 : 1) ||
 		    nargs > want + (file || shared_load ? 0 : 1))
 			return bad_usage(cmd, "expected %s%s", want ? "PIN and " : "",
@@ -2533,8 +3066,9 @@ int main(int argc, char **argv)
 		} else if (!shared_load) {
 			text = strdup(args[want]);
 		}
-		if (text && strlen(text) > CGF_TEXT_MAX) {
-			err("filter text too long: %zu bytes, at most %u", strlen(text), CGF_TEXT_MAX);
+		if (text && strlen(text) > CGF_EXPR_MAX_TEXT) {
+			err("filter text too long: %zu bytes, at most %u (16 MiB)", strlen(text),
+			    CGF_EXPR_MAX_TEXT);
 			free(text);
 			return 1;
 		}
@@ -2572,7 +3106,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "show")) {
 		if (nargs != 1)
 			return bad_usage(cmd, "expected PIN");
-		r = do_show(args[0], show_code);
+		r = do_show(args[0], show_code, json);
 	} else if (!strcmp(cmd, "list")) {
 		if (nargs > 1)
 			return bad_usage(cmd, "expected at most one directory");

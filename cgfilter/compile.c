@@ -116,74 +116,41 @@ static void free_reg(struct comp *c, int r)
 		c->temps &= ~(1u << (r - CGF_NFIELDS));
 }
 
-/* The value of a subtree without fields, with the engine's semantics. */
+/* The value of a subtree without fields (the parser folded it). */
 static bool const_value(const struct cgf_node *n, uint64_t *v)
 {
-	uint64_t a, b, x;
-
-	switch (n->kind) {
-	case CGF_N_NUM:
-		*v = n->val;
-		return true;
-	case CGF_N_UNARY:
-		if (!const_value(n->a, &a))
-			return false;
-		*v = n->op == CGF_OP_NOT ? !a : n->op == CGF_OP_BNOT ? ~a : n->op == CGF_OP_NEG ? -a : a;
-		return true;
-	case CGF_N_COND:
-		if (!const_value(n->a, &a) || !const_value(n->b, &b) || !const_value(n->c, &x))
-			return false;
-		*v = a ? b : x;
-		return true;
-	case CGF_N_BINARY:
-		if (!const_value(n->a, &a) || !const_value(n->b, &b))
-			return false;
-		switch (n->op) {
-		case CGF_OP_LOR: *v = a || b; break;
-		case CGF_OP_LAND: *v = a && b; break;
-		case CGF_OP_BOR: *v = a | b; break;
-		case CGF_OP_BXOR: *v = a ^ b; break;
-		case CGF_OP_BAND: *v = a & b; break;
-		case CGF_OP_EQ: *v = a == b; break;
-		case CGF_OP_NE: *v = a != b; break;
-		case CGF_OP_LT: *v = a < b; break;
-		case CGF_OP_LE: *v = a <= b; break;
-		case CGF_OP_GT: *v = a > b; break;
-		case CGF_OP_GE: *v = a >= b; break;
-		case CGF_OP_SHL: *v = a << (b & 63); break;
-		case CGF_OP_SHR: *v = a >> (b & 63); break;
-		case CGF_OP_ADD: *v = a + b; break;
-		case CGF_OP_SUB: *v = a - b; break;
-		case CGF_OP_MUL: *v = a * b; break;
-		case CGF_OP_DIV: *v = b ? a / b : 0; break;
-		case CGF_OP_MOD: *v = b ? a % b : a; break;
-		default: return false;
-		}
-		return true;
-	default:
-		return false;
-	}
+	if (n->is_const)
+		*v = n->cval; /* *v untouched otherwise: callers test one side, then the other */
+	return n->is_const;
 }
 
-/* Registers a subtree needs (Sethi-Ullman number, roughly). */
+/* Registers a subtree needs (Sethi-Ullman number, roughly), computed once
+ * for every node by annotate() into n->aux. */
 static int need(const struct cgf_node *n)
 {
-	uint64_t v;
+	return n ? n->aux : 0;
+}
+
+static int annotate_node(struct cgf_node *n, void *ctx)
+{
 	int a, b;
 
-	if (!n || n->kind == CGF_N_FIELD || n->kind == CGF_N_ADDR || const_value(n, &v))
+	(void)ctx;
+	if (n->kind == CGF_N_FIELD || n->kind == CGF_N_ADDR || n->is_const) {
+		n->aux = 0;
 		return 0;
+	}
 	a = need(n->a);
 	b = need(n->b);
 	if (n->kind == CGF_N_COND) {
 		int x = need(n->c);
 
 		b = b > x ? b : x;
-		return 1 + (a > b ? a : b);
+		n->aux = 1 + (a > b ? a : b);
+	} else {
+		n->aux = a == b ? a + 1 : a > b ? a : b;
 	}
-	if (a == b)
-		return a + 1;
-	return a > b ? a : b;
+	return 0;
 }
 
 static int cmp_op(enum cgf_op op, bool jump)
@@ -262,6 +229,74 @@ static int result_reg(struct comp *c, int ra, int rb)
 	return alloc_temp(c);
 }
 
+static int val(struct comp *c, const struct cgf_node *n);
+
+/* The ALU or set-to-compare opcode of an arithmetic or comparison node. */
+static int value_op(const struct cgf_node *n)
+{
+	int op;
+
+	if (n->kind != CGF_N_BINARY || n->is_const)
+		return 0;
+	op = alu_op(n->op);
+	return op ? op : cmp_op(n->op, false);
+}
+
+/* One arithmetic or comparison node whose left operand is already in ra. */
+static int val_step(struct comp *c, const struct cgf_node *n, int ra)
+{
+	int op = value_op(n), rb, r;
+	uint64_t k;
+
+	if (const_value(n->b, &k)) {
+		r = result_reg(c, ra, ra);
+		emit(c, (uint8_t)op, r, ra, 0, k, 0, 0);
+		return r;
+	}
+	rb = val(c, n->b);
+	r = result_reg(c, ra, rb);
+	emit(c, (uint8_t)(op | CGF_X), r, ra, rb, 0, 0, 0);
+	return r;
+}
+
+/* Whether n is evaluated as one step up a left spine: its left operand is
+ * itself such a node and is evaluated first anyway (the right one is not
+ * heavier), exactly as the general rules below would. */
+static bool on_spine(const struct cgf_node *n)
+{
+	return value_op(n) && value_op(n->a) && (n->b->is_const || need(n->b) <= need(n->a));
+}
+
+/*
+ * A chain such as 'len + len + ... + len' is as deep as it is long: walk its
+ * left spine without recursion, then evaluate it bottom up.
+ */
+static int val_chain(struct comp *c, const struct cgf_node *n)
+{
+	const struct cgf_node **spine = NULL, *x;
+	size_t depth = 0, cap = 0;
+	int r;
+
+	for (x = n; on_spine(x); x = x->a) {
+		if (depth == cap) {
+			const struct cgf_node **p = realloc(spine, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+
+			if (!p) {
+				fail(c, "out of memory");
+				free(spine);
+				return CGF_NFIELDS;
+			}
+			spine = p;
+		}
+		spine[depth++] = x;
+	}
+	r = val(c, x); /* the bottom: not on the spine, so no loop */
+	while (depth-- && !c->failed)
+		r = val_step(c, spine[depth], r);
+	free(spine);
+	return r;
+}
+
 /* Evaluate n into a register: a field register (read only) or a temp. */
 static int val(struct comp *c, const struct cgf_node *n)
 {
@@ -296,6 +331,8 @@ static int val(struct comp *c, const struct cgf_node *n)
 			op = cmp_op(n->op, false);
 		if (!op)
 			break; /* && || : boolean */
+		if (on_spine(n))
+			return val_chain(c, n);
 		if (const_value(n->b, &k) ||
 		    (commutative(n->op) && const_value(n->a, &k))) {
 			const struct cgf_node *x = const_value(n->b, &k) ? n->a : n->b;
@@ -385,10 +422,52 @@ static void cond_in(struct comp *c, const struct cgf_node *n, int t, int f)
 	free_reg(c, r);
 }
 
+/*
+ * 'a || b || ... || z' (or &&) is a left-deep tree as deep as it is long:
+ * collect its operands along the left spine without recursion, then test
+ * them in order, each jumping to the next or to the end.
+ */
+static void cond_chain(struct comp *c, const struct cgf_node *n, int t, int f)
+{
+	const struct cgf_node **opnd = NULL, *x;
+	size_t k = 0, cap = 0, i;
+	bool lor = n->op == CGF_OP_LOR;
+
+	for (x = n;; x = x->a) {
+		bool more = x->kind == CGF_N_BINARY && x->op == n->op && !x->is_const;
+
+		if (k == cap) {
+			const struct cgf_node **p = realloc(opnd, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+
+			if (!p) {
+				fail(c, "out of memory");
+				free(opnd);
+				return;
+			}
+			opnd = p;
+		}
+		opnd[k++] = more ? x->b : x;
+		if (!more)
+			break;
+	}
+	/* opnd[] holds z, ..., b, a: test from the end */
+	for (i = k; i-- > 1 && !c->failed;) {
+		int l = new_label(c);
+
+		if (lor)
+			cond(c, opnd[i], t, l);
+		else
+			cond(c, opnd[i], l, f);
+		place(c, l);
+	}
+	cond(c, opnd[0], t, f);
+	free(opnd);
+}
+
 /* Jump to t if n is non-zero, else to f. */
 static void cond(struct comp *c, const struct cgf_node *n, int t, int f)
 {
-	int l, ra, rb, op;
+	int ra, rb, op;
 	uint64_t k;
 
 	if (c->failed)
@@ -426,13 +505,7 @@ static void cond(struct comp *c, const struct cgf_node *n, int t, int f)
 		break;
 	case CGF_N_BINARY:
 		if (n->op == CGF_OP_LOR || n->op == CGF_OP_LAND) {
-			l = new_label(c);
-			if (n->op == CGF_OP_LOR)
-				cond(c, n->a, t, l);
-			else
-				cond(c, n->a, l, f);
-			place(c, l);
-			cond(c, n->b, t, f);
+			cond_chain(c, n, t, f);
 			return;
 		}
 		op = cmp_op(n->op, true);
@@ -481,6 +554,10 @@ int cgf_compile(const struct cgf_expr *e, struct cgf_code *out, char *why, size_
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
+	if (cgf_expr_postorder(e->root, annotate_node, NULL)) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
 	c.insn = out->insn;
 	c.jt = calloc(CGF_MAX_INSNS, sizeof(int));
 	c.jf = calloc(CGF_MAX_INSNS, sizeof(int));

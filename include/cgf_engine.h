@@ -168,11 +168,16 @@ struct cgf_config {
 	__u32 events_per_sec;     /* per CPU; 0 disables drop events */
 };
 
-/* The "ctl" array, one entry: run-time switches set by the cgfilter command. */
+/*
+ * The "ctl" array, one entry: run-time switches set by the cgfilter command.
+ * Drop events are produced only while a 'cgfilter monitor' runs: each one
+ * renews a lease every second, and the engine produces events only until
+ * the lease ends (CLOCK_MONOTONIC, as bpf_ktime_get_ns()), so a monitor
+ * killed with SIGKILL stops them within CGF_MONITOR_LEASE_NS.
+ */
+#define CGF_MONITOR_LEASE_NS (3ULL * 1000000000ULL)
 struct cgf_ctl {
-	__u32 monitors;           /* running 'cgfilter monitor's: drop events
-				   * are produced only while it is non-zero */
-	__u32 pad;
+	__u64 monitor_until_ns;
 };
 
 /* Rate limit state of drop events, per CPU. */
@@ -203,13 +208,18 @@ struct cgf_meta {
 	__u64 set_time_ns;       /* CLOCK_REALTIME of the last change */
 };
 
-/* The "text" hash: the filter text in chunks 0, 1, ... of its owner (0 in
- * dedicated mode, the cgroup id in shared mode). */
-#define CGF_TEXT_CHUNK 4000
+/*
+ * The "text" hash: the text of each filter in chunks 0, 1, ... of its owner
+ * (0 in dedicated mode, the cgroup id in shared mode) and generation (the
+ * gen of its struct cgf_code): 'show' prints the text of the generation in
+ * force, so what it shows is what runs even if a command died half-way.
+ */
+#define CGF_TEXT_CHUNK 4096
+#define CGF_TEXT_CHUNKS 4096     /* so a filter text is at most 16 MiB */
 struct cgf_text_key {
 	__u64 owner;
+	__u32 gen;
 	__u32 chunk;
-	__u32 pad;
 };
 struct cgf_text_chunk {
 	__u32 len;
@@ -221,7 +231,7 @@ struct cgf_text_chunk {
  * "@name"; the literal sets of a filter are "#ID" (dedicated mode) or
  * "#CGROUPID:ID" (shared mode, owned by that cgroup).
  */
-#define CGF_SET_KEY_LEN 64
+#define CGF_SET_KEY_LEN 80       /* "@" and a 63-character name, or "#ID:..." */
 struct cgf_set_key {
 	char name[CGF_SET_KEY_LEN];
 };

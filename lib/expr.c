@@ -253,6 +253,10 @@ static int parse_uint(const char *s, size_t len, uint64_t *out, const char **why
 	unsigned base = 10;
 	size_t i = 0;
 
+	if (len == 0) {
+		*why = "empty number '%s'";
+		return -1;
+	}
 	if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
 		base = 16;
 		i = 2;
@@ -1080,19 +1084,112 @@ static void parse_decl(struct parser *p)
 		s->type = CGF_T_INT, s->declared = 2;
 }
 
-/* An empty declared set takes the type of its first use. */
-static void settle_empty_decls(struct parser *p, struct cgf_node *n)
+int cgf_expr_postorder(struct cgf_node *root, int (*fn)(struct cgf_node *n, void *ctx),
+		       void *ctx)
 {
-	(void)p;
-	if (!n)
-		return;
+	/* a stack of nodes, each with how many of its children were taken */
+	struct frame {
+		struct cgf_node *n;
+		int next;
+	} *st = NULL;
+	size_t depth = 0, cap = 0;
+	struct cgf_node *push = root;
+	int r = 0;
+
+	while (push || depth) {
+		struct frame *top;
+
+		if (push) {
+			if (depth == cap) {
+				struct frame *p = realloc(st, (cap = cap ? cap * 2 : 64) * sizeof(*st));
+
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				st = p;
+			}
+			st[depth].n = push;
+			st[depth].next = 0;
+			depth++;
+			push = NULL;
+		}
+		top = &st[depth - 1];
+		if (top->next < 3) {
+			struct cgf_node *kids[3] = { top->n->a, top->n->b, top->n->c };
+
+			push = kids[top->next++];
+			continue;
+		}
+		r = fn(top->n, ctx);
+		if (r)
+			break;
+		depth--;
+	}
+	free(st);
+	return r;
+}
+
+/* After parsing, for every node: an empty declared set takes the type of its
+ * first use; constant subtrees get their value (BPF's ALU64 semantics). */
+static int settle_node(struct cgf_node *n, void *ctx)
+{
+	const struct cgf_node *a = n->a, *b = n->b, *c = n->c;
+	uint64_t x, y;
+
+	(void)ctx;
 	if (n->kind == CGF_N_IN && n->set->declared == 2) {
 		n->set->type = n->a->type;
 		n->set->declared = 1;
 	}
-	settle_empty_decls(p, n->a);
-	settle_empty_decls(p, n->b);
-	settle_empty_decls(p, n->c);
+	switch (n->kind) {
+	case CGF_N_NUM:
+		n->is_const = 1;
+		n->cval = n->val;
+		break;
+	case CGF_N_UNARY:
+		n->is_const = a->is_const;
+		x = a->cval;
+		n->cval = n->op == CGF_OP_NOT ? !x : n->op == CGF_OP_BNOT ? ~x :
+			  n->op == CGF_OP_NEG ? -x : x;
+		break;
+	case CGF_N_COND:
+		n->is_const = a->is_const && b->is_const && c->is_const;
+		n->cval = a->cval ? b->cval : c->cval;
+		break;
+	case CGF_N_BINARY:
+		n->is_const = a->is_const && b->is_const;
+		x = a->cval;
+		y = b->cval;
+		switch (n->op) {
+		case CGF_OP_LOR: n->cval = x || y; break;
+		case CGF_OP_LAND: n->cval = x && y; break;
+		case CGF_OP_BOR: n->cval = x | y; break;
+		case CGF_OP_BXOR: n->cval = x ^ y; break;
+		case CGF_OP_BAND: n->cval = x & y; break;
+		case CGF_OP_EQ: n->cval = x == y; break;
+		case CGF_OP_NE: n->cval = x != y; break;
+		case CGF_OP_LT: n->cval = x < y; break;
+		case CGF_OP_LE: n->cval = x <= y; break;
+		case CGF_OP_GT: n->cval = x > y; break;
+		case CGF_OP_GE: n->cval = x >= y; break;
+		case CGF_OP_SHL: n->cval = x << (y & 63); break;
+		case CGF_OP_SHR: n->cval = x >> (y & 63); break;
+		case CGF_OP_ADD: n->cval = x + y; break;
+		case CGF_OP_SUB: n->cval = x - y; break;
+		case CGF_OP_MUL: n->cval = x * y; break;
+		case CGF_OP_DIV: n->cval = y ? x / y : 0; break;
+		case CGF_OP_MOD: n->cval = y ? x % y : x; break;
+		default: n->is_const = 0; break;
+		}
+		break;
+	default:
+		n->is_const = 0;
+		break;
+	}
+	if (!n->is_const)
+		n->cval = 0;
+	return 0;
 }
 
 int cgf_expr_parse(const char *text, const struct cgf_parse_opts *opts,
@@ -1138,7 +1235,11 @@ int cgf_expr_parse(const char *text, const struct cgf_parse_opts *opts,
 	if (!p.failed && e->root->type != CGF_T_INT)
 		want_int(&p, e->root);
 	if (!p.failed) {
-		settle_empty_decls(&p, e->root);
+		if (cgf_expr_postorder(e->root, settle_node, NULL)) {
+			p.nomem = true;
+			fail_at(&p, 0, 0, "out of memory");
+			goto out;
+		}
 		for (s = e->sets; s; s = s->next)
 			if (s->declared == 2)
 				s->declared = 1;
@@ -1166,6 +1267,48 @@ void cgf_expr_free(struct cgf_expr *e)
 	}
 	arena_free(e->arena);
 	free(e);
+}
+
+void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err)
+{
+	const char *line = text, *end, *from, *to, *at;
+	int i;
+
+	if (!err->line || !err->col)
+		return;
+	for (i = 1; i < err->line && line; i++) {
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	if (!line)
+		return;
+	end = strchr(line, '\n');
+	if (!end)
+		end = line + strlen(line);
+	if (end > line && end[-1] == '\r')
+		end--;
+	at = line + err->col - 1;
+	if (at > end)
+		at = end;
+	/* a window of the line: 70 bytes before the error, 30 after, cut at
+	 * UTF-8 character starts */
+	from = at - line > 70 ? at - 70 : line;
+	while (from > line && ((unsigned char)*from & 0xc0) == 0x80)
+		from--;
+	to = end - at > 30 ? at + 30 : end;
+	while (to < end && ((unsigned char)*to & 0xc0) == 0x80)
+		to++;
+	fprintf(f, "  %s%.*s%s\n  %s", from > line ? "..." : "", (int)(to - from), from,
+		to < end ? "..." : "", from > line ? "   " : "");
+	/* the caret: a tab where the line has one, one space per character */
+	for (; from < at; from++) {
+		if (*from == '\t')
+			fputc('\t', f);
+		else if (((unsigned char)*from & 0xc0) != 0x80)
+			fputc(' ', f);
+	}
+	fputs("^\n", f);
 }
 
 void cgf_error_format(const struct cgf_error *err, char *buf, size_t len)

@@ -95,6 +95,12 @@ struct cgf_node {
 	struct cgf_node *a, *b, *c;
 	struct cgf_set *set;
 	int line, col;
+	/* filled by the parser for every node: whether the subtree reads no
+	 * packet field (and its value then), so back ends fold constants
+	 * without walking subtrees again */
+	int is_const;
+	uint64_t cval;
+	int aux;        /* free for a back end's own bookkeeping */
 };
 
 struct cgf_expr {
@@ -121,13 +127,22 @@ struct cgf_parse_opts {
 };
 
 /* Limits that keep a huge or hostile filter from exhausting the parser. */
-#define CGF_EXPR_MAX_TEXT (64u << 20)
+#define CGF_EXPR_MAX_TEXT (16u << 20)   /* 16 MiB, what cgfilter stores */
 #define CGF_EXPR_MAX_DEPTH 200
 #define CGF_EXPR_MAX_NODES 100000
 
 /* Returns 0, or -EINVAL with *err filled in (-ENOMEM on allocation failure). */
 int cgf_expr_parse(const char *text, const struct cgf_parse_opts *opts,
 		   struct cgf_expr **out, struct cgf_error *err);
+
+/*
+ * Visit every node below root children first (a, b, c), without recursion:
+ * a chain such as 'len + len + ... + len' is a tree as deep as it is long,
+ * up to CGF_EXPR_MAX_NODES.  Returns 0, -ENOMEM, or what fn returned
+ * (non-zero stops the walk).
+ */
+int cgf_expr_postorder(struct cgf_node *root, int (*fn)(struct cgf_node *n, void *ctx),
+		       void *ctx);
 void cgf_expr_free(struct cgf_expr *e);
 
 /* Write a C header defining
@@ -137,6 +152,13 @@ int cgf_expr_emit_c(const struct cgf_expr *e, const char *func, FILE *f);
 
 /* One line: "column 12: unexpected ';'" (or "line 2, column 5: ..."). */
 void cgf_error_format(const struct cgf_error *err, char *buf, size_t len);
+
+/*
+ * Under an error line, the part of the filter's line around the error with
+ * a caret under the column (tabs kept, so the caret lines up), indented by
+ * two spaces; at most about 100 characters of a long line.
+ */
+void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err);
 
 /* The vocabulary, for help texts and the man page. */
 struct cgf_vocab_entry {

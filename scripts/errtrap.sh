@@ -31,6 +31,9 @@ _cgf_where() {
 
 _cgf_on_err() {
 	local rc=$1 cmd=$2 msg
+	# bash runs the ERR trap even under `set +e`, where a failure is
+	# expected and handled by the script
+	[[ $- == *e* ]] || return 0
 	# the frame of the failing command is the caller of this function
 	msg="error: $(_cgf_where 1): exit $rc: ${cmd:0:300}"
 	[ "${BASH_SUBSHELL:-0}" -eq 0 ] || msg+=" (in a subshell)"

@@ -30,6 +30,20 @@ ok "... and prints file, line, function, caller and command"
 grep -q "not reached" "$W/out" && fail "the script went on after the failure"
 ok "... and stops there"
 
+cat >"$W/handled.sh" <<EOF
+. "$TOP/tests/lib.sh"
+T_NO_CHECKS_OK=1
+set +e
+false
+rc=\$?
+set -e
+if ! false; then :; fi
+false || true
+echo "done \$rc"
+EOF
+expect_eq "a failure the script handles (set +e, if, ||) is not reported" \
+	"$(T_REASON='' bash "$W/handled.sh" 2>&1)" "done 1"
+
 # ---- tests/run.sh shows it beside FAIL --------------------------------------------
 mkdir "$W/tests"
 cat >"$W/tests/98-passes.sh" <<EOF
@@ -63,6 +77,28 @@ CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
 grep -qxF "FAIL: 99-dies (exit 1): $W/tests/99-dies.sh:2 in check (from $W/tests/99-dies.sh:3): the answer is 41, want 42" "$W/run" ||
 	fail "a fail message without its place: $(cat "$W/run")"
 ok "a test's own FAIL message is shown with its place"
+
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+echo "\$no_such_variable"
+EOF
+CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
+grep -qxF "FAIL: 99-dies (exit 1): $W/tests/99-dies.sh: line 3: no_such_variable: unbound variable" "$W/run" ||
+	fail "a shell error without a FAIL line: $(cat "$W/run")"
+ok "a shell error (unbound variable) is shown beside FAIL"
+
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+sleep 30 &
+EOF
+CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
+grep -qxF "FAIL: 99-dies (exit 1): 99-dies left the host changed (pins, cgroups, attachments, namespaces, mounts or processes)" "$W/run" &&
+	grep -qE "^ +[0-9]+ sleep$" "$W/run" || fail "a process left running was not caught: $(cat "$W/run")"
+ok "a process a test leaves running fails it"
+pgrep -f "^sleep 30$" >/dev/null && fail "the runner did not stop the process the test left running"
+ok "... and the runner stops it"
 
 cat >"$W/tests/99-dies.sh" <<EOF
 . "$TOP/tests/lib.sh"

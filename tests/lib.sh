@@ -15,6 +15,9 @@ T_NAME=$(basename "$0" .sh)
 T_ID="cgft-$$"
 
 # ---- results -------------------------------------------------------------
+# for tests/run.sh: our process group, whose members must be gone at the end
+[ -z "${T_REASON:-}" ] || ps -o pgid= -p $$ >"$T_REASON.pgid" 2>/dev/null || true
+
 skip() {
 	echo "SKIP: $T_NAME: $*"
 	[ -z "${T_REASON:-}" ] || echo "$*" >>"$T_REASON"

@@ -27,8 +27,10 @@ trap cleanup EXIT
 T_TIMEOUT=${CGF_TEST_TIMEOUT:-1200}
 REASONS=$(mktemp -d /tmp/cgf-run.XXXXXX)
 
-# processes a test may start and must stop
-WATCH='^(systemd|dbus-daemon|systemd-journal|cgfilter|cgfilter-probe|load_and_contro|iperf3|unshare|nsenter|sleep)$'
+# Processes a test leaves running: those of its process group (tests run
+# under timeout(1), which makes one; tests/lib.sh writes its id to
+# $T_REASON.pgid), and a private systemd's, which runs in a session of its own
+WATCH='^(systemd|dbus-daemon|systemd-journal)$'
 
 snapshot() {
 	local cg2
@@ -41,8 +43,19 @@ snapshot() {
 	fi
 	echo "## netns"; ip netns list 2>/dev/null | sort
 	echo "## mounts"; awk '{ print $2, $3 }' /proc/self/mounts | sort
-	echo "## processes"
-	ps -e -o pid=,comm= | awk -v re="$WATCH" '$2 ~ re { print }' | sort
+}
+# processes of a private systemd running now, one "PID COMM" a line
+procs() { ps -e -o pid=,comm= | awk -v re="$WATCH" '$2 ~ re { print $1, $2 }' | sort; }
+# what the test left running: processes of its group, and private systemd
+# processes that are there now and were not before (one that ended
+# meanwhile, of something else on the machine, is no leak)
+new_procs() {
+	local pg
+	pg=$(tr -d ' ' <"$T_REASON.pgid" 2>/dev/null)
+	{
+		[ -z "$pg" ] || ps -e -o pid=,pgid=,comm= | awk -v pg="$pg" '$2 == pg { print $1, $3 }'
+		comm -13 <(echo "$1") <(procs)
+	} | sort -u
 }
 
 pass=0 failn=0 skipn=0 failed=()
@@ -54,25 +67,38 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 		[ -n "$keep" ] || continue
 	fi
 	before=$(snapshot)
+	before_procs=$(procs)
 	echo "=== $name"
 	start=$(date +%s)
 	# why it failed: the test's fail and error lines (tests/lib.sh) land here
 	export T_REASON=$REASONS/$name
 	: >"$T_REASON"
-	timeout -k 30 "$T_TIMEOUT" bash "$t"
+	# stderr also to a file: a shell error such as "unbound variable" ends
+	# a test without a FAIL line, and its last line is then the reason
+	# (not a pipe the runner waits on: a process the test left behind may
+	# hold it open)
+	timeout -k 30 "$T_TIMEOUT" bash "$t" 2> >(tee "$T_REASON.stderr" >&2)
 	rc=$?
 	secs=$(( $(date +%s) - start ))
 	[ $rc -ne 124 ] || echo "$t: stopped after ${T_TIMEOUT}s (CGF_TEST_TIMEOUT)" >>"$T_REASON"
 	after=$(snapshot)
-	if [ "$before" != "$after" ]; then
+	left=$(new_procs "$before_procs")
+	if [ "$before" != "$after" ] || [ -n "$left" ]; then
 		sleep 2   # let the kernel free what is going away
 		after=$(snapshot)
+		left=$(new_procs "$before_procs")
 	fi
-	if [ "$before" != "$after" ]; then
+	if [ "$before" != "$after" ] || [ -n "$left" ]; then
 		echo "$name left the host changed (pins, cgroups, attachments, namespaces, mounts or processes)" >>"$T_REASON"
-		diff <(echo "$before") <(echo "$after") | sed 's/^/    /' | tee -a "$T_REASON"
+		{
+			diff <(echo "$before") <(echo "$after")
+			[ -z "$left" ] || printf '## processes left running\n%s\n' "$left"
+		} | sed 's/^/    /' | tee -a "$T_REASON"
 		rc=1
 	fi
+	# what the test left of its process group goes now, not to disturb the next
+	pg=$(tr -d ' ' <"$T_REASON.pgid" 2>/dev/null)
+	[ -z "$pg" ] || kill -9 -- "-$pg" 2>/dev/null
 	case $rc in
 	0) echo "PASS: $name (${secs}s)"; pass=$((pass + 1)) ;;
 	77)
@@ -85,6 +111,7 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 	*)
 		# the first recorded reason beside FAIL, the others below it
 		why=$(head -n1 "$T_REASON")
+		[ -n "$why" ] || { sleep 0.2; why=$(grep -v '^\s*$' "$T_REASON.stderr" | tail -n1); }
 		echo "FAIL: $name (exit $rc): ${why:-no reason recorded: the test ended without a FAIL or error line}"
 		tail -n +2 "$T_REASON" | head -n 20 | sed 's/^/    /'
 		failn=$((failn + 1)); failed+=("$name: ${why:-exit $rc}") ;;

@@ -17,12 +17,17 @@ Reusable by any test (import it with tests/verdict on sys.path):
 
 Everything is deterministic for a given random.Random seed.
 """
+import ipaddress
 import os
 import random
 import re
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+
+# a chain such as 'len + len + ... + len' is a tree as deep as it is long
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 50000))
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
@@ -43,7 +48,8 @@ MASK64 = (1 << 64) - 1
 # (numbers in decimal or 0x hex), outermost first:
 #   ether type=N             the ethertype (default: from the next layer)
 #   ip4 ttl= proto= ihl= ver= opts=BYTES mf=1 df=1 off=N(8-byte units) tlen=
-#   ip6 hlim= nh= ver= plen=
+#       src=ADDR dst=ADDR (default 10.0.0.1 -> 10.0.0.2)
+#   ip6 hlim= nh= ver= plen= src=ADDR dst=ADDR (default fd00::1 -> fd00::2)
 #   hbh|rt|dst|mob|hip|shim6 len= nh=     IPv6 extension, (len + 1) * 8 bytes
 #   ah len= nh=                           (len + 2) * 4 bytes
 #   frag off=N m=0|1 nh=                  8 bytes
@@ -90,6 +96,14 @@ def _u16(v):
     return bytes([(v >> 8) & 0xFF, v & 0xFF])
 
 
+def _addr(a, key, family, default):
+    """The address a[key] (or default) of an ip4/ip6 layer, as bytes."""
+    ip = ipaddress.ip_address(a.get(key, default))
+    if ip.version != family:
+        raise ValueError("%s=%s is not an IPv%d address" % (key, ip, family))
+    return ip.packed
+
+
 def _layer_bytes(kind, a, nxt, payload):
     """Bytes of one layer followed by payload; nxt is the next layer's
     protocol number."""
@@ -102,13 +116,13 @@ def _layer_bytes(kind, a, nxt, payload):
              (0x4000 if g("df", 0) else 0)
         h = bytes([(g("ver", 4) << 4) | (ihl & 15), 0]) + _u16(tlen) + \
             _u16(0x1234) + _u16(fo) + bytes([g("ttl", 64), g("proto", nxt)]) + \
-            _u16(0) + bytes([10, 0, 0, 1, 10, 0, 0, 2])
+            _u16(0) + _addr(a, "src", 4, "10.0.0.1") + _addr(a, "dst", 4, "10.0.0.2")
         return h + bytes([1] * (opts - 1) + [0] if opts else []) + payload
     if kind == "ip6":
         plen = g("plen", len(payload)) & 0xFFFF
         h = bytes([(g("ver", 6) << 4), 0, 0, 0]) + _u16(plen) + \
             bytes([g("nh", nxt), g("hlim", 64)]) + \
-            bytes([0xFD] + [0] * 14 + [1]) + bytes([0xFD] + [0] * 14 + [2])
+            _addr(a, "src", 6, "fd00::1") + _addr(a, "dst", 6, "fd00::2")
         return h + payload
     if kind in EXT_SIZED8:
         n = g("len", 0)
@@ -451,6 +465,289 @@ def expected_verdict(expr, frame, fields=None):
     if fields is None:
         return "0"
     return "1" if expr.value(fields) else "0"
+
+
+# ---- reference of the cgfilter language (the full dialect) -------------------
+# From cgfilter(8), FILTER LANGUAGE and SETS: the C dialect above, plus '#'
+# comments, set declarations '@name = { ITEMS } [;]' before the expression,
+# 'x in SET' (1 if x is one of the set's values or ranges, integer sets hold
+# 0..65535 only), and src_ip / dst_ip, which can only be tested: '== PREFIX'
+# (the address is in the prefix), '!= PREFIX' (it is not) or 'in' a set of
+# IPv4/IPv6 prefixes (longest prefix match: in any of them).  A packet that
+# is not IP has no address: it is in no prefix.  The first item of a
+# declaration decides its type; '@x = { }' is empty.
+
+
+def decode_addrs(frame):
+    """(source, destination) ipaddress objects of a well-formed IP frame,
+    (None, None) for a frame that is not IPv4 or IPv6."""
+    etype = frame[12] << 8 | frame[13]
+    p = frame[14:]
+    if etype == ETH_P_IP and len(p) >= 20:
+        return ipaddress.IPv4Address(p[12:16]), ipaddress.IPv4Address(p[16:20])
+    if etype == ETH_P_IPV6 and len(p) >= 40:
+        return ipaddress.IPv6Address(p[8:24]), ipaddress.IPv6Address(p[24:40])
+    return None, None
+
+
+def _item_is_addr(text):
+    return ":" in text or re.search(r"(?<!\.)\.(?!\.)", text) is not None
+
+
+def parse_items(items, want=None):
+    """A set of item strings as ('int', [(lo, hi)]) or ('addr', [networks]);
+    want forces the type ('int' or 'addr')."""
+    kind = want or ("addr" if items and _item_is_addr(items[0]) else "int")
+    out = []
+    for it in items:
+        if kind == "addr":
+            if "/" in it:
+                a, l = it.split("/", 1)
+                if not re.fullmatch(r"0|[1-9][0-9]*", l):
+                    raise ExprError("bad prefix length in %r" % it)
+            out.append(ipaddress.ip_network(it, strict=True))
+        else:
+            if _item_is_addr(it):
+                raise ExprError("%r is an address in an integer set" % it)
+            lo, _, hi = it.partition("..")
+            lo = _tokens(lo)[0][1]
+            hi = _tokens(hi)[0][1] if hi else lo
+            if lo > hi or hi > 65535:
+                raise ExprError("bad integer set element %r" % it)
+            out.append((lo, hi))
+    return kind, out
+
+
+class _FullParser:
+    """Recursive descent over the text itself: set items are words of
+    [0-9A-Za-z.:/] that only make sense where the grammar expects them."""
+
+    def __init__(self, text, sets, decls_only_new=False):
+        self.s = text
+        self.i = 0
+        self.sets = dict(sets or {})   # name -> (kind, elements)
+        self.decls_only_new = decls_only_new
+
+    def ws(self):
+        while self.i < len(self.s):
+            c = self.s[self.i]
+            if c in " \t\r\n":
+                self.i += 1
+            elif c == "#":
+                while self.i < len(self.s) and self.s[self.i] != "\n":
+                    self.i += 1
+            else:
+                break
+
+    def peek_op(self, ops):
+        self.ws()
+        for op in sorted(ops, key=len, reverse=True):
+            if self.s.startswith(op, self.i):
+                # 'in' is a word
+                if op.isalpha() and re.match(r"[A-Za-z0-9_]", self.s[self.i + len(op):self.i + len(op) + 1]):
+                    continue
+                return op
+        return None
+
+    def expect(self, op):
+        if self.peek_op([op]) != op:
+            raise ExprError("expected %r at %d" % (op, self.i))
+        self.i += len(op)
+
+    def word(self, pattern):
+        self.ws()
+        m = re.compile(pattern).match(self.s, self.i)
+        if not m or not m.group(0):
+            raise ExprError("expected %s at %d" % (pattern, self.i))
+        self.i = m.end()
+        return m.group(0)
+
+    def items(self):
+        self.expect("{")
+        out = []
+        while self.peek_op(["}"]) is None:
+            out.append(self.word(r"[0-9A-Za-z.:/]+"))
+            if self.peek_op([","]) == ",":
+                self.i += 1
+            elif self.peek_op(["}"]) is None:
+                raise ExprError("expected ',' or '}' at %d" % self.i)
+        self.i += 1
+        return out
+
+    def decls(self):
+        while self.peek_op(["@"]) == "@":
+            self.i += 1
+            name = self.word(r"[A-Za-z0-9_]+")
+            self.expect("=")
+            its = self.items()
+            if not (self.decls_only_new and name in self.sets):
+                self.sets[name] = parse_items(its) if its else ("empty", [])
+            if self.peek_op([";"]) == ";":
+                self.i += 1
+
+    def setref(self, kind):
+        if self.peek_op(["@"]) == "@":
+            self.i += 1
+            name = self.word(r"[A-Za-z0-9_]+")
+            if name not in self.sets:
+                raise ExprError("unknown set @%s" % name)
+            k, el = self.sets[name]
+            if k == "empty":
+                return []
+            if k != kind:
+                raise ExprError("@%s holds %s" % (name, k))
+            return el
+        return parse_items(self.items(), kind)[1]
+
+    def cond(self):
+        c = self.binary(1)
+        if self.peek_op(["?"]) == "?":
+            self.i += 1
+            a = self.cond()
+            self.expect(":")
+            b = self.cond()
+            return ("?:", c, a, b)
+        return c
+
+    BIN = sorted(list(BINARY_PREC) + ["in"], key=len, reverse=True)
+
+    def binary(self, minprec):
+        lhs = self.unary()
+        while True:
+            op = self.peek_op(self.BIN)
+            # '|' must not match the start of '||' etc.: peek_op takes the longest
+            prec = 7 if op == "in" else BINARY_PREC.get(op)
+            if op is None or prec < minprec:
+                return lhs
+            self.i += len(op)
+            if op == "in":
+                if lhs[0] == "addr":
+                    lhs = ("ain", lhs[1], self.setref("addr"))
+                else:
+                    lhs = ("iin", lhs, self.setref("int"))
+                continue
+            if lhs[0] == "addr":
+                if op not in ("==", "!="):
+                    raise ExprError("an address can only be tested")
+                net = parse_items([self.word(r"[0-9A-Za-z.:/]+")], "addr")[1]
+                lhs = ("ain", lhs[1], net)
+                if op == "!=":
+                    lhs = ("u!", lhs)
+                continue
+            rhs = self.binary(prec + 1)
+            if rhs[0] == "addr":
+                raise ExprError("an address can only be tested")
+            lhs = (op, lhs, rhs)
+
+    def unary(self):
+        op = self.peek_op(["!", "~", "-", "+"])
+        if op and not self.s.startswith(("!=",), self.i):
+            self.i += 1
+            a = self.unary()
+            if a[0] == "addr":
+                raise ExprError("an address can only be tested")
+            return ("u" + op, a)
+        return self.primary()
+
+    def primary(self):
+        self.ws()
+        if self.peek_op(["("]) == "(":
+            self.i += 1
+            e = self.cond()
+            self.expect(")")
+            return e
+        m = re.compile(r"[0-9][0-9A-Za-z_.]*|[A-Za-z_][A-Za-z0-9_]*").match(self.s, self.i)
+        if not m:
+            raise ExprError("unexpected %r at %d" % (self.s[self.i:self.i + 1], self.i))
+        w = m.group(0)
+        self.i = m.end()
+        if w[0].isdigit():
+            return ("num", _tokens(w)[0][1])
+        if w in ("src_ip", "dst_ip"):
+            return ("addr", w[0])
+        if w not in NAMES:
+            raise ExprError("unknown name %r" % w)
+        return ("name", w)
+
+
+def _fn(t):
+    """A Python function (fields tuple, (src, dst)) -> u64 of a full tree."""
+    k = t[0]
+    if k == "num":
+        v = t[1]
+        return lambda f, a: v
+    if k == "name":
+        n = t[1]
+        if n in TCP_FLAG_NAMES:
+            i, m = FIELD_INDEX["tcp_flags"], TCP_FLAG_NAMES[n]
+            return lambda f, a: 1 if f[i] & m else 0
+        i = FIELD_INDEX[n]
+        return lambda f, a: f[i]
+    if k == "iin":
+        x, ranges = _fn(t[1]), t[2]
+        return lambda f, a: 1 if any(lo <= x(f, a) <= hi for lo, hi in ranges) else 0
+    if k == "ain":
+        w, nets = (0 if t[1] == "s" else 1), t[2]
+        return lambda f, a: 1 if a[w] is not None and any(
+            a[w].version == n.version and a[w] in n for n in nets) else 0
+    if k == "?:":
+        c, x, y = _fn(t[1]), _fn(t[2]), _fn(t[3])
+        return lambda f, a: x(f, a) if c(f, a) else y(f, a)
+    if k[0] == "u":
+        x = _fn(t[1])
+        return {"u!": lambda f, a: 0 if x(f, a) else 1,
+                "u~": lambda f, a: ~x(f, a) & MASK64,
+                "u-": lambda f, a: -x(f, a) & MASK64,
+                "u+": x}[k]
+    x, y = _fn(t[1]), _fn(t[2])
+    ops = {
+        "+": lambda p, q: (p + q) & MASK64, "-": lambda p, q: (p - q) & MASK64,
+        "*": lambda p, q: (p * q) & MASK64, "/": _div, "%": _mod,
+        "<<": lambda p, q: (p << (q & 63)) & MASK64, ">>": lambda p, q: p >> (q & 63),
+        "&": lambda p, q: p & q, "|": lambda p, q: p | q, "^": lambda p, q: p ^ q,
+        "==": lambda p, q: int(p == q), "!=": lambda p, q: int(p != q),
+        "<": lambda p, q: int(p < q), "<=": lambda p, q: int(p <= q),
+        ">": lambda p, q: int(p > q), ">=": lambda p, q: int(p >= q),
+    }
+    if k == "&&":
+        return lambda f, a: 1 if x(f, a) and y(f, a) else 0
+    if k == "||":
+        return lambda f, a: 1 if x(f, a) or y(f, a) else 0
+    op = ops[k]
+    return lambda f, a: op(x(f, a), y(f, a))
+
+
+class FullExpr:
+    """A cgfilter filter (full dialect) with the engine's named sets given as
+    {name: [item, ...]}: its value for a packet's fields and addresses.
+    decls_only_new: a declaration in the text of a set given in sets does
+    not replace its items (sets holds what the engine has now)."""
+
+    def __init__(self, text, sets=None, decls_only_new=False):
+        self.text = text
+        p = _FullParser(text, {k: parse_items(v) if v else ("empty", []) for k, v in (sets or {}).items()},
+                        decls_only_new)
+        p.decls()
+        p.ws()
+        if p.i >= len(text):
+            raise ExprError("empty filter")
+        self.tree = p.cond()
+        p.ws()
+        if p.i != len(text):
+            raise ExprError("unexpected %r at %d" % (text[p.i:p.i + 10], p.i))
+        if self.tree[0] == "addr":
+            raise ExprError("an address can only be tested")
+        self.fn = _fn(self.tree)
+
+    def value(self, fields, addrs):
+        return self.fn(tuple(fields[n] for n in FIELDS), addrs)
+
+    def verdict(self, frame):
+        """'1' pass or '0' drop: malformed drops, else non-zero passes."""
+        fields = decode(frame)
+        if fields is None:
+            return "0"
+        return "1" if self.value(fields, decode_addrs(frame)) else "0"
 
 
 # ---- random expressions ----------------------------------------------------

@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# cgfilter under attack: the filter in force must be exactly the one shown,
+# and never wider.  Each case is a way a hostile user or bad luck once made
+# a loaded filter pass what it should drop, or a command lie about what it
+# did (issue 8); each runs on a fresh engine.  Verdicts come from the
+# reference model (tests/verdict/judge.py: `show --json` read back, every
+# packet judged by verdict.py, run through the pin with BPF_PROG_TEST_RUN),
+# or from real loopback traffic.
+#   tests/run.sh 43            all cases;  CASES="name ..." to pick some
+. "$(dirname "$0")/lib.sh"
+
+need_root
+need_cgroup2
+need_bpffs
+need_cmd bpftool python3 strace
+CGF=$BUILD/cgfilter/cgfilter
+PROBE=$BUILD/tools/cgfilter-probe
+for p in "$CGF" "$PROBE" "$BUILD/tests/verdict-run"; do
+	[ -x "$p" ] || fail "$p is not built (make)"
+done
+make_tmpdir TMP
+PIN=/sys/fs/bpf/${T_ID}_h
+rm_engine() { rm -rf "$1" "$1_maps"; }
+at_exit rm_engine "$PIN"
+
+# judge [--want TEXT]... [SPEC]...: the pin does what `show` says
+judge() { python3 "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" "$@"; }
+agrees() {
+	local what=$1; shift
+	judge "$@" >"$TMP/judge" 2>&1 || fail "$what: $(cat "$TMP/judge")"
+	ok "$what"
+}
+shown() { python3 "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" --print; }
+fresh() { rm_engine "$PIN"; "$CGF" load "$PIN" "$@" >/dev/null || fail "cannot load $PIN $*"; }
+# run CMD...: status in RC, stdout in $TMP/out, stderr in $TMP/err
+run() { RC=0; "$@" >"$TMP/out" 2>"$TMP/err" || RC=$?; }
+json_ok() { python3 -c 'import json, sys; [json.loads(l) for l in sys.stdin if l.strip()]' <"$1"; }
+
+# ---- 2.1: every set gets a fresh id, persisted before it is used --------------------
+case_set_ids() {
+	fresh tcp
+	"$CGF" set-add "$PIN" @a 1.1.1.1 >/dev/null
+	"$CGF" set-add "$PIN" @b 2.2.2.2 >/dev/null
+	"$CGF" set "$PIN" 'src_ip in @a'
+	expect_eq "two sets made by set-add keep their own items" \
+		"$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; s=json.load(sys.stdin)["sets"]; print(s["a"]["items"], s["b"]["items"])')" \
+		"['1.1.1.1'] ['2.2.2.2']"
+	agrees "'src_ip in @a' passes 1.1.1.1 only, not @b's 2.2.2.2" "ip4 src=2.2.2.2 / tcp"
+}
+
+case_blocklist_survives() {
+	fresh tcp
+	"$CGF" set-add "$PIN" @a 1.1.1.1 >/dev/null
+	"$CGF" set-add "$PIN" @block 2.2.2.2 >/dev/null
+	"$CGF" set "$PIN" '!(src_ip in @block)'
+	# redeclaring @a frees its old storage: @block's must stay
+	"$CGF" set "$PIN" '@a = { 3.3.3.3 } !(src_ip in @block)'
+	agrees "a blocklist stays whole when another set is redeclared" "ip4 src=2.2.2.2 / tcp"
+	"$CGF" set "$PIN" 'tcp'
+	"$CGF" set "$PIN" '!(src_ip in @block) && !(src_ip in { 4.4.4.0/24 })'
+	agrees "... and when a filter without it came between" "ip4 src=2.2.2.2 / udp"
+}
+
+# shared mode, real traffic: a set-add and another cgroup's literal set must
+# not widen a filter
+case_shared_register() {
+	local A=$CG2/$T_ID-hA B=$CG2/$T_ID-hB uport
+	echo_server udp uport 22000 22999
+	make_cgroup "$A"
+	make_cgroup "$B"
+	rm_engine "$PIN"
+	"$CGF" load --shared "$PIN" || fail "cannot load a shared engine"
+	for cg in "$A" "$B"; do
+		bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach to $cg"
+		at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	done
+	"$CGF" set-add "$PIN" @x 10.9.9.9 >/dev/null
+	"$CGF" register "$PIN" --cgroup "$B" 'udp && dst_ip in { 127.0.0.1 }'
+	"$CGF" register "$PIN" --cgroup "$A" 'udp && dst_ip in @x'
+	in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$1" "${@:2}"; }
+	if in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 500 >/dev/null 2>&1; then
+		fail "cgroup A's filter 'dst_ip in @x' (@x = 10.9.9.9) passed a datagram to 127.0.0.1"
+	fi
+	ok "B's literal set does not widen A's filter (real traffic dropped)"
+	in_cg "$B" "$PROBE" send udp 127.0.0.1 "$uport" -t 1000 >/dev/null 2>&1 ||
+		fail "cgroup B's filter dropped a datagram to 127.0.0.1"
+	ok "... and B's own filter passes it"
+	for cg in "$A" "$B"; do bpftool cgroup detach "$cg" egress pinned "$PIN"; done
+	rm_engine "$PIN"
+}
+
+# ---- 2.2: a failure before the switch changes nothing; after it frees nothing ------------
+OLD='dst_port in { 80, 443 }'
+NEW='!(src_ip in {198.51.100.0/24, 203.0.113.0/24})'
+case_set_few_fds() {
+	fresh "$OLD"
+	run bash -c 'ulimit -n 20; exec "$@"' _ "$CGF" set "$PIN" "$NEW"
+	case $RC in
+	0) agrees "with 20 fds, set succeeds and the new filter runs" --want "$NEW" \
+		"ip4 src=198.51.100.7 / tcp dport=80" ;;
+	1) agrees "with 20 fds, set fails and the old filter is whole" --want "$OLD" \
+		"ip4 src=198.51.100.7 / tcp dport=80" ;;
+	*) fail "set with 20 fds exited $RC: $(cat "$TMP/err")" ;;
+	esac
+}
+
+# an error injected at each bpf() call of 'set' in turn: exit 0 and the new
+# filter in force, or exit 1 and the old one, show agreeing with the verdicts
+case_set_errors_injected() {
+	local n calls bad=0
+	fresh "$OLD"
+	calls=$(strace -f -qq -e trace=bpf -o "$TMP/trace" "$CGF" set "$PIN" "$NEW" >/dev/null 2>&1;
+		grep -c 'bpf(' "$TMP/trace")
+	[ "$calls" -gt 5 ] || fail "strace saw only $calls bpf() calls of set"
+	for ((n = 1; n <= calls; n++)); do
+		fresh "$OLD"
+		run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$n \
+			"$CGF" set "$PIN" "$NEW"
+		case $RC in
+		0) want=$NEW ;;
+		1) want=$OLD ;;
+		*) fail "set with ENOSPC at bpf() call $n exited $RC: $(cat "$TMP/err")" ;;
+		esac
+		judge --want "$want" "ip4 src=198.51.100.7 / tcp dport=80" >"$TMP/judge" 2>&1 || {
+			echo "  at bpf() call $n of $calls (exit $RC: $(head -c 300 "$TMP/err")):" >&2
+			sed 's/^/    /' "$TMP/judge" >&2
+			bad=$((bad + 1))
+		}
+		"$CGF" set "$PIN" "$NEW" >/dev/null 2>&1 || fail "after ENOSPC at call $n, the next set failed"
+		judge --want "$NEW" >"$TMP/judge" 2>&1 ||
+			fail "after ENOSPC at call $n, the next set is not exactly right: $(cat "$TMP/judge")"
+	done
+	[ $bad -eq 0 ] || fail "$bad of $calls injected errors left show and the verdicts disagreeing"
+	ok "ENOSPC at each of the $calls bpf() calls of set: old or new filter, whole, as shown"
+}
+
+# ---- 2.3: set names of 63 characters are whole ----------------------------------------------
+case_long_names() {
+	local n62 a b
+	n62=$(printf 'p%.0s' $(seq 62))
+	a=${n62}1 b=${n62}2
+	fresh tcp
+	"$CGF" set-add "$PIN" "@$a" 1.1.1.1 >/dev/null
+	"$CGF" set-add "$PIN" "@$b" 2.2.2.2 >/dev/null
+	expect_eq "two 63-character names are two sets" \
+		"$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; s=json.load(sys.stdin)["sets"]; print(sorted((k, v["items"]) for k, v in s.items()))')" \
+		"[('$a', ['1.1.1.1']), ('$b', ['2.2.2.2'])]"
+	"$CGF" set "$PIN" "src_ip in @$a"
+	agrees "a filter on one of them passes only its items" "ip4 src=2.2.2.2 / tcp"
+	run "$CGF" set-add "$PIN" "@${a}x" 3.3.3.3
+	expect_eq "a 64-character name is refused by set-add" "$RC" 1
+	run "$CGF" set "$PIN" "src_ip in @${a}x"
+	expect_eq "... and by the parser" "$RC:$(grep -c 'longer than 63' "$TMP/err")" 1:1
+}
+
+# ---- 2.4: an empty item is refused ---------------------------------------------------------
+case_empty_item() {
+	local before
+	fresh tcp
+	"$CGF" set-add "$PIN" @x 22 >/dev/null
+	before=$("$CGF" show --json "$PIN")
+	run "$CGF" set-add "$PIN" @x ''
+	expect_eq "set-add of '' fails" "$RC" 1
+	grep -q "bad element ''" "$TMP/err" || fail "no message for '': $(cat "$TMP/err")"
+	run "$CGF" set-add "$PIN" @x 80 ''
+	expect_eq "... also beside a good item" "$RC" 1
+	expect_eq "... and adds nothing (not 0, not 80)" "$("$CGF" show --json "$PIN")" "$before"
+	run "$CGF" set-add "$PIN" @y ''
+	expect_eq "... nor creates a set" "$RC:$("$CGF" show --json "$PIN" | grep -c '"y"')" 1:0
+}
+
+# ---- 2.5: JSON that parses, whatever the names -----------------------------------------------
+case_json_names() {
+	local q cg
+	q=/sys/fs/bpf/${T_ID}_q\"uo\\te$'\t'ü$'\x01'
+	at_exit rm_engine "$q"
+	"$CGF" load "$q" 'udp && dst_port == 1' || fail "cannot load at a pin with quotes"
+	cg=$CG2/$T_ID-c\"g\\$'\t'ë
+	make_cgroup "$cg"
+	bpftool cgroup attach "$cg" egress pinned "$q" multi || fail "cannot attach"
+	at_exit bpftool cgroup detach "$cg" egress pinned "$q"
+	"$CGF" stats --json "$q" >"$TMP/stats"
+	json_ok "$TMP/stats" || fail "stats --json is not JSON: $(cat "$TMP/stats")"
+	expect_eq "stats --json names the pin exactly" \
+		"$(python3 -c 'import json,sys; print(json.load(sys.stdin)["pin"] == sys.argv[1])' "$q" <"$TMP/stats")" True
+	"$CGF" show --json "$q" >"$TMP/show"
+	json_ok "$TMP/show" || fail "show --json is not JSON: $(cat "$TMP/show")"
+	ok "show --json parses"
+	"$CGF" monitor "$q" -c 1 -t 5000 --json >"$TMP/mon" 2>"$TMP/mon.err" &
+	local mon=$!
+	sleep 0.5
+	bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 100' _ "$cg" "$PROBE" \
+		>/dev/null 2>&1 || true
+	wait "$mon" || fail "monitor saw no drop: $(cat "$TMP/mon.err")"
+	json_ok "$TMP/mon" || fail "monitor --json is not JSON: $(cat "$TMP/mon")"
+	expect_eq "monitor --json names the cgroup exactly" \
+		"$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["cgroup"] == sys.argv[1])' "/${cg#"$CG2"/}" <"$TMP/mon")" True
+	bpftool cgroup detach "$cg" egress pinned "$q"
+	rm_engine "$q"
+}
+
+# ---- 2.6: events stop when no monitor is alive -------------------------------------------
+case_monitor_killed() {
+	local cg=$CG2/$T_ID-mon mon ev0 ev1
+	fresh 'udp && dst_port == 1'
+	make_cgroup "$cg"
+	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
+	at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	drop() {
+		bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 50' _ "$cg" "$PROBE" \
+			>/dev/null 2>&1 || true
+	}
+	events() { "$CGF" stats --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'; }
+	"$CGF" monitor "$PIN" >/dev/null 2>&1 &
+	mon=$!
+	sleep 0.5
+	drop
+	ev0=$(events)
+	[ "$ev0" -ge 1 ] || fail "a running monitor got no event"
+	kill -9 "$mon"
+	wait "$mon" 2>/dev/null || true
+	sleep 4 # the lease (3 s) runs out
+	drop
+	drop
+	ev1=$(events)
+	expect_eq "after the monitor was killed with SIGKILL, drops make no events" "$ev1" "$ev0"
+	bpftool cgroup detach "$cg" egress pinned "$PIN"
+}
+
+# ---- 2.7: compiling is linear; too large is refused at once -----------------------------------
+case_compile_linear() {
+	local f=$TMP/sum.filter
+	fresh tcp
+	python3 -c 'print("+".join(["len"] * 4000) + " == 1")' >"$f"
+	run timeout 20 "$CGF" set "$PIN" -f "$f"
+	expect_eq "4,000 terms are refused as too large, not after minutes" \
+		"$RC:$(grep -c 'filter too large' "$TMP/err")" 1:1
+	python3 -c 'print(" || ".join(["tcp"] * 99000))' >"$f"
+	run timeout 20 "$CGF" compile -f "$f"
+	expect_eq "99,000 terms of || are refused as too large, with no crash" \
+		"$RC:$(grep -c 'filter too large' "$TMP/err")" 1:1
+	python3 -c 'print("+".join(["len"] * 1500) + " > 3")' >"$f"
+	run timeout 20 "$CGF" set "$PIN" -f "$f"
+	expect_eq "1,500 terms fit and are set" "$RC" 0
+	agrees "... and do what they say"
+	python3 -c 'print("+".join(["len"] * 1500) + " > 60000")' >"$f"
+	"$CGF" set "$PIN" -f "$f"
+	agrees "... both ways"
+}
+
+# ---- 2.8: exit codes as the man page says ---------------------------------------------------
+case_exit_codes() {
+	local mon
+	fresh tcp
+	"$CGF" monitor "$PIN" -c 5 >/dev/null 2>&1 &
+	mon=$!
+	sleep 0.5
+	kill -TERM "$mon"
+	RC=0
+	wait "$mon" || RC=$?
+	expect_eq "monitor -c 5 stopped by SIGTERM before 5 drops exits 1" "$RC" 1
+	run "$CGF" help bogus
+	expect_eq "cgfilter help bogus exits 2" "$RC" 2
+	run "$CGF" list /nonexistent
+	expect_eq "cgfilter list /nonexistent exits 1" "$RC:$(cat "$TMP/err")" \
+		"1:cgfilter: cannot list /nonexistent: No such file or directory"
+}
+
+# ---- 2.9: errors that name the limit ----------------------------------------------------------
+case_errors() {
+	local f=$TMP/big.filter before
+	rm_engine "$PIN"
+	"$CGF" load --lpm-entries 4 "$PIN" tcp >/dev/null || fail "cannot load with --lpm-entries 4"
+	"$CGF" set-add "$PIN" @full 192.0.2.1 >/dev/null
+	before=$("$CGF" show --json "$PIN")
+	run "$CGF" set-add "$PIN" @full 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6
+	expect_eq "a full address set fails" "$RC" 1
+	grep -q "at most 4 prefixes in all (--lpm-entries" "$TMP/err" ||
+		fail "the message does not name --lpm-entries 4: $(cat "$TMP/err")"
+	ok "... naming the limit (--lpm-entries 4)"
+	expect_eq "... and adds none of its items" "$("$CGF" show --json "$PIN")" "$before"
+	"$CGF" set "$PIN" 'src_ip in @full'
+	agrees "... so the set holds only what it held" "ip4 src=192.0.2.2 / tcp"
+
+	rm_engine "$PIN"
+	run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOMEM "$CGF" load "$PIN" tcp
+	expect_eq "a load that gets ENOMEM fails" "$RC" 1
+	grep -qi verifier "$TMP/err" && fail "ENOMEM blamed on the verifier: $(cat "$TMP/err")"
+	ok "... without blaming the verifier"
+	[ ! -e "$PIN" ] || fail "a failed load pinned something"
+
+	head -c $((16 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$f"
+	run "$CGF" compile -f "$f"
+	expect_eq "a filter text of 16 MiB + 1 byte is refused" "$RC:$(grep -c 'larger than 16777216 bytes' "$TMP/err")" 1:1
+	grep -q '16 MiB' "$TOP/man/cgfilter.8" || fail "cgfilter(8) does not state the 16 MiB limit"
+	grep -q '64 MiB' "$TOP/man/cgfilter.8" && fail "cgfilter(8) still states 64 MiB"
+	ok "... the limit cgfilter(8) states"
+
+	echo tcp >"$f"
+	run "$CGF" load --shared "$PIN" -f "$f"
+	expect_eq "load --shared with -f FILE is refused" "$RC" 2
+	[ ! -e "$PIN" ] || fail "load --shared -f pinned something"
+	run "$CGF" load --int-sets ' 5' "$PIN" tcp
+	expect_eq "--int-sets ' 5' is refused" "$RC" 2
+	run "$CGF" load --int-sets +5 "$PIN" tcp
+	expect_eq "--int-sets +5 is refused" "$RC" 2
+
+	run "$CGF" compile $'tcp &&\t\tfoo'
+	python3 - "$TMP/err" <<'EOF' || fail "the caret is not under the error after tabs: $(cat "$TMP/err")"
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+text, caret = lines[1].expandtabs(8), lines[2].expandtabs(8)
+assert text.index("foo") == caret.index("^"), (text, caret)
+EOF
+	ok "the caret sits under the error after tabs"
+
+	python3 -c 'print("tcp && " * 14000 + "(")' >"$f"
+	run "$CGF" compile -f "$f"
+	expect_eq "a refused 100 KB filter" "$RC" 1
+	[ "$(wc -c <"$TMP/err")" -lt 1000 ] || fail "the refusal echoes $(wc -c <"$TMP/err") bytes"
+	ok "... is not echoed whole"
+}
+
+CASES=${CASES:-set_ids blocklist_survives shared_register set_few_fds set_errors_injected
+	long_names empty_item json_names monitor_killed compile_linear exit_codes errors}
+for c in $CASES; do
+	info "case $c"
+	"case_$c"
+done
