@@ -147,7 +147,12 @@ void cgf_expr_free(struct cgf_expr *e);
 
 /* Write a C header defining
  *   static __always_inline __u64 FUNC(const struct cgf_pkt *p)
- * with the expression's value, well defined for every input. */
+ * with the expression's value, well defined for every input: straight-line
+ * code without a branch, one temporary per node, using the helpers of
+ * include/cgf_expr.bpf.h, so any tree the parser allows compiles and
+ * verifies.  Uses every node's aux.  Returns 0, -EINVAL for a tree with sets
+ * or addresses (cgfilter's), -ENOMEM or -EIO; after an error f holds part of
+ * the header. */
 int cgf_expr_emit_c(const struct cgf_expr *e, const char *func, FILE *f);
 
 /* One line: "column 12: unexpected ';'" (or "line 2, column 5: ..."). */

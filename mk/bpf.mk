@@ -32,23 +32,79 @@ define check_bpf_headers
 		echo "$(1): BPF headers not found: install them (Debian/Ubuntu: apt-get install libbpf-dev linux-libc-dev)" >&2; exit 1; }
 endef
 
-# Refuse to pin outside a mounted BPF filesystem, saying how to mount one.
+# $(call check_bpffs,VAR,NAME,VERB): refuse to VERB (pin, unload) the path
+# in the environment variable VAR outside a mounted BPF filesystem, saying
+# how to mount one: rm or mv there could hit any file.
 define check_bpffs
-	@d=$$(dirname "$$$(1)"); [ "$$(stat -f -c %T "$$d" 2>/dev/null)" = bpf_fs ] || { \
-		echo "$(2): cannot pin $$$(1): $$d is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)" >&2; exit 1; }
+	@d=$$(dirname -- "$$$(1)"); [ "$$(stat -f -c %T -- "$$d" 2>/dev/null)" = bpf_fs ] || { \
+		echo "$(2): cannot $(3) $$$(1): $$d is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)" >&2; exit 1; }
+endef
+
+# Shell functions for the two recipes below, which run each under an flock
+# on the pin's directory, so that two loads or unloads of pins there take
+# turns (two loads of one PIN would share PIN-loading).
+#   lock_dir PATH   hold the lock on PATH's directory until the shell exits
+#   what_is PATH    print what is at PATH: nothing if nothing, "cgroup_skb"
+#                   for a cgroup_skb program, else what it is ("a directory",
+#                   "a BPF map", "a BPF program of type xdp", ...)
+define bpf_pin_fns
+lock_dir() { exec 9<"$$(dirname -- "$$1")" && flock 9; }; \
+what_is() { \
+	if [ -d "$$1" ]; then echo "a directory"; \
+	elif [ -e "$$1" ]; then \
+		j=$$($(BPFTOOL) -j prog show pinned "$$1" 2>/dev/null); \
+		case $$j in \
+		*'"type":"cgroup_skb"'*) echo cgroup_skb ;; \
+		'{"id":'*) echo "a BPF program of type $$(echo "$$j" | \
+			sed -n 's/^{"id":[0-9]*,"type":"\([^"]*\)".*/\1/p')" ;; \
+		*) if $(BPFTOOL) map show pinned "$$1" >/dev/null 2>&1; then \
+			echo "a BPF map"; else echo "neither a BPF program nor a map"; fi ;; \
+		esac; \
+	fi; }
 endef
 
 # $(call pin_program,OBJ,NAME): load OBJ as a cgroup/skb program and pin it at
 # $PIN_PATH (an environment variable, so no shell sees it unquoted).  It is
 # pinned under a temporary name, then renamed over PIN: a failed load leaves
-# an existing pin untouched and a reload replaces it in one step.
+# an existing pin untouched and a reload replaces it in one step.  Only a
+# cgroup_skb program is replaced: a directory (mv would move the new pin into
+# it), a map or another program at PIN is refused and left alone.
 define pin_program
 	$(call check_tool,$(BPFTOOL),$(2),bpftool)
-	$(call check_bpffs,PIN_PATH,$(2))
+	$(call check_tool,flock,$(2),util-linux)
+	$(call check_bpffs,PIN_PATH,$(2),pin)
 	$(call msg,LOAD,$$PIN_PATH)
-	$(Q)rm -f "$$PIN_PATH-loading"
-	$(Q)$(BPFTOOL) prog load $(1) "$$PIN_PATH-loading" type cgroup/skb || { \
-		rm -f "$$PIN_PATH-loading"; \
-		echo "$(2): cannot load $(1) at $$PIN_PATH (see the verifier log above)" >&2; exit 1; }
-	$(Q)mv -f "$$PIN_PATH-loading" "$$PIN_PATH"
+	$(Q)$(bpf_pin_fns); \
+	lock_dir "$$PIN_PATH" || exit 1; \
+	w=$$(what_is "$$PIN_PATH"); \
+	[ -z "$$w" ] || [ "$$w" = cgroup_skb ] || { \
+		echo "$(2): cannot pin $$PIN_PATH: it is $$w, not a cgroup_skb program" >&2; exit 1; }; \
+	w=$$(what_is "$$PIN_PATH-loading"); \
+	[ -z "$$w" ] || [ "$$w" = cgroup_skb ] || { \
+		echo "$(2): cannot pin $$PIN_PATH: $$PIN_PATH-loading is $$w, not a cgroup_skb program" >&2; \
+		exit 1; }; \
+	rm -f -- "$$PIN_PATH-loading"; \
+	$(BPFTOOL) prog load $(1) "$$PIN_PATH-loading" type cgroup/skb || { \
+		rm -f -- "$$PIN_PATH-loading"; \
+		echo "$(2): cannot load $(1) at $$PIN_PATH (see the verifier log above)" >&2; exit 1; }; \
+	mv -fT -- "$$PIN_PATH-loading" "$$PIN_PATH"
+endef
+
+# $(call unpin_program,NAME): remove the cgroup_skb program pinned at
+# $PIN_PATH.  Anything else there (a directory, a map, another program) is
+# refused and left alone: PIN could be any path.  Nothing there is said and
+# is not an error (unload twice works, as the reference's rm -f did).
+define unpin_program
+	$(call check_tool,$(BPFTOOL),$(1),bpftool)
+	$(call check_tool,flock,$(1),util-linux)
+	$(call check_bpffs,PIN_PATH,$(1),unload)
+	$(call msg,UNLOAD,$$PIN_PATH)
+	$(Q)$(bpf_pin_fns); \
+	lock_dir "$$PIN_PATH" || exit 1; \
+	w=$$(what_is "$$PIN_PATH"); \
+	case $$w in \
+	cgroup_skb) rm -f -- "$$PIN_PATH" ;; \
+	"") echo "$(1): nothing is pinned at $$PIN_PATH: nothing to unload" >&2 ;; \
+	*) echo "$(1): cannot unload $$PIN_PATH: it is $$w, not a cgroup_skb program" >&2; exit 1 ;; \
+	esac
 endef

@@ -35,30 +35,6 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f, "\nExample:\n  %s 'icmp || (udp && dst_port == 53)'\n", prog);
 }
 
-/* Show the offending line with a caret under the column. */
-static void show_place(const char *text, const struct cgf_error *err)
-{
-	const char *line = text;
-	int l, i;
-
-	if (!err->col)
-		return;
-	for (l = 1; l < err->line && line; l++) {
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	if (!line)
-		return;
-	fputs("  ", stderr);
-	for (i = 0; line[i] && line[i] != '\n'; i++)
-		fputc(line[i] == '\t' ? ' ' : line[i], stderr);
-	fputs("\n  ", stderr);
-	for (i = 1; i < err->col; i++)
-		fputc(' ', stderr);
-	fputs("^\n", stderr);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -108,7 +84,8 @@ int main(int argc, char **argv)
 	if (r) {
 		cgf_error_format(&err, msg, sizeof(msg));
 		fprintf(stderr, "%s: bad FILTER: %s\n", name, msg);
-		show_place(argv[optind], &err);
+		/* a window of the line, however long the filter */
+		cgf_error_show_place(stderr, argv[optind], &err);
 		return 1;
 	}
 	if (check_only) {
