@@ -9,6 +9,7 @@
  * inside the hex is ignored; empty lines and lines starting with '#' are
  * skipped).  Each program runs each frame REPEAT times per run, RUNS runs;
  * the kernel reports the average duration of one run of the program in ns.
+ * The programs take turns, run by run (measure_all says why).
  * Output, one line per program and frame, tab-separated:
  *   PROGRAM <TAB> LABEL <TAB> MEDIAN <TAB> MIN <TAB> MAX <TAB> VERDICT
  * PROGRAM is the pin path or "id:N", the times are ns per packet over the
@@ -64,58 +65,69 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Measure every frame through the program fd and print its lines. */
-static int measure(int fd, const char *name, const struct frames *fr, __u32 repeat, int runs)
+/* A program to measure: its fd, its name in the output, its times. */
+struct prog {
+	int fd;
+	char name[PATH_MAX];
+	__u32 *t;               /* [frame * runs + run] */
+	__u32 *retval;          /* [frame] */
+};
+
+/* One run of every frame through p, as run k. */
+static int run_once(struct prog *p, const struct frames *fr, __u32 repeat, int runs, int k)
 {
-	__u32 t[MAX_RUNS];
 	size_t i;
-	int k;
 
 	for (i = 0; i < fr->n; i++) {
-		__u32 retval = 0;
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fr->v[i].data,
+			    .data_size_in = (__u32)fr->v[i].len, .repeat = repeat);
 
-		for (k = 0; k < runs; k++) {
-			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fr->v[i].data,
-				    .data_size_in = (__u32)fr->v[i].len, .repeat = repeat);
+		if (bpf_prog_test_run_opts(p->fd, &opts)) {
+			int r = -errno;
 
-			if (bpf_prog_test_run_opts(fd, &opts)) {
-				int r = -errno;
-
-				fprintf(stderr, "pktcost: Failed to test-run %s on %s: %s\n", name,
-					fr->v[i].label, strerror(-r));
-				return r;
-			}
-			t[k] = opts.duration;
-			retval = opts.retval;
+			fprintf(stderr, "pktcost: Failed to test-run %s on %s: %s\n", p->name,
+				fr->v[i].label, strerror(-r));
+			return r;
 		}
-		qsort(t, (size_t)runs, sizeof(t[0]), cmp_u32);
-		/* the median of an even count is the mean of the middle two */
-		printf("%s\t%s\t%.1f\t%u\t%u\t%u\n", name, fr->v[i].label,
-		       runs % 2 ? (double)t[runs / 2] : (t[runs / 2 - 1] + (double)t[runs / 2]) / 2,
-		       t[0], t[runs - 1], retval);
+		p->t[i * (size_t)runs + (size_t)k] = opts.duration;
+		p->retval[i] = opts.retval;
 	}
 	return 0;
 }
 
-/* fd is consumed; 0 or -errno. */
-static int measure_fd(int fd, const char *name, const struct frames *fr, __u32 repeat, int runs)
+static void print_prog(struct prog *p, const struct frames *fr, int runs)
+{
+	size_t i;
+
+	for (i = 0; i < fr->n; i++) {
+		__u32 *t = p->t + i * (size_t)runs;
+
+		qsort(t, (size_t)runs, sizeof(t[0]), cmp_u32);
+		/* the median of an even count is the mean of the middle two */
+		printf("%s\t%s\t%.1f\t%u\t%u\t%u\n", p->name, fr->v[i].label,
+		       runs % 2 ? (double)t[runs / 2] : (t[runs / 2 - 1] + (double)t[runs / 2]) / 2,
+		       t[0], t[runs - 1], p->retval[i]);
+	}
+}
+
+/* Check that fd is a cgroup_skb program. */
+static int check_fd(int fd, const char *name)
 {
 	struct bpf_prog_info info = { 0 };
 	__u32 len = sizeof(info);
-	int r;
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		r = -errno;
+		int r = -errno;
+
 		fprintf(stderr, "pktcost: Failed to inspect %s: %s\n", name, strerror(-r));
-	} else if (info.type != BPF_PROG_TYPE_CGROUP_SKB) {
+		return r;
+	}
+	if (info.type != BPF_PROG_TYPE_CGROUP_SKB) {
 		fprintf(stderr, "pktcost: Failed to run %s: not a cgroup_skb program (type %u)\n",
 			name, info.type);
-		r = -EINVAL;
-	} else {
-		r = measure(fd, name, fr, repeat, runs);
+		return -EINVAL;
 	}
-	close(fd);
-	return r;
+	return 0;
 }
 
 static int parse_num(const char *what, const char *s, long min, long max, long *out)
@@ -133,6 +145,55 @@ static int parse_num(const char *what, const char *s, long min, long max, long *
 	return 0;
 }
 
+static int parse_num(const char *what, const char *s, long min, long max, long *out);
+
+/* Open the program of a --pin PATH ('P') or --id ID ('I'). */
+static int open_prog(struct prog *p, char kind, const char *arg, const struct frames *fr, int runs)
+{
+	long id;
+	int r;
+
+	if (kind == 'P') {
+		p->fd = bpf_obj_get(arg);
+		snprintf(p->name, sizeof(p->name), "%s", arg);
+	} else {
+		if (parse_num("id", arg, 1, UINT_MAX, &id))
+			return -EINVAL;
+		p->fd = bpf_prog_get_fd_by_id((__u32)id);
+		snprintf(p->name, sizeof(p->name), "id:%ld", id);
+	}
+	if (p->fd < 0) {
+		r = -errno;
+		fprintf(stderr, "pktcost: Failed to open %s %s: %s\n", kind == 'P' ? "pin" : "program id",
+			arg, strerror(-r));
+		return r;
+	}
+	p->t = calloc(fr->n * (size_t)runs, sizeof(*p->t));
+	p->retval = calloc(fr->n, sizeof(*p->retval));
+	if (!p->t || !p->retval) {
+		fprintf(stderr, "pktcost: out of memory\n");
+		return -ENOMEM;
+	}
+	return check_fd(p->fd, p->name);
+}
+
+/*
+ * Run k of every program, then run k + 1 of every one...: whatever this
+ * machine is busy with meanwhile hits every program alike, so ratios of
+ * their times within one invocation hold.
+ */
+static int measure_all(struct prog *ps, int n, const struct frames *fr, __u32 repeat, int runs)
+{
+	int i, k, r = 0;
+
+	for (k = 0; k < runs && !r; k++)
+		for (i = 0; i < n && !r; i++)
+			r = run_once(&ps[i], fr, repeat, runs, k);
+	for (i = 0; i < n && !r; i++)
+		print_prog(&ps[i], fr, runs);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -147,7 +208,8 @@ int main(int argc, char **argv)
 	};
 	/* programs in command-line order: 'P' pin path or 'I' id */
 	struct { char kind; const char *arg; } *progs;
-	long repeat = 1000000, runs = 5, id;
+	long repeat = 1000000, runs = 5;
+	struct prog *ps = NULL;
 	const char *packets = NULL;
 	struct frames fr = { 0 };
 	int nprogs = 0, c, i, r = 0;
@@ -194,35 +256,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pktcost: Failed to read %s: no frames\n", packets);
 		r = -EINVAL;
 	}
-	for (i = 0; i < nprogs && !r; i++) {
-		char name[64];
-		int fd;
-
-		if (progs[i].kind == 'P') {
-			fd = bpf_obj_get(progs[i].arg);
-			if (fd < 0) {
-				r = -errno;
-				fprintf(stderr, "pktcost: Failed to open pin %s: %s\n", progs[i].arg,
-					strerror(-r));
-				break;
-			}
-			r = measure_fd(fd, progs[i].arg, &fr, (__u32)repeat, (int)runs);
-			continue;
-		}
-		if (parse_num("id", progs[i].arg, 1, UINT_MAX, &id)) {
-			r = -EINVAL;
-			break;
-		}
-		fd = bpf_prog_get_fd_by_id((__u32)id);
-		if (fd < 0) {
-			r = -errno;
-			fprintf(stderr, "pktcost: Failed to open program id %ld: %s\n", id,
-				strerror(-r));
-			break;
-		}
-		snprintf(name, sizeof(name), "id:%ld", id);
-		r = measure_fd(fd, name, &fr, (__u32)repeat, (int)runs);
+	ps = calloc((size_t)nprogs, sizeof(*ps));
+	if (!r && !ps)
+		r = -ENOMEM;
+	for (i = 0; ps && i < nprogs; i++)
+		ps[i].fd = -1;
+	for (i = 0; i < nprogs && !r; i++)
+		r = open_prog(&ps[i], progs[i].kind, progs[i].arg, &fr, (int)runs);
+	if (!r)
+		r = measure_all(ps, nprogs, &fr, (__u32)repeat, (int)runs);
+	for (i = 0; ps && i < nprogs; i++) {
+		if (ps[i].fd >= 0)
+			close(ps[i].fd);
+		free(ps[i].t);
+		free(ps[i].retval);
 	}
+	free(ps);
 	frames_free(&fr);
 	free(progs);
 	if (fflush(stdout))

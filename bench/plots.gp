@@ -1,5 +1,5 @@
 # The bench's plots (bench/run.sh): gnuplot -e "dir='DATA'; out='RESULTS'" plots.gp
-# reads DATA/{cidr,ports,systemd,tput}.dat written by bench/report.py.
+# reads DATA/{cidr,literal,ports,systemd,tput}.dat written by bench/report.py.
 set terminal pngcairo size 900,560 noenhanced
 set datafile missing "NaN"
 set key top left
@@ -11,8 +11,10 @@ set logscale x 10
 set xlabel 'set size (prefixes per family, or ports)'
 set ylabel 'ns/packet'
 set yrange [0:*]
-plot dir.'/cidr.dat' using 1:2 with linespoints title 'cgfilter CIDR set, IPv4 TCP', \
-     dir.'/cidr.dat' using 1:3 with linespoints title 'cgfilter CIDR set, IPv6 TCP (2 ext. headers)', \
+plot dir.'/cidr.dat' using 1:2 with linespoints title 'cgfilter named CIDR set, IPv4 TCP', \
+     dir.'/cidr.dat' using 1:3 with linespoints title 'cgfilter named CIDR set, IPv6 TCP (2 ext. headers)', \
+     dir.'/literal.dat' using 1:2 with linespoints title 'cgfilter literal CIDR set, IPv4 TCP', \
+     dir.'/literal.dat' using 1:3 with linespoints title 'cgfilter literal CIDR set, IPv6 TCP', \
      dir.'/ports.dat' using 1:2 with linespoints title 'cgfilter port set, TCP (in set)', \
      dir.'/ports.dat' using 1:3 with linespoints title 'cgfilter port set, UDP (not in set)', \
      dir.'/systemd.dat' using 1:2 with linespoints title 'systemd IPAddressAllow, IPv4 TCP', \

@@ -61,6 +61,13 @@ def main(a):
         md.append(f"| {s} | {v} | " + " | ".join(c(("pktcost", s, v, p)) for p in PACKETS) +
                   f" | {verdicts} |")
 
+    md += ["", "### Ratios, from the same pktcost run (median time over median time)", "",
+           "The goals: cgfilter at most 1.05x port-firewall on the reference filters; a CIDR set "
+           "at most 1x systemd's IPAddressAllow= program, at every size.", "",
+           "| ratio | variant | " + " | ".join(PACKETS) + " |", "|---|---|" + "---:|" * len(PACKETS)]
+    for s, v in order("ratio"):
+        md.append(f"| {s} | {v} | " + " | ".join(c(("ratio", s, v, p)) for p in PACKETS) + " |")
+
     md += ["", "## 2. Loopback TCP throughput (ratio to no filter; Gbit/s)", "",
            "Egress: the filter on the client's cgroup (it sends); ingress: on the server's.", "",
            "| filter | egress ratio | ingress ratio | egress Gbit/s | ingress Gbit/s |",
@@ -88,6 +95,11 @@ def main(a):
             note = ""
         md.append(f"| {s} | {v} | " + " | ".join(c(("memlock", s, v, m)) for m in ("prog", "maps", "total"))
                   + f" | {note} |")
+    per = [(s, v) for s, v in order("memlock") if ("memlock", s, v, "bytes a prefix") in get]
+    if per:
+        md += ["", "Address sets, bytes a prefix (the goal: at most 80 at 100,000 prefixes):", "",
+               "| set | prefixes per family | bytes a prefix |", "|---|---:|---:|"]
+        md += [f"| {s} | {v} | {c(('memlock', s, v, 'bytes a prefix'))} |" for s, v in per]
 
     if why:
         md += ["", "Missing:", ""] + [f"{n}. {w}" for w, n in why.items()]
@@ -102,7 +114,8 @@ def main(a):
                     continue
                 vals = [get[("pktcost", s, v, p)]["median"] for p in labels]
                 f.write(v + " " + " ".join(x if x != "missing" else "NaN" for x in vals) + "\n")
-    series("cgfilter CIDR set", ["ipv4-tcp", "ipv6-tcp-ext"], "cidr.dat")
+    series("cgfilter named CIDR set", ["ipv4-tcp", "ipv6-tcp-ext"], "cidr.dat")
+    series("cgfilter literal CIDR set", ["ipv4-tcp", "ipv6-tcp-ext"], "literal.dat")
     series("cgfilter port set", ["ipv4-tcp", "ipv4-udp"], "ports.dat")
     series("systemd IPAddressAllow", ["ipv4-tcp", "ipv6-tcp-ext"], "systemd.dat")
     with open(os.path.join(datadir, "tput.dat"), "w") as f:

@@ -22,10 +22,10 @@ QUICK=${BENCH_QUICK:-0}
 [ "$QUICK" = 0 ] || [ "$QUICK" = 1 ] || fail "BENCH_QUICK must be 0 or 1, not '$QUICK'"
 if [ "$QUICK" = 1 ]; then
 	RUNS=${BENCH_RUNS:-1} REPEAT=${BENCH_REPEAT:-1000} SECS=${BENCH_SECS:-1}
-	CIDR_SIZES=(1) PORT_SIZES=(1) SD_SIZES=(1)
+	CIDR_SIZES=(1) PORT_SIZES=(1)
 else
 	RUNS=${BENCH_RUNS:-5} REPEAT=${BENCH_REPEAT:-1000000} SECS=${BENCH_SECS:-2}
-	CIDR_SIZES=(1 100 10000 100000) PORT_SIZES=(1 100 10000) SD_SIZES=(1 100 10000 100000)
+	CIDR_SIZES=(1 10 100 1000 10000 100000) PORT_SIZES=(1 100 10000)
 fi
 OUT=${BENCH_OUT:-$BENCH/results}
 PLOTS=${BENCH_PLOTS:-1}
@@ -88,14 +88,43 @@ now() { date +%s%N; }
 ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", (b - a) / 1e6 }'; }
 
 # ---- 1 and 4: ns per packet and memlock ----------------------------------------
-# pkt SUBJECT VARIANT (--pin PATH | --id ID)
+# pkt "SUBJECT|VARIANT|--pin PATH" ...: the programs measured in one pktcost
+# run, taking turns run by run (so that ratios between them hold on a busy
+# machine); a row per program and packet
 pkt() {
-	local label med min max verdict
-	"$PKTCOST" -p "$WORK/packets.txt" -r "$REPEAT" -n "$RUNS" "$3" "$4" >"$WORK/pkt.out" ||
-		fail "pktcost failed on $1 $2"
-	while IFS=$'\t' read -r _ label med min max verdict; do
-		rec pktcost "$1" "$2" "$label" ns "$med" "$min" "$max" "$RUNS" "verdict $verdict"
+	local args=() spec label med min max verdict prog
+	declare -A who=()
+	for spec in "$@"; do
+		IFS='|' read -r subj var opt <<<"$spec"
+		read -r o v <<<"$opt"
+		args+=("$o" "$v")
+		[ "$o" = --id ] && who["id:$v"]="$subj|$var" || who[$v]="$subj|$var"
+	done
+	"$PKTCOST" -p "$WORK/packets.txt" -r "$REPEAT" -n "$RUNS" "${args[@]}" >"$WORK/pkt.out" ||
+		fail "pktcost failed on ${args[*]}"
+	while IFS=$'\t' read -r prog label med min max verdict; do
+		IFS='|' read -r subj var <<<"${who[$prog]}"
+		rec pktcost "$subj" "$var" "$label" ns "$med" "$min" "$max" "$RUNS" "verdict $verdict"
 	done <"$WORK/pkt.out"
+}
+# ratio SUBJECT VARIANT OVER_SUBJECT OVER_VARIANT: a row per packet, the
+# median time of one over the other's (measured in one pkt run)
+ratio() {
+	python3 - "$CSV" "$@" <<-'EOF' >>"$CSV" || fail "cannot compute $1 $2 / $3 $4"
+		import csv, sys
+		path, s, v, os_, ov = sys.argv[1:]
+		rows = {(r["subject"], r["variant"], r["metric"]): r for r in csv.DictReader(open(path))
+		        if r["section"] == "pktcost"}
+		for (rs, rv, m), r in list(rows.items()):
+		    if (rs, rv) != (s, v):
+		        continue
+		    o = rows.get((os_, ov, m))
+		    if not o or "missing" in (r["median"], o["median"]):
+		        print("ratio,%s / %s,%s,%s,x,missing,missing,missing,0,%s" % (s, os_, v, m, "no figure"))
+		        continue
+		    q = float(r["median"]) / float(o["median"])
+		    print("ratio,%s / %s,%s,%s,x,%.3f,%.3f,%.3f,1," % (s, os_, v, m, q, q, q))
+	EOF
 }
 # mem SUBJECT VARIANT (pinned PATH | id ID) [NOTE]: memlock of the program and its maps
 mem() {
@@ -113,6 +142,45 @@ mem() {
 	rec memlock "$1" "$2" prog bytes "$p" "$p" "$p" 1
 	rec memlock "$1" "$2" maps bytes "$m" "$m" "$m" 1 "$n maps${5:+; $5}"
 	rec memlock "$1" "$2" total bytes $((p + m)) $((p + m)) $((p + m)) 1
+}
+# cgf_mem SUBJECT VARIANT PIN [NOTE]: memlock of a whole cgfilter engine: the
+# entry program, the programs in its slots (filters, drop program) and every
+# map they use, with the contents of its named sets; "sets" is the part of
+# the maps that are sets (named ones and the filters' literal ones)
+cgf_mem() {
+	local r p m n sets
+	r=$(python3 - "$3" <<-'EOF'
+		import json, subprocess, sys
+		pin = sys.argv[1]
+		show = lambda *a: json.loads(subprocess.check_output(["bpftool", *a, "-j"]))
+		entry = show("prog", "show", "pinned", pin)
+		progs, maps = {entry["id"]: entry}, {}
+		for m in ("slots", "drops"):
+		    for e in show("map", "dump", "pinned", pin + "_maps/" + m):
+		        v = e.get("value")
+		        pid = v if isinstance(v, int) else int.from_bytes(bytes(int(x, 16) for x in v), "little")
+		        progs.setdefault(pid, show("prog", "show", "id", str(pid)))
+		todo = [i for p in progs.values() for i in p.get("map_ids", [])]
+		while todo:
+		    i = todo.pop()
+		    if i in maps:
+		        continue
+		    maps[i] = show("map", "show", "id", str(i))
+		    if maps[i]["type"] == "array_of_maps":
+		        for e in show("map", "dump", "id", str(i)):
+		            v = e.get("value")
+		            todo.append(v if isinstance(v, int) else int.from_bytes(bytes(int(x, 16) for x in v), "little"))
+		own = {"slots", "drops", "stats", "ctl", "ratelimit", "events", "cgroups", "cgf_info"}
+		sets = sum(m["bytes_memlock"] for m in maps.values() if m.get("name", "") not in own)
+		print(sum(p["bytes_memlock"] for p in progs.values()), sum(m["bytes_memlock"] for m in maps.values()),
+		      len(maps), sets)
+	EOF
+	) || fail "cannot read the memlock of $1 $2"
+	read -r p m n sets <<<"$r"
+	rec memlock "$1" "$2" prog bytes "$p" "$p" "$p" 1 "entry, drop and filter programs"
+	rec memlock "$1" "$2" maps bytes "$m" "$m" "$m" 1 "$n maps${4:+; $4}"
+	rec memlock "$1" "$2" total bytes $((p + m)) $((p + m)) $((p + m)) 1
+	CGF_SETS_BYTES=$sets
 }
 # pkt_missing SUBJECT VARIANT WHY
 pkt_missing() {
@@ -140,30 +208,25 @@ pf_load pf-ref1 "$REF1"
 pf_load pf-ref2 "$REF2"
 cgf_load "$PINS/cgf-ref1" "$REF1"
 cgf_load "$PINS/cgf-ref2" "$REF2"
-for s in "empty - empty" "bpf-program-only - dropall" "port-firewall ref1 pf-ref1" \
-	"port-firewall ref2 pf-ref2" "cgfilter ref1 cgf-ref1" "cgfilter ref2 cgf-ref2"; do
-	read -r subj var pin <<<"$s"
-	pkt "$subj" "$var" --pin "$PINS/$pin"
-	mem "$subj" "$var" pinned "$PINS/$pin"
+pkt "empty|-|--pin $PINS/empty" "bpf-program-only|-|--pin $PINS/dropall" \
+	"port-firewall|ref1|--pin $PINS/pf-ref1" "cgfilter|ref1|--pin $PINS/cgf-ref1" \
+	"port-firewall|ref2|--pin $PINS/pf-ref2" "cgfilter|ref2|--pin $PINS/cgf-ref2"
+ratio cgfilter ref1 port-firewall ref1
+ratio cgfilter ref2 port-firewall ref2
+mem empty - pinned "$PINS/empty"
+mem bpf-program-only - pinned "$PINS/dropall"
+for ref in ref1 ref2; do
+	mem port-firewall "$ref" pinned "$PINS/pf-$ref"
+	cgf_mem cgfilter "$ref" "$PINS/cgf-$ref" "the whole engine: entry program maps and the filter's"
 done
 
-for n in "${CIDR_SIZES[@]}"; do
-	python3 "$BENCH/gen.py" cidr "$n" >"$WORK/cidr.txt"
-	# room for N IPv4 + N IPv6 prefixes
-	cgf_load "$PINS/cgf-cidr" icmp --lpm-entries $((2 * n > 1024 ? 2 * n : 1024))
-	"$CGFILTER" set-add "$PINS/cgf-cidr" @big -f "$WORK/cidr.txt" >/dev/null || fail "cgfilter set-add of $n prefixes failed"
-	"$CGFILTER" set "$PINS/cgf-cidr" 'src_ip in @big' || fail "cgfilter set 'src_ip in @big' failed"
-	pkt "cgfilter CIDR set" "$n" --pin "$PINS/cgf-cidr"
-	mem "cgfilter CIDR set" "$n" pinned "$PINS/cgf-cidr" "$n IPv4 + $n IPv6 prefixes"
-	cgf_unload "$PINS/cgf-cidr"
-done
 for n in "${PORT_SIZES[@]}"; do
 	python3 "$BENCH/gen.py" ports "$n" >"$WORK/ports.txt"
 	cgf_load "$PINS/cgf-ports" icmp
 	"$CGFILTER" set-add "$PINS/cgf-ports" @ports -f "$WORK/ports.txt" >/dev/null || fail "cgfilter set-add of $n ports failed"
 	"$CGFILTER" set "$PINS/cgf-ports" 'dst_port in @ports' || fail "cgfilter set 'dst_port in @ports' failed"
-	pkt "cgfilter port set" "$n" --pin "$PINS/cgf-ports"
-	mem "cgfilter port set" "$n" pinned "$PINS/cgf-ports"
+	pkt "cgfilter port set|$n|--pin $PINS/cgf-ports"
+	cgf_mem "cgfilter port set" "$n" "$PINS/cgf-ports"
 	cgf_unload "$PINS/cgf-ports"
 done
 
@@ -171,7 +234,7 @@ done
 # It runs in its own process so that a systemd that cannot boot here makes
 # its rows "missing" instead of ending the bench.
 mkdir "$WORK/units" "$WORK/sd"
-for n in "${SD_SIZES[@]}"; do
+for n in "${CIDR_SIZES[@]}"; do
 	python3 "$BENCH/gen.py" allow-unit "$n" >"$WORK/units/bench-allow-$n.service"
 done
 python3 "$BENCH/gen.py" allow-unit local >"$WORK/units/bench-allow-local.service"
@@ -207,21 +270,53 @@ else
 	log "$SD_WHY"
 fi
 
+# CIDR sets of N IPv4 and N IPv6 prefixes: a cgfilter named set, a cgfilter
+# literal set, and systemd's IPAddressAllow= program, in one pktcost run
 SD_TPUT_IN='' SD_TPUT_OUT=''
-for n in "${SD_SIZES[@]}"; do
-	subj="systemd IPAddressAllow"
-	[ -n "$SD_OK" ] || { pkt_missing "$subj" "$n" "$SD_WHY"; continue; }
-	t0=$(now)
-	if ! sdx systemctl start "bench-allow-$n.service" >"$WORK/sd/start.log" 2>&1; then
-		pkt_missing "$subj" "$n" "systemd did not start a unit with $n+$n prefixes: $(head -n1 "$WORK/sd/start.log")"
-		continue
+for n in "${CIDR_SIZES[@]}"; do
+	python3 "$BENCH/gen.py" cidr "$n" >"$WORK/cidr.txt"
+	cgf_load "$PINS/cgf-named" icmp
+	"$CGFILTER" set-add "$PINS/cgf-named" @big -f "$WORK/cidr.txt" >/dev/null ||
+		fail "cgfilter set-add of $n + $n prefixes failed"
+	"$CGFILTER" set "$PINS/cgf-named" 'src_ip in @big' || fail "cgfilter set 'src_ip in @big' failed"
+	{ printf 'src_ip in { '; paste -sd, "$WORK/cidr.txt"; printf ' }\n'; } >"$WORK/literal.filter"
+	cgf_load "$PINS/cgf-literal" icmp
+	"$CGFILTER" set "$PINS/cgf-literal" -f "$WORK/literal.filter" ||
+		fail "cgfilter set of a literal set of $n + $n prefixes failed"
+	progs=("cgfilter named CIDR set|$n|--pin $PINS/cgf-named" "cgfilter literal CIDR set|$n|--pin $PINS/cgf-literal")
+	subj="systemd IPAddressAllow" sd_id='' why=''
+	if [ -z "$SD_OK" ]; then
+		why=$SD_WHY
+	else
+		t0=$(now)
+		if ! sdx systemctl start "bench-allow-$n.service" >"$WORK/sd/start.log" 2>&1; then
+			why="systemd did not start a unit with $n+$n prefixes: $(head -n1 "$WORK/sd/start.log")"
+		else
+			log "systemd started the unit with $n+$n prefixes in $(ms_since "$t0") ms"
+			sd_id=$(sd_prog "bench-allow-$n.service" ingress)
+			[ -n "$sd_id" ] || why="systemd attached no sd_fw_ingress program"
+		fi
 	fi
-	log "systemd started the unit with $n+$n prefixes in $(ms_since "$t0") ms"
-	id=$(sd_prog "bench-allow-$n.service" ingress)
-	[ -n "$id" ] || { pkt_missing "$subj" "$n" "systemd attached no sd_fw_ingress program"; continue; }
-	pkt "$subj" "$n" --id "$id"
-	mem "$subj" "$n" id "$id" "$n IPv4 + $n IPv6 prefixes; ingress program (egress shares the maps)"
-	sdx systemctl stop "bench-allow-$n.service"
+	[ -z "$sd_id" ] || progs+=("$subj|$n|--id $sd_id")
+	pkt "${progs[@]}"
+	if [ -n "$sd_id" ]; then
+		ratio "cgfilter named CIDR set" "$n" "$subj" "$n"
+		ratio "cgfilter literal CIDR set" "$n" "$subj" "$n"
+		mem "$subj" "$n" id "$sd_id" "$n IPv4 + $n IPv6 prefixes; ingress program (egress shares the maps)"
+		per=$(awk -F, -v s="$subj" -v n="$n" '$1 == "memlock" && $2 == s && $3 == n && $4 == "maps" {
+			printf "%.1f", $6 / (2 * n) }' "$CSV")
+		rec memlock "$subj" "$n" "bytes a prefix" bytes "$per" "$per" "$per" 1 "its maps / $((2 * n))"
+		sdx systemctl stop "bench-allow-$n.service"
+	else
+		pkt_missing "$subj" "$n" "$why"
+	fi
+	for kind in named literal; do
+		cgf_mem "cgfilter $kind CIDR set" "$n" "$PINS/cgf-$kind" "$n IPv4 + $n IPv6 prefixes"
+		per=$(awk -v b="$CGF_SETS_BYTES" -v n="$n" 'BEGIN { printf "%.1f", b / (2 * n) }')
+		rec memlock "cgfilter $kind CIDR set" "$n" "bytes a prefix" bytes "$per" "$per" "$per" 1 \
+			"its set maps / $((2 * n))"
+		cgf_unload "$PINS/cgf-$kind"
+	done
 done
 if [ -n "$SD_OK" ] && sdx systemctl start bench-allow-local.service; then
 	SD_TPUT_IN=$(sd_prog bench-allow-local.service ingress)
@@ -380,7 +475,7 @@ for ((r = 0; r < RUNS; r++)); do
 	out=$("$CGFILTER" -v set "$PINS/cgf-change" "${FILTERS[r % 2]}") || fail "cgfilter set failed"
 	set_t+=("$(ms_since "$t0")")
 	# cgfilter's own clock: from opening the filter to the new one in force
-	apply_t+=("$(sed -n 's/.*: in force \([0-9.]*\) ms .*/\1/p' <<<"$out")")
+	apply_t+=("$(sed -n 's/.* in force \([0-9.]*\) ms .*/\1/p' <<<"$out")")
 done
 rec_runs change cgfilter - "total (cgfilter set; process start included)" ms "${set_t[@]}"
 rec_runs change cgfilter - "in force (cgfilter -v set: open; compile; switch)" ms "${apply_t[@]}"

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The operations of the C that cgfilter-expr writes for port-firewall
- * (lib/expr.c, cgf_expr_emit_c): comparisons, choices and division without a
- * branch, with the semantics of lib/expr.h, so that a filter of any size the
+ * (lang/emit_c.c, cgf_expr_emit_c): comparisons, choices and division without a
+ * branch, with the semantics of lang/expr.h, so that a filter of any size the
  * parser allows compiles and verifies.
  *
  * Why without a branch: BPF has no "set if" instruction, so clang compiles

@@ -4,7 +4,7 @@
  * that the packet parser fills in and that filter expressions read.
  *
  * Shared by the BPF side (cgf_parse.bpf.h, the port-firewall program, the
- * cgfilter engine) and the user side (lib/expr.c).  The numbers are an ABI:
+ * cgfilter engine) and the user side (lang/).  The numbers are an ABI:
  * compiled cgfilter programs stored in maps refer to fields by number, so
  * new fields are only ever appended.
  *

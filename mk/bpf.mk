@@ -1,6 +1,11 @@
 # Shared make rules for the BPF parts: toolchain checks and quiet output.
-# Included by port-firewall/, bpf-program-only/ and cgfilter/.  V=1 shows
+# Included by port-firewall/, bpf-program-only/, cgfilter/ and tools/.  V=1 shows
 # full commands.
+
+# The language's front end and its C back end (lang/): what cgfilter-expr,
+# port-firewall's FILTER checker, is built from.
+EXPR_SRC = $(addprefix $(TOP)/lang/,expr.c vocab.c emit_c.c)
+EXPR_HDR = $(TOP)/lang/expr.h $(TOP)/include/cgf_vocab.h
 
 CLANG ?= clang
 BPFTOOL ?= bpftool

@@ -147,8 +147,12 @@ expect_refused "a quote" "column 1" "$CGF" set "$PIN" "'tcp'"
 expect_refused "a prefix written with a space" "column 20: write a prefix without spaces" \
 	"$CGF" set "$PIN" 'src_ip == 10.0.0.0 /8'
 expect_refused "an empty filter" "empty filter" "$CGF" set "$PIN" ' # nothing'
-big=$(for i in $(seq 3000); do printf 'dst_port == %d || ' "$i"; done; echo 0)
-expect_refused "a filter too large for the engine" "filter too large" "$CGF" set "$PIN" "$big"
+python3 -c 'print(" || ".join("dst_port in { %d, %d, %d, %d, %d }" % tuple(range(5 * i, 5 * i + 5)) for i in range(70)))' >"$TMP/big"
+expect_refused "a filter too large for the engine (70 literal sets: more maps than a program may have)" \
+	"filter too large" "$CGF" set "$PIN" -f "$TMP/big"
+python3 -c 'print("+".join(["len"] * 60000))' >"$TMP/big"
+expect_refused "a filter too large for the language (120,000 terms)" "filter too large" \
+	"$CGF" set "$PIN" -f "$TMP/big"
 deep=$(printf '%.0s(' $(seq 300))tcp$(printf '%.0s)' $(seq 300))
 expect_refused "a filter nested too deep" "nested" "$CGF" set "$PIN" "$deep"
 expect_refused "set-add of a bad prefix" "host bits" "$CGF" set-add "$PIN" @peers 10.1.2.3/8
@@ -160,28 +164,38 @@ expect_eq "refused commands changed nothing" "$(state)" "$before"
 expect_pass udp "$P2" "and the filter still works"
 
 # ---- concurrent commands are serialised ------------------------------------------------------
-gen0=$("$CGF" show "$PIN" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
+gen0=$("$CGF" show "$PIN" | sed -n "s/.*(generation \([0-9]*\).*/\1/p")
 pids=()
 for i in $(seq 20); do
 	"$CGF" set "$PIN" "udp && dst_port in @ports || dst_port == $i" &
 	pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || fail "a concurrent set failed"; done
-gen1=$("$CGF" show "$PIN" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
+gen1=$("$CGF" show "$PIN" | sed -n "s/.*(generation \([0-9]*\).*/\1/p")
 expect_eq "20 concurrent sets each made one generation" "$gen1" $((gen0 + 20))
 expect_pass udp "$P2" "after concurrent sets the set still works"
 
 # ---- a replaced filter's literal sets are freed -----------------------------------------------
-entries() { bpftool -j map dump pinned "${PIN}_maps/$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-expect_ok "a filter with a literal address set" \
-	"$CGF" set "$PIN" "src_ip in { 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32 } || dst_port in @ports"
-expect_ok "replaced by one with another" \
-	"$CGF" set "$PIN" "src_ip in { 203.0.113.0/24, 2001:db8::/48 } || dst_port in @ports"
-# @peers holds 10.0.0.0/8; the first literal set must be gone
-expect_eq "the trie holds only the sets in use" "$(entries lpm)" 3
-expect_eq "so do the hashes" "$(entries ahash)" 3
-expect_ok "a filter without literal sets" "$CGF" set "$PIN" "udp && dst_port in @ports"
-expect_eq "the literal set went with its filter" "$(entries lpm):$(entries ahash)" 1:1
+# the kernel frees a program and the maps only it used when it is replaced
+filter_maps() { # the map ids of the filter in force
+	local id
+	id=$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["filter_program_id"])')
+	bpftool -j prog show id "$id" | python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["map_ids"])))'
+}
+gone() { for id in "$@"; do ! bpftool map show id "$id" >/dev/null 2>&1 || return 1; done; }
+expect_ok "a filter with literal sets" \
+	"$CGF" set "$PIN" "src_ip in { 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, 203.0.113.0/24, 10.1.0.0/16, 10.2.0.0/16 } || dst_port in { 1, 2, 3, 4, 5, 6 }"
+# its own maps (the engine's and @ports stay)
+own=()
+for id in $(filter_maps); do
+	name=$(bpftool -j map show id "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')
+	case $name in cgf_lit | cgf_info) own+=("$id") ;; esac
+done
+[ ${#own[@]} -ge 3 ] || fail "the literal sets and text had no maps of their own: ${own[*]}"
+expect_ok "replaced by one without" "$CGF" set "$PIN" "udp && dst_port in @ports"
+for _ in $(seq 50); do gone "${own[@]}" && break; sleep 0.1; done
+gone "${own[@]}" || fail "the maps of the replaced filter (${own[*]}) are still there"
+ok "the maps only the replaced filter used went with it"
 
 # ---- monitor shows drops, rate-limited ---------------------------------------------------------
 "$CGF" monitor "$PIN" -c 1 -t 5000 --json >"$TMP/mon" 2>&1 &

@@ -29,18 +29,31 @@ ok "results.md names the kernel"
 {
 	for p in ipv4-tcp ipv6-tcp-ext ipv4-udp ipv4-icmp; do
 		for sv in "empty|-" "bpf-program-only|-" "port-firewall|ref1" "port-firewall|ref2" \
-			"cgfilter|ref1" "cgfilter|ref2" "cgfilter CIDR set|1" "cgfilter port set|1"; do
+			"cgfilter|ref1" "cgfilter|ref2" "cgfilter named CIDR set|1" \
+			"cgfilter literal CIDR set|1" "cgfilter port set|1"; do
 			echo "pktcost|$sv|$p|ns|"
 		done
 		echo "pktcost|systemd IPAddressAllow|1|$p|ns|$may_miss_sd"
+		# the goals, as ratios within one pktcost run
+		echo "ratio|cgfilter / port-firewall|ref1|$p|x|"
+		echo "ratio|cgfilter / port-firewall|ref2|$p|x|"
+		if [ -z "$may_miss_sd" ]; then
+			echo "ratio|cgfilter named CIDR set / systemd IPAddressAllow|1|$p|x|"
+			echo "ratio|cgfilter literal CIDR set / systemd IPAddressAllow|1|$p|x|"
+		fi
 	done
 	for m in prog maps total; do
 		for sv in "empty|-" "bpf-program-only|-" "port-firewall|ref1" "port-firewall|ref2" \
-			"cgfilter|ref1" "cgfilter|ref2" "cgfilter CIDR set|1" "cgfilter port set|1"; do
+			"cgfilter|ref1" "cgfilter|ref2" "cgfilter named CIDR set|1" \
+			"cgfilter literal CIDR set|1" "cgfilter port set|1"; do
 			echo "memlock|$sv|$m|bytes|"
 		done
 		echo "memlock|systemd IPAddressAllow|1|$m|bytes|$may_miss_sd"
 	done
+	for sv in "cgfilter named CIDR set|1" "cgfilter literal CIDR set|1"; do
+		echo "memlock|$sv|bytes a prefix|bytes|"
+	done
+	echo "memlock|systemd IPAddressAllow|1|bytes a prefix|bytes|$may_miss_sd"
 	for d in egress ingress; do
 		for mu in "gbit|Gbit/s" "ratio|x"; do
 			for c in none empty port-firewall cgfilter; do echo "throughput|$c|$d|$mu|"; done

@@ -256,10 +256,10 @@ unit_fail() {
 	local unit=$1; shift
 	{
 		echo "--- systemctl status $unit"
-		sd_ctl status "$unit" 2>&1
+		sd_ctl status "$unit" 2>&1 || true
 		echo "--- journal of $unit"
-		sd_journal "$unit" 2>&1 | tail -n 30
-	} | sed 's/^/    /' >&2
+		sd_journal "$unit" 2>&1 | tail -n 30 || true
+	} | sed 's/^/    /' >&2 || true
 	fail "$*"
 }
 

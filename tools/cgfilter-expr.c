@@ -26,6 +26,9 @@ static void usage(FILE *f, const char *prog)
 		"  -f, --function NAME  name of the generated function (default: filter_expr)\n"
 		"      --name NAME      prefix of error messages (default: cgfilter-expr)\n"
 		"      --check          only check, write nothing\n"
+		"      --vocab FORMAT   print the names: 'names' (one a line), 'man' (the\n"
+		"                       man pages' list) or 'grammar'; with --addresses,\n"
+		"                       src_ip and dst_ip (cgfilter's) too\n"
 		"  -h, --help           this help\n\n"
 		"Vocabulary:\n",
 		prog);
@@ -35,6 +38,69 @@ static void usage(FILE *f, const char *prog)
 	fprintf(f, "\nExample:\n  %s 'icmp || (udp && dst_port == 53)'\n", prog);
 }
 
+struct args {
+	const char *out, *func, *name, *vocab;
+	bool check_only, addrs;
+};
+
+/* --vocab FORMAT: the names of the one table (lang/vocab.c) */
+static int print_vocab(const struct args *a, int nargs)
+{
+	static const char *const formats[] = { "names", "man", "grammar" };
+	size_t k;
+
+	for (k = 0; k < 3 && strcmp(a->vocab, formats[k]); k++)
+		;
+	if (k == 3 || nargs) {
+		fprintf(stderr, "%s: --vocab takes names, man or grammar, and no FILTER\n", a->name);
+		return 2;
+	}
+	cgf_vocab_print(stdout, (enum cgf_vocab_format)k, a->addrs);
+	return fflush(stdout) ? 1 : 0;
+}
+
+/* Check the filter and write it as C (or only check it). */
+static int check_and_emit(const struct args *a, const char *text)
+{
+	struct cgf_parse_opts opts = { .dialect = CGF_DIALECT_C };
+	struct cgf_error err;
+	struct cgf_expr *e;
+	char msg[512];
+	FILE *f;
+	int r;
+
+	r = cgf_expr_parse(text, &opts, &e, &err);
+	if (r) {
+		cgf_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "%s: bad FILTER: %s\n", a->name, msg);
+		/* a window of the line, however long the filter */
+		cgf_error_show_place(stderr, text, &err);
+		return 1;
+	}
+	if (a->check_only) {
+		cgf_expr_free(e);
+		return 0;
+	}
+	f = a->out ? fopen(a->out, "w") : stdout;
+	if (!f) {
+		fprintf(stderr, "%s: cannot write %s: %s\n", a->name, a->out, strerror(errno));
+		cgf_expr_free(e);
+		return 1;
+	}
+	r = cgf_expr_emit_c(e, a->func, f);
+	cgf_expr_free(e);
+	if (f != stdout && fclose(f))
+		r = -errno;
+	if (r) {
+		fprintf(stderr, "%s: cannot write %s: %s\n", a->name, a->out ? a->out : "stdout",
+			strerror(-r));
+		if (a->out)
+			unlink(a->out);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -42,31 +108,22 @@ int main(int argc, char **argv)
 		{ "function", required_argument, NULL, 'f' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "check", no_argument, NULL, 'c' },
+		{ "vocab", required_argument, NULL, 'V' },
+		{ "addresses", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *out = NULL, *func = "filter_expr", *name = "cgfilter-expr";
-	struct cgf_parse_opts opts = { .dialect = CGF_DIALECT_C };
-	struct cgf_error err;
-	struct cgf_expr *e;
-	int c, r, check_only = 0;
-	char msg[512];
-	FILE *f;
+	struct args a = { .func = "filter_expr", .name = "cgfilter-expr" };
+	int c;
 
 	while ((c = getopt_long(argc, argv, "o:f:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'f':
-			func = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'c':
-			check_only = 1;
-			break;
+		case 'o': a.out = optarg; break;
+		case 'f': a.func = optarg; break;
+		case 'n': a.name = optarg; break;
+		case 'c': a.check_only = true; break;
+		case 'V': a.vocab = optarg; break;
+		case 'a': a.addrs = true; break;
 		case 'h':
 			usage(stdout, argv[0]);
 			return 0;
@@ -75,39 +132,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (a.vocab)
+		return print_vocab(&a, argc - optind);
 	if (optind != argc - 1) {
-		fprintf(stderr, "%s: expected exactly one FILTER expression\n", name);
+		fprintf(stderr, "%s: expected exactly one FILTER expression\n", a.name);
 		usage(stderr, argv[0]);
 		return 2;
 	}
-	r = cgf_expr_parse(argv[optind], &opts, &e, &err);
-	if (r) {
-		cgf_error_format(&err, msg, sizeof(msg));
-		fprintf(stderr, "%s: bad FILTER: %s\n", name, msg);
-		/* a window of the line, however long the filter */
-		cgf_error_show_place(stderr, argv[optind], &err);
-		return 1;
-	}
-	if (check_only) {
-		cgf_expr_free(e);
-		return 0;
-	}
-	f = out ? fopen(out, "w") : stdout;
-	if (!f) {
-		fprintf(stderr, "%s: cannot write %s: %s\n", name, out, strerror(errno));
-		cgf_expr_free(e);
-		return 1;
-	}
-	r = cgf_expr_emit_c(e, func, f);
-	cgf_expr_free(e);
-	if (f != stdout && fclose(f))
-		r = -errno;
-	if (r) {
-		fprintf(stderr, "%s: cannot write %s: %s\n", name, out ? out : "stdout",
-			strerror(-r));
-		if (out)
-			unlink(out);
-		return 1;
-	}
-	return 0;
+	return check_and_emit(&a, argv[optind]);
 }

@@ -10,6 +10,7 @@ and the packet.  Also checks the additions the engine has over port-firewall
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ def main():
     ap.add_argument("--seed", type=int, default=int(os.environ.get("CGF_SEED", "1")))
     ap.add_argument("--random-exprs", type=int, default=1000)
     ap.add_argument("--random-packets", type=int, default=200)
+    ap.add_argument("--random-full", type=int, default=300,
+                    help="random filters of the whole language, refused only as too large")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     failures, checks = [], 0
@@ -149,6 +152,47 @@ def main():
         v = engine(text)
         probs += ["%r: %s" % (text, x) for x in V.compare(V.Expr(meaning), frames, v, specs, fields, limit=2)]
     check(probs, "address sets and address comparisons")
+
+    # random filters of the whole language (sets, addresses, named sets;
+    # now and then thousands of terms): each loads and does what the
+    # reference says, or is refused as too large, never by the verifier
+    probs, loaded, large, reasons = [], 0, 0, {}
+    sys.setrecursionlimit(20000)
+    t0 = time.time()
+    for _ in range(a.random_full):
+        text = V.random_full_expr(rng)
+        tpath = os.path.join(a.work, "filter.txt")
+        with open(tpath, "w") as f:
+            f.write(text)
+        r = subprocess.run([a.cgfilter, "set", a.pin, "-f", tpath], capture_output=True, text=True)
+        if r.returncode:
+            msg = r.stderr.strip()
+            if "too large" not in msg or "verifier" in msg or "\n" in msg:
+                probs.append("refused, but not as too large (%d chars): %s: %s"
+                             % (len(text), msg[:300], text[:200]))
+            else:
+                large += 1
+                why = re.sub(r"[0-9]+", "N", msg.split(":", 1)[-1].split("(")[0].strip())
+                reasons[why] = reasons.get(why, 0) + 1
+            continue
+        loaded += 1
+        r = subprocess.run([runner, "-p", fpath, "--pin", a.pin], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError("verdict-run failed: %s" % r.stderr.strip())
+        v = r.stdout.split("\t")[2].strip()
+        e = V.FullExpr(text)
+        for j, fr in enumerate(frames):
+            if v[j] != e.verdict(fr) and not (v[j] == "x" and V.kernel_refuses(fr)):
+                probs.append("%r (%d chars): packet %s: engine %s, reference %s"
+                             % (text[:200], len(text), specs[j], v[j], e.verdict(fr)))
+                break
+    print("  whole language: %d random filters in %.1fs: %d loaded, %d refused as too large%s"
+          % (a.random_full, time.time() - t0, loaded, large,
+             "".join("\n    %d: %s" % (n, w) for w, n in sorted(reasons.items()))))
+    check(probs, "%d random filters of the whole language: engine = reference, or 'too large'"
+          % a.random_full)
+    if a.random_full and not loaded:
+        check(["none of them loaded"], "random filters load")
 
     for f in failures[:20]:
         print("FAIL: " + f, file=sys.stderr)

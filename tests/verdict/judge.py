@@ -8,6 +8,8 @@ the packets through the pinned program with BPF_PROG_TEST_RUN
 1 (printing the disagreements) when one does not, 2 on bad usage.
 
   judge.py --cgfilter BIN --pin PIN [--want TEXT]... [SPEC]...
+  judge.py --cgfilter BIN --pin PIN --expect SPEC...   the reference's verdicts
+  judge.py --cgfilter BIN --pin PIN --frames FILE SPEC...   the frames, in hex
 
 SPEC: packets as verdict.py builds them ("ip4 src=192.0.2.1 / tcp dport=80");
 besides them, every address the filter or its sets name is tried as source
@@ -27,6 +29,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import verdict as V  # noqa: E402
+
+# a filter of the parser's size is a tree 50000 deep
+sys.setrecursionlimit(400000)
 
 PORTS = [22, 53, 80, 443, 8080]
 
@@ -70,8 +75,16 @@ def main():
     ap.add_argument("--pin", required=True)
     ap.add_argument("--want", action="append", default=[])
     ap.add_argument("--print", action="store_true", dest="print_filter")
+    ap.add_argument("--expect", action="store_true",
+                    help="print the reference's verdicts for the SPECs only (one digit each)")
+    ap.add_argument("--frames", help="write the SPECs' frames, in hex, to this file and exit")
     ap.add_argument("specs", nargs="*")
     a = ap.parse_args()
+    if a.frames:
+        with open(a.frames, "w") as f:
+            for spec in a.specs:
+                f.write(V.build(spec).hex() + "\n")
+        return 0
 
     r = subprocess.run([a.cgfilter, "show", "--json", a.pin], capture_output=True, text=True)
     if r.returncode:
@@ -96,6 +109,9 @@ def main():
     # a filter text's declarations gave the sets their first items; what the
     # engine holds now is in "sets"
     expr = V.FullExpr(text, sets, decls_only_new=True) if text is not None else None
+    if a.expect:
+        print("".join(expr.verdict(V.build(s)) if expr else "0" for s in a.specs))
+        return 0
     specs = list(a.specs) + battery(addresses(text or "", sets))
     frames = [V.build(s) for s in specs]
     got = V.run_frames(frames, pins=[a.pin])[("pin", a.pin)]

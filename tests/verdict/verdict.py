@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Reference model of a port-firewall verdict, written from the documentation
 (the header comments of include/cgf_vocab.h, include/cgf_parse.bpf.h and
-lib/expr.h), never from the code under test, plus the machinery to run real
+lang/expr.h), never from the code under test, plus the machinery to run real
 programs: batch compilation of many expressions into cgroup_skb objects and
 build/tests/verdict-run.
 
@@ -863,6 +863,72 @@ def random_expr(rng, depth=4):
     """Text of a random expression (mostly predicates, some raw arithmetic)."""
     tree = _gen_pred(rng, depth) if rng.random() < 0.85 else _gen_value(rng, depth)
     return to_text(tree, rng), tree
+
+
+# ---- random filters of the full language (sets, addresses) -------------------
+
+# addresses near the builder's (10.0.0.1 -> 10.0.0.2, fd00::1 -> fd00::2)
+# and far from them, so that address tests go both ways
+ADDR_ITEMS = ["10.0.0.1", "10.0.0.2", "10.0.0.0/8", "10.0.0.0/31", "10.0.0.2/32",
+              "192.0.2.0/24", "198.51.100.7", "0.0.0.0/0", "fd00::1", "fd00::2",
+              "fd00::/16", "fd00::/127", "2001:db8::/32", "::/0", "2001:db8::1"]
+PORT_ITEMS = ["22", "53", "80", "443", "0", "65535", "1..1023", "1024..65535",
+              "8000..8100", "20053", "20080", "0x50", "123..123"]
+
+
+def _rand_items(rng, pool, n):
+    return ", ".join(rng.choice(pool) for _ in range(n))
+
+
+def _full_leaf(rng, sets):
+    """One predicate of the full language: a set test, an address test or
+    a random C predicate."""
+    r = rng.random()
+    if r < 0.2:
+        f = rng.choice(["src_ip", "dst_ip"])
+        if sets and rng.random() < 0.5:
+            names = [n for n, k in sets.items() if k == "addr"]
+            if names:
+                return "%s in @%s" % (f, rng.choice(names))
+        return "%s in { %s }" % (f, _rand_items(rng, ADDR_ITEMS, rng.randint(1, 6)))
+    if r < 0.3:
+        return "%s %s %s" % (rng.choice(["src_ip", "dst_ip"]), rng.choice(["==", "!="]),
+                             rng.choice(ADDR_ITEMS))
+    if r < 0.5:
+        f = rng.choice(["src_port", "dst_port", "ttl", "ip_proto", "icmp_type", "len"])
+        names = [n for n, k in sets.items() if k == "int"]
+        if names and rng.random() < 0.4:
+            return "%s in @%s" % (f, rng.choice(names))
+        # a few items are comparisons, many a map: both ways
+        return "%s in { %s }" % (f, _rand_items(rng, PORT_ITEMS, rng.choice([1, 2, 3, 5, 9, 20])))
+    return random_expr(rng, depth=rng.randint(0, 3))[0]
+
+
+def _full_tree(rng, sets, n):
+    """Text of a balanced combination of n predicates."""
+    if n <= 1:
+        t = _full_leaf(rng, sets)
+        return "!(%s)" % t if rng.random() < 0.1 else "(%s)" % t
+    k = rng.randint(1, n - 1)
+    op = rng.choice(["&&", "||", "&&", "||", "&", "|", "^"])
+    return "(%s %s %s)" % (_full_tree(rng, sets, k), op, _full_tree(rng, sets, n - k))
+
+
+def random_full_expr(rng, terms=None):
+    """Text of a random filter of the full language: named sets declared
+    first, then a balanced tree of TERMS predicates (random if None; now
+    and then hundreds or thousands, to reach the engine's limits)."""
+    sets, decls = {}, []
+    for i in range(rng.choice([0, 0, 1, 2])):
+        kind = rng.choice(["addr", "int"])
+        name = "s%d_%s" % (i, kind)
+        pool = ADDR_ITEMS if kind == "addr" else PORT_ITEMS
+        decls.append("@%s = { %s }" % (name, _rand_items(rng, pool, rng.randint(1, 8))))
+        sets[name] = kind
+    if terms is None:
+        r = rng.random()
+        terms = rng.randint(1, 8) if r < 0.9 else rng.randint(100, 400) if r < 0.97 else rng.randint(1000, 4000)
+    return " ".join(decls + [_full_tree(rng, sets, terms)])
 
 
 def eval_tree(tree, fields):

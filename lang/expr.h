@@ -12,6 +12,7 @@
 #ifndef CGF_EXPR_H
 #define CGF_EXPR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,6 +125,8 @@ struct cgf_parse_opts {
 	cgf_set_lookup_fn lookup_set; /* may be NULL */
 	void *lookup_ctx;
 	int allow_decls;              /* '@name = { ... }' declarations allowed */
+	int any_set;                  /* a named set neither declared nor known
+				       * takes the type of its use ('compile') */
 };
 
 /* Limits that keep a huge or hostile filter from exhausting the parser. */
@@ -165,17 +168,24 @@ void cgf_error_format(const struct cgf_error *err, char *buf, size_t len);
  */
 void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err);
 
-/* The vocabulary, for help texts and the man page. */
+/* The vocabulary (vocab.c): the parser's names, the help texts, the man
+ * pages' list. */
 struct cgf_vocab_entry {
 	const char *name;
 	int field;            /* enum cgf_field; -1 for derived names */
 	int addr;             /* 1 for src_ip / dst_ip */
 	uint8_t flag_mask;    /* derived tcp_* booleans: tcp_flags & mask */
-	const char *help;
+	const char *help;     /* one line, for --help */
+	const char *doc;      /* roff, for the man pages; NULL: as the entry above */
 };
 extern const struct cgf_vocab_entry cgf_vocab[];
 extern const size_t cgf_vocab_len;
 const char *cgf_field_name(int field);
+
+/* Print the vocabulary: one name a line, the man pages' list (roff), or
+ * the grammar's field production; addrs: with src_ip and dst_ip. */
+enum cgf_vocab_format { CGF_VOCAB_NAMES, CGF_VOCAB_MAN, CGF_VOCAB_GRAMMAR };
+void cgf_vocab_print(FILE *f, enum cgf_vocab_format fmt, bool addrs);
 
 /* Parse one set element ("10.0.0.0/8", "fd00::/8", "22", "8000..8100"). */
 int cgf_parse_cidr(const char *s, struct cgf_cidr *out, char *why, size_t whylen);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The cgfilter command: one table of commands (main.c), each a function
+ * over the parsed options, its usage and help.  The commands only parse,
+ * call the engine library (engine/engine.h) and print.
+ */
+#ifndef CGF_CMD_H
+#define CGF_CMD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "engine.h"
+
+/* Options: each has a bit; a command lists the bits it takes. */
+enum cgf_opt {
+	OPT_FILE = 1 << 0,
+	OPT_SHARED = 1 << 1,
+	OPT_EVENTS = 1 << 2,
+	OPT_JSON = 1 << 3,
+	OPT_CODE = 1 << 4,
+	OPT_DETACH = 1 << 5,
+	OPT_CGROUP = 1 << 6,
+	OPT_COUNT = 1 << 7,
+	OPT_TIMEOUT = 1 << 8,
+	OPT_QUIET = 1 << 9,
+};
+
+struct cmd_args {
+	const char *name;       /* the command */
+	char **argv;            /* its arguments, after the options */
+	int argc;
+	const char *file;
+	const char *cgroup;
+	bool shared, json, code, detach, quiet;
+	unsigned long events_per_sec, count, timeout_ms;
+};
+
+struct cmd {
+	const char *name;
+	int (*run)(struct cmd_args *a);
+	unsigned int opts;      /* OPT_* it takes */
+	const char *args;       /* "PIN (EXPR | -f FILE)" */
+	const char *summary;    /* one line, for the list of commands */
+	const char *help;       /* what it does, for 'cgfilter CMD --help' */
+	const char *example;
+};
+
+/* The commands (cmd_*.c). */
+int cmd_load(struct cmd_args *a);
+int cmd_set(struct cmd_args *a);
+int cmd_register(struct cmd_args *a);
+int cmd_unregister(struct cmd_args *a);
+int cmd_set_add(struct cmd_args *a);
+int cmd_set_del(struct cmd_args *a);
+int cmd_show(struct cmd_args *a);
+int cmd_list(struct cmd_args *a);
+int cmd_stats(struct cmd_args *a);
+int cmd_monitor(struct cmd_args *a);
+int cmd_check(struct cmd_args *a);
+int cmd_unload(struct cmd_args *a);
+int cmd_compile(struct cmd_args *a);
+
+/* Exit statuses */
+#define EXIT_USAGE 2
+
+/* A usage error of command a: the message, a hint, EXIT_USAGE. */
+int usage_error(const struct cmd_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The filter text of a command: argument `at` or -f FILE (NULL: an error
+ * was printed; *usage set for a usage error). */
+char *filter_text(const struct cmd_args *a, int at, bool *usage);
+/* A whole file ('-': standard input), at most CGF_EXPR_MAX_TEXT bytes. */
+char *read_text_file(const char *path);
+
+/* s as a JSON string (quotes, backslashes, control characters escaped;
+ * bytes that are not UTF-8 as the code points of the same value). */
+void json_str(FILE *f, const char *s);
+
+#endif /* CGF_CMD_H */

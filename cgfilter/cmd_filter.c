@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* cgfilter load, set, register, unregister, unload, check, compile. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cmd.h"
+#include "emit_bpf.h"
+
+/* ---- reading filters -------------------------------------------------------------- */
+
+char *read_text_file(const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+
+	if (!f) {
+		cgf_err("cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len + 4096 + 1 > cap) {
+			char *p = realloc(buf, cap = cap ? cap * 2 : 65536);
+
+			if (!p) {
+				cgf_err("cannot read %s: out of memory", path);
+				goto fail;
+			}
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (len > CGF_EXPR_MAX_TEXT) {
+			cgf_err("cannot read %s: larger than %u bytes (16 MiB)", path, CGF_EXPR_MAX_TEXT);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		cgf_err("cannot read %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	buf[len] = 0;
+	if (strlen(buf) != len) {
+		cgf_err("cannot read %s: it contains a NUL byte", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return NULL;
+}
+
+char *filter_text(const struct cmd_args *a, int at, bool *usage)
+{
+	char *t;
+
+	*usage = false;
+	if (a->argc != at + (a->file ? 0 : 1)) {
+		*usage = true;
+		usage_error(a, "expected %s%s", at ? "PIN and " : "",
+			    a->file ? "no filter argument with -f" : "a filter (or -f FILE)");
+		return NULL;
+	}
+	if (a->file)
+		return read_text_file(a->file);
+	if (strlen(a->argv[at]) > CGF_EXPR_MAX_TEXT) {
+		cgf_err("filter text too long: %zu bytes, at most %u (16 MiB)", strlen(a->argv[at]),
+			CGF_EXPR_MAX_TEXT);
+		return NULL;
+	}
+	t = strdup(a->argv[at]);
+	if (!t)
+		cgf_err("out of memory");
+	return t;
+}
+
+/* ---- the commands ------------------------------------------------------------------ */
+
+int cmd_load(struct cmd_args *a)
+{
+	struct cgf_load_opts o = { .shared = a->shared, .events_per_sec = (unsigned)a->events_per_sec };
+	char *text = NULL;
+	bool usage;
+	int r;
+
+	if (a->shared) {
+		if (a->file)
+			return usage_error(a, "a shared engine has no filter of its own: units register theirs (no -f)");
+		if (a->argc != 1)
+			return usage_error(a, "expected PIN and no filter (units register theirs)");
+	} else {
+		text = filter_text(a, 1, &usage);
+		if (!text)
+			return usage ? EXIT_USAGE : 1;
+	}
+	r = cgf_engine_load(a->argv[0], text, &o);
+	free(text);
+	return r;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+int cmd_set(struct cmd_args *a)
+{
+	struct timespec t0;
+	struct cgf_engine e;
+	uint32_t gen = 0;
+	char *text;
+	bool usage;
+	int r;
+
+	text = filter_text(a, 1, &usage);
+	if (!text)
+		return usage ? EXIT_USAGE : 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = cgf_engine_open(&e, a->argv[0], false);
+	if (!r) {
+		r = cgf_engine_set(&e, text, &gen);
+		if (!r && cgf_verbose)
+			printf("set %s: generation %u in force %.3f ms after the command opened the filter\n",
+			       e.pin, gen, ms_since(&t0));
+		cgf_engine_close(&e);
+	}
+	free(text);
+	return r;
+}
+
+int cmd_register(struct cmd_args *a)
+{
+	struct cgf_engine e;
+	char *text;
+	bool usage;
+	int r;
+
+	text = filter_text(a, 1, &usage);
+	if (!text)
+		return usage ? EXIT_USAGE : 1;
+	r = cgf_engine_open(&e, a->argv[0], true);
+	if (!r) {
+		r = cgf_engine_register(&e, a->cgroup, text);
+		cgf_engine_close(&e);
+	}
+	free(text);
+	return r;
+}
+
+int cmd_unregister(struct cmd_args *a)
+{
+	struct cgf_engine e;
+	int r;
+
+	if (a->argc != 1)
+		return usage_error(a, "expected PIN");
+	r = cgf_engine_open(&e, a->argv[0], true);
+	if (!r) {
+		r = cgf_engine_register(&e, a->cgroup, NULL);
+		cgf_engine_close(&e);
+	}
+	return r;
+}
+
+int cmd_unload(struct cmd_args *a)
+{
+	if (a->argc != 1)
+		return usage_error(a, "expected PIN");
+	return cgf_engine_unload(a->argv[0], a->detach);
+}
+
+/* What kind of BPF object an fd is, from its anonymous inode's name. */
+static bool is_prog_fd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = 0;
+	return !strcmp(link, "anon_inode:bpf-prog");
+}
+
+int cmd_check(struct cmd_args *a)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	const char *pin;
+	int fd, r = 0;
+
+	if (a->argc != 1)
+		return usage_error(a, "expected PIN");
+	pin = a->argv[0];
+	fd = bpf_obj_get(pin);
+	if (fd < 0) {
+		r = -errno;
+		cgf_err("%s: %s", pin, errno == ENOENT ? "no such pin: the filter is not loaded" :
+							  strerror(errno));
+		return r;
+	}
+	if (!is_prog_fd(fd) || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		cgf_err("%s is not a BPF program (a map?): a unit naming it would run unfiltered", pin);
+		r = -EINVAL;
+	} else if (info.type != BPF_PROG_TYPE_CGROUP_SKB) {
+		const char *t = libbpf_bpf_prog_type_str(info.type);
+
+		cgf_err("%s is a %s program, not cgroup_skb: a unit naming it would run unfiltered", pin,
+			t ? t : "unknown");
+		r = -EINVAL;
+	} else if (!a->quiet) {
+		printf("%s: cgroup_skb program id %u\n", pin, info.id);
+	}
+	close(fd);
+	return r;
+}
+
+int cmd_compile(struct cmd_args *a)
+{
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
+	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
+	struct cgf_expr *x = NULL;
+	struct cgf_error pe;
+	struct cgf_gen g;
+	char why[256], msg[400], *text;
+	bool usage;
+	int r;
+
+	text = filter_text(a, 0, &usage);
+	if (!text)
+		return usage ? EXIT_USAGE : 1;
+	/* without an engine, a named set is what its use says */
+	po.any_set = 1;
+	r = cgf_expr_parse(text, &po, &x, &pe);
+	if (r == -EINVAL) {
+		cgf_error_format(&pe, msg, sizeof(msg));
+		cgf_err("bad filter: %s", msg);
+		cgf_error_show_place(stderr, text, &pe);
+	} else if (r) {
+		cgf_err("cannot parse the filter: %s", strerror(-r));
+	} else {
+		r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
+		if (r) {
+			cgf_err("%s", why);
+		} else {
+			printf("%u BPF instructions\n", g.a.n);
+			cgf_asm_print(&g.a, stdout);
+		}
+		cgf_gen_free(&g);
+	}
+	cgf_expr_free(x);
+	free(text);
+	return r;
+}

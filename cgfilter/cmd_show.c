@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cgfilter show, list, stats.  What they print is read from the kernel:
+ * the filter in force from the program in its slot, its named sets through
+ * the maps that program uses, the cgroups from the cgroup tree.  show
+ * prints the whole picture or nothing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "cmd.h"
+#include "emit_bpf.h"
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 :
+	    s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms and surrogates */
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+void json_str(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	fputc('"', f);
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p);
+		} else if (*p == '\n') {
+			fputs("\\n", f);
+		} else if (*p == '\t') {
+			fputs("\\t", f);
+		} else if (*p < 0x20 || *p == 0x7f || !n) {
+			fprintf(f, "\\u%04x", *p);
+			n = 1;
+		} else {
+			fwrite(p, 1, n, f);
+		}
+		p += n;
+	}
+	fputc('"', f);
+}
+
+/* ---- show ------------------------------------------------------------------------- */
+
+struct show {
+	const struct cgf_engine *e;
+	FILE *f;
+	bool json;
+	int n;
+};
+
+struct items {
+	FILE *f;
+	int n, max;
+	bool json;
+};
+
+static int print_item(const char *item, void *ctx)
+{
+	struct items *p = ctx;
+
+	if (p->max && p->n >= p->max) {
+		fprintf(p->f, " ...");
+		return 1;
+	}
+	if (p->json) {
+		fputs(p->n ? "," : "", p->f);
+		json_str(p->f, item);
+	} else {
+		fprintf(p->f, "%s%s", p->n ? ", " : " ", item);
+	}
+	p->n++;
+	return 0;
+}
+
+static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
+{
+	struct show *s = ctx;
+	struct items it = { .f = s->f, .json = s->json, .max = s->json ? 0 : 20 };
+	uint64_t count;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int r;
+
+	if (!m)
+		return -errno;
+	it.f = m;
+	r = cgf_set_items(outer, type, print_item, &it, &count);
+	fclose(m);
+	if (r) {
+		free(buf);
+		return r;
+	}
+	if (s->json) {
+		fputs(s->n++ ? "," : "", s->f);
+		json_str(s->f, name);
+		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]}",
+			type == CGF_T_ADDR ? "addresses" : "integers", count, buf ? buf : "");
+	} else {
+		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name,
+			type == CGF_T_ADDR ? "addresses" : "integers", count,
+			type == CGF_T_ADDR ? "prefixes" : "values", buf ? buf : "");
+		s->n++;
+	}
+	free(buf);
+	return 0;
+}
+
+/* A filter text after a label: on its line if it is one line, else below. */
+static void print_text(FILE *f, const char *label, const char *text)
+{
+	size_t n = strlen(text);
+	const char *p;
+
+	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+		n--;
+	if (!memchr(text, '\n', n)) {
+		fprintf(f, "%s %.*s\n", label, (int)n, text);
+		return;
+	}
+	fprintf(f, "%s\n", label);
+	for (p = text; p < text + n;) {
+		const char *end = memchr(p, '\n', text + n - p);
+
+		if (!end)
+			end = text + n;
+		fprintf(f, "    %.*s\n", (int)(end - p), p);
+		p = end + 1;
+	}
+}
+
+static void when(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ULL);
+	struct tm tm;
+
+	if (!ns) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
+{
+	struct show *s = ctx;
+	struct cgf_filter_view v;
+	char path[PATH_MAX];
+	int r = slot ? cgf_engine_filter(s->e, slot, &v) : 0;
+
+	if (r)
+		return r;
+	if (!slot)
+		memset(&v, 0, sizeof(v));
+	cgf_cgroup_path(cgid, path, sizeof(path));
+	if (s->json) {
+		fprintf(s->f, "%s{\"cgroup\":", s->n++ ? "," : "");
+		json_str(s->f, path);
+		fprintf(s->f, ",\"direction\":\"%s\",\"generation\":%u,\"filter\":",
+			dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress", v.info.gen);
+		if (v.text)
+			json_str(s->f, v.text);
+		else
+			fprintf(s->f, "null");
+		fprintf(s->f, "}");
+	} else {
+		fprintf(s->f, "    %s %s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
+			v.text ? v.text : "(none: drop)");
+		s->n++;
+	}
+	cgf_filter_view_free(&v);
+	return 0;
+}
+
+static int print_attach(const char *path, enum bpf_attach_type dir, void *ctx)
+{
+	struct show *s = ctx;
+
+	if (s->json) {
+		fprintf(s->f, "%s{\"cgroup\":", s->n++ ? "," : "");
+		json_str(s->f, path);
+		fprintf(s->f, ",\"direction\":\"%s\"}", dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
+	} else {
+		fprintf(s->f, "    %s %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
+	}
+	return 0;
+}
+
+/* The code of the filter in force, generated again from its text. */
+static void print_code(FILE *f, const struct cgf_filter_view *v)
+{
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
+	struct cgf_expr *x;
+	struct cgf_error pe;
+	struct cgf_gen g;
+	char why[256];
+
+	if (!v->text || cgf_expr_parse(v->text, &po, &x, &pe))
+		return;
+	if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
+		fprintf(f, "  code (%u BPF instructions, as generated):\n", g.a.n);
+		cgf_asm_print(&g.a, f);
+	}
+	cgf_gen_free(&g);
+	cgf_expr_free(x);
+}
+
+static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
+{
+	struct show s = { .e = e, .f = f, .json = json };
+	struct cgf_filter_view v = { 0 };
+	uint64_t st[CGF_NSTATS];
+	char t[64];
+	int r = 0;
+
+	if (e->mode == CGF_MODE_DEDICATED && (r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v)))
+		return r;
+	when(v.info.time_ns, t, sizeof(t));
+	if (json) {
+		fprintf(f, "{\"pin\":");
+		json_str(f, e->pin);
+		fprintf(f, ",\"mode\":\"%s\",\"program_id\":%u",
+			e->mode == CGF_MODE_SHARED ? "shared" : "dedicated", e->entry_id);
+	} else {
+		fprintf(f, "%s: cgfilter %s engine, program id %u\n", e->pin,
+			e->mode == CGF_MODE_SHARED ? "shared" : "dedicated", e->entry_id);
+	}
+	if (e->mode == CGF_MODE_DEDICATED) {
+		if (json) {
+			fprintf(f, ",\"generation\":%u,\"changed\":\"%s\",\"filter_program_id\":%u,\"filter\":",
+				v.info.gen, t, v.prog_id);
+			if (v.text)
+				json_str(f, v.text);
+			else
+				fprintf(f, "null");
+		} else {
+			fprintf(f, "  changed: %s (generation %u, program id %u)\n", t, v.info.gen, v.prog_id);
+			print_text(f, "  filter:", v.text ? v.text : "(none: drop)");
+		}
+	} else {
+		fprintf(f, json ? ",\"filters\":[" :
+				  "  filters by cgroup (a cgroup without one drops everything):\n");
+		r = cgf_engine_each_cgroup(e, show_cgroup, &s);
+		if (r)
+			goto out;
+		if (json)
+			fprintf(f, "]");
+		else if (!s.n)
+			fprintf(f, "    (none)\n");
+	}
+	fprintf(f, json ? ",\"sets\":{" : "  sets:\n");
+	s.n = 0;
+	r = cgf_set_each(e, e->mode == CGF_MODE_DEDICATED ? &v : NULL, show_set, &s);
+	if (r)
+		goto out;
+	r = cgf_engine_stats(e, st);
+	if (r)
+		goto out;
+	if (json) {
+		fprintf(f, "},\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
+			   ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
+			   ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"attached\":[",
+			st[CGF_ST_PASS_PKTS], st[CGF_ST_PASS_BYTES], st[CGF_ST_DROP_PKTS],
+			st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER]);
+	} else {
+		if (!s.n)
+			fprintf(f, "    (none)\n");
+		fprintf(f, "  passed: %" PRIu64 " packets, %" PRIu64 " bytes\n", st[CGF_ST_PASS_PKTS],
+			st[CGF_ST_PASS_BYTES]);
+		fprintf(f, "  dropped: %" PRIu64 " packets, %" PRIu64 " bytes (%" PRIu64
+			   " malformed, %" PRIu64 " without a filter)\n",
+			st[CGF_ST_DROP_PKTS], st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED],
+			st[CGF_ST_NOFILTER]);
+		fprintf(f, "  attached to:\n");
+	}
+	s.n = 0;
+	r = cgf_attachments(e->entry_id, print_attach, &s);
+	if (r < 0) {
+		cgf_err("cannot tell where %s is attached: %s", e->pin, strerror(-r));
+		goto out;
+	}
+	r = 0;
+	if (json)
+		fprintf(f, "]}\n");
+	else if (!s.n)
+		fprintf(f, "    (no cgroup)\n");
+	if (code && !json)
+		print_code(f, &v);
+out:
+	cgf_filter_view_free(&v);
+	return r;
+}
+
+int cmd_show(struct cmd_args *a)
+{
+	struct cgf_engine e;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	if (a->argc != 1)
+		return usage_error(a, "expected PIN");
+	r = cgf_engine_open(&e, a->argv[0], false);
+	if (r)
+		return r;
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		r = -errno;
+	} else {
+		r = show_body(&e, f, a->json, a->code);
+		if (fclose(f) && !r)
+			r = -ENOMEM;
+	}
+	if (r)
+		cgf_err("cannot show %s: cannot read it: %s", e.pin, strerror(-r));
+	else
+		fputs(buf, stdout);
+	free(buf);
+	cgf_engine_close(&e);
+	return r;
+}
+
+/* ---- stats ------------------------------------------------------------------------- */
+
+int cmd_stats(struct cmd_args *a)
+{
+	uint64_t st[CGF_NSTATS];
+	struct cgf_engine e;
+	int r;
+
+	if (a->argc != 1)
+		return usage_error(a, "expected PIN");
+	r = cgf_engine_open(&e, a->argv[0], false);
+	if (r)
+		return r;
+	r = cgf_engine_stats(&e, st);
+	if (r) {
+		cgf_err("cannot read the counters of %s: %s", e.pin, strerror(-r));
+	} else if (a->json) {
+		printf("{\"pin\":");
+		json_str(stdout, e.pin);
+		printf(",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
+		       ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
+		       ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"events\":%" PRIu64
+		       ",\"events_suppressed\":%" PRIu64 "}\n",
+		       st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]);
+	} else {
+		printf("passed %" PRIu64 " packets %" PRIu64 " bytes, dropped %" PRIu64
+		       " packets %" PRIu64 " bytes\n", st[0], st[1], st[2], st[3]);
+	}
+	cgf_engine_close(&e);
+	return r;
+}
+
+/* ---- list -------------------------------------------------------------------------- */
+
+static int list_attach(const char *path, enum bpf_attach_type dir, void *ctx)
+{
+	(void)ctx;
+	printf("    %s %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
+	return 0;
+}
+
+/* An engine at pin (quietly skip what is not one). */
+static int list_one(const char *pin)
+{
+	uint64_t st[CGF_NSTATS];
+	struct cgf_engine e;
+	int r, n, saved = cgf_quiet;
+	char count[16];
+
+	cgf_quiet = 1;
+	r = cgf_engine_open(&e, pin, false);
+	cgf_quiet = saved;
+	if (r)
+		return 0;
+	cgf_engine_stats(&e, st);
+	n = cgf_attachments(e.entry_id, NULL, NULL);
+	printf("%s  %s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %s\n", e.pin,
+	       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated", st[CGF_ST_PASS_PKTS],
+	       st[CGF_ST_DROP_PKTS], n < 0 ? "unknown" : (snprintf(count, sizeof(count), "%d", n), count));
+	cgf_attachments(e.entry_id, list_attach, NULL);
+	cgf_engine_close(&e);
+	return 1;
+}
+
+static int list_dir(const char *dir)
+{
+	struct dirent **names;
+	int n, i, found = 0;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		size_t l = strlen(names[i]->d_name);
+
+		if (names[i]->d_type == DT_DIR && strcmp(names[i]->d_name, ".") &&
+		    strcmp(names[i]->d_name, "..") &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name) < (int)sizeof(path)) {
+			if (l > 5 && !strcmp(names[i]->d_name + l - 5, "_maps")) {
+				path[strlen(path) - 5] = 0;
+				found += list_one(path);
+			} else {
+				found += list_dir(path);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return found;
+}
+
+int cmd_list(struct cmd_args *a)
+{
+	const char *dir = a->argc ? a->argv[0] : "/sys/fs/bpf";
+	struct stat st;
+
+	if (a->argc > 1)
+		return usage_error(a, "expected at most one directory");
+	if (stat(dir, &st)) {
+		int r = -errno;
+
+		cgf_err("cannot list %s: %s", dir, strerror(-r));
+		return r;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cgf_err("cannot list %s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (!list_dir(dir))
+		printf("no cgfilter filters under %s\n", dir);
+	return 0;
+}

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cgfilter: per-service packet filters for systemd units, changed at run
+ * time.  The commands are one table: each row is the function, the options
+ * it takes, its usage and help; the option parser, the list of commands
+ * and every 'cgfilter CMD --help' come from it.  See cgfilter(8).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/libbpf.h>
+
+#include "cmd.h"
+#include "expr.h"
+
+#ifndef CGF_VERSION
+#define CGF_VERSION "2.0"
+#endif
+
+struct opt {
+	unsigned int bit;
+	const char *name;
+	int shortopt;           /* 0: none */
+	const char *arg;        /* NULL: a flag */
+	const char *help;
+};
+
+/* Every option of every command: the one list. */
+static const struct opt opts[] = {
+	{ OPT_FILE, "file", 'f', "FILE", "read the filter (or items) from FILE ('-': standard input)" },
+	{ OPT_SHARED, "shared", 0, NULL, "one engine for many units: each registers its own filter" },
+	{ OPT_EVENTS, "events-per-sec", 0, "N",
+	  "drop events per second and CPU for monitor (0..1000000, default 100)" },
+	{ OPT_JSON, "json", 0, NULL, "one JSON object (a line each, for monitor)" },
+	{ OPT_CODE, "code", 0, NULL, "the BPF instructions of the filter in force too" },
+	{ OPT_DETACH, "detach", 0, NULL, "detach it from every cgroup first" },
+	{ OPT_CGROUP, "cgroup", 0, "PATH", "the cgroup2 directory (default: this process's)" },
+	{ OPT_COUNT, "count", 'c', "N", "stop after N drops (1..1000000000)" },
+	{ OPT_TIMEOUT, "timeout", 't', "MS", "stop after MS milliseconds (1..86400000)" },
+	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const struct cmd cmds[] = {
+	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--shared] PIN (EXPR | -f FILE)",
+	  "load a filter, pin it at PIN",
+	  "Load an engine with this filter and pin its entry program at PIN and its maps\n"
+	  "in PIN_maps/.  PIN must not exist.  A bad filter changes nothing.  With --shared,\n"
+	  "no filter: units register theirs, and a cgroup without one drops everything.\n",
+	  "cgfilter load /sys/fs/bpf/web 'tcp && dst_port in { 80, 443 }'" },
+	{ "set", cmd_set, OPT_FILE, "PIN (EXPR | -f FILE)", "replace the filter atomically",
+	  "Replace the filter of an engine in one step: every packet sees the old or the\n"
+	  "new filter, never a mix.  Units using PIN keep running.  A bad filter, or a\n"
+	  "failure of any kind, changes nothing.  A set declaration ('@name = { ... }')\n"
+	  "gives that named set these items, with the filter.\n",
+	  "cgfilter set /sys/fs/bpf/web 'tcp && dst_port == 443'" },
+	{ "register", cmd_register, OPT_FILE | OPT_CGROUP, "PIN [--cgroup PATH] (EXPR | -f FILE)",
+	  "set the filter of this process's cgroup (shared)",
+	  "Set the filter of this process's cgroup (or PATH) in a shared engine (load\n"
+	  "--shared).  For a unit: IPIngressFilterPath=PIN and/or IPEgressFilterPath=PIN\n"
+	  "and ExecStartPre=cgfilter register PIN 'EXPR'.  The filter goes with the cgroup.\n",
+	  "cgfilter register /sys/fs/bpf/cgfilter/shared 'tcp && src_port == 80'" },
+	{ "unregister", cmd_unregister, OPT_CGROUP, "PIN [--cgroup PATH]",
+	  "remove it (the cgroup then drops everything)",
+	  "Remove the filter of this process's cgroup (or PATH) from a shared engine: the\n"
+	  "cgroup then drops every packet.\n",
+	  NULL },
+	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
+	  "add addresses/prefixes or ports/ranges to a named set",
+	  "Add items to a named set, creating it if needed (its type is that of the first\n"
+	  "item).  Items: 10.0.0.0/8, 192.0.2.1, fd00::/8 or 22, 8000..8100; -f FILE reads\n"
+	  "them one a line.  All items go in at once, or none: filters using the set see\n"
+	  "the old set or the new one.\n",
+	  "cgfilter set-add /sys/fs/bpf/web @trusted 10.0.0.0/8 fd00::/8" },
+	{ "set-del", cmd_set_del, OPT_FILE, "PIN @SET (ITEM... | -f FILE)", "remove them",
+	  "Remove items (prefixes exactly as added) from a named set, all at once.\n", NULL },
+	{ "show", cmd_show, OPT_CODE | OPT_JSON, "PIN [--code] [--json]",
+	  "filter, sets, counters, attached cgroups",
+	  "The filter in force (read from the program that runs), its named sets, the\n"
+	  "counters and the cgroups the engine is attached to.\n",
+	  NULL },
+	{ "list", cmd_list, 0, "[DIR]", "every cgfilter engine under DIR (/sys/fs/bpf)",
+	  "Every cgfilter engine pinned under DIR (default /sys/fs/bpf).\n", NULL },
+	{ "stats", cmd_stats, OPT_JSON, "PIN [--json]", "packets and bytes passed and dropped",
+	  "Packets and bytes passed and dropped, summed over CPUs.\n", NULL },
+	{ "monitor", cmd_monitor, OPT_COUNT | OPT_TIMEOUT | OPT_JSON, "PIN [-c N] [-t MS] [--json]",
+	  "stream dropped packets",
+	  "Print dropped packets as they happen, at most --events-per-sec a second per\n"
+	  "CPU (set at load).  -c: stop after N drops; -t: stop after MS ms; with -c, the\n"
+	  "exit status is 1 if fewer than N were seen.\n",
+	  NULL },
+	{ "check", cmd_check, OPT_QUIET, "[-q] PIN",
+	  "fail unless PIN is a loaded cgroup_skb program",
+	  "Exit 0 if PIN is a loaded cgroup_skb program, else 1.  systemd attaches a\n"
+	  "pinned program best effort and runs a unit unfiltered if it cannot, so guard\n"
+	  "the unit: ExecStartPre=cgfilter check PIN\n",
+	  NULL },
+	{ "unload", cmd_unload, OPT_DETACH, "PIN [--detach]", "remove what load pinned",
+	  "Remove PIN and PIN_maps/ (also a half-made or foreign PIN_maps/, saying what\n"
+	  "went).  Cgroups it is attached to keep its last filter until they go away;\n"
+	  "--detach detaches it from them first.\n",
+	  NULL },
+	{ "compile", cmd_compile, OPT_FILE, "(EXPR | -f FILE)",
+	  "print the BPF program of a filter (no root)",
+	  "Check a filter and print the BPF program cgfilter would load for it; needs no\n"
+	  "privilege (maps are shown by name).\n",
+	  "cgfilter compile 'tcp && dst_port == 80'" },
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static const struct cmd *find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: cgfilter [-v] COMMAND [ARGS]\n"
+		   "Per-service packet filters for systemd units, changed at run time.\n\nCommands:\n");
+	for (i = 0; i < NCMDS; i++) {
+		char left[80];
+
+		snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
+		fprintf(f, "  %-40s %s\n", left, cmds[i].summary);
+	}
+	fprintf(f, "\n'cgfilter COMMAND --help' tells more; the language is in cgfilter(8).\n\n"
+		   "Examples:\n"
+		   "  cgfilter load /sys/fs/bpf/web 'tcp && dst_port in { 80, 443 } || icmp'\n"
+		   "  cgfilter set /sys/fs/bpf/web 'tcp && dst_port == 443'\n"
+		   "  cgfilter set-add /sys/fs/bpf/web @trusted 10.0.0.0/8 fd00::/8\n"
+		   "  systemd-run -p IPIngressFilterPath=/sys/fs/bpf/web -p IPEgressFilterPath=/sys/fs/bpf/web CMD\n");
+}
+
+static void cmd_help(const struct cmd *c, FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: cgfilter %s %s\n%s", c->name, c->args, c->help);
+	if (c->opts) {
+		fprintf(f, "\nOptions:\n");
+		for (i = 0; i < NOPTS; i++) {
+			char left[64];
+
+			if (!(c->opts & opts[i].bit))
+				continue;
+			snprintf(left, sizeof(left), "%s%c%s--%s%s%s", opts[i].shortopt ? "-" : "",
+				 opts[i].shortopt ? opts[i].shortopt : ' ', opts[i].shortopt ? ", " : "  ",
+				 opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+			fprintf(f, "  %-26s %s\n", left + (opts[i].shortopt ? 0 : 1), opts[i].help);
+		}
+	}
+	if (strstr(c->args, "EXPR")) { /* the names, from the language's one table */
+		fprintf(f, "\nNames in a filter (cgfilter(8) has the language):\n");
+		for (i = 0; i < cgf_vocab_len; i++)
+			fprintf(f, "  %-10s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
+	}
+	if (c->example)
+		fprintf(f, "\nExample: %s\n", c->example);
+}
+
+int usage_error(const struct cmd_args *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "cgfilter %s: ", a->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'cgfilter %s --help')\n", a->name);
+	return EXIT_USAGE;
+}
+
+/* A number of decimal digits only (strtoul takes spaces and signs) within
+ * lo..hi. */
+static int number(const struct cmd_args *a, const char *what, const char *s, unsigned long lo,
+		  unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || *end || errno || v < lo || v > hi)
+		return usage_error(a, "invalid %s: '%s' (%lu..%lu)", what, s, lo, hi);
+	*out = v;
+	return 0;
+}
+
+static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **argv)
+{
+	struct option lo[NOPTS + 2];
+	char shortopts[3 * NOPTS + 4] = "+h";
+	size_t i, n = 0;
+	int o;
+
+	for (i = 0; i < NOPTS; i++) {
+		lo[n].name = opts[i].name;
+		lo[n].has_arg = opts[i].arg ? required_argument : no_argument;
+		lo[n].flag = NULL;
+		lo[n].val = 256 + (int)i;
+		n++;
+		if (opts[i].shortopt) {
+			char s[3] = { (char)opts[i].shortopt, opts[i].arg ? ':' : 0, 0 };
+
+			strcat(shortopts, s);
+		}
+	}
+	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[n] = (struct option){ 0 };
+	/* the command's own options may follow its arguments, as before */
+	shortopts[0] = ':';
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
+		const struct opt *p = NULL;
+
+		if (o == 'h') {
+			cmd_help(c, stdout);
+			exit(0);
+		}
+		if (o == '?' || o == ':')
+			return usage_error(a, "%s %s", o == ':' ? "missing value of" : "unknown option",
+					   argv[optind - 1]);
+		if (o >= 256)
+			p = &opts[o - 256];
+		for (i = 0; !p && i < NOPTS; i++)
+			if (opts[i].shortopt == o)
+				p = &opts[i];
+		if (!p)
+			return usage_error(a, "bad option");
+		if (!(c->opts & p->bit))
+			return usage_error(a, "option --%s does not apply to %s", p->name, c->name);
+		switch (p->bit) {
+		case OPT_FILE: a->file = optarg; break;
+		case OPT_SHARED: a->shared = true; break;
+		case OPT_JSON: a->json = true; break;
+		case OPT_CODE: a->code = true; break;
+		case OPT_DETACH: a->detach = true; break;
+		case OPT_QUIET: a->quiet = true; break;
+		case OPT_CGROUP: a->cgroup = optarg; break;
+		case OPT_EVENTS:
+			if (number(a, "events per second", optarg, 0, 1000000, &a->events_per_sec))
+				return EXIT_USAGE;
+			break;
+		case OPT_COUNT:
+			if (number(a, "count", optarg, 1, 1000000000, &a->count))
+				return EXIT_USAGE;
+			break;
+		case OPT_TIMEOUT:
+			if (number(a, "timeout", optarg, 1, 86400000, &a->timeout_ms))
+				return EXIT_USAGE;
+			break;
+		}
+	}
+	a->argv = argv + optind;
+	a->argc = argc - optind;
+	return 0;
+}
+
+/* libbpf's messages: shown with -v only (the commands say what failed). */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (!cgf_verbose)
+		return 0;
+	(void)level;
+	return vfprintf(stderr, fmt, ap);
+}
+
+int main(int argc, char **argv)
+{
+	struct cmd_args a = { .events_per_sec = 100 };
+	const struct cmd *c;
+	int r;
+
+	/* global options before the command */
+	while (argc > 1 && argv[1][0] == '-') {
+		if (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose")) {
+			cgf_verbose++;
+		} else if (!strcmp(argv[1], "-vv")) {
+			cgf_verbose += 2;
+		} else if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[1], "--version")) {
+			printf("cgfilter %s\n", CGF_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "cgfilter: unknown option %s (cgfilter --help lists them)\n",
+				argv[1]);
+			return EXIT_USAGE;
+		}
+		argv++;
+		argc--;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "help")) {
+		if (argc > 3) {
+			fprintf(stderr, "cgfilter: help takes at most one command\n");
+			return EXIT_USAGE;
+		}
+		if (argc == 2) {
+			usage(stdout);
+			return 0;
+		}
+		c = find_cmd(argv[2]);
+		if (!c) {
+			fprintf(stderr, "cgfilter: unknown command '%s'\n", argv[2]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		cmd_help(c, stdout);
+		return 0;
+	}
+	c = find_cmd(argv[1]);
+	if (!c) {
+		fprintf(stderr, "cgfilter: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	a.name = c->name;
+	r = parse_opts(c, &a, argc - 1, argv + 1);
+	if (r)
+		return r;
+	libbpf_set_print(libbpf_print);
+	r = c->run(&a);
+	return r == EXIT_USAGE ? EXIT_USAGE : r ? 1 : 0;
+}

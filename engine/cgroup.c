@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cgroup2: where it is mounted, which cgroups a program is attached to,
+ * and the path of a cgroup id.  One walk of the hierarchy serves both.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+
+#include "engine.h"
+
+int cgf_cgroup2_root(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mounts", "r");
+	char dev[256], dir[PATH_MAX], type[64];
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	/* the last one that is reachable: inside a container an outer mount
+	 * can be listed first, hidden under a later one */
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+		struct statfs st;
+
+		if (strcmp(type, "cgroup2") || statfs(dir, &st) || st.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		snprintf(buf, len, "%s", dir);
+		found = 1;
+	}
+	fclose(f);
+	return found ? 0 : -ENOENT;
+}
+
+/* Walk the directories below path (depth first, without following mounts
+ * or links); fn(path, dirfd, ctx) returns non-zero to stop. */
+static int walk(char *path, size_t len, size_t cap, dev_t dev,
+		int (*fn)(const char *path, int dfd, void *ctx), void *ctx)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	r = fn(path, fd, ctx);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	while (!r && (de = readdir(d))) {
+		struct stat st;
+		size_t n = strlen(de->d_name);
+
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (len + 1 + n + 1 > cap)
+			continue;
+		path[len] = '/';
+		memcpy(path + len + 1, de->d_name, n + 1);
+		if (!lstat(path, &st) && S_ISDIR(st.st_mode) && st.st_dev == dev)
+			r = walk(path, len + 1 + n, cap, dev, fn, ctx);
+		path[len] = 0;
+	}
+	closedir(d);
+	return r;
+}
+
+static int walk_root(int (*fn)(const char *path, int dfd, void *ctx), void *ctx, size_t *rootlen)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int r = cgf_cgroup2_root(path, sizeof(path));
+
+	if (r)
+		return r;
+	if (stat(path, &st))
+		return -errno;
+	*rootlen = strlen(path);
+	return walk(path, *rootlen, sizeof(path), st.st_dev, fn, ctx);
+}
+
+struct attach_ctx {
+	uint32_t prog_id;
+	size_t rootlen;
+	int count;
+	int (*fn)(const char *path, enum bpf_attach_type dir, void *ctx);
+	void *ctx;
+};
+
+static int attach_cb(const char *path, int dfd, void *ctx)
+{
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	struct attach_ctx *c = ctx;
+	int d, r = 0;
+
+	for (d = 0; d < 2 && !r; d++) {
+		uint32_t ids[64], cnt = 64, flags = 0, i;
+
+		/* (64 is the kernel's limit per cgroup and direction) */
+		if (bpf_prog_query(dfd, dirs[d], 0, &flags, ids, &cnt))
+			return -errno;
+		for (i = 0; i < cnt && !r; i++) {
+			if (ids[i] != c->prog_id)
+				continue;
+			c->count++;
+			if (c->fn)
+				r = c->fn(path[c->rootlen] ? path + c->rootlen : "/", dirs[d], c->ctx);
+		}
+	}
+	return r;
+}
+
+int cgf_attachments(uint32_t prog_id,
+		    int (*fn)(const char *path, enum bpf_attach_type dir, void *ctx), void *ctx)
+{
+	struct attach_ctx c = { .prog_id = prog_id, .fn = fn, .ctx = ctx };
+	int r = walk_root(attach_cb, &c, &c.rootlen);
+
+	return r < 0 ? r : c.count;
+}
+
+struct find_ctx {
+	uint64_t id;
+	size_t rootlen;
+	char *buf;
+	size_t len;
+};
+
+static int find_cb(const char *path, int dfd, void *ctx)
+{
+	struct find_ctx *c = ctx;
+	struct stat st;
+
+	if (fstat(dfd, &st) || (uint64_t)st.st_ino != c->id)
+		return 0;
+	snprintf(c->buf, c->len, "%s", path[c->rootlen] ? path + c->rootlen : "/");
+	return 1;
+}
+
+const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len)
+{
+	struct find_ctx c = { .id = id, .buf = buf, .len = len };
+
+	if (walk_root(find_cb, &c, &c.rootlen) != 1)
+		snprintf(buf, len, "cgroup %" PRIu64, id);
+	return buf;
+}

@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * An engine's life: load, open (and check what PIN_maps/ holds belongs to
+ * the program at PIN), repair, unload.  See engine.h and cgf_abi.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "emit_bpf.h"
+#include "engine.h"
+#include "internal.h"
+
+/* The engine's maps: the one list of them. */
+const struct cgf_engine_map cgf_engine_maps[] = {
+	{ "slots", BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 0, offsetof(struct cgf_engine, slots), false },
+	{ "drops", BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 1, offsetof(struct cgf_engine, drops), false },
+	{ "stats", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct cgf_stats), 1,
+	  offsetof(struct cgf_engine, stats), false },
+	{ "ctl", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct cgf_ctl), 1, offsetof(struct cgf_engine, ctl),
+	  false },
+	{ "ratelimit", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct cgf_ratelimit), 1,
+	  offsetof(struct cgf_engine, ratelimit), false },
+	{ "events", BPF_MAP_TYPE_RINGBUF, 0, 0, CGF_EVENTS_BYTES, offsetof(struct cgf_engine, events),
+	  false },
+	{ "cgroups", BPF_MAP_TYPE_CGROUP_STORAGE, sizeof(struct bpf_cgroup_storage_key), 4, 0,
+	  offsetof(struct cgf_engine, cgroups), true },
+};
+const size_t cgf_engine_nmaps = sizeof(cgf_engine_maps) / sizeof(cgf_engine_maps[0]);
+
+int *cgf_engine_map_fd(struct cgf_engine *e, size_t i)
+{
+	return (int *)((char *)e + cgf_engine_maps[i].fd_off);
+}
+
+void cgf_engine_init(struct cgf_engine *e)
+{
+	size_t i;
+
+	memset(e, 0, sizeof(*e));
+	e->entry = e->lock = -1;
+	for (i = 0; i < cgf_engine_nmaps; i++)
+		*cgf_engine_map_fd(e, i) = -1;
+}
+
+void cgf_engine_close(struct cgf_engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < cgf_engine_nmaps; i++) {
+		int *fd = cgf_engine_map_fd(e, i);
+
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	if (e->entry >= 0)
+		close(e->entry);
+	if (e->lock >= 0)
+		close(e->lock);
+	e->entry = e->lock = -1;
+}
+
+int cgf_engine_paths(struct cgf_engine *e, const char *pin)
+{
+	size_t n = strlen(pin);
+
+	while (n > 1 && pin[n - 1] == '/')
+		n--;
+	if (n == 0 || n >= sizeof(e->pin) - 16) {
+		cgf_err("bad pin path '%s'", pin);
+		return -EINVAL;
+	}
+	memcpy(e->pin, pin, n);
+	e->pin[n] = 0;
+	snprintf(e->dir, sizeof(e->dir), "%s_maps", e->pin);
+	return 0;
+}
+
+/* ---- the engine's programs --------------------------------------------------------- */
+
+static void gen_env(const struct cgf_engine *e, struct cgf_gen_env *env)
+{
+	*env = (struct cgf_gen_env){ .stats_fd = e->stats, .slots_fd = e->slots, .drops_fd = e->drops,
+				     .ctl_fd = e->ctl,
+				     .ratelimit_fd = e->ratelimit, .events_fd = e->events,
+				     .cgroups_fd = e->cgroups };
+}
+
+/* Load a program of the engine's (entry or drop); refusals say why. */
+static int load_own(const struct cgf_gen *g, const char *name)
+{
+	size_t cap = 1u << 20;
+	char *log = malloc(cap);
+	int fd, r;
+
+	if (!log)
+		return -ENOMEM;
+	fd = cgf_sys_prog_load(g->a.insn, g->a.n, name, log, (uint32_t)cap);
+	if (fd < 0) {
+		size_t n = strlen(log);
+
+		r = fd;
+		fputs(n > 20000 ? log + n - 20000 : log, stderr);
+		cgf_err("the verifier refused the engine's program %s: %s (its log is above)", name,
+			strerror(-r));
+		free(log);
+		return r;
+	}
+	free(log);
+	return fd;
+}
+
+/*
+ * The entry program (it parses each packet and tail-calls the filter in
+ * force) and the drop program (slot 0: counts drops, reports them).
+ */
+static int programs_load(struct cgf_engine *e)
+{
+	struct cgf_gen_env env;
+	struct cgf_gen g;
+	char why[256];
+	uint32_t slot = CGF_SLOT_DROP;
+	int fd, r;
+
+	gen_env(e, &env);
+	/* the entry first: the first program to use the program array is its
+	 * owner, and a shared engine's entry has cgroup storage, which the
+	 * kernel then requires of no program in a slot */
+	r = cgf_gen_entry(e->mode == CGF_MODE_SHARED, &env, &g, why, sizeof(why));
+	if (r) {
+		cgf_err("cannot make the entry program: %s", why);
+		cgf_gen_free(&g);
+		return r;
+	}
+	fd = load_own(&g, e->mode == CGF_MODE_SHARED ? CGF_ENTRY_SHARED : CGF_ENTRY_DEDICATED);
+	cgf_gen_free(&g);
+	if (fd < 0)
+		return fd;
+	e->entry = fd;
+	/* the maps only the drop program uses, bound to the entry too: its
+	 * map ids then name every map of the engine (cgf_engine_open checks) */
+	if (bpf_prog_bind_map(fd, e->ctl, NULL) || bpf_prog_bind_map(fd, e->ratelimit, NULL) ||
+	    bpf_prog_bind_map(fd, e->events, NULL) || bpf_prog_bind_map(fd, e->stats, NULL) ||
+	    bpf_prog_bind_map(fd, e->drops, NULL)) {
+		r = -errno;
+		cgf_err("cannot bind the engine's maps to its entry program: %s", strerror(-r));
+		return r;
+	}
+	r = cgf_gen_drop(&env, &g, why, sizeof(why));
+	if (r) {
+		cgf_err("cannot make the drop program: %s", why);
+		cgf_gen_free(&g);
+		return r;
+	}
+	fd = load_own(&g, CGF_DROP_NAME);
+	cgf_gen_free(&g);
+	if (fd < 0)
+		return fd;
+	if (bpf_map_update_elem(e->slots, &slot, &fd, BPF_ANY) ||
+	    bpf_map_update_elem(e->drops, &slot, &fd, BPF_ANY)) {
+		r = -errno;
+		cgf_err("cannot put the drop program in its slot: %s", strerror(-r));
+	} else {
+		r = 0;
+	}
+	close(fd);
+	return r;
+}
+
+static int create_maps(struct cgf_engine *e, const struct cgf_load_opts *o)
+{
+	struct cgf_ctl ctl = { .events_per_sec = o->events_per_sec };
+	uint32_t zero = 0;
+	size_t i;
+
+	for (i = 0; i < cgf_engine_nmaps; i++) {
+		const struct cgf_engine_map *m = &cgf_engine_maps[i];
+		uint32_t entries = m->entries;
+		int fd;
+
+		if (m->shared_only && e->mode != CGF_MODE_SHARED)
+			continue;
+		if (!entries && m->type == BPF_MAP_TYPE_PROG_ARRAY)
+			entries = e->mode == CGF_MODE_SHARED ? CGF_SHARED_SLOTS : CGF_SLOT_DEDICATED + 1;
+		fd = cgf_sys_map_create(m->type, m->name, m->key_size, m->value_size, entries, 0, -1);
+		if (fd < 0) {
+			int r = fd;
+
+			cgf_err("cannot create the map %s: %s", m->name, strerror(-r));
+			return r;
+		}
+		*cgf_engine_map_fd(e, i) = fd;
+	}
+	if (bpf_map_update_elem(e->ctl, &zero, &ctl, BPF_ANY)) {
+		int r = -errno;
+
+		cgf_err("cannot set up the map ctl: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* ---- leftovers ------------------------------------------------------------------- */
+
+/*
+ * Remove a PIN_maps/ that no engine owns (a load killed between its pins,
+ * an unload killed half-way, or one whose PIN is gone or foreign): only its
+ * pins, never what is below a subdirectory, saying what went.
+ */
+int cgf_clear_leftover(const char *dir, const char *why)
+{
+	char list[1024] = "", path[PATH_MAX + 300];
+	struct dirent *de;
+	size_t used = 0;
+	DIR *d = opendir(dir);
+	int r = 0, n = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR) {
+			r = -ENOTEMPTY;
+			continue;
+		}
+		if (unlink(path)) {
+			r = -errno;
+			continue;
+		}
+		n++;
+		if (used < sizeof(list) - 80)
+			used += snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+					 de->d_name);
+	}
+	closedir(d);
+	if (!r && rmdir(dir))
+		r = -errno;
+	if (r) {
+		cgf_err("cannot remove %s/ (%s): %s", dir, why, strerror(-r));
+		return r;
+	}
+	cgf_note("removed %s/ (%s)%s%s", dir, why, n ? ": " : ", empty", list);
+	return 0;
+}
+
+/* ---- load -------------------------------------------------------------------------- */
+
+static void unpin_dir(struct cgf_engine *e)
+{
+	char path[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *d = opendir(e->dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_type != DT_DIR) {
+			snprintf(path, sizeof(path), "%s/%s", e->dir, de->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(e->dir);
+}
+
+int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opts *o)
+{
+	struct cgf_built b = { .prog = -1 };
+	struct cgf_engine e;
+	bool made_dir = false;
+	size_t i;
+	int r;
+
+	cgf_engine_init(&e);
+	e.mode = o->shared ? CGF_MODE_SHARED : CGF_MODE_DEDICATED;
+	r = cgf_engine_paths(&e, pin);
+	if (r)
+		return r;
+	r = cgf_check_pin_path(e.pin);
+	if (r)
+		return r;
+	if (!access(e.pin, F_OK)) {
+		cgf_err("cannot pin %s: File exists (use 'cgfilter set' to change its filter, or unload it)",
+			e.pin);
+		return -EEXIST;
+	}
+	/* a PIN_maps/ without its PIN belongs to no engine */
+	if (!access(e.dir, F_OK)) {
+		r = cgf_clear_leftover(e.dir, "left over, without its program");
+		if (r)
+			return r;
+	}
+	r = create_maps(&e, o);
+	if (r)
+		goto out;
+	r = programs_load(&e);
+	if (r)
+		goto out;
+	if (text) {
+		r = cgf_filter_build(&e, text, true, &b);
+		if (!r)
+			r = cgf_filter_seal(&b, text, 0, 1);
+		if (r)
+			goto out;
+		r = cgf_slot_put(&e, CGF_SLOT_DEDICATED, b.prog);
+		if (r)
+			goto out;
+	}
+	/* the maps first, the program last: a PIN is always complete */
+	if (mkdir(e.dir, 0700)) {
+		r = -errno;
+		cgf_err("cannot create %s: %s", e.dir, strerror(-r));
+		goto out;
+	}
+	made_dir = true;
+	for (i = 0; i < cgf_engine_nmaps; i++) {
+		char path[PATH_MAX + 80];
+		int fd = *cgf_engine_map_fd(&e, i);
+
+		if (fd < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", e.dir, cgf_engine_maps[i].name);
+		if (bpf_obj_pin(fd, path)) {
+			r = -errno;
+			cgf_err("cannot pin %s: %s", path, strerror(-r));
+			goto out;
+		}
+	}
+	r = cgf_built_pin_sets(&e, &b);
+	if (r)
+		goto out;
+	if (bpf_obj_pin(e.entry, e.pin)) {
+		r = -errno;
+		cgf_err("cannot pin %s: %s", e.pin, strerror(-r));
+		goto out;
+	}
+	made_dir = false;
+out:
+	if (made_dir)
+		unpin_dir(&e);
+	cgf_built_free(&b);
+	cgf_engine_close(&e);
+	return r;
+}
+
+/* ---- open ----------------------------------------------------------------------------- */
+
+static int entry_maps(int fd, uint32_t *ids, uint32_t *n)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+
+	info.nr_map_ids = *n;
+	info.map_ids = (uint64_t)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*n = info.nr_map_ids;
+	return 0;
+}
+
+/*
+ * What mode the program at fd is the entry of, 0 if it is not a cgfilter
+ * engine, or -errno if it cannot be read (which says nothing either way).
+ */
+static int entry_mode(int fd, char *name, size_t len, uint32_t *type)
+{
+	struct bpf_prog_info info = {};
+	uint32_t l = sizeof(info);
+
+	name[0] = 0;
+	*type = 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &l))
+		return -errno;
+	snprintf(name, len, "%s", info.name);
+	*type = info.type;
+	if (info.type != BPF_PROG_TYPE_CGROUP_SKB)
+		return 0;
+	if (!strcmp(info.name, CGF_ENTRY_DEDICATED))
+		return CGF_MODE_DEDICATED;
+	if (!strcmp(info.name, CGF_ENTRY_SHARED))
+		return CGF_MODE_SHARED;
+	return 0;
+}
+
+int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
+{
+	uint32_t ids[16], nids = 16, type, k;
+	char name[32];
+	size_t i;
+	int r;
+
+	cgf_engine_init(e);
+	r = cgf_engine_paths(e, pin);
+	if (r)
+		return r;
+	e->entry = bpf_obj_get(e->pin);
+	if (e->entry < 0) {
+		r = -errno;
+		cgf_err("cannot open %s: %s", e->pin,
+			r == -ENOENT ? "no such pin: the filter is not loaded" : strerror(-r));
+		return r;
+	}
+	r = entry_mode(e->entry, name, sizeof(name), &type);
+	if (r < 0) {
+		cgf_err("cannot read the program at %s: %s", e->pin, strerror(-r));
+		goto fail;
+	}
+	e->mode = r;
+	if (!e->mode) {
+		cgf_err("%s is not a cgfilter engine (a %s program named '%s')", e->pin,
+			type == BPF_PROG_TYPE_CGROUP_SKB ? "cgroup_skb" : "BPF", name);
+		r = -EINVAL;
+		goto fail;
+	}
+	e->entry_id = cgf_prog_id(e->entry);
+	if (!e->entry_id) {
+		r = -errno;
+		cgf_err("cannot read the program at %s: %s", e->pin, strerror(-r));
+		goto fail;
+	}
+	r = entry_maps(e->entry, ids, &nids);
+	if (r) {
+		cgf_err("cannot read the program at %s: %s", e->pin, strerror(-r));
+		goto fail;
+	}
+	for (i = 0; i < cgf_engine_nmaps; i++) {
+		const struct cgf_engine_map *m = &cgf_engine_maps[i];
+		char path[PATH_MAX + 80];
+		uint32_t id;
+		int fd;
+
+		if (m->shared_only && e->mode != CGF_MODE_SHARED)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", e->dir, m->name);
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			r = -errno;
+			cgf_err("cannot open %s: %s (unload %s and load it again)", path, strerror(-r),
+				e->pin);
+			goto fail;
+		}
+		*cgf_engine_map_fd(e, i) = fd;
+		id = cgf_map_id(fd);
+		if (!id) {
+			r = -errno;
+			cgf_err("cannot read %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		for (k = 0; k < nids && ids[k] != id; k++)
+			;
+		if (k == nids) {
+			cgf_err("%s does not belong to the program at %s: not trusted (unload %s and load it again)",
+				path, e->pin, e->pin);
+			r = -EINVAL;
+			goto fail;
+		}
+	}
+	if (lock) {
+		r = cgf_engine_lock(e);
+		if (r)
+			goto fail;
+	}
+	return 0;
+fail:
+	cgf_engine_close(e);
+	return r;
+}
+
+int cgf_engine_lock(struct cgf_engine *e)
+{
+	uint32_t id;
+	int fd, r;
+
+	if (e->lock >= 0)
+		return 0;
+	e->lock = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (e->lock < 0 || flock(e->lock, LOCK_EX)) {
+		r = -errno;
+		cgf_err("cannot lock %s: %s", e->dir, strerror(-r));
+		return r;
+	}
+	/* still the engine that was opened (not unloaded meanwhile) */
+	fd = bpf_obj_get(e->pin);
+	if (fd < 0 && errno != ENOENT) {
+		r = -errno;
+		cgf_err("cannot open %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	id = fd < 0 ? 0 : cgf_prog_id(fd);
+	r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (fd >= 0 && !id) {
+		cgf_err("cannot read the program at %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (id != e->entry_id) {
+		cgf_err("%s was unloaded or replaced meanwhile: nothing changed", e->pin);
+		return -ESTALE;
+	}
+	r = cgf_engine_repair(e);
+	if (r)
+		cgf_err("cannot read the filter in force of %s: %s", e->pin, strerror(-r));
+	return r;
+}
+
+/* ---- unload -------------------------------------------------------------------------- */
+
+static int detach_cb(const char *path, enum bpf_attach_type dir, void *ctx)
+{
+	struct cgf_engine *e = ctx;
+	char root[PATH_MAX], full[PATH_MAX * 2];
+	int fd, r = 0;
+
+	if (cgf_cgroup2_root(root, sizeof(root)))
+		return 0;
+	snprintf(full, sizeof(full), "%s%s", root, strcmp(path, "/") ? path : "");
+	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || bpf_prog_detach2(e->entry, fd, dir)) {
+		r = -errno;
+		cgf_err("cannot detach %s from %s: %s", e->pin, full, strerror(-r));
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+int cgf_engine_unload(const char *pin, bool detach)
+{
+	struct cgf_engine e;
+	uint32_t type;
+	char name[32];
+	int r, n;
+
+	cgf_engine_init(&e);
+	r = cgf_engine_paths(&e, pin);
+	if (r)
+		return r;
+	e.entry = bpf_obj_get(e.pin);
+	if (e.entry < 0) {
+		r = -errno;
+		if (r == -ENOENT && !access(e.dir, F_OK))
+			return cgf_clear_leftover(e.dir, "left over, without its program");
+		cgf_err("cannot unload %s: %s", e.pin, strerror(-r));
+		return r;
+	}
+	r = entry_mode(e.entry, name, sizeof(name), &type);
+	if (r < 0) {
+		cgf_err("cannot unload %s: cannot read its program: %s", e.pin, strerror(-r));
+		cgf_engine_close(&e);
+		return r;
+	}
+	e.mode = r;
+	if (!e.mode) {
+		cgf_err("%s is not a cgfilter engine (a %s program named '%s'): not removed", e.pin,
+			type == BPF_PROG_TYPE_CGROUP_SKB ? "cgroup_skb" : "BPF", name);
+		if (!access(e.dir, F_OK))
+			cgf_clear_leftover(e.dir, "not the maps of the program at PIN");
+		cgf_engine_close(&e);
+		return -EINVAL;
+	}
+	e.entry_id = cgf_prog_id(e.entry);
+	if (!e.entry_id) {
+		r = -errno;
+		cgf_err("cannot unload %s: cannot read its program: %s", e.pin, strerror(-r));
+		cgf_engine_close(&e);
+		return r;
+	}
+	/* (with no PIN_maps/ left, there is nothing to lock) */
+	e.lock = open(e.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if ((e.lock < 0 && errno != ENOENT) || (e.lock >= 0 && flock(e.lock, LOCK_EX))) {
+		r = -errno;
+		cgf_err("cannot unload %s: cannot lock %s: %s", e.pin, e.dir, strerror(-r));
+		cgf_engine_close(&e);
+		return r;
+	}
+	if (detach)
+		cgf_attachments(e.entry_id, detach_cb, &e);
+	n = cgf_attachments(e.entry_id, NULL, NULL);
+	if (detach && n < 0) {
+		cgf_err("%s not unloaded: cannot tell where it is attached: %s", e.pin, strerror(-n));
+		cgf_engine_close(&e);
+		return n;
+	}
+	if (detach && n > 0) {
+		cgf_err("%s not unloaded: it is still attached to %d cgroup(s)", e.pin, n);
+		cgf_engine_close(&e);
+		return -EBUSY;
+	}
+	if (unlink(e.pin)) {
+		r = -errno;
+		cgf_err("cannot remove %s: %s", e.pin, strerror(-r));
+		cgf_engine_close(&e);
+		return r;
+	}
+	unpin_dir(&e);
+	if (!access(e.dir, F_OK))
+		cgf_note("%s/ could not be removed whole", e.dir);
+	if (n > 0)
+		cgf_note("%s unpinned; still attached to %d cgroup(s), which keep its last filter until they go away or are detached (unload --detach)",
+			 e.pin, n);
+	cgf_engine_close(&e);
+	return 0;
+}
+
+/* ---- counters, events -------------------------------------------------------------- */
+
+int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS])
+{
+	int ncpu = libbpf_num_possible_cpus(), c, i;
+	struct cgf_stats *v;
+	uint32_t zero = 0;
+	int r = 0;
+
+	memset(st, 0, CGF_NSTATS * sizeof(*st));
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(e->stats, &zero, v))
+		r = -errno;
+	else
+		for (c = 0; c < ncpu; c++)
+			for (i = 0; i < CGF_NSTATS; i++)
+				st[i] += v[c].v[i];
+	free(v);
+	return r;
+}
+
+int cgf_engine_lease(const struct cgf_engine *e)
+{
+	struct cgf_ctl c = { 0 };
+	struct timespec now;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(e->ctl, &zero, &c))
+		return -errno;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	c.monitor_until_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec + CGF_MONITOR_LEASE_NS;
+	return bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+int cgf_engine_each_cgroup(const struct cgf_engine *e,
+			   int (*fn)(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx),
+			   void *ctx)
+{
+	struct bpf_cgroup_storage_key k, next;
+	int more, r = 0;
+
+	if (e->cgroups < 0)
+		return 0;
+	for (more = cgf_next_key(e->cgroups, NULL, &next); more > 0 && !r;
+	     more = cgf_next_key(e->cgroups, &k, &next)) {
+		uint32_t slot;
+
+		k = next;
+		if (bpf_map_lookup_elem(e->cgroups, &k, &slot))
+			continue; /* went away meanwhile */
+		r = fn(k.cgroup_inode_id, (enum bpf_attach_type)k.attach_type, slot, ctx);
+	}
+	return more < 0 ? more : r;
+}
+
+int cgf_next_key(int fd, const void *cur, void *next)
+{
+	if (!bpf_map_get_next_key(fd, cur, next))
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}

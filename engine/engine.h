@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * libcgfengine: the cgfilter engine as a library.  An engine is a pinned
+ * entry program (PIN) and its maps (PIN_maps/), laid out in
+ * include/cgf_abi.h.  The kernel owns the state: the filter in force is the
+ * program in a slot of the entry program's program array, and everything a
+ * filter is (its code, its literal sets, its text, its generation) hangs
+ * off that program, so one update of the slot switches all of it, and the
+ * kernel frees what the old program alone used.  A command killed at any
+ * instant leaves the old filter whole or the new one whole; what it left
+ * pinned half-way is repaired or cleared by the next command.
+ *
+ * Functions return 0 or -errno and print one line on what failed (through
+ * cgf_err); changing functions need an engine opened with the lock.
+ */
+#ifndef CGF_ENGINE_H
+#define CGF_ENGINE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/bpf.h>
+
+#include "cgf_abi.h"
+#include "expr.h"
+
+/* ---- messages ------------------------------------------------------------ */
+
+extern const char *cgf_prog;    /* prefix of messages: "cgfilter" */
+extern int cgf_verbose;
+extern int cgf_quiet;           /* cgf_err prints nothing (list skips quietly) */
+void cgf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A note on standard error: what was done besides the main result. */
+void cgf_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- an engine ------------------------------------------------------------ */
+
+enum cgf_mode {
+	CGF_MODE_DEDICATED = 1, /* one filter for every cgroup it is attached to */
+	CGF_MODE_SHARED = 2,    /* a filter per cgroup, registered by each unit */
+};
+
+#define CGF_SHARED_SLOTS 4096   /* cgroups a shared engine can hold */
+#define CGF_EVENTS_BYTES (64 * 1024)
+
+struct cgf_engine {
+	char pin[PATH_MAX];
+	char dir[PATH_MAX + 8];         /* PIN_maps */
+	enum cgf_mode mode;
+	int entry;                      /* the pinned entry program */
+	uint32_t entry_id;
+	int slots, drops, stats, ctl, ratelimit, events, cgroups; /* cgroups: shared only */
+	int lock;                       /* flock on dir, when changing */
+	uint32_t gen;                   /* dedicated: of the filter in force, read
+					 * when the lock was taken */
+};
+
+struct cgf_load_opts {
+	bool shared;
+	unsigned int events_per_sec;
+};
+
+/* Load an engine at pin (text: its filter; NULL for a shared engine). */
+int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opts *o);
+/* Open the engine at pin, checking that PIN_maps/ belongs to it; with lock,
+ * take the engine's lock and repair what a killed command left half-way. */
+int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock);
+void cgf_engine_init(struct cgf_engine *e);
+void cgf_engine_close(struct cgf_engine *e);
+/* Take the engine's lock (if not held), check it is still the engine that
+ * was opened, and repair what a killed command left half-way. */
+int cgf_engine_lock(struct cgf_engine *e);
+/* Remove PIN and PIN_maps/ (a half-made or foreign PIN_maps/ too, saying
+ * what was removed); detach: from every cgroup first. */
+int cgf_engine_unload(const char *pin, bool detach);
+
+/* Dedicated: make text the filter in force.  *gen: its generation. */
+int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen);
+/* Shared: the filter of cgroup (NULL: of this process); text NULL removes it. */
+int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *text);
+
+/* ---- what runs ------------------------------------------------------------- */
+
+/* A filter program, read back from its info map. */
+struct cgf_filter_view {
+	uint32_t prog_id;
+	struct cgf_info info;
+	struct cgf_info_set *sets;
+	char *text;
+};
+/* The filter in slot (NULL text and prog_id 0 if the slot is empty). */
+int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filter_view *v);
+void cgf_filter_view_free(struct cgf_filter_view *v);
+/* The program's own: 0, -ENOENT if fd is not a cgfilter filter. */
+int cgf_filter_read(int prog_fd, struct cgf_filter_view *v);
+
+/* Shared mode: each (cgroup, direction) with its slot; fn returns non-zero
+ * to stop. */
+int cgf_engine_each_cgroup(const struct cgf_engine *e,
+			   int (*fn)(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx),
+			   void *ctx);
+
+int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS]);
+/* Renew the monitors' lease on drop events (cgf_abi.h). */
+int cgf_engine_lease(const struct cgf_engine *e);
+
+/* ---- named sets -------------------------------------------------------------- */
+
+/* Add (or remove) items, all or none, creating the set on the first add. */
+int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add);
+/* Every named set of the engine: those the filter in force v uses (NULL:
+ * none), as it uses them, then the other ones pinned, by name. */
+int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
+		 int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx), void *ctx);
+/* The items of a set, as text ("10.0.0.0/8", "22", "8000..8100"), in order;
+ * fn returns non-zero to stop.  *count: how many (all of them). */
+int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, void *ctx), void *ctx,
+		  uint64_t *count);
+/* The type of a named set's array of maps: 0, or -errno. */
+int cgf_set_type(int outer, enum cgf_type *type);
+
+/* ---- cgroups ------------------------------------------------------------------ */
+
+/* Where cgroup2 is mounted (the last reachable mount). */
+int cgf_cgroup2_root(char *buf, size_t len);
+/* Every (cgroup, direction) prog_id is attached to: fn gets the cgroup's
+ * path below the root ("/" for the root).  Returns how many, or -errno. */
+int cgf_attachments(uint32_t prog_id,
+		    int (*fn)(const char *path, enum bpf_attach_type dir, void *ctx), void *ctx);
+/* The path of the cgroup with this id below the root, or "cgroup ID". */
+const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len);
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+uint32_t cgf_prog_id(int fd);
+uint32_t cgf_map_id(int fd);
+/* Check that the directory pin would be in is on a BPF filesystem and the
+ * name can be a pin ('.' is not); creates parents inside bpffs. */
+int cgf_check_pin_path(const char *pin);
+
+#endif /* CGF_ENGINE_H */

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Filters: build a program from a filter's text, put it in force with one
+ * update of a slot, and read back what runs.
+ *
+ * A filter program carries everything it is: its code and literal sets
+ * (maps its instructions load), its text, generation and the named sets it
+ * uses (the "cgf_info" map bound to it).  'show' reads the program in force,
+ * so what it prints is what runs.  Nothing a command pins comes before the
+ * switch, so a command killed before it changes nothing, and the kernel
+ * frees what it had made when its descriptors close.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+
+#include "emit_bpf.h"
+#include "internal.h"
+
+/* ---- reading a filter back -------------------------------------------------------- */
+
+/* The info map of the program at prog_fd, or -ENOENT. */
+static int info_map(int prog_fd)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info), n, i, *ids;
+	int r = -ENOENT;
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return -errno;
+	n = info.nr_map_ids;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = n;
+	info.map_ids = (uint64_t)(unsigned long)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len)) {
+		free(ids);
+		return -errno;
+	}
+	for (i = 0; i < info.nr_map_ids && i < n && r == -ENOENT; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t ml = sizeof(mi);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_ARRAY &&
+		    !strcmp(mi.name, CGF_INFO_NAME) && mi.value_size == CGF_INFO_CHUNK) {
+			r = fd;
+			continue;
+		}
+		close(fd);
+	}
+	free(ids);
+	return r;
+}
+
+int cgf_filter_read(int prog_fd, struct cgf_filter_view *v)
+{
+	struct bpf_map_info mi = {};
+	uint32_t ml = sizeof(mi), k;
+	size_t need;
+	char *buf = NULL;
+	int fd, r = 0;
+
+	memset(v, 0, sizeof(*v));
+	v->prog_id = cgf_prog_id(prog_fd);
+	if (!v->prog_id)
+		return -errno;
+	fd = info_map(prog_fd);
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
+		r = -errno;
+		goto out;
+	}
+	buf = malloc((size_t)mi.max_entries * CGF_INFO_CHUNK + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (k = 0; k < mi.max_entries; k++)
+		if (bpf_map_lookup_elem(fd, &k, buf + (size_t)k * CGF_INFO_CHUNK)) {
+			r = -errno;
+			goto out;
+		}
+	memcpy(&v->info, buf, sizeof(v->info));
+	need = sizeof(v->info) + (size_t)v->info.nsets * sizeof(*v->sets) + v->info.text_len;
+	if (v->info.magic != CGF_INFO_MAGIC || need > (size_t)mi.max_entries * CGF_INFO_CHUNK) {
+		r = -EINVAL;
+		goto out;
+	}
+	v->sets = calloc(v->info.nsets ? v->info.nsets : 1, sizeof(*v->sets));
+	v->text = malloc(v->info.text_len + 1);
+	if (!v->sets || !v->text) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(v->sets, buf + sizeof(v->info), (size_t)v->info.nsets * sizeof(*v->sets));
+	memcpy(v->text, buf + sizeof(v->info) + (size_t)v->info.nsets * sizeof(*v->sets),
+	       v->info.text_len);
+	v->text[v->info.text_len] = 0;
+out:
+	free(buf);
+	close(fd);
+	if (r)
+		cgf_filter_view_free(v);
+	return r;
+}
+
+void cgf_filter_view_free(struct cgf_filter_view *v)
+{
+	free(v->sets);
+	free(v->text);
+	memset(v, 0, sizeof(*v));
+}
+
+int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filter_view *v)
+{
+	uint32_t id;
+	int fd, r;
+
+	memset(v, 0, sizeof(*v));
+	if (bpf_map_lookup_elem(e->slots, &slot, &id))
+		return errno == ENOENT ? 0 : -errno;  /* an empty slot: no filter */
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;  /* replaced meanwhile */
+	r = cgf_filter_read(fd, v);
+	close(fd);
+	return r;
+}
+
+/* ---- building one ----------------------------------------------------------------- */
+
+struct build_ctx {
+	struct cgf_engine *e;
+	struct cgf_built *b;
+};
+
+/* For the parser: the type of a named set the engine holds. */
+static int lookup_type(const char *name, enum cgf_type *type, void *ctx)
+{
+	struct build_ctx *c = ctx;
+	int outer;
+
+	if (cgf_set_open(c->e, name, &outer, type))
+		return -1;
+	close(outer);
+	return 0;
+}
+
+/* For the generator: the fd of a named set the filter uses. */
+static int named_fd(const char *name, enum cgf_type type, void *ctx)
+{
+	struct cgf_built *b = ctx;
+	size_t i;
+
+	for (i = 0; i < b->nsets; i++)
+		if (!strcmp(b->sets[i].name, name) && b->sets[i].type == type)
+			return b->sets[i].outer;
+	return -1;
+}
+
+static int add_set(struct cgf_built *b, const struct cgf_built_set *s)
+{
+	struct cgf_built_set *p = realloc(b->sets, (b->nsets + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	b->sets = p;
+	b->sets[b->nsets++] = *s;
+	return 0;
+}
+
+/* The named sets of x: declared ones new, the others the engine's. */
+static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_built *b)
+{
+	const struct cgf_set *s;
+	int r;
+
+	for (s = x->sets; s; s = s->next) {
+		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared };
+		enum cgf_type t;
+
+		if (!s->name[0])
+			continue;
+		snprintf(bs.name, sizeof(bs.name), "%s", s->name);
+		if (named_fd(s->name, s->type, b) >= 0)
+			continue;
+		r = s->declared ? cgf_set_new(s, &bs.outer) : cgf_set_open(e, s->name, &bs.outer, &t);
+		if (r) {
+			cgf_err("cannot %s set @%s: %s", s->declared ? "make" : "open", s->name,
+				strerror(-r));
+			return r;
+		}
+		r = add_set(b, &bs);
+		if (r) {
+			close(bs.outer);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The literal sets' maps: an array of one frozen value each. */
+static int make_lits(struct cgf_gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nlits; i++) {
+		const struct cgf_lit *l = &g->lits[i];
+		uint32_t zero = 0;
+		int fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_lit", 4, l->value_size, 1,
+					    BPF_F_RDONLY_PROG, -1);
+
+		if (fd < 0 || bpf_map_update_elem(fd, &zero, l->data, BPF_ANY) || bpf_map_freeze(fd)) {
+			int r = fd < 0 ? fd : -errno;
+
+			cgf_err("cannot make the map of %s (%u bytes): %s", l->what, l->value_size,
+				strerror(-r));
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+		cgf_gen_bind(g, i, fd);
+	}
+	return 0;
+}
+
+static void close_lits(struct cgf_gen *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nlits; i++)
+		if (g->a.maps[g->lits[i].asm_map].fd >= 0)
+			close(g->a.maps[g->lits[i].asm_map].fd);
+}
+
+/* Load the program; on refusal say why: too large, or the verifier's log. */
+static int load_prog(const struct cgf_gen *g)
+{
+	size_t cap = 16u << 20;
+	char *log;
+	int fd, r;
+
+	if (cgf_verbose > 1) { /* -vv: the verifier's counts */
+		char stats[1024];
+
+		fd = cgf_sys_prog_load(g->a.insn, g->a.n, CGF_FILTER_NAME, stats, sizeof(stats));
+		fprintf(stderr, "cgfilter: %u instructions; the verifier: %s", g->a.n, stats);
+		if (fd >= 0)
+			return fd;
+	}
+	fd = cgf_sys_prog_load(g->a.insn, g->a.n, CGF_FILTER_NAME, NULL, 0);
+	if (fd >= 0)
+		return fd;
+	r = fd;
+	if (r == -ENOMEM || r == -EPERM) {
+		cgf_err("cannot load the filter: %s", strerror(-r));
+		return r;
+	}
+	/* again with the verifier's log, to say why */
+	log = malloc(cap);
+	if (log) {
+		fd = cgf_sys_prog_load(g->a.insn, g->a.n, CGF_FILTER_NAME, log, (uint32_t)cap);
+		if (fd >= 0) {
+			free(log);
+			return fd;
+		}
+		r = fd;
+		if (strstr(log, "BPF program is too large") || strstr(log, "too complex") || r == -E2BIG) {
+			size_t n = strlen(log);
+
+			/* -v: the end of the verifier's log, its counts */
+			if (cgf_verbose)
+				fputs(n > 3000 ? log + n - 3000 : log, stderr);
+			cgf_err("filter too large for the verifier: %s",
+				strstr(log, "too complex") ? "more than 8192 tests waiting on one path" :
+							     "more than 1000000 instructions to check");
+		} else {
+			size_t n = strlen(log);
+
+			fputs(n > 20000 ? log + n - 20000 : log, stderr);
+			cgf_err("the verifier refused the generated filter: %s (its log is above; this is a bug of cgfilter, please report it)",
+				strerror(-r));
+		}
+		free(log);
+	}
+	return r;
+}
+
+/* The info map: struct cgf_info, the named sets, the text; frozen. */
+static int make_info(const struct cgf_built *b, const char *text, uint64_t owner)
+{
+	struct cgf_info info = { .magic = CGF_INFO_MAGIC, .gen = b->gen, .owner = owner };
+	size_t tlen = strlen(text), total, n, i;
+	struct timespec ts;
+	char *buf;
+	int fd = -1, r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	info.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	info.text_len = (uint32_t)tlen;
+	info.nsets = (uint32_t)b->nsets;
+	total = sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen;
+	n = (total + CGF_INFO_CHUNK - 1) / CGF_INFO_CHUNK;
+	buf = calloc(n, CGF_INFO_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, &info, sizeof(info));
+	for (i = 0; i < b->nsets; i++) {
+		struct cgf_info_set s = { .map_id = cgf_map_id(b->sets[i].outer),
+					  .type = b->sets[i].type == CGF_T_ADDR };
+
+		if (!s.map_id) {
+			/* a description that names no set would be a lie */
+			r = errno ? -errno : -EINVAL;
+			goto out;
+		}
+		snprintf(s.name, sizeof(s.name), "%s", b->sets[i].name);
+		memcpy(buf + sizeof(info) + i * sizeof(s), &s, sizeof(s));
+	}
+	memcpy(buf + sizeof(info) + b->nsets * sizeof(struct cgf_info_set), text, tlen);
+	fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, CGF_INFO_NAME, 4, CGF_INFO_CHUNK, (uint32_t)n,
+				BPF_F_RDONLY_PROG, -1);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	for (i = 0; i < n && !r; i++) {
+		uint32_t k = (uint32_t)i;
+
+		if (bpf_map_update_elem(fd, &k, buf + i * CGF_INFO_CHUNK, BPF_ANY))
+			r = -errno;
+	}
+	if (!r && bpf_map_freeze(fd))
+		r = -errno;
+out:
+	free(buf);
+	if (r) {
+		if (fd >= 0)
+			close(fd);
+		cgf_err("cannot store the filter's text: %s", strerror(-r));
+		return r;
+	}
+	return fd;
+}
+
+static void print_parse_error(const char *text, const struct cgf_error *pe)
+{
+	char msg[400];
+
+	cgf_error_format(pe, msg, sizeof(msg));
+	cgf_err("bad filter: %s", msg);
+	cgf_error_show_place(stderr, text, pe);
+}
+
+int cgf_filter_build(struct cgf_engine *e, const char *text, bool decls, struct cgf_built *b)
+{
+	struct build_ctx c = { .e = e, .b = b };
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .lookup_set = lookup_type,
+				     .lookup_ctx = &c, .allow_decls = decls };
+	struct cgf_gen_env env = { .stats_fd = e->stats, .slots_fd = e->slots, .drops_fd = e->drops,
+				   .ctl_fd = e->ctl,
+				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
+				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b };
+	struct cgf_expr *x = NULL;
+	struct cgf_error pe;
+	struct cgf_gen g;
+	char why[256];
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	memset(&g, 0, sizeof(g));
+	b->prog = -1;
+	r = cgf_expr_parse(text, &po, &x, &pe);
+	if (r) {
+		if (r == -EINVAL)
+			print_parse_error(text, &pe);
+		else
+			cgf_err("cannot parse the filter: %s", strerror(-r));
+		return r;
+	}
+	r = open_sets(e, x, b);
+	if (r)
+		goto out;
+	r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
+	if (r) {
+		cgf_err("%s", why);
+		goto out;
+	}
+	r = make_lits(&g);
+	if (r)
+		goto out;
+	r = load_prog(&g);
+	if (r < 0)
+		goto out;
+	b->prog = r;
+	r = 0;
+out:
+	close_lits(&g);
+	cgf_gen_free(&g);
+	cgf_expr_free(x);
+	if (r)
+		cgf_built_free(b);
+	return r;
+}
+
+int cgf_filter_seal(struct cgf_built *b, const char *text, uint64_t owner, uint32_t gen)
+{
+	int info, r = 0;
+
+	b->gen = gen;
+	info = make_info(b, text, owner);
+	if (info < 0)
+		return info;
+	/* the text and sets ride with the program: freed with it */
+	if (bpf_prog_bind_map(b->prog, info, NULL)) {
+		r = -errno;
+		cgf_err("cannot bind the filter's text to it: %s", strerror(-r));
+	}
+	close(info);
+	return r;
+}
+
+void cgf_built_free(struct cgf_built *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nsets; i++)
+		close(b->sets[i].outer);
+	free(b->sets);
+	if (b->prog >= 0)
+		close(b->prog);
+	memset(b, 0, sizeof(*b));
+	b->prog = -1;
+}
+
+int cgf_built_pin_sets(struct cgf_engine *e, const struct cgf_built *b)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < b->nsets; i++) {
+		if (!b->sets[i].fresh)
+			continue;
+		r = cgf_set_pin(e, b->sets[i].name, b->sets[i].outer);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int cgf_slot_put(struct cgf_engine *e, uint32_t slot, int prog)
+{
+	if (bpf_map_update_elem(e->slots, &slot, &prog, BPF_ANY)) {
+		int r = -errno;
+
+		cgf_err("cannot put the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* ---- set, register -------------------------------------------------------------- */
+
+int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
+{
+	struct cgf_built b;
+	int r;
+
+	if (e->mode != CGF_MODE_DEDICATED) {
+		cgf_err("%s is a shared engine: services register their filters with 'cgfilter register'",
+			e->pin);
+		return -EINVAL;
+	}
+	/* the heavy part (the verifier) before the lock: a huge filter does
+	 * not hold up other commands on the engine */
+	r = cgf_filter_build(e, text, true, &b);
+	if (r)
+		return r;
+	r = cgf_engine_lock(e);
+	if (r)
+		goto out;
+	r = cgf_filter_seal(&b, text, 0, e->gen + 1);
+	if (r)
+		goto out;
+	r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
+	if (r)
+		goto out;
+	/* in force; the declared sets' pins follow (a kill here is repaired
+	 * by the next command: cgf_engine_repair) */
+	if (cgf_built_pin_sets(e, &b))
+		cgf_note("%s: the new filter is in force; the next command will pin its sets", e->pin);
+	if (gen)
+		*gen = b.gen;
+out:
+	cgf_built_free(&b);
+	return r;
+}
+
+/* The cgroup's id and which directions the engine is attached to it for:
+ * the cgroup itself, or (without one given) this process's or a parent. */
+static int find_cgroup(struct cgf_engine *e, const char *cgroup, char *path, size_t len,
+		       uint64_t *cgid, bool present[2])
+{
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	char root[PATH_MAX], line[PATH_MAX + 8];
+	FILE *f;
+
+	if (cgroup) {
+		snprintf(path, len, "%s", cgroup);
+	} else {
+		if (cgf_cgroup2_root(root, sizeof(root)) || !(f = fopen("/proc/self/cgroup", "r"))) {
+			cgf_err("cannot find my cgroup (is cgroup2 mounted?)");
+			return -ENOENT;
+		}
+		path[0] = 0;
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "0::", 3)) {
+				line[strcspn(line, "\n")] = 0;
+				if (snprintf(path, len, "%s%s", root, strcmp(line + 3, "/") ? line + 3 : "") >= (int)len)
+					path[0] = 0;
+			}
+		fclose(f);
+		if (!path[0]) {
+			cgf_err("cannot find my cgroup in /proc/self/cgroup");
+			return -ENOENT;
+		}
+	}
+	for (;;) {
+		struct stat st;
+		struct statfs sf;
+		char *slash;
+		int d, n = 0;
+
+		if (stat(path, &st)) {
+			int r = -errno;
+
+			cgf_err("cannot open cgroup %s: %s", path, strerror(-r));
+			return r;
+		}
+		if (statfs(path, &sf) || sf.f_type != CGROUP2_SUPER_MAGIC) {
+			cgf_err("cannot open cgroup %s: not a cgroup2 directory", path);
+			return -ENOTDIR;
+		}
+		*cgid = st.st_ino;
+		for (d = 0; d < 2; d++) {
+			struct bpf_cgroup_storage_key k = { .cgroup_inode_id = *cgid, .attach_type = dirs[d] };
+			uint32_t slot;
+
+			present[d] = !bpf_map_lookup_elem(e->cgroups, &k, &slot);
+			n += present[d];
+		}
+		if (n)
+			return 0;
+		slash = strrchr(path, '/');
+		if (cgroup || !slash || slash == path || !strcmp(path, root)) {
+			cgf_err("%s is not attached to %s%s: add IPIngressFilterPath=%s and/or IPEgressFilterPath=%s to the unit",
+				e->pin, cgroup ? "cgroup " : "the cgroup of this process or a parent",
+				cgroup ? cgroup : "", e->pin, e->pin);
+			return -ENOENT;
+		}
+		*slash = 0;
+	}
+}
+
+struct used_ctx {
+	uint8_t *used;
+	uint64_t cgid;
+	uint32_t old;
+};
+
+static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
+{
+	struct used_ctx *c = ctx;
+
+	(void)dir;
+	if (slot < CGF_SHARED_SLOTS)
+		c->used[slot] = 1;
+	if (cgid == c->cgid && slot)
+		c->old = slot;
+	return 0;
+}
+
+int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *text)
+{
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	struct used_ctx uc = { 0 };
+	struct cgf_filter_view cur = { 0 };
+	struct cgf_built b = { .prog = -1 };
+	char path[PATH_MAX];
+	bool present[2] = { false, false };
+	uint32_t slot = 0;
+	int r, d;
+
+	if (e->mode != CGF_MODE_SHARED) {
+		cgf_err("%s is not a shared engine (load it with 'cgfilter load --shared'); use 'cgfilter set'",
+			e->pin);
+		return -EINVAL;
+	}
+	r = find_cgroup(e, cgroup, path, sizeof(path), &uc.cgid, present);
+	if (r)
+		return r;
+	uc.used = calloc(CGF_SHARED_SLOTS, 1);
+	if (!uc.used)
+		return -ENOMEM;
+	r = cgf_engine_each_cgroup(e, mark_used, &uc);
+	if (r) {
+		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
+		goto out;
+	}
+	if (text) {
+		if (uc.old)
+			cgf_engine_filter(e, uc.old, &cur);
+		r = cgf_filter_build(e, text, false, &b);
+		if (!r)
+			r = cgf_filter_seal(&b, text, uc.cgid, cur.info.gen + 1);
+		if (r)
+			goto out;
+		/* a free slot: none names it (one a killed command left is reused) */
+		for (slot = 1; slot < CGF_SHARED_SLOTS && uc.used[slot]; slot++)
+			;
+		if (slot == CGF_SHARED_SLOTS) {
+			cgf_err("cannot register a filter in %s: all %d of its cgroup slots are in use",
+				e->pin, CGF_SHARED_SLOTS - 1);
+			r = -ENOSPC;
+			goto out;
+		}
+		r = cgf_slot_put(e, slot, b.prog);
+		if (r)
+			goto out;
+	}
+	/* the switch, per direction */
+	for (d = 0; d < 2; d++) {
+		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = uc.cgid, .attach_type = dirs[d] };
+
+		if (!present[d])
+			continue;
+		if (bpf_map_update_elem(e->cgroups, &k, &slot, BPF_EXIST)) {
+			r = -errno;
+			cgf_err("cannot set the %s filter of cgroup %s in %s: %s",
+				d ? "egress" : "ingress", path, e->pin, strerror(-r));
+			goto out;
+		}
+	}
+	/* the old filter is no cgroup's any more: the kernel frees it */
+	if (uc.old && uc.old != slot) {
+		uint32_t k = uc.old;
+
+		bpf_map_delete_elem(e->slots, &k);
+	}
+	if (cgf_verbose)
+		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
+out:
+	cgf_filter_view_free(&cur);
+	cgf_built_free(&b);
+	free(uc.used);
+	return r;
+}
+
+/* ---- repair --------------------------------------------------------------------- */
+
+int cgf_engine_repair(struct cgf_engine *e)
+{
+	struct cgf_filter_view v;
+	uint32_t i;
+	int r;
+
+	if (e->mode != CGF_MODE_DEDICATED)
+		return 0;
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r)
+		return r;
+	e->gen = v.info.gen;
+	for (i = 0; i < v.info.nsets; i++) {
+		const struct cgf_info_set *s = &v.sets[i];
+		enum cgf_type t;
+		int fd;
+
+		if (!cgf_set_open(e, s->name, &fd, &t)) {
+			bool same = cgf_map_id(fd) == s->map_id;
+
+			close(fd);
+			if (same)
+				continue;
+		}
+		/* the filter in force uses another set of that name than the
+		 * pin says (a command was killed between switch and pin) */
+		fd = bpf_map_get_fd_by_id(s->map_id);
+		if (fd < 0)
+			continue;
+		if (!cgf_set_pin(e, s->name, fd))
+			cgf_note("%s: pinned set @%s as the filter in force uses it", e->pin, s->name);
+		close(fd);
+	}
+	cgf_filter_view_free(&v);
+	return 0;
+}

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Named sets: PIN_maps/set_NAME, an array of maps with one slot holding the
+ * set's contents (cgf_abi.h).  An edit builds the new contents whole, then
+ * puts them in the slot with one update: a packet sees the old set or the
+ * new one, an edit that does not fit changes nothing, and a command killed
+ * half-way leaves the old set, since nothing was switched.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+#define SET_PREFIX "set_"
+
+static int inner_new(enum cgf_type type)
+{
+	if (type == CGF_T_ADDR)
+		return cgf_sys_map_create(BPF_MAP_TYPE_LPM_TRIE, "cgf_set", sizeof(struct cgf_lpm_key), 1,
+					  CGF_LPM_MAX_PREFIXES, BPF_F_NO_PREALLOC, -1);
+	return cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_set", 4, CGF_BITMAP_BYTES, 1, 0, -1);
+}
+
+static int outer_new(int inner)
+{
+	uint32_t zero = 0;
+	int fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "cgf_named_set", 4, 4, 1, 0, inner);
+
+	if (fd < 0)
+		return fd;
+	if (bpf_map_update_elem(fd, &zero, &inner, BPF_ANY)) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* The contents of a named set now (an fd of its inner map). */
+static int inner_of(int outer)
+{
+	uint32_t zero = 0, id;
+	int fd;
+
+	if (bpf_map_lookup_elem(outer, &zero, &id))
+		return -errno;
+	fd = bpf_map_get_fd_by_id(id);
+	return fd < 0 ? -errno : fd;
+}
+
+int cgf_set_type(int outer, enum cgf_type *type)
+{
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	int fd = inner_of(outer), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		r = -errno;
+	else if (info.type == BPF_MAP_TYPE_LPM_TRIE)
+		*type = CGF_T_ADDR;
+	else if (info.type == BPF_MAP_TYPE_ARRAY && info.value_size == CGF_BITMAP_BYTES)
+		*type = CGF_T_INT;
+	else
+		r = -EINVAL;
+	close(fd);
+	return r;
+}
+
+static void set_path(const struct cgf_engine *e, const char *prefix, const char *name, char *buf,
+		     size_t len)
+{
+	snprintf(buf, len, "%s/%s%s", e->dir, prefix, name);
+}
+
+int cgf_set_open(const struct cgf_engine *e, const char *name, int *outer, enum cgf_type *type)
+{
+	char path[PATH_MAX + 100];
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	int fd, r;
+
+	set_path(e, SET_PREFIX, name, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS ||
+	    (r = cgf_set_type(fd, type))) {
+		close(fd);
+		return -EINVAL;
+	}
+	*outer = fd;
+	return 0;
+}
+
+int cgf_set_pin(const struct cgf_engine *e, const char *name, int outer)
+{
+	char path[PATH_MAX + 100], tmp[PATH_MAX + 100];
+
+	set_path(e, SET_PREFIX, name, path, sizeof(path));
+	set_path(e, "new_" SET_PREFIX, name, tmp, sizeof(tmp));
+	unlink(tmp);
+	if (bpf_obj_pin(outer, tmp) || rename(tmp, path)) {
+		int r = -errno;
+
+		unlink(tmp);
+		cgf_err("cannot pin %s: %s", path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* ---- contents ------------------------------------------------------------------- */
+
+static void lpm_key_of(const struct cgf_cidr *c, struct cgf_lpm_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = 32 + c->plen;
+	k->family = c->family;
+	memcpy(k->addr, c->addr, c->family == 6 ? 16 : 4);
+}
+
+/* Add the items of s (or remove them) to the new contents inner. */
+static int fill(int inner, enum cgf_type type, const struct cgf_set *s, bool add, uint64_t *bits)
+{
+	uint8_t one = 1;
+	size_t i;
+
+	if (type == CGF_T_INT) {
+		for (i = 0; i < s->n; i++)
+			for (uint64_t v = s->ranges[i].lo; v <= s->ranges[i].hi && v < 65536; v++) {
+				if (add)
+					bits[v / 64] |= 1ULL << (v % 64);
+				else
+					bits[v / 64] &= ~(1ULL << (v % 64));
+			}
+		return 0;
+	}
+	for (i = 0; i < s->n; i++) {
+		struct cgf_lpm_key k;
+
+		lpm_key_of(&s->cidrs[i], &k);
+		if (add ? bpf_map_update_elem(inner, &k, &one, BPF_ANY) : bpf_map_delete_elem(inner, &k)) {
+			int r = -errno;
+
+			if (!add && r == -ENOENT) {
+				char buf[64];
+
+				cgf_format_cidr(&s->cidrs[i], buf, sizeof(buf));
+				cgf_note("%s was not in the set", buf);
+				continue;
+			}
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Copy the contents of old into the new inner (bits: the bitmap). */
+static int copy(int old, int inner, enum cgf_type type, uint64_t *bits)
+{
+	struct cgf_lpm_key k, next;
+	uint32_t zero = 0;
+	uint8_t one = 1;
+	int more;
+
+	if (type == CGF_T_INT)
+		return bpf_map_lookup_elem(old, &zero, bits) ? -errno : 0;
+	for (more = cgf_next_key(old, NULL, &next); more > 0; more = cgf_next_key(old, &k, &next)) {
+		k = next;
+		if (bpf_map_update_elem(inner, &k, &one, BPF_ANY))
+			return -errno;
+	}
+	return more;
+}
+
+int cgf_set_new(const struct cgf_set *s, int *outer)
+{
+	uint64_t *bits = NULL;
+	uint32_t zero = 0;
+	int inner = inner_new(s->type), r = 0;
+
+	if (inner < 0)
+		return inner;
+	if (s->type == CGF_T_INT) {
+		bits = calloc(CGF_BITMAP_BYTES, 1);
+		if (!bits) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	r = fill(inner, s->type, s, true, bits);
+	if (!r && bits && bpf_map_update_elem(inner, &zero, bits, BPF_ANY))
+		r = -errno;
+	if (!r) {
+		int fd = outer_new(inner);
+
+		if (fd < 0)
+			r = fd;
+		else
+			*outer = fd;
+	}
+out:
+	free(bits);
+	close(inner);
+	return r;
+}
+
+static bool good_name(const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (!n || n > CGF_SET_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!(name[i] >= 'a' && name[i] <= 'z') && !(name[i] >= 'A' && name[i] <= 'Z') &&
+		    !(name[i] >= '0' && name[i] <= '9') && name[i] != '_')
+			return false;
+	return true;
+}
+
+static bool looks_like_addr(const char *s)
+{
+	return strchr(s, ':') || (strchr(s, '.') && !strstr(s, ".."));
+}
+
+/* The items as a parsed set of type (each checked; the first bad one is
+ * refused with its reason). */
+static int parse_items(char **items, int n, enum cgf_type type, const char *name, struct cgf_set *s)
+{
+	int i;
+
+	memset(s, 0, sizeof(*s));
+	s->type = type;
+	s->cidrs = calloc(n ? n : 1, sizeof(*s->cidrs));
+	s->ranges = calloc(n ? n : 1, sizeof(*s->ranges));
+	if (!s->cidrs || !s->ranges)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		char why[200];
+		int bad;
+
+		if (!items[i][0]) {
+			cgf_err("bad element '': an empty item is neither an address nor a number");
+			return -EINVAL;
+		}
+		if (type == CGF_T_ADDR)
+			bad = cgf_parse_cidr(items[i], &s->cidrs[s->n], why, sizeof(why));
+		else if (looks_like_addr(items[i]))
+			bad = (snprintf(why, sizeof(why), "@%s holds integers", name), -1);
+		else
+			bad = cgf_parse_range(items[i], &s->ranges[s->n], why, sizeof(why));
+		if (bad) {
+			cgf_err("bad element '%s': %s", items[i], why);
+			return -EINVAL;
+		}
+		s->n++;
+	}
+	return 0;
+}
+
+int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
+{
+	uint64_t *bits = NULL;
+	struct cgf_set s;
+	enum cgf_type type;
+	uint32_t zero = 0;
+	int outer = -1, old = -1, inner = -1, r;
+	bool created = false;
+
+	memset(&s, 0, sizeof(s));
+	if (name[0] == '@')
+		name++;
+	if (!good_name(name)) {
+		cgf_err("bad set name '@%s': 1 to %d letters, digits and '_'", name, CGF_SET_NAME_MAX);
+		return -EINVAL;
+	}
+	r = cgf_set_open(e, name, &outer, &type);
+	if (r == -ENOENT && add && n) {
+		/* a new set: its type is that of its first item */
+		type = looks_like_addr(items[0]) ? CGF_T_ADDR : CGF_T_INT;
+		created = true;
+		r = 0;
+	} else if (r == -ENOENT) {
+		cgf_err("unknown set @%s in %s", name, e->pin);
+		return r;
+	} else if (r) {
+		cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
+		return r;
+	}
+	r = parse_items(items, n, type, name, &s);
+	if (r)
+		goto out;
+	inner = inner_new(type);
+	bits = calloc(CGF_BITMAP_BYTES, 1);
+	if (inner < 0 || !bits) {
+		r = inner < 0 ? inner : -ENOMEM;
+		cgf_err("cannot make a set: %s", strerror(-r));
+		goto out;
+	}
+	/* the new contents, whole, before anything switches */
+	if (!created) {
+		old = inner_of(outer);
+		r = old < 0 ? old : copy(old, inner, type, bits);
+		if (r) {
+			cgf_err("cannot read set @%s of %s: %s", name, e->pin, strerror(-r));
+			goto out;
+		}
+	}
+	r = fill(inner, type, &s, add, bits);
+	if (!r && type == CGF_T_INT && bpf_map_update_elem(inner, &zero, bits, BPF_ANY))
+		r = -errno;
+	if (r) {
+		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+			cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
+				name, CGF_LPM_MAX_PREFIXES);
+		else
+			cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+		goto out;
+	}
+	/* the switch: one update (or, for a new set, one pin) */
+	if (created) {
+		outer = outer_new(inner);
+		r = outer < 0 ? outer : cgf_set_pin(e, name, outer);
+		if (!r)
+			printf("created set @%s of %s\n", name, type == CGF_T_ADDR ? "addresses" : "integers");
+	} else if (bpf_map_update_elem(outer, &zero, &inner, BPF_ANY)) {
+		r = -errno;
+		cgf_err("cannot change @%s of %s: %s", name, e->pin, strerror(-r));
+	}
+out:
+	free(bits);
+	free(s.cidrs);
+	free(s.ranges);
+	if (inner >= 0)
+		close(inner);
+	if (old >= 0)
+		close(old);
+	if (outer >= 0)
+		close(outer);
+	return r;
+}
+
+int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
+		 int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx), void *ctx)
+{
+	struct dirent **names;
+	uint32_t k;
+	int n, i, r = 0;
+
+	/* the sets the filter in force uses, as it uses them (a pin can lag
+	 * behind after a killed command, until the next one repairs it) */
+	for (k = 0; v && k < v->info.nsets && !r; k++) {
+		enum cgf_type type;
+		int outer = bpf_map_get_fd_by_id(v->sets[k].map_id);
+
+		if (outer < 0)
+			return -errno;
+		r = cgf_set_type(outer, &type);
+		if (!r)
+			r = fn(v->sets[k].name, outer, type, ctx);
+		close(outer);
+	}
+	n = scandir(e->dir, &names, NULL, alphasort);
+	if (n < 0)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		const char *f = names[i]->d_name, *name = f + strlen(SET_PREFIX);
+		enum cgf_type type;
+		bool used = false;
+		int outer;
+
+		for (k = 0; v && k < v->info.nsets; k++)
+			used |= !strcmp(v->sets[k].name, name);
+		if (!r && !used && !strncmp(f, SET_PREFIX, strlen(SET_PREFIX)) &&
+		    !cgf_set_open(e, name, &outer, &type)) {
+			r = fn(name, outer, type, ctx);
+			close(outer);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return r;
+}
+
+/* ---- listing ---------------------------------------------------------------------- */
+
+static int cmp_key(const void *x, const void *y)
+{
+	const struct cgf_lpm_key *a = x, *b = y;
+	int c = a->family - b->family;
+
+	if (!c)
+		c = memcmp(a->addr, b->addr, 16);
+	if (!c)
+		c = (int)a->prefixlen - (int)b->prefixlen;
+	return c;
+}
+
+int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, void *ctx), void *ctx,
+		  uint64_t *count)
+{
+	int inner = inner_of(outer), more, r = 0;
+	struct cgf_lpm_key k, next, *keys = NULL;
+	size_t n = 0, cap = 0, i;
+	char buf[64];
+
+	*count = 0;
+	if (inner < 0)
+		return inner;
+	if (type == CGF_T_INT) {
+		uint64_t *w = calloc(CGF_BITMAP_BYTES, 1);
+		uint32_t zero = 0, v = 0;
+
+		if (!w || bpf_map_lookup_elem(inner, &zero, w)) {
+			r = w ? -errno : -ENOMEM;
+			free(w);
+			close(inner);
+			return r;
+		}
+		while (v < 65536) {
+			uint32_t lo;
+
+			if (!(w[v / 64] >> (v % 64) & 1)) {
+				v++;
+				continue;
+			}
+			for (lo = v; v < 65536 && (w[v / 64] >> (v % 64) & 1); v++)
+				(*count)++;
+			if (lo == v - 1)
+				snprintf(buf, sizeof(buf), "%u", lo);
+			else
+				snprintf(buf, sizeof(buf), "%u..%u", lo, v - 1);
+			if (!r && fn)
+				r = fn(buf, ctx);
+		}
+		free(w);
+		close(inner);
+		return 0;
+	}
+	for (more = cgf_next_key(inner, NULL, &next); more > 0; more = cgf_next_key(inner, &k, &next)) {
+		k = next;
+		if (n == cap) {
+			struct cgf_lpm_key *p = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*p));
+
+			if (!p) {
+				more = -ENOMEM;
+				break;
+			}
+			keys = p;
+		}
+		keys[n++] = k;
+	}
+	close(inner);
+	if (more < 0) {
+		free(keys);
+		return more;
+	}
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	*count = n;
+	for (i = 0; i < n && !r && fn; i++) {
+		struct cgf_cidr c = { .family = keys[i].family, .plen = (uint8_t)(keys[i].prefixlen - 32) };
+
+		memcpy(c.addr, keys[i].addr, 16);
+		cgf_format_cidr(&c, buf, sizeof(buf));
+		r = fn(buf, ctx);
+	}
+	free(keys);
+	return 0;
+}

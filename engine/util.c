@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Messages, object ids and pin paths, for the engine library and the
+ * commands on it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+
+#include "engine.h"
+
+const char *cgf_prog = "cgfilter";
+int cgf_verbose;
+int cgf_quiet;
+
+void cgf_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cgf_quiet)
+		return;
+	fprintf(stderr, "%s: ", cgf_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cgf_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cgf_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+uint32_t cgf_prog_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+uint32_t cgf_map_id(int fd)
+{
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+static int mkdir_p(char *path)
+{
+	char *p;
+
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0700) && errno != EEXIST) {
+			*p = '/';
+			return -errno;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int cgf_check_pin_path(const char *pin)
+{
+	char dir[PATH_MAX], anc[PATH_MAX];
+	struct statfs st;
+	char *slash, *cut;
+	int r;
+
+	if (snprintf(dir, sizeof(dir), "%s", pin) >= (int)sizeof(dir) - 16) {
+		cgf_err("cannot pin %s: the path is too long", pin);
+		return -ENAMETOOLONG;
+	}
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir || !slash[1]) {
+		cgf_err("cannot pin %s: give a path under a BPF filesystem such as /sys/fs/bpf", pin);
+		return -EINVAL;
+	}
+	if (strchr(slash + 1, '.')) {
+		cgf_err("cannot pin %s: a BPF filesystem name may not contain '.'", pin);
+		return -EINVAL;
+	}
+	*slash = 0;
+	/* parents are created only inside a BPF filesystem */
+	snprintf(anc, sizeof(anc), "%s", dir);
+	while (access(anc, F_OK) && (cut = strrchr(anc, '/')) && cut != anc)
+		*cut = 0;
+	if (statfs(anc, &st) || st.f_type != BPF_FS_MAGIC) {
+		cgf_err("cannot pin %s: %s is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)",
+			pin, anc);
+		return -EINVAL;
+	}
+	r = mkdir_p(dir);
+	if (r) {
+		cgf_err("cannot create %s: %s", dir, strerror(-r));
+		return r;
+	}
+	if (statfs(dir, &st) || st.f_type != BPF_FS_MAGIC) {
+		cgf_err("cannot pin %s: %s is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)",
+			pin, dir);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The engine's own programs, made once when an engine loads (cgf_abi.h):
+ *
+ *  - the entry program, pinned at PIN: parses the packet (parse_bpf.c),
+ *    leaves its fields in skb->cb and tail-calls the filter in force; a
+ *    malformed packet, or one with no filter, goes to the drop program;
+ *  - the drop program, slot 0: counts a drop and, while a monitor holds
+ *    the lease, reports it.
+ *
+ * So a filter program is only the filter: small, quick to verify, and
+ * 'cgfilter set' puts a new one in force in about a millisecond.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "gen.h"
+
+/* to the drop program, for reason */
+static void to_drop(struct gen *g, enum cgf_reason reason)
+{
+	i_mov(g, BPF_REG_0, reason);
+	i_stx(g, BPF_W, R_CTX, CB(3), BPF_REG_0);
+	gen_tail_call(g, g->m_slots, CGF_SLOT_DROP, -1);
+	/* slot 0 is filled at load: this is not reached, but fails closed */
+	i_mov(g, BPF_REG_0, 0);
+	i_exit(g);
+}
+
+int cgf_gen_entry(bool shared, const struct cgf_gen_env *env, struct cgf_gen *out, char *why,
+		  size_t whylen)
+{
+	struct gen g = { .why = why, .whylen = whylen };
+
+	gen_begin(&g, out, env);
+	gen_prologue(&g);
+	gen_parse(&g);
+
+	cgf_asm_place(g.a, g.l_filter);
+	gen_pack_cb(&g);
+	i_mov(&g, BPF_REG_0, CGF_DROP_NOFILTER);
+	i_stx(&g, BPF_W, R_CTX, CB(3), BPF_REG_0);
+	if (shared) {
+		cgf_asm_note(g.a, "the filter of the cgroup (0: none, the drop program)");
+		cgf_asm_ld_map(g.a, BPF_REG_1, g.m_cgroups);
+		i_mov(&g, BPF_REG_2, 0);
+		i_call(&g, BPF_FUNC_get_local_storage);
+		i_ldx(&g, BPF_W, BPF_REG_7, BPF_REG_0, 0);
+		gen_tail_call(&g, g.m_slots, 0, BPF_REG_7);
+	} else {
+		cgf_asm_note(g.a, "the filter in force");
+		gen_tail_call(&g, g.m_slots, CGF_SLOT_DEDICATED, -1);
+	}
+	cgf_asm_note(g.a, "no filter in force: drop");
+	to_drop(&g, CGF_DROP_NOFILTER);
+
+	cgf_asm_place(g.a, g.l_malformed);
+	cgf_asm_note(g.a, "malformed: drop, whatever the filter says");
+	gen_pack_cb(&g);
+	to_drop(&g, CGF_DROP_MALFORMED);
+	return gen_finish(&g);
+}
+
+/* copy a field (u64 on the stack) into the event r9 points to */
+static void ev_field(struct gen *g, int field, uint8_t size, int off)
+{
+	i_field(g, BPF_REG_0, field);
+	i_stx(g, size, BPF_REG_9, (int16_t)off, BPF_REG_0);
+}
+
+/*
+ * A drop event, if a monitor's lease runs and the rate limit allows: at
+ * most ctl.events_per_sec a second and CPU; what it holds back is counted.
+ */
+void gen_report_drop(struct gen *g)
+{
+	uint32_t done = cgf_asm_label(g->a), fresh = cgf_asm_label(g->a);
+	uint32_t suppressed = cgf_asm_label(g->a);
+	int i;
+
+	cgf_asm_note(g->a, "a drop event only while a monitor's lease runs");
+	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_ctl);
+	i_fp(g, BPF_REG_2, FP_ZERO);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, done);
+	i_ldx(g, BPF_DW, BPF_REG_7, BPF_REG_0, offsetof(struct cgf_ctl, monitor_until_ns));
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_7, 0, done);
+	i_ldx(g, BPF_W, BPF_REG_8, BPF_REG_0, offsetof(struct cgf_ctl, events_per_sec));
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, 0, done);
+	i_call(g, BPF_FUNC_ktime_get_ns);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_0, BPF_REG_7, done);
+	i_movr(g, BPF_REG_7, BPF_REG_0); /* now */
+	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_rl);
+	i_fp(g, BPF_REG_2, FP_ZERO);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, done);
+	/* a new second: a second's tokens */
+	i_movr(g, BPF_REG_1, BPF_REG_7);
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_0, offsetof(struct cgf_ratelimit, last_ns));
+	i_alur(g, BPF_SUB, BPF_REG_1, BPF_REG_2);
+	cgf_asm_jmp_imm(g->a, BPF_JLT, BPF_REG_1, 1000000000, fresh);
+	i_stx(g, BPF_DW, BPF_REG_0, offsetof(struct cgf_ratelimit, last_ns), BPF_REG_7);
+	i_stx(g, BPF_DW, BPF_REG_0, offsetof(struct cgf_ratelimit, tokens), BPF_REG_8);
+	cgf_asm_place(g->a, fresh);
+	i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_0, offsetof(struct cgf_ratelimit, tokens));
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_1, 0, suppressed);
+	i_alu(g, BPF_SUB, BPF_REG_1, 1);
+	i_stx(g, BPF_DW, BPF_REG_0, offsetof(struct cgf_ratelimit, tokens), BPF_REG_1);
+	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_events);
+	i_mov(g, BPF_REG_2, sizeof(struct cgf_event));
+	i_mov(g, BPF_REG_3, 0);
+	i_call(g, BPF_FUNC_ringbuf_reserve);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, suppressed);
+	i_movr(g, BPF_REG_9, BPF_REG_0);
+	i_stx(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, time_ns), BPF_REG_7);
+	i_movr(g, BPF_REG_1, R_CTX);
+	i_call(g, BPF_FUNC_skb_cgroup_id);
+	i_stx(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, cgroup_id), BPF_REG_0);
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, len));
+	i_stx(g, BPF_W, BPF_REG_9, offsetof(struct cgf_event, len), BPF_REG_0);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_FAMILY);
+	i_stx(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, family), BPF_REG_0);
+	ev_field(g, CGF_F_IP_PROTO, BPF_B, offsetof(struct cgf_event, proto));
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_MALFORMED);
+	i_stx(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, malformed), BPF_REG_0);
+	i_st(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, pad), 0);
+	ev_field(g, CGF_F_SRC_PORT, BPF_H, offsetof(struct cgf_event, sport));
+	ev_field(g, CGF_F_DST_PORT, BPF_H, offsetof(struct cgf_event, dport));
+	ev_field(g, CGF_F_ICMP_TYPE, BPF_B, offsetof(struct cgf_event, icmp_type));
+	ev_field(g, CGF_F_ICMP_CODE, BPF_B, offsetof(struct cgf_event, icmp_code));
+	ev_field(g, CGF_F_TCP_FLAGS, BPF_B, offsetof(struct cgf_event, tcp_flags));
+	i_st(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, pad2), 0);
+	for (i = 0; i < 2; i++) {
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_SADDR + 8 * i));
+		i_stx(g, BPF_DW, BPF_REG_9, (int16_t)(offsetof(struct cgf_event, saddr) + 8 * i), BPF_REG_0);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_DADDR + 8 * i));
+		i_stx(g, BPF_DW, BPF_REG_9, (int16_t)(offsetof(struct cgf_event, daddr) + 8 * i), BPF_REG_0);
+	}
+	i_movr(g, BPF_REG_1, BPF_REG_9);
+	i_mov(g, BPF_REG_2, 0);
+	i_call(g, BPF_FUNC_ringbuf_submit);
+	gen_count(g, CGF_ST_EVENTS, false);
+	cgf_asm_ja(g->a, done);
+	cgf_asm_place(g->a, suppressed);
+	gen_count(g, CGF_ST_SUPPRESSED, false);
+	cgf_asm_place(g->a, done);
+}
+
+int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, size_t whylen)
+{
+	struct gen g = { .why = why, .whylen = whylen };
+	uint32_t counted, not_nofilter;
+
+	gen_begin(&g, out, env);
+	counted = cgf_asm_label(g.a);
+	not_nofilter = cgf_asm_label(g.a);
+	gen_prologue(&g);
+	i_mov(&g, BPF_REG_0, 0);
+	i_stx(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, BPF_REG_0);
+	gen_count(&g, CGF_ST_DROP_PKTS, true);
+	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_DROP_MALFORMED, not_nofilter);
+	i_st(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, 1);
+	gen_count(&g, CGF_ST_MALFORMED, false);
+	cgf_asm_ja(g.a, counted);
+	cgf_asm_place(g.a, not_nofilter);
+	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_DROP_NOFILTER, counted);
+	gen_count(&g, CGF_ST_NOFILTER, false);
+	cgf_asm_place(g.a, counted);
+	/* the fields for the event: all of them (an address that cannot be
+	 * read is left 0) */
+	gen_unpack_cb(&g, (1u << CGF_NFIELDS) - 1, true);
+	cgf_asm_place(g.a, g.l_malformed);
+	gen_report_drop(&g);
+	i_mov(&g, BPF_REG_0, 0);
+	i_exit(&g);
+	return gen_finish(&g);
+}

@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * 'x in SET' as BPF instructions.
+ *
+ *  - A literal set of at most CGF_INLINE_ITEMS ranges (or prefixes)
+ *    becomes arithmetic without a branch, and one test.
+ *  - A larger literal integer set is a bitmap of 65536 bits in a map of
+ *    its own: one lookup, one bit test.
+ *  - A larger literal address set is, per family, its prefixes merged into
+ *    sorted disjoint intervals in one array value, searched without a
+ *    branch (a step per halving: 17 for 100,000 intervals), so it costs
+ *    about the same for 5 or 100,000 prefixes and takes 8 bytes a prefix
+ *    for IPv4, 16 or 32 for IPv6.
+ *  - A named set goes through its array of maps (cgf_abi.h): an LPM trie
+ *    for addresses, a bitmap for integers, swapped whole by set-add.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen.h"
+
+/* ---- integers ------------------------------------------------------------- */
+
+/* jump to t if 0 <= r7 < 65536 has its bit set in the bitmap r0 points to */
+static void bit_test(struct gen *g, uint32_t t, uint32_t f, uint32_t next)
+{
+	i_movr(g, BPF_REG_1, BPF_REG_7);
+	i_alu(g, BPF_RSH, BPF_REG_1, 6);
+	i_alu(g, BPF_LSH, BPF_REG_1, 3);
+	i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_1);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_0, 0);
+	i_movr(g, BPF_REG_1, BPF_REG_7);
+	i_alu(g, BPF_AND, BPF_REG_1, 63);
+	i_alur(g, BPF_RSH, BPF_REG_0, BPF_REG_1);
+	i_alu(g, BPF_AND, BPF_REG_0, 1);
+	gen_branch(g, BPF_JNE, false, 0, t, f, next);
+}
+
+/* r0 = lookup(map m, key 0); to f if there is none */
+static void lookup0(struct gen *g, uint32_t m, uint32_t f)
+{
+	cgf_asm_ld_map(g->a, BPF_REG_1, m);
+	i_fp(g, BPF_REG_2, FP_ZERO);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, f);
+}
+
+/* r0 = the inner map of the named set's array of maps m; to f if none */
+static void named_inner(struct gen *g, uint32_t m, uint32_t f)
+{
+	lookup0(g, m, f);
+}
+
+static uint32_t add_lit(struct gen *g, const char *name, const char *note, const void *data,
+			uint32_t size, const struct cgf_set *s)
+{
+	struct cgf_lit *l;
+	uint32_t m;
+	void *copy = malloc(size);
+
+	l = realloc(g->out->lits, (g->out->nlits + 1) * sizeof(*l));
+	if (!l || !copy) {
+		free(copy);
+		free(l == g->out->lits ? NULL : l);
+		gen_fail(g, -ENOMEM, "out of memory");
+		return 0;
+	}
+	g->out->lits = l;
+	memcpy(copy, data, size);
+	m = cgf_asm_add_map(g->a, -1, name, note);
+	l = &g->out->lits[g->out->nlits++];
+	memset(l, 0, sizeof(*l));
+	l->asm_map = m;
+	l->value_size = size;
+	l->data = copy;
+	snprintf(l->what, sizeof(l->what), "the literal set at line %d, column %d", s->line, s->col);
+	return m;
+}
+
+/*
+ * The few ranges of a small literal set, without a branch (gen.h says why):
+ * r8 = the AND of one bit per range, 1 if the value in r7 is not in it, so
+ * 0 if it is in one.  A range lo..hi holds x if x - lo <= hi - lo, unsigned.
+ */
+static void int_inline(struct gen *g, const struct cgf_set *s, uint32_t t, uint32_t f,
+		       uint32_t next)
+{
+	size_t i;
+
+	if (s->n == 1 && s->ranges[0].lo == s->ranges[0].hi) {
+		gen_branch(g, BPF_JEQ, false, (int32_t)s->ranges[0].lo, t, f, next);
+		return;
+	}
+	i_movr(g, BPF_REG_7, BPF_REG_0);
+	i_mov(g, BPF_REG_8, 1);
+	for (i = 0; i < s->n; i++) {
+		const struct cgf_range *r = &s->ranges[i];
+
+		i_movr(g, BPF_REG_1, BPF_REG_7);
+		if (r->lo == r->hi) {
+			i_alu(g, BPF_XOR, BPF_REG_1, (int32_t)r->lo);
+			i_bool(g, BPF_REG_1);
+		} else {
+			i_alu(g, BPF_SUB, BPF_REG_1, (int32_t)r->lo);
+			i_mov(g, BPF_REG_2, r->hi - r->lo);
+			i_ltu(g, BPF_REG_1, BPF_REG_2, BPF_REG_1);
+		}
+		i_alur(g, BPF_AND, BPF_REG_8, BPF_REG_1);
+	}
+	i_movr(g, BPF_REG_0, BPF_REG_8);
+	gen_branch(g, BPF_JEQ, false, 0, t, f, next);
+}
+
+static void int_in(struct gen *g, const struct cgf_set *s, uint32_t t, uint32_t f, uint32_t next)
+{
+	size_t i;
+
+	if (!s->name[0] && s->n <= CGF_INLINE_ITEMS) {
+		int_inline(g, s, t, f, next);
+		return;
+	}
+	i_movr(g, BPF_REG_7, BPF_REG_0);
+	cgf_asm_jmp_imm(g->a, BPF_JGT, BPF_REG_7, 65535, f);
+	if (s->name[0]) {
+		int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_INT, g->env->ctx) : -1;
+		char name[80];
+
+		snprintf(name, sizeof(name), "@%s", s->name);
+		named_inner(g, cgf_asm_add_map(g->a, fd, name, "integer set"), f);
+		i_movr(g, BPF_REG_1, BPF_REG_0);
+		i_fp(g, BPF_REG_2, FP_ZERO);
+		i_call(g, BPF_FUNC_map_lookup_elem);
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, f);
+	} else {
+		uint64_t *bits = calloc(CGF_BITMAP_BYTES / 8, sizeof(*bits));
+		char note[64];
+		uint32_t m;
+
+		if (!bits) {
+			gen_fail(g, -ENOMEM, "out of memory");
+			return;
+		}
+		for (i = 0; i < s->n; i++)
+			for (uint64_t v = s->ranges[i].lo; v <= s->ranges[i].hi && v < 65536; v++)
+				bits[v / 64] |= 1ULL << (v % 64);
+		snprintf(note, sizeof(note), "integer bitmap, %zu ranges", s->n);
+		m = add_lit(g, "lit", note, bits, CGF_BITMAP_BYTES, s);
+		free(bits);
+		lookup0(g, m, f);
+	}
+	bit_test(g, t, f, next);
+}
+
+/* ---- addresses ------------------------------------------------------------- */
+
+struct ival4 {
+	uint32_t lo, hi;        /* host order */
+};
+struct ival6 {
+	uint64_t lo_h, lo_l, hi_h, hi_l;
+};
+
+static int cmp4(const void *x, const void *y)
+{
+	const struct ival4 *a = x, *b = y;
+
+	return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+static int cmp6(const void *x, const void *y)
+{
+	const struct ival6 *a = x, *b = y;
+
+	if (a->lo_h != b->lo_h)
+		return a->lo_h < b->lo_h ? -1 : 1;
+	return a->lo_l < b->lo_l ? -1 : a->lo_l > b->lo_l;
+}
+
+static uint64_t be64_at(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+/* The IPv6 prefixes of s as sorted, merged intervals; *wide: some prefix is
+ * longer than 64 bits, so the low half matters. */
+static struct ival6 *intervals6(const struct cgf_set *s, size_t *n, bool *wide)
+{
+	struct ival6 *v = calloc(s->n ? s->n : 1, sizeof(*v));
+	size_t i, k = 0;
+
+	*wide = false;
+	if (!v)
+		return NULL;
+	for (i = 0; i < s->n; i++) {
+		const struct cgf_cidr *c = &s->cidrs[i];
+		uint64_t h = be64_at(c->addr), l = be64_at(c->addr + 8);
+		uint64_t mh = c->plen >= 64 ? ~0ULL : c->plen ? ~0ULL << (64 - c->plen) : 0;
+		uint64_t ml = c->plen >= 128 ? ~0ULL : c->plen > 64 ? ~0ULL << (128 - c->plen) : 0;
+
+		if (c->family != 6)
+			continue;
+		*wide |= c->plen > 64;
+		v[k].lo_h = h & mh;
+		v[k].lo_l = l & ml;
+		v[k].hi_h = h | ~mh;
+		v[k].hi_l = l | ~ml;
+		k++;
+	}
+	qsort(v, k, sizeof(*v), cmp6);
+	*n = 0;
+	for (i = 0; i < k; i++) {
+		struct ival6 *last = *n ? &v[*n - 1] : NULL;
+
+		/* overlapping or adjacent: one interval */
+		if (last && (v[i].lo_h < last->hi_h ||
+			     (v[i].lo_h == last->hi_h && v[i].lo_l <= last->hi_l) ||
+			     (last->hi_l == ~0ULL && last->hi_h + 1 == v[i].lo_h && v[i].lo_l == 0) ||
+			     (v[i].lo_h == last->hi_h && last->hi_l + 1 == v[i].lo_l))) {
+			if (v[i].hi_h > last->hi_h ||
+			    (v[i].hi_h == last->hi_h && v[i].hi_l > last->hi_l)) {
+				last->hi_h = v[i].hi_h;
+				last->hi_l = v[i].hi_l;
+			}
+			continue;
+		}
+		v[(*n)++] = v[i];
+	}
+	return v;
+}
+
+static struct ival4 *intervals4(const struct cgf_set *s, size_t *n)
+{
+	struct ival4 *v = calloc(s->n ? s->n : 1, sizeof(*v));
+	size_t i, k = 0;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < s->n; i++) {
+		const struct cgf_cidr *c = &s->cidrs[i];
+		uint32_t a, m;
+
+		if (c->family != 4)
+			continue;
+		memcpy(&a, c->addr, 4);
+		a = be32toh(a);
+		m = c->plen ? ~0u << (32 - c->plen) : 0;
+		v[k].lo = a & m;
+		v[k].hi = a | ~m;
+		k++;
+	}
+	qsort(v, k, sizeof(*v), cmp4);
+	*n = 0;
+	for (i = 0; i < k; i++) {
+		struct ival4 *last = *n ? &v[*n - 1] : NULL;
+
+		if (last && (v[i].lo <= last->hi || (last->hi != ~0u && v[i].lo == last->hi + 1))) {
+			if (v[i].hi > last->hi)
+				last->hi = v[i].hi;
+			continue;
+		}
+		v[(*n)++] = v[i];
+	}
+	return v;
+}
+
+/* r = (a < b), 64-bit unsigned, without a branch; r, a, b not r3-r5 */
+void i_ltu(struct gen *g, uint8_t r, uint8_t a, uint8_t b)
+{
+	/* the borrow of a - b: ((~a & b) | (~(a ^ b) & (a - b))) >> 63 */
+	i_movr(g, BPF_REG_3, a);
+	i_alu(g, BPF_XOR, BPF_REG_3, -1);
+	i_alur(g, BPF_AND, BPF_REG_3, b);
+	i_movr(g, BPF_REG_4, a);
+	i_alur(g, BPF_XOR, BPF_REG_4, b);
+	i_alu(g, BPF_XOR, BPF_REG_4, -1);
+	i_movr(g, BPF_REG_5, a);
+	i_alur(g, BPF_SUB, BPF_REG_5, b);
+	i_alur(g, BPF_AND, BPF_REG_4, BPF_REG_5);
+	i_alur(g, BPF_OR, BPF_REG_3, BPF_REG_4);
+	i_alu(g, BPF_RSH, BPF_REG_3, 63);
+	i_movr(g, r, BPF_REG_3);
+}
+
+/* base += c * half: c is 0 or 1 in r1 */
+static void advance(struct gen *g, uint64_t half)
+{
+	if (!(half & (half - 1))) {
+		int sh = __builtin_ctzll(half);
+
+		if (sh)
+			i_alu(g, BPF_LSH, BPF_REG_1, sh);
+	} else {
+		i_alu(g, BPF_MUL, BPF_REG_1, (int32_t)half);
+	}
+	i_alur(g, BPF_ADD, BPF_REG_9, BPF_REG_1);
+}
+
+/* r2 = r8 + (r9 + k) * stride: the interval k after base */
+static void interval_ptr(struct gen *g, uint64_t k, int stride)
+{
+	i_movr(g, BPF_REG_1, BPF_REG_9);
+	if (k)
+		i_alu(g, BPF_ADD, BPF_REG_1, (int32_t)k);
+	i_alu(g, BPF_LSH, BPF_REG_1, __builtin_ctz(stride));
+	i_movr(g, BPF_REG_2, BPF_REG_8);
+	i_alur(g, BPF_ADD, BPF_REG_2, BPF_REG_1);
+}
+
+/*
+ * Branch-free search of n sorted intervals of stride bytes (the map value
+ * r8 points to) for the last one that starts at or below the address:
+ * r9 = its index.  lo_le_a(g) must leave 1 in r1 if the interval r2 points
+ * to starts at or below the address, else 0.
+ */
+static void search(struct gen *g, size_t n, int stride, void (*lo_le_a)(struct gen *g))
+{
+	i_mov(g, BPF_REG_9, 0);
+	while (n > 1) {
+		size_t half = n / 2;
+
+		interval_ptr(g, half, stride);
+		lo_le_a(g);
+		advance(g, half);
+		n -= half;
+	}
+	interval_ptr(g, 0, stride);
+}
+
+/* IPv4: the address (host order) in r7 */
+static void lo_le_a4(struct gen *g)
+{
+	i_ldx(g, BPF_W, BPF_REG_2, BPF_REG_2, 0);
+	i_ltu(g, BPF_REG_1, BPF_REG_7, BPF_REG_2);
+	i_alu(g, BPF_XOR, BPF_REG_1, 1);
+}
+
+/* IPv6 by its top 64 bits, in r7 */
+static void lo_le_a6(struct gen *g)
+{
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_2, 0);
+	i_ltu(g, BPF_REG_1, BPF_REG_7, BPF_REG_2);
+	i_alu(g, BPF_XOR, BPF_REG_1, 1);
+}
+
+/* IPv6, 128 bits: top half in r7, low half at FP_KEY */
+static void lo_le_a6w(struct gen *g)
+{
+	/* a < lo  <=>  a_h < lo_h  |  (a_h == lo_h & a_l < lo_l) */
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 8);      /* lo_l */
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_2, 0);      /* lo_h */
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
+	i_ltu(g, BPF_REG_1, BPF_REG_7, BPF_REG_2);      /* a_h < lo_h */
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 16, BPF_REG_1);
+	i_alur(g, BPF_XOR, BPF_REG_2, BPF_REG_7);
+	i_not(g, BPF_REG_2);                            /* a_h == lo_h */
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 24, BPF_REG_2);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_KEY);      /* a_l */
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_10, FP_KEY + 8);  /* lo_l */
+	i_ltu(g, BPF_REG_1, BPF_REG_0, BPF_REG_2);      /* a_l < lo_l */
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_10, FP_KEY + 24);
+	i_alur(g, BPF_AND, BPF_REG_1, BPF_REG_2);
+	i_ldx(g, BPF_DW, BPF_REG_2, BPF_REG_10, FP_KEY + 16);
+	i_alur(g, BPF_OR, BPF_REG_1, BPF_REG_2);
+	i_alu(g, BPF_XOR, BPF_REG_1, 1);
+}
+
+/* A literal set's IPv4 prefixes, n of them, merged into intervals in a map
+ * and searched; the family is known; jump to t or f. */
+static void lit4(struct gen *g, const struct cgf_set *s, int addr, size_t n, uint32_t t,
+		 uint32_t f)
+{
+	struct ival4 *v = intervals4(s, &n);
+	char note[64];
+	uint32_t m;
+
+	if (!v) {
+		gen_fail(g, -ENOMEM, "out of memory");
+		return;
+	}
+	snprintf(note, sizeof(note), "IPv4 set: %zu intervals", n);
+	m = add_lit(g, "lit", note, v, (uint32_t)(n * sizeof(*v)), s);
+	free(v);
+	i_ldx(g, BPF_W, BPF_REG_7, BPF_REG_10, (int16_t)addr);
+	i_be(g, BPF_REG_7, 32);
+	lookup0(g, m, f);
+	i_movr(g, BPF_REG_8, BPF_REG_0);
+	cgf_asm_note(g->a, "the last of %zu intervals that starts at or below the address", n);
+	search(g, n, 8, lo_le_a4);
+	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_2, 0);
+	cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_7, BPF_REG_0, f);
+	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_2, 4);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_0, f);
+	cgf_asm_ja(g->a, t);
+}
+
+/* The same for IPv6: 64-bit intervals when every prefix is /64 or shorter
+ * (16 bytes each), else 128-bit ones (32 bytes). */
+static void lit6(struct gen *g, const struct cgf_set *s, int addr, size_t n, uint32_t t,
+		 uint32_t f)
+{
+	size_t i;
+
+	bool wide;
+	struct ival6 *v = intervals6(s, &n, &wide);
+	char note[64];
+	uint32_t m;
+
+	if (!v) {
+		gen_fail(g, -ENOMEM, "out of memory");
+		return;
+	}
+	if (!wide) /* 16 bytes an interval: the top halves */
+		for (i = 0; i < n; i++) {
+			uint64_t *p = (uint64_t *)&v[0] + 2 * i;
+
+			p[0] = v[i].lo_h;
+			p[1] = v[i].hi_h;
+		}
+	snprintf(note, sizeof(note), "IPv6 set: %zu intervals of %d bits", n, wide ? 128 : 64);
+	m = add_lit(g, "lit", note, v, (uint32_t)(n * (wide ? 32 : 16)), s);
+	free(v);
+	i_ldx(g, BPF_DW, BPF_REG_7, BPF_REG_10, (int16_t)addr);
+	i_be(g, BPF_REG_7, 64);
+	if (wide) {
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(addr + 8));
+		i_be(g, BPF_REG_0, 64);
+		i_stx(g, BPF_DW, BPF_REG_10, FP_KEY, BPF_REG_0);
+	}
+	lookup0(g, m, f);
+	i_movr(g, BPF_REG_8, BPF_REG_0);
+	cgf_asm_note(g->a, "the last of %zu intervals that starts at or below the address", n);
+	search(g, n, wide ? 32 : 16, wide ? lo_le_a6w : lo_le_a6);
+	if (!wide) {
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 0);
+		cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_7, BPF_REG_0, f);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 8);
+		cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_0, f);
+		cgf_asm_ja(g->a, t);
+	} else {
+		uint32_t lo_ok = cgf_asm_label(g->a), hi_ok = cgf_asm_label(g->a);
+		uint32_t lo_eq = cgf_asm_label(g->a), hi_eq = cgf_asm_label(g->a);
+
+		/* lo <= a: a_h > lo_h, or equal and a_l >= lo_l */
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 0);
+		cgf_asm_jmp_reg(g->a, BPF_JEQ, BPF_REG_7, BPF_REG_0, lo_eq);
+		cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_7, BPF_REG_0, f);
+		cgf_asm_ja(g->a, lo_ok);
+		cgf_asm_place(g->a, lo_eq);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 8);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_10, FP_KEY);
+		cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_1, BPF_REG_0, f);
+		cgf_asm_place(g->a, lo_ok);
+		/* a <= hi */
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 16);
+		cgf_asm_jmp_reg(g->a, BPF_JEQ, BPF_REG_7, BPF_REG_0, hi_eq);
+		cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_0, f);
+		cgf_asm_ja(g->a, hi_ok);
+		cgf_asm_place(g->a, hi_eq);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 24);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_10, FP_KEY);
+		cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_1, BPF_REG_0, f);
+		cgf_asm_place(g->a, hi_ok);
+		cgf_asm_ja(g->a, t);
+	}
+}
+
+/* The prefixes of one family of a large literal set (a small one is
+ * addr_inline's); the family is known; jump to t or f. */
+static void lit_family(struct gen *g, const struct cgf_set *s, int which, int fam,
+		       uint32_t t, uint32_t f)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n; i++)
+		n += s->cidrs[i].family == fam;
+	if (n == 0)
+		cgf_asm_ja(g->a, f);
+	else if (fam == 4)
+		lit4(g, s, FP_ADDR(which), n, t, f);
+	else
+		lit6(g, s, FP_ADDR(which), n, t, f);
+}
+
+/* A named address set: its LPM trie, keyed by family and address. */
+static void named_addr(struct gen *g, const struct cgf_set *s, int which, uint32_t t,
+		       uint32_t f, uint32_t next)
+{
+	int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_ADDR, g->env->ctx) : -1;
+	uint32_t v6 = cgf_asm_label(g->a), key = cgf_asm_label(g->a), m;
+	int addr = FP_ADDR(which);
+	char name[80];
+
+	snprintf(name, sizeof(name), "@%s", s->name);
+	m = cgf_asm_add_map(g->a, fd, name, "address set");
+	cgf_asm_note(g->a, "the key: prefix length, family, address");
+	gen_family(g, BPF_REG_0);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 4, f);
+	i_st(g, BPF_W, BPF_REG_10, FP_KEY, 32 + 32);
+	i_st(g, BPF_W, BPF_REG_10, FP_KEY + 4, 4);
+	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_10, (int16_t)addr);
+	i_stx(g, BPF_W, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
+	cgf_asm_ja(g->a, key);
+	cgf_asm_place(g->a, v6);
+	i_st(g, BPF_W, BPF_REG_10, FP_KEY, 32 + 128);
+	i_st(g, BPF_W, BPF_REG_10, FP_KEY + 4, 6);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)addr);
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(addr + 8));
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 16, BPF_REG_0);
+	cgf_asm_place(g->a, key);
+	named_inner(g, m, f);
+	i_movr(g, BPF_REG_1, BPF_REG_0);
+	i_fp(g, BPF_REG_2, FP_KEY);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	gen_branch(g, BPF_JNE, false, 0, t, f, next);
+}
+
+/* mask and prefix of word w (0 or 1: 64 bits each; IPv4: w 0, 32 bits) of a
+ * prefix, as loaded from the packet (network order bytes) */
+static void cidr_word(const struct cgf_cidr *c, int w, uint64_t *mask, uint64_t *net)
+{
+	uint8_t mb[8] = { 0 }, nb[8] = { 0 };
+	int bit, bytes = c->family == 4 ? 4 : 8;
+
+	for (bit = 0; bit < bytes * 8; bit++)
+		if (w * 64 + bit < c->plen)
+			mb[bit / 8] |= 0x80 >> (bit % 8);
+	for (bit = 0; bit < bytes; bit++)
+		nb[bit] = c->addr[w * 8 + bit] & mb[bit];
+	memcpy(mask, mb, 8);
+	memcpy(net, nb, 8);
+}
+
+/*
+ * The few prefixes of a small literal set, without a branch (gen.h says
+ * why): for each, r0 = (family ^ its family) | ((address & mask) ^ prefix)
+ * per word, 0 if the address is in it; r8 = the AND of (r0 != 0), 0 if the
+ * address is in one.
+ */
+static void addr_inline(struct gen *g, const struct cgf_set *s, int which, uint32_t t,
+			uint32_t f, uint32_t next)
+{
+	int addr = FP_ADDR(which);
+	size_t i;
+
+	if (s->n > 1)
+		i_mov(g, BPF_REG_8, 1);
+	for (i = 0; i < s->n; i++) {
+		const struct cgf_cidr *c = &s->cidrs[i];
+		int w;
+
+		gen_family(g, BPF_REG_0);
+		i_alu(g, BPF_XOR, BPF_REG_0, c->family);
+		for (w = 0; w < (c->family == 4 ? 1 : 2); w++) {
+			uint64_t mask, net;
+
+			cidr_word(c, w, &mask, &net);
+			if (!mask)
+				continue;
+			i_ldx(g, c->family == 4 ? BPF_W : BPF_DW, BPF_REG_1, BPF_REG_10,
+			      (int16_t)(addr + 8 * w));
+			if (~mask && (c->family == 6 || (uint32_t)~mask)) {
+				i_mov(g, BPF_REG_2, mask);
+				i_alur(g, BPF_AND, BPF_REG_1, BPF_REG_2);
+			}
+			if ((int64_t)net == (int32_t)net) {
+				i_alu(g, BPF_XOR, BPF_REG_1, (int32_t)net);
+			} else {
+				i_mov(g, BPF_REG_2, net);
+				i_alur(g, BPF_XOR, BPF_REG_1, BPF_REG_2);
+			}
+			i_alur(g, BPF_OR, BPF_REG_0, BPF_REG_1);
+		}
+		if (s->n > 1) {
+			i_bool(g, BPF_REG_0);
+			i_alur(g, BPF_AND, BPF_REG_8, BPF_REG_0);
+		}
+	}
+	if (s->n > 1)
+		i_movr(g, BPF_REG_0, BPF_REG_8);
+	gen_branch(g, BPF_JEQ, false, 0, t, f, next);
+}
+
+static void addr_in(struct gen *g, const struct cgf_set *s, int which, uint32_t t, uint32_t f,
+		    uint32_t next)
+{
+	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
+
+	if (s->name[0]) {
+		named_addr(g, s, which, t, f, next);
+		return;
+	}
+	if (s->n <= CGF_INLINE_ITEMS) {
+		addr_inline(g, s, which, t, f, next);
+		return;
+	}
+	gen_family(g, BPF_REG_0);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 4, v4);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
+	cgf_asm_ja(g->a, f); /* not IP: no address is in any set */
+	cgf_asm_place(g->a, v4);
+	lit_family(g, s, which, 4, t, f);
+	cgf_asm_place(g->a, v6);
+	lit_family(g, s, which, 6, t, f);
+}
+
+void gen_in(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f, uint32_t next)
+{
+	if (n->a->kind == CGF_N_ADDR)
+		addr_in(g, n->set, n->a->field, t, f, next);
+	else
+		int_in(g, n->set, t, f, next);
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Crash consistency: each changing command of cgfilter killed at each of its
+# bpf() calls in turn (strace -e inject=bpf:signal=SIGKILL:when=N), and with
+# an error injected at each (inject=bpf:error=ENOSPC:when=N).  After each,
+# the engine shows the old state or the new one, whole, its verdicts are
+# those of what it shows (tests/verdict/judge.py), and the next command
+# succeeds and is exactly right.
+#   CGF_CRASH_STEP=N   try every Nth call only (default 1: every one)
+. "$(dirname "$0")/lib.sh"
+
+need_root
+need_cgroup2
+need_bpffs
+need_cmd bpftool python3 strace
+CGF=$BUILD/cgfilter/cgfilter
+for p in "$CGF" "$BUILD/tests/verdict-run"; do
+	[ -x "$p" ] || fail "$p is not built (make)"
+done
+STEP=${CGF_CRASH_STEP:-1}
+# which commands: CGF_CRASH="set set-add set-del load unload register" (all)
+CRASH=" ${CGF_CRASH:-set set-add set-del load unload register} "
+want() { [[ $CRASH == *" $1 "* ]]; }
+make_tmpdir TMP
+PIN=/sys/fs/bpf/${T_ID}_c
+clean() { "$CGF" unload "$PIN" >/dev/null 2>&1 || true; rm -rf "$PIN" "${PIN}_maps"; }
+at_exit clean
+
+judge() { python3 "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" "$@"; }
+# state: the filter and the sets shown (show --json from "filter" to the
+# counters), for comparing
+state() {
+	local j
+	j=$("$CGF" show --json "$PIN" 2>"$TMP/show.err") || return 1
+	j=${j#*\"filter\":}
+	echo "${j%%,\"passed_packets\"*}"
+}
+# the verdicts of the pin on PACKETS (BPF_PROG_TEST_RUN)
+verdicts() { "$BUILD/tests/verdict-run" -p "$TMP/frames" --pin "$PIN" | cut -f3; }
+# STATE VERDICTS: the reference's verdicts of the state now; the whole judge
+# (every address the filter names, by the reference model) once a state
+remember() {
+	judge "${PACKETS[@]}" >"$TMP/judge" 2>&1 || fail "state $(state): $(cat "$TMP/judge")"
+	printf -v "$1" %s "$(state)"
+	printf -v "$2" %s "$(judge --expect "${PACKETS[@]}")"
+}
+# WHAT: the verdicts are those of the state shown, OLD or NEW
+agree() {
+	local st=$1 what=$2 want
+	if [ "$st" = "$OLD_STATE" ]; then
+		want=$OLD_VERDICTS
+	elif [ "$st" = "$NEW_STATE" ]; then
+		want=$NEW_VERDICTS
+	else
+		return 0
+	fi
+	[ "$(verdicts)" = "$want" ] || fail "$what: shows $st, but its verdicts are $(verdicts), not $want"
+}
+calls() { # CMD...: how many bpf() calls it makes, run on the current state
+	strace -f -qq -e trace=bpf -o "$TMP/trace" "$@" >/dev/null 2>&1 || true
+	grep -c 'bpf(' "$TMP/trace"
+}
+
+OLD='@ports = { 22, 80 } @nets = { 198.51.100.0/24 } tcp && dst_port in @ports || src_ip in { 192.0.2.0/24, 192.0.2.128/25, 10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16 }'
+NEW='@ports = { 443, 8000..8100 } !(src_ip in @nets) && (dst_port in @ports || src_ip in { 203.0.113.0/24, 2001:db8::/32, 2001:db8:1::/48, 2001:db8:2::/48, 2001:db8:3::/48, fd00::/8 })'
+PACKETS=("ip4 src=198.51.100.7 / tcp dport=443" "ip4 src=203.0.113.9 / udp dport=53"
+	"ip6 src=2001:db8:1::5 / tcp dport=1" "ip4 src=10.1.2.3 / tcp dport=80" "ip4 / tcp dport=22")
+judge --frames "$TMP/frames" "${PACKETS[@]}" || fail "cannot write the frames"
+
+# sweep NAME SETUP CHECK CMD...: for each bpf() call N of CMD (made after
+# SETUP), SETUP, CMD killed (or failing) at N, then CHECK with the exit
+# status; finally the command again, unhindered, must give the new state.
+# SETUP and CHECK are functions; OLD_STATE and NEW_STATE are set by them.
+sweep() {
+	local name=$1 setup=$2 check=$3 n total how rc
+	shift 3
+	"$setup"
+	total=$(calls "$@")
+	[ "$total" -gt 3 ] || fail "$name: only $total bpf() calls"
+	for how in signal=SIGKILL error=ENOSPC; do
+		for ((n = 1; n <= total; n += STEP)); do
+			"$setup"
+			rc=0
+			# (in a subshell that reports "Killed" to /dev/null)
+			(
+				strace -f -qq -o /dev/null -e trace=bpf -e "inject=bpf:$how:when=$n" "$@" \
+					>"$TMP/out" 2>"$TMP/err"
+				exit $?
+			) 2>/dev/null || rc=$?
+			if [ "$how" = error=ENOSPC ] && [ $rc -ne 0 ] && [ ! -s "$TMP/err" ]; then
+				fail "$name: ENOSPC at bpf() call $n: exit $rc without a message"
+			fi
+			"$check" "$name, $how at bpf() call $n of $total (exit $rc: $(head -c 200 "$TMP/err"))" "$rc" "$how"
+			# the next command, unhindered, is exactly right
+			"${AGAIN:-command}" "$@" >/dev/null 2>"$TMP/err2" ||
+				fail "$name: after $how at call $n, the command again failed: $(cat "$TMP/err2")"
+			"$check" "$name: the command again after $how at call $n" 0 none
+		done
+		ok "$name: $how at each of its $total bpf() calls: old or new state, whole, as shown"
+	done
+}
+
+# ---- set ------------------------------------------------------------------------------------
+set_setup() {
+	clean
+	"$CGF" load "$PIN" "$OLD" >/dev/null || fail "cannot load $PIN"
+}
+set_check() { # WHAT RC HOW
+	local st
+	st=$(state) || fail "$1: show fails: $(cat "$TMP/show.err")"
+	if [ "$st" = "$OLD_STATE" ]; then
+		[ "$2" -eq 0 ] && [ "$3" != signal=SIGKILL ] &&
+			fail "$1: exit 0, but the old filter is in force"
+	elif [ "$st" = "$NEW_STATE" ]; then
+		[ "$2" -ne 0 ] && [ "$3" = error=ENOSPC ] &&
+			fail "$1: the new filter is in force, but set exited $2"
+	else
+		fail "$1: neither the old nor the new state: $st"
+	fi
+	agree "$st" "$1"
+}
+if want set; then
+	set_setup
+	remember OLD_STATE OLD_VERDICTS
+	"$CGF" set "$PIN" "$NEW" || fail "cannot set the new filter"
+	remember NEW_STATE NEW_VERDICTS
+	sweep set set_setup set_check "$CGF" set "$PIN" "$NEW"
+fi
+
+# ---- set-add, set-del --------------------------------------------------------------------------
+add_setup() { set_setup; }
+if want set-add; then
+	add_setup
+	remember OLD_STATE OLD_VERDICTS
+	"$CGF" set-add "$PIN" @nets 192.0.2.1 2001:db8::/32 10.9.0.0/16 >/dev/null || fail "cannot set-add"
+	remember NEW_STATE NEW_VERDICTS
+	sweep set-add add_setup set_check "$CGF" set-add "$PIN" @nets 192.0.2.1 2001:db8::/32 10.9.0.0/16
+fi
+
+del_setup() {
+	set_setup
+	"$CGF" set-add "$PIN" @nets 192.0.2.1 2001:db8::/32 >/dev/null || fail "cannot set-add"
+}
+if want set-del; then
+	del_setup
+	remember OLD_STATE OLD_VERDICTS
+	"$CGF" set-del "$PIN" @nets 198.51.100.0/24 2001:db8::/32 >/dev/null || fail "cannot set-del"
+	remember NEW_STATE NEW_VERDICTS
+	sweep set-del del_setup set_check "$CGF" set-del "$PIN" @nets 198.51.100.0/24 2001:db8::/32
+fi
+
+# ---- load, unload: the engine is there whole, or not at all ----------------------------------------
+present_check() { # WHAT RC HOW: either no engine (and PIN absent) or the whole one
+	local st
+	if [ -e "$PIN" ]; then
+		st=$(state) || fail "$1: $PIN is there, but show fails: $(cat "$TMP/show.err")"
+		[ "$st" = "$NEW_STATE" ] || fail "$1: a PIN with a filter other than the one loaded: $st"
+		agree "$st" "$1"
+	fi
+}
+load_setup() { clean; }
+# what a crashed load left (no PIN) stays for the load again to clear; a
+# whole engine is unloaded, and unload clears all of it
+load_check() {
+	present_check "$@"
+	[ -e "$PIN" ] || [ "$2" -ne 0 ] || fail "$1: load exited 0 and pinned nothing"
+	if [ -e "$PIN" ]; then
+		"$CGF" unload "$PIN" >/dev/null 2>"$TMP/unload.err" || fail "$1: cannot unload: $(cat "$TMP/unload.err")"
+		[ ! -e "${PIN}_maps" ] || fail "$1: unload left ${PIN}_maps"
+	fi
+}
+clean
+"$CGF" load "$PIN" "$OLD" >/dev/null || fail "cannot load"
+OLD_STATE=none OLD_VERDICTS=
+remember NEW_STATE NEW_VERDICTS
+! want load || sweep load load_setup load_check "$CGF" load "$PIN" "$OLD"
+
+unload_setup() { clean; "$CGF" load "$PIN" "$OLD" >/dev/null || fail "cannot load"; }
+# what a crashed unload left stays for the unload again, which must clear
+# all of it (PIN and PIN_maps)
+unload_check() {
+	present_check "$@"
+	[ "$2" -ne 0 ] || { [ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ]; } ||
+		fail "$1: unload exited 0 and left $(ls -d "$PIN" "${PIN}_maps" 2>/dev/null)"
+}
+# (unload again where nothing is left is an error, rightly)
+unload_again() { [ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ] || "$@"; }
+! want unload || AGAIN=unload_again sweep unload unload_setup unload_check "$CGF" unload "$PIN"
+
+# ---- register (shared): the cgroup's filter is the old one or the new one ----------------------------
+CG=$CG2/$T_ID-crash
+make_cgroup "$CG"
+reg_setup() {
+	# (--detach: or the cgroup fills up with old engines, 64 at most)
+	"$CGF" unload --detach "$PIN" >/dev/null 2>&1 || true
+	clean
+	"$CGF" load --shared "$PIN" >/dev/null || fail "cannot load a shared engine"
+	bpftool cgroup attach "$CG" egress pinned "$PIN" multi || fail "cannot attach"
+	"$CGF" register "$PIN" --cgroup "$CG" 'tcp && dst_port == 1' || fail "cannot register"
+}
+# the filters registered, one per line (no python: it starts slowly)
+cg_filter() {
+	local j
+	j=$("$CGF" show --json "$PIN") || return 1
+	j=${j#*\"filters\":}
+	grep -o '"filter":"[^"]*"' <<<"${j%%\"sets\":*}"
+}
+reg_check() {
+	local f
+	f=$(cg_filter) || fail "$1: show fails"
+	case $f in
+	'"filter":"tcp && dst_port == 1"') [ "$2" -ne 0 ] || [ "$3" = signal=SIGKILL ] ||
+		fail "$1: exit 0, but the old filter is in force" ;;
+	'"filter":"udp && dst_port == 2"') [ "$2" -eq 0 ] || [ "$3" != error=ENOSPC ] ||
+		fail "$1: the new filter is in force, but register exited $2" ;;
+	*) fail "$1: neither the old nor the new filter: $f" ;;
+	esac
+}
+if want register; then
+	at_exit bpftool cgroup detach "$CG" egress pinned "$PIN"
+	sweep register reg_setup reg_check "$CGF" register "$PIN" --cgroup "$CG" 'udp && dst_port == 2'
+	bpftool cgroup detach "$CG" egress pinned "$PIN" || true
+fi
+clean
