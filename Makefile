@@ -5,6 +5,7 @@
 #   make demo         install what is missing, load a filter, show it working
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        measure what filters cost
+#   make vocab        rewrite the man pages' lists of names from lang/vocab.c
 #
 # V=1 shows full commands.
 
@@ -24,7 +25,7 @@ include mk/bpf.mk
 include mk/user.mk
 
 .PHONY: all port-firewall bpf-program-only standalone tools cgfilter tests check demo \
-	install uninstall bench clean deps deps-tests
+	install uninstall bench clean deps deps-tests vocab
 
 all: port-firewall bpf-program-only standalone tools cgfilter tests
 
@@ -43,6 +44,11 @@ tools:
 
 cgfilter:
 	$(Q)$(MAKE) --no-print-directory -C cgfilter O=$(BUILD)/cgfilter
+
+# the man pages' lists of names, from the one table (lang/vocab.c);
+# tests/02-vocab.sh fails when they differ
+vocab: tools
+	$(Q)scripts/vocab.py $(BUILD)/tools/cgfilter-expr man/port-firewall.8 man/cgfilter.8
 
 tests: tools port-firewall bpf-program-only standalone cgfilter
 	$(Q)$(MAKE) --no-print-directory -C tests O=$(BUILD)/tests
