@@ -3,7 +3,8 @@
 and port sets, and the systemd units with IPAddressAllow= lists.
 
     gen.py packets            LABEL HEX lines for pktcost
-    gen.py cidr N             N IPv4 /24 and N IPv6 /64 prefixes, one a line
+    gen.py cidr N             N IPv4 /24 and N IPv6 /64 prefixes, one a line,
+                              no two adjacent
     gen.py ports N            N ports, one a line
     gen.py allow-unit N       a unit: IPAddressDeny=any, IPAddressAllow= the
                               same 2N prefixes as `cidr N`
@@ -31,8 +32,10 @@ PACKETS = [
 
 
 def cidr(n):
-    v4 = ["%d.%d.%d.0/24" % (10 + (i >> 16), (i >> 8) & 255, i & 255) for i in range(n)]
-    v6 = ["fd00:0:%x:%x::/64" % (i >> 16, i & 0xFFFF) for i in range(n)]
+    # every other /24 and /64: no two adjacent, so no set can merge them
+    # into fewer intervals than prefixes (as systemd's trie cannot either)
+    v4 = ["%d.%d.%d.0/24" % (10 + (j >> 16), (j >> 8) & 255, j & 255) for j in range(0, 2 * n, 2)]
+    v6 = ["fd00:0:%x:%x::/64" % (j >> 16, j & 0xFFFF) for j in range(0, 2 * n, 2)]
     return v4 + v6
 
 

@@ -49,7 +49,7 @@ def main(a):
           f"iperf3 {secs} s a run",
           f"- ref1 = `{ref1}`", f"- ref2 = `{ref2}`",
           "- packets from 10.0.0.1 / fd00::1 to port 80 (TCP), 53 (UDP); each CIDR set holds the "
-          "source (10.0.0.0/24, fd00::/64) among N IPv4 /24 and N IPv6 /64 prefixes; each port set "
+          "source (10.0.0.0/24, fd00::/64) among N IPv4 /24 and N IPv6 /64 prefixes, no two adjacent; each port set "
           "holds 80 and N-1 other ports, not 53", ""]
 
     md += ["## 1. Per-packet cost (ns/packet, BPF_PROG_TEST_RUN)", "",

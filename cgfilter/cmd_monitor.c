@@ -149,7 +149,7 @@ int cmd_monitor(struct cmd_args *a)
 	}
 	cgf_engine_stats(&e, st);
 	if (!a->json && st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
-		fprintf(stderr, "%llu more drops not shown (rate limit)\n",
+		fprintf(stderr, "%llu more drops not shown (rate limit, or the event ring was full)\n",
 			(unsigned long long)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
 	if (!r && m.max && m.count < m.max) {
 		cgf_err("%lu of %lu drops seen before %s", m.count, m.max,

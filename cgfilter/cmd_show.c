@@ -75,6 +75,9 @@ struct show {
 	int n;
 };
 
+/* the plural ending of a count */
+#define PL(n) ((n) == 1 ? "" : "s")
+
 struct items {
 	FILE *f;
 	int n, max;
@@ -126,7 +129,8 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 	} else {
 		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name,
 			type == CGF_T_ADDR ? "addresses" : "integers", count,
-			type == CGF_T_ADDR ? "prefixes" : "values", buf ? buf : "");
+			type == CGF_T_ADDR ? (count == 1 ? "prefix" : "prefixes") :
+			(count == 1 ? "value" : "values"), buf ? buf : "");
 		s->n++;
 	}
 	free(buf);
@@ -184,8 +188,8 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 	if (s->json) {
 		fprintf(s->f, "%s{\"cgroup\":", s->n++ ? "," : "");
 		json_str(s->f, path);
-		fprintf(s->f, ",\"direction\":\"%s\",\"generation\":%u,\"filter\":",
-			dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress", v.info.gen);
+		fprintf(s->f, ",\"direction\":\"%s\",\"generation\":%u,\"filter_program_id\":%u,\"filter\":",
+			dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress", v.info.gen, v.prog_id);
 		if (v.text)
 			json_str(s->f, v.text);
 		else
@@ -294,12 +298,13 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	} else {
 		if (!s.n)
 			fprintf(f, "    (none)\n");
-		fprintf(f, "  passed: %" PRIu64 " packets, %" PRIu64 " bytes\n", st[CGF_ST_PASS_PKTS],
-			st[CGF_ST_PASS_BYTES]);
-		fprintf(f, "  dropped: %" PRIu64 " packets, %" PRIu64 " bytes (%" PRIu64
+		fprintf(f, "  passed: %" PRIu64 " packet%s, %" PRIu64 " byte%s\n",
+			st[CGF_ST_PASS_PKTS], PL(st[CGF_ST_PASS_PKTS]), st[CGF_ST_PASS_BYTES],
+			PL(st[CGF_ST_PASS_BYTES]));
+		fprintf(f, "  dropped: %" PRIu64 " packet%s, %" PRIu64 " byte%s (%" PRIu64
 			   " malformed, %" PRIu64 " without a filter)\n",
-			st[CGF_ST_DROP_PKTS], st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED],
-			st[CGF_ST_NOFILTER]);
+			st[CGF_ST_DROP_PKTS], PL(st[CGF_ST_DROP_PKTS]), st[CGF_ST_DROP_BYTES],
+			PL(st[CGF_ST_DROP_BYTES]), st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER]);
 		fprintf(f, "  attached to:\n");
 	}
 	s.n = 0;
@@ -375,8 +380,9 @@ int cmd_stats(struct cmd_args *a)
 		       ",\"events_suppressed\":%" PRIu64 "}\n",
 		       st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]);
 	} else {
-		printf("passed %" PRIu64 " packets %" PRIu64 " bytes, dropped %" PRIu64
-		       " packets %" PRIu64 " bytes\n", st[0], st[1], st[2], st[3]);
+		printf("passed %" PRIu64 " packet%s %" PRIu64 " byte%s, dropped %" PRIu64
+		       " packet%s %" PRIu64 " byte%s\n", st[0], PL(st[0]), st[1], PL(st[1]), st[2],
+		       PL(st[2]), st[3], PL(st[3]));
 	}
 	cgf_engine_close(&e);
 	return r;
@@ -414,14 +420,19 @@ static int list_one(const char *pin)
 	return 1;
 }
 
-static int list_dir(const char *dir)
+/* The engines under dir, counted; a directory that cannot be read is an
+ * error (a filter may be there), said and counted in *errors. */
+static int list_dir(const char *dir, int *errors)
 {
 	struct dirent **names;
 	int n, i, found = 0;
 
 	n = scandir(dir, &names, NULL, alphasort);
-	if (n < 0)
+	if (n < 0) {
+		cgf_err("cannot list %s: %s", dir, strerror(errno));
+		++*errors;
 		return 0;
+	}
 	for (i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		size_t l = strlen(names[i]->d_name);
@@ -433,7 +444,7 @@ static int list_dir(const char *dir)
 				path[strlen(path) - 5] = 0;
 				found += list_one(path);
 			} else {
-				found += list_dir(path);
+				found += list_dir(path, errors);
 			}
 		}
 		free(names[i]);
@@ -446,6 +457,7 @@ int cmd_list(struct cmd_args *a)
 {
 	const char *dir = a->argc ? a->argv[0] : "/sys/fs/bpf";
 	struct stat st;
+	int errors = 0;
 
 	if (a->argc > 1)
 		return usage_error(a, "expected at most one directory");
@@ -459,7 +471,7 @@ int cmd_list(struct cmd_args *a)
 		cgf_err("cannot list %s: not a directory", dir);
 		return -ENOTDIR;
 	}
-	if (!list_dir(dir))
+	if (!list_dir(dir, &errors) && !errors)
 		printf("no cgfilter filters under %s\n", dir);
-	return 0;
+	return errors ? -EACCES : 0;
 }

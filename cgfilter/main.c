@@ -102,8 +102,9 @@ static const struct cmd cmds[] = {
 	  NULL },
 	{ "unload", cmd_unload, OPT_DETACH, "PIN [--detach]", "remove what load pinned",
 	  "Remove PIN and PIN_maps/ (also a half-made or foreign PIN_maps/, saying what\n"
-	  "went).  Cgroups it is attached to keep its last filter until they go away;\n"
-	  "--detach detaches it from them first.\n",
+	  "went).  Cgroups it is still attached to then drop every packet (its filter\n"
+	  "slots are emptied) until they go away or it is detached from them; --detach\n"
+	  "detaches it from every cgroup first, which then run unfiltered.\n",
 	  NULL },
 	{ "compile", cmd_compile, OPT_FILE, "(EXPR | -f FILE)",
 	  "print the BPF program of a filter (no root)",
@@ -151,14 +152,15 @@ static void cmd_help(const struct cmd *c, FILE *f)
 	if (c->opts) {
 		fprintf(f, "\nOptions:\n");
 		for (i = 0; i < NOPTS; i++) {
-			char left[64];
+			char left[64], sh[8] = "    ";
 
 			if (!(c->opts & opts[i].bit))
 				continue;
-			snprintf(left, sizeof(left), "%s%c%s--%s%s%s", opts[i].shortopt ? "-" : "",
-				 opts[i].shortopt ? opts[i].shortopt : ' ', opts[i].shortopt ? ", " : "  ",
-				 opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-			fprintf(f, "  %-26s %s\n", left + (opts[i].shortopt ? 0 : 1), opts[i].help);
+			if (opts[i].shortopt)
+				snprintf(sh, sizeof(sh), "-%c, ", opts[i].shortopt);
+			snprintf(left, sizeof(left), "%s--%s%s%s", sh, opts[i].name, opts[i].arg ? " " : "",
+				 opts[i].arg ? opts[i].arg : "");
+			fprintf(f, "  %-26s %s\n", left, opts[i].help);
 		}
 	}
 	if (strstr(c->args, "EXPR")) { /* the names, from the language's one table */
@@ -230,9 +232,15 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 			cmd_help(c, stdout);
 			exit(0);
 		}
-		if (o == '?' || o == ':')
+		if (o == ':' || (o == '?' && optopt >= 256))
 			return usage_error(a, "%s %s", o == ':' ? "missing value of" : "unknown option",
 					   argv[optind - 1]);
+		if (o == '?' && optopt)
+			/* a short option, maybe inside a word such as '-dst_port == 0' */
+			return usage_error(a, "unknown option -%c (a filter that starts with '-' goes after '--')",
+					   optopt);
+		if (o == '?')
+			return usage_error(a, "unknown option %s", argv[optind - 1]);
 		if (o >= 256)
 			p = &opts[o - 256];
 		for (i = 0; !p && i < NOPTS; i++)

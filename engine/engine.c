@@ -289,7 +289,7 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 	r = cgf_engine_paths(&e, pin);
 	if (r)
 		return r;
-	r = cgf_check_pin_path(e.pin);
+	r = cgf_check_pin_path(e.pin, false);
 	if (r)
 		return r;
 	if (!access(e.pin, F_OK)) {
@@ -319,7 +319,11 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 		if (r)
 			goto out;
 	}
-	/* the maps first, the program last: a PIN is always complete */
+	/* the maps first, the program last: a PIN is always complete; the
+	 * parent directories only now, when there is something to pin */
+	r = cgf_check_pin_path(e.pin, true);
+	if (r)
+		goto out;
 	if (mkdir(e.dir, 0700)) {
 		r = -errno;
 		cgf_err("cannot create %s: %s", e.dir, strerror(-r));
@@ -372,33 +376,42 @@ static int entry_maps(int fd, uint32_t *ids, uint32_t *n)
 }
 
 /*
- * What mode the program at fd is the entry of, 0 if it is not a cgfilter
- * engine, or -errno if it cannot be read (which says nothing either way).
+ * What mode the program at fd is the entry of; 0 if it is not a cgfilter
+ * engine, with what the object is (a map, a link, another program) in
+ * what; or -errno if it cannot be read (which says nothing either way).
  */
-static int entry_mode(int fd, char *name, size_t len, uint32_t *type)
+static int entry_mode(int fd, char *what, size_t len)
 {
 	struct bpf_prog_info info = {};
 	uint32_t l = sizeof(info);
+	char link[64], target[64];
+	ssize_t n;
 
-	name[0] = 0;
-	*type = 0;
+	/* a pin may hold a map or a link: their info would read as a program's */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	if (n > 0 && strcmp(target, "anon_inode:bpf-prog")) {
+		snprintf(what, len, "a BPF %s, not a program",
+			 !strcmp(target, "anon_inode:bpf-map") ? "map" :
+			 !strcmp(target, "anon_inode:bpf_link") ? "link" : "object");
+		return 0;
+	}
 	if (bpf_obj_get_info_by_fd(fd, &info, &l))
 		return -errno;
-	snprintf(name, len, "%s", info.name);
-	*type = info.type;
-	if (info.type != BPF_PROG_TYPE_CGROUP_SKB)
-		return 0;
-	if (!strcmp(info.name, CGF_ENTRY_DEDICATED))
+	if (info.type == BPF_PROG_TYPE_CGROUP_SKB && !strcmp(info.name, CGF_ENTRY_DEDICATED))
 		return CGF_MODE_DEDICATED;
-	if (!strcmp(info.name, CGF_ENTRY_SHARED))
+	if (info.type == BPF_PROG_TYPE_CGROUP_SKB && !strcmp(info.name, CGF_ENTRY_SHARED))
 		return CGF_MODE_SHARED;
+	snprintf(what, len, "a %s program named '%s'",
+		 info.type == BPF_PROG_TYPE_CGROUP_SKB ? "cgroup_skb" : "BPF", info.name);
 	return 0;
 }
 
 int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 {
-	uint32_t ids[16], nids = 16, type, k;
-	char name[32];
+	uint32_t ids[16], nids = 16, k;
+	char what[96];
 	size_t i;
 	int r;
 
@@ -413,15 +426,14 @@ int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 			r == -ENOENT ? "no such pin: the filter is not loaded" : strerror(-r));
 		return r;
 	}
-	r = entry_mode(e->entry, name, sizeof(name), &type);
+	r = entry_mode(e->entry, what, sizeof(what));
 	if (r < 0) {
 		cgf_err("cannot read the program at %s: %s", e->pin, strerror(-r));
 		goto fail;
 	}
 	e->mode = r;
 	if (!e->mode) {
-		cgf_err("%s is not a cgfilter engine (a %s program named '%s')", e->pin,
-			type == BPF_PROG_TYPE_CGROUP_SKB ? "cgroup_skb" : "BPF", name);
+		cgf_err("%s is not a cgfilter engine (%s)", e->pin, what);
 		r = -EINVAL;
 		goto fail;
 	}
@@ -541,8 +553,7 @@ static int detach_cb(const char *path, enum bpf_attach_type dir, void *ctx)
 int cgf_engine_unload(const char *pin, bool detach)
 {
 	struct cgf_engine e;
-	uint32_t type;
-	char name[32];
+	char what[96];
 	int r, n;
 
 	cgf_engine_init(&e);
@@ -557,7 +568,7 @@ int cgf_engine_unload(const char *pin, bool detach)
 		cgf_err("cannot unload %s: %s", e.pin, strerror(-r));
 		return r;
 	}
-	r = entry_mode(e.entry, name, sizeof(name), &type);
+	r = entry_mode(e.entry, what, sizeof(what));
 	if (r < 0) {
 		cgf_err("cannot unload %s: cannot read its program: %s", e.pin, strerror(-r));
 		cgf_engine_close(&e);
@@ -565,8 +576,7 @@ int cgf_engine_unload(const char *pin, bool detach)
 	}
 	e.mode = r;
 	if (!e.mode) {
-		cgf_err("%s is not a cgfilter engine (a %s program named '%s'): not removed", e.pin,
-			type == BPF_PROG_TYPE_CGROUP_SKB ? "cgroup_skb" : "BPF", name);
+		cgf_err("%s is not a cgfilter engine (%s): not removed", e.pin, what);
 		if (!access(e.dir, F_OK))
 			cgf_clear_leftover(e.dir, "not the maps of the program at PIN");
 		cgf_engine_close(&e);
@@ -610,8 +620,9 @@ int cgf_engine_unload(const char *pin, bool detach)
 	if (!access(e.dir, F_OK))
 		cgf_note("%s/ could not be removed whole", e.dir);
 	if (n > 0)
-		cgf_note("%s unpinned; still attached to %d cgroup(s), which keep its last filter until they go away or are detached (unload --detach)",
-			 e.pin, n);
+		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
+			 e.pin, n, n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "it goes" : "they go",
+			 n == 1 ? "it is" : "they are");
 	cgf_engine_close(&e);
 	return 0;
 }

@@ -137,7 +137,8 @@ const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len);
 uint32_t cgf_prog_id(int fd);
 uint32_t cgf_map_id(int fd);
 /* Check that the directory pin would be in is on a BPF filesystem and the
- * name can be a pin ('.' is not); creates parents inside bpffs. */
-int cgf_check_pin_path(const char *pin);
+ * name can be a pin ('.' is not); with create, creates missing parents
+ * (inside bpffs only). */
+int cgf_check_pin_path(const char *pin, bool create);
 
 #endif /* CGF_ENGINE_H */

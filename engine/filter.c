@@ -477,6 +477,30 @@ int cgf_slot_put(struct cgf_engine *e, uint32_t slot, int prog)
 
 /* ---- set, register -------------------------------------------------------------- */
 
+/* Whether the named sets b uses (not declared by it) are still the ones
+ * pinned: another command may have declared a new one since b was built. */
+static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nsets; i++) {
+		const struct cgf_built_set *s = &b->sets[i];
+		enum cgf_type t;
+		bool same;
+		int fd;
+
+		if (s->fresh)
+			continue;
+		if (cgf_set_open(e, s->name, &fd, &t))
+			return false;
+		same = cgf_map_id(fd) == cgf_map_id(s->outer) && t == s->type;
+		close(fd);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
 int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 {
 	struct cgf_built b;
@@ -495,6 +519,13 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 	r = cgf_engine_lock(e);
 	if (r)
 		goto out;
+	if (!sets_current(e, &b)) {
+		/* a set it names was replaced meanwhile: build again, locked */
+		cgf_built_free(&b);
+		r = cgf_filter_build(e, text, true, &b);
+		if (r)
+			goto out;
+	}
 	r = cgf_filter_seal(&b, text, 0, e->gen + 1);
 	if (r)
 		goto out;
@@ -674,12 +705,40 @@ out:
 
 /* ---- repair --------------------------------------------------------------------- */
 
+/* Shared: empty the slots no cgroup names (a service stopped, its cgroup
+ * and with it its entry went; or a register was killed before its switch),
+ * so the kernel frees their programs and sets. */
+static int sweep_slots(struct cgf_engine *e)
+{
+	struct used_ctx uc = { .cgid = 0 };
+	uint32_t slot, id;
+	int r;
+
+	uc.used = calloc(CGF_SHARED_SLOTS, 1);
+	if (!uc.used)
+		return -ENOMEM;
+	r = cgf_engine_each_cgroup(e, mark_used, &uc);
+	for (slot = 1; !r && slot < CGF_SHARED_SLOTS; slot++)
+		if (!uc.used[slot] && !bpf_map_lookup_elem(e->slots, &slot, &id) &&
+		    bpf_map_delete_elem(e->slots, &slot) && errno != ENOENT)
+			r = -errno;
+	free(uc.used);
+	return r;
+}
+
 int cgf_engine_repair(struct cgf_engine *e)
 {
 	struct cgf_filter_view v;
 	uint32_t i;
 	int r;
 
+	if (e->mode == CGF_MODE_SHARED) {
+		/* what no cgroup can run is garbage, not danger: say, go on */
+		r = sweep_slots(e);
+		if (r)
+			cgf_note("%s: cannot free the filters of cgroups gone: %s", e->pin, strerror(-r));
+		return 0;
+	}
 	if (e->mode != CGF_MODE_DEDICATED)
 		return 0;
 	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);

@@ -79,7 +79,7 @@ static int mkdir_p(char *path)
 	return 0;
 }
 
-int cgf_check_pin_path(const char *pin)
+int cgf_check_pin_path(const char *pin, bool create)
 {
 	char dir[PATH_MAX], anc[PATH_MAX];
 	struct statfs st;
@@ -109,6 +109,8 @@ int cgf_check_pin_path(const char *pin)
 			pin, anc);
 		return -EINVAL;
 	}
+	if (!create && access(dir, F_OK))
+		return 0;
 	r = mkdir_p(dir);
 	if (r) {
 		cgf_err("cannot create %s: %s", dir, strerror(-r));

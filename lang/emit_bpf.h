@@ -72,7 +72,8 @@ void cgf_gen_bind(struct cgf_gen *g, size_t i, int fd);
 void cgf_gen_free(struct cgf_gen *g);
 
 /* Small literal sets become comparisons: at most this many ranges or
- * prefixes (per family); larger ones a map. */
+ * prefixes (both families counted together); larger ones a map (one per
+ * address family for addresses). */
 #define CGF_INLINE_ITEMS 4
 
 #endif /* CGF_EMIT_BPF_H */

@@ -89,6 +89,121 @@ case_shared_register() {
 	rm_engine "$PIN"
 }
 
+# two sets at once: one that names @x, built before it takes the lock (held
+# there by a delay injected at its flock), and one that declares @x anew
+# meanwhile.  The first must use the @x in force when it switches (the new
+# one), not the one it opened: the outcome of some order of the two.
+case_concurrent_set() {
+	local a items
+	fresh '@x = { 1.1.1.1 } tcp'
+	strace -f -qq -o /dev/null -e trace=flock -e inject=flock:delay_enter=1500000 \
+		"$CGF" set "$PIN" 'src_ip in @x' >"$TMP/a.out" 2>&1 &
+	a=$!
+	sleep 0.7
+	"$CGF" set "$PIN" '@x = { 2.2.2.2 } udp' || fail "the second set failed"
+	wait "$a" || fail "the first set failed: $(cat "$TMP/a.out")"
+	items=$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["filter"], j["sets"]["x"]["items"])')
+	expect_eq "a set that names @x, switching after another declared @x anew, uses the new @x" \
+		"$items" "src_ip in @x ['2.2.2.2']"
+	agrees "... and does what show says" "ip4 src=2.2.2.2 / tcp" "ip4 src=1.1.1.1 / tcp"
+}
+
+# unload of an engine still attached: its slots are emptied with its last
+# pin, so the cgroup drops every packet (fails closed), and unload says so
+case_unload_attached() {
+	local A=$CG2/$T_ID-hU uport id
+	echo_server udp uport 22000 22999
+	make_cgroup "$A"
+	fresh udp
+	bpftool cgroup attach "$A" egress pinned "$PIN" multi || fail "cannot attach to $A"
+	id=$(bpftool prog show pinned "$PIN" | sed -n "1s/:.*//p")
+	at_exit bpftool cgroup detach "$A" egress id "$id"
+	in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$1" "${@:2}"; }
+	in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 1000 >/dev/null 2>&1 ||
+		fail "the filter 'udp' dropped a datagram"
+	run "$CGF" unload "$PIN"
+	expect_eq "unload of an engine still attached succeeds and says the cgroup now drops every packet" \
+		"$RC:$(cat "$TMP/err")" \
+		"0:cgfilter: $PIN unpinned; still attached to 1 cgroup, which now drops every packet until it goes away or it is detached (unload --detach)"
+	if in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 500 >/dev/null 2>&1; then
+		fail "a cgroup still attached to an unloaded engine passed a datagram"
+	fi
+	ok "... and it does (real traffic dropped)"
+	bpftool cgroup detach "$A" egress id "$id" || fail "cannot detach from $A"
+}
+
+# the wrong object at a path: a map, another program; nothing is touched
+case_wrong_object() {
+	local other=${PIN}_other
+	fresh tcp
+	at_exit rm -f "$other"
+	for cmd in show set unload; do
+		if [ $cmd = set ]; then run "$CGF" set "$PIN"_maps/stats udp; else run "$CGF" $cmd "$PIN"_maps/stats; fi
+		expect_eq "$cmd of a map pin (PIN_maps/stats) names what it is" "$RC:$(head -c 200 "$TMP/err")" \
+			"1:cgfilter: ${PIN}_maps/stats is not a cgfilter engine (a BPF map, not a program)$([ $cmd = unload ] && echo ': not removed')"
+	done
+	[ -e "$PIN"_maps/stats ] || fail "unload of a map pin removed it"
+	bpftool prog load "$BUILD/bpf-program-only/cgroup_sock_drop.bpf.o" "$other" type cgroup/skb ||
+		fail "cannot pin a cgroup_skb program at $other"
+	run "$CGF" set "$other" udp
+	expect_eq "set of another cgroup_skb program names it" "$RC:$(cat "$TMP/err")" \
+		"1:cgfilter: $other is not a cgfilter engine (a cgroup_skb program named 'cgroup_sock_dro')"
+	run "$CGF" unload "$other"
+	expect_eq "... unload leaves it" "$RC:$(cat "$TMP/err")" \
+		"1:cgfilter: $other is not a cgfilter engine (a cgroup_skb program named 'cgroup_sock_dro'): not removed"
+	[ -e "$other" ] || fail "unload removed another program's pin"
+	agrees "... and the engine is untouched" --want tcp "ip4 / udp"
+}
+
+# a load that fails (bad filter, verifier) creates no directory
+case_load_creates_nothing() {
+	local top=/sys/fs/bpf/${T_ID}_nd
+	at_exit rm -rf "$top"
+	run "$CGF" load "$top/new/x" 'tcp &&'
+	expect_eq "load of a bad filter under a missing directory fails" "$RC" 1
+	[ ! -e "$top" ] || fail "a failed load created $(find "$top")"
+	ok "... and creates no directory"
+	"$CGF" load "$top/new/x" tcp || fail "load under a missing directory failed"
+	[ -e "$top/new/x" ] || fail "load did not pin $top/new/x"
+	ok "a good load creates the directories"
+	"$CGF" unload "$top/new/x" || fail "cannot unload $top/new/x"
+}
+
+# shared: the filter of a cgroup that went away is freed by the next
+# command that changes the engine (issue 9.4)
+case_shared_gone() {
+	local A=$CG2/$T_ID-gA B=$CG2/$T_ID-gB id
+	make_cgroup "$A"
+	make_cgroup "$B"
+	rm_engine "$PIN"
+	"$CGF" load --shared "$PIN" || fail "cannot load a shared engine"
+	for cg in "$A" "$B"; do
+		bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach to $cg"
+		at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	done
+	"$CGF" register "$PIN" --cgroup "$A" 'udp && dst_port == 7001'
+	id=$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print([f["filter_program_id"] for f in json.load(sys.stdin)["filters"] if (f["filter"] or "").endswith("7001")][0])')
+	bpftool prog show id "$id" >/dev/null || fail "A's filter (program $id) is not loaded"
+	bpftool cgroup detach "$A" egress pinned "$PIN" || fail "cannot detach from $A"
+	rmdir "$A"
+	# the kernel drops a cgroup's storage when it releases the cgroup, in
+	# a worker after the rmdir: wait for A's entry to go
+	gone() { "$CGF" show --json "$PIN" | python3 -c 'import json,sys; sys.exit(any((f["filter"] or "").endswith("7001") for f in json.load(sys.stdin)["filters"]))'; }
+	for _ in $(seq 300); do gone && break; sleep 0.1; done
+	gone || fail "the kernel kept the entry of cgroup $A 30 s after its rmdir"
+	"$CGF" register "$PIN" --cgroup "$B" 'udp'
+	# the kernel frees a program after an RCU grace period: wait for it
+	for _ in $(seq 50); do bpftool prog show id "$id" >/dev/null 2>&1 || break; sleep 0.1; done
+	if bpftool prog show id "$id" >/dev/null 2>&1; then
+		fail "the filter of a cgroup that went away (program $id) is still loaded after the next register"
+	fi
+	ok "the filter of a cgroup that went away is freed by the next register"
+	expect_eq "... and the other cgroup's filter stays" \
+		"$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print([f["filter"] for f in json.load(sys.stdin)["filters"]])')" "['udp']"
+	bpftool cgroup detach "$B" egress pinned "$PIN"
+	rm_engine "$PIN"
+}
+
 # ---- 2.2: a failure before the switch changes nothing; after it frees nothing ------------
 OLD='dst_port in { 80, 443 }'
 NEW='!(src_ip in {198.51.100.0/24, 203.0.113.0/24})'
@@ -265,9 +380,19 @@ case_exit_codes() {
 	expect_eq "monitor -c 5 stopped by SIGTERM before 5 drops exits 1" "$RC" 1
 	run "$CGF" help bogus
 	expect_eq "cgfilter help bogus exits 2" "$RC" 2
+	run "$CGF" compile '-dst_port == 0'
+	expect_eq "a filter starting with '-' before '--' is refused, pointing to '--'" "$RC:$(cat "$TMP/err")" \
+		"2:cgfilter compile: unknown option -d (a filter that starts with '-' goes after '--') (see 'cgfilter compile --help')"
+	run "$CGF" compile -- '-dst_port == 0'
+	expect_eq "... and compiles after '--'" "$RC" 0
 	run "$CGF" list /nonexistent
 	expect_eq "cgfilter list /nonexistent exits 1" "$RC:$(cat "$TMP/err")" \
 		"1:cgfilter: cannot list /nonexistent: No such file or directory"
+	mkdir -p "$TMP/ls/closed"
+	chmod 711 "$TMP" && chmod 755 "$TMP/ls" && chmod 000 "$TMP/ls/closed"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$CGF" list "$TMP/ls"
+	expect_eq "list of a directory with an unreadable subdirectory exits 1, saying so" \
+		"$RC:$(cat "$TMP/err"):$(cat "$TMP/out")" "1:cgfilter: cannot list $TMP/ls/closed: Permission denied:"
 }
 
 # ---- 2.9: errors that name the limit ----------------------------------------------------------
@@ -396,7 +521,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
