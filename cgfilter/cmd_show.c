@@ -214,6 +214,7 @@ static int print_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 		fprintf(s->f, ",\"direction\":\"%s\"}", dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
 	} else {
 		fprintf(s->f, "    %s %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
+		s->n++;
 	}
 	return 0;
 }

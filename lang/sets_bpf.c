@@ -8,9 +8,8 @@
  *    its own: one lookup, one bit test.
  *  - A larger literal address set is, per family, its prefixes merged into
  *    sorted disjoint intervals in one array value, searched without a
- *    branch (a step per halving: 17 for 100,000 intervals), so it costs
- *    about the same for 5 or 100,000 prefixes and takes 8 bytes a prefix
- *    for IPv4, 16 or 32 for IPv6.
+ *    branch (a step per halving: 17 for 100,000 intervals); it takes 8
+ *    bytes a prefix for IPv4, 16 or 32 for IPv6.
  *  - A named set goes through its array of maps (cgf_abi.h): an LPM trie
  *    for addresses, a bitmap for integers, swapped whole by set-add.
  */
