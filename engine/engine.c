@@ -665,25 +665,69 @@ int cgf_engine_lease(const struct cgf_engine *e)
 	return bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY) ? -errno : 0;
 }
 
+/*
+ * The keys of the cgroups map, all of them.  The kernel drops a cgroup's
+ * entry when the cgroup goes away, at any time; the next key after one that
+ * went is "none" (ENOENT), which must not read as the end: the walk starts
+ * again.  Missing an entry would let register take a slot in use, or the
+ * sweep free a filter in force.
+ */
+static int cgroup_keys(int fd, struct bpf_cgroup_storage_key **out, size_t *n)
+{
+	struct bpf_cgroup_storage_key *keys = NULL, next;
+	size_t cap = 0, restarts = 0;
+	uint32_t slot;
+	int more;
+
+again:
+	*n = 0;
+	for (more = cgf_next_key(fd, NULL, &next); more > 0;
+	     more = cgf_next_key(fd, &keys[*n - 1], &next)) {
+		if (*n == cap) {
+			struct bpf_cgroup_storage_key *p = realloc(keys, (cap = cap * 2 + 64) * sizeof(*p));
+
+			if (!p) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = p;
+		}
+		keys[(*n)++] = next;
+	}
+	if (!more && *n && bpf_map_lookup_elem(fd, &keys[*n - 1], &slot) && errno == ENOENT) {
+		/* the last key went meanwhile: the walk may have stopped early */
+		if (++restarts < 1000)
+			goto again;
+		more = -EAGAIN;
+	}
+	if (more < 0) {
+		free(keys);
+		return more;
+	}
+	*out = keys;
+	return 0;
+}
+
 int cgf_engine_each_cgroup(const struct cgf_engine *e,
 			   int (*fn)(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx),
 			   void *ctx)
 {
-	struct bpf_cgroup_storage_key k, next;
-	int more, r = 0;
+	struct bpf_cgroup_storage_key *keys = NULL;
+	size_t n = 0, i;
+	int r;
 
 	if (e->cgroups < 0)
 		return 0;
-	for (more = cgf_next_key(e->cgroups, NULL, &next); more > 0 && !r;
-	     more = cgf_next_key(e->cgroups, &k, &next)) {
+	r = cgroup_keys(e->cgroups, &keys, &n);
+	for (i = 0; !r && i < n; i++) {
 		uint32_t slot;
 
-		k = next;
-		if (bpf_map_lookup_elem(e->cgroups, &k, &slot))
+		if (bpf_map_lookup_elem(e->cgroups, &keys[i], &slot))
 			continue; /* went away meanwhile */
-		r = fn(k.cgroup_inode_id, (enum bpf_attach_type)k.attach_type, slot, ctx);
+		r = fn(keys[i].cgroup_inode_id, (enum bpf_attach_type)keys[i].attach_type, slot, ctx);
 	}
-	return more < 0 ? more : r;
+	free(keys);
+	return r;
 }
 
 int cgf_next_key(int fd, const void *cur, void *next)

@@ -61,23 +61,31 @@ case_blocklist_survives() {
 	agrees "... and when a filter without it came between" "ip4 src=2.2.2.2 / udp"
 }
 
+# in_cg CGROUP CMD...: run CMD in CGROUP
+in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$1" "${@:2}"; }
+
+# shared_engine CGROUP...: a fresh shared engine at PIN, attached to each
+# new cgroup on egress
+shared_engine() {
+	local cg
+	rm_engine "$PIN"
+	"$CGF" load --shared "$PIN" || fail "cannot load a shared engine"
+	for cg in "$@"; do
+		make_cgroup "$cg"
+		bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach to $cg"
+		at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	done
+}
+
 # shared mode, real traffic: a set-add and another cgroup's literal set must
 # not widen a filter
 case_shared_register() {
 	local A=$CG2/$T_ID-hA B=$CG2/$T_ID-hB uport
 	echo_server udp uport 22000 22999
-	make_cgroup "$A"
-	make_cgroup "$B"
-	rm_engine "$PIN"
-	"$CGF" load --shared "$PIN" || fail "cannot load a shared engine"
-	for cg in "$A" "$B"; do
-		bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach to $cg"
-		at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
-	done
+	shared_engine "$A" "$B"
 	"$CGF" set-add "$PIN" @x 10.9.9.9 >/dev/null
 	"$CGF" register "$PIN" --cgroup "$B" 'udp && dst_ip in { 127.0.0.1 }'
 	"$CGF" register "$PIN" --cgroup "$A" 'udp && dst_ip in @x'
-	in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$1" "${@:2}"; }
 	if in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 500 >/dev/null 2>&1; then
 		fail "cgroup A's filter 'dst_ip in @x' (@x = 10.9.9.9) passed a datagram to 127.0.0.1"
 	fi
@@ -118,7 +126,6 @@ case_unload_attached() {
 	bpftool cgroup attach "$A" egress pinned "$PIN" multi || fail "cannot attach to $A"
 	id=$(bpftool prog show pinned "$PIN" | sed -n "1s/:.*//p")
 	at_exit bpftool cgroup detach "$A" egress id "$id"
-	in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$1" "${@:2}"; }
 	in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 1000 >/dev/null 2>&1 ||
 		fail "the filter 'udp' dropped a datagram"
 	run "$CGF" unload "$PIN"
@@ -173,14 +180,7 @@ case_load_creates_nothing() {
 # command that changes the engine (issue 9.4)
 case_shared_gone() {
 	local A=$CG2/$T_ID-gA B=$CG2/$T_ID-gB id
-	make_cgroup "$A"
-	make_cgroup "$B"
-	rm_engine "$PIN"
-	"$CGF" load --shared "$PIN" || fail "cannot load a shared engine"
-	for cg in "$A" "$B"; do
-		bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach to $cg"
-		at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
-	done
+	shared_engine "$A" "$B"
 	"$CGF" register "$PIN" --cgroup "$A" 'udp && dst_port == 7001'
 	id=$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print([f["filter_program_id"] for f in json.load(sys.stdin)["filters"] if (f["filter"] or "").endswith("7001")][0])')
 	bpftool prog show id "$id" >/dev/null || fail "A's filter (program $id) is not loaded"
@@ -201,6 +201,48 @@ case_shared_gone() {
 	expect_eq "... and the other cgroup's filter stays" \
 		"$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print([f["filter"] for f in json.load(sys.stdin)["filters"]])')" "['udp']"
 	bpftool cgroup detach "$B" egress pinned "$PIN"
+	rm_engine "$PIN"
+}
+
+# shared: a cgroup that goes away while a command walks the cgroups (its
+# key was the walk's last): the walk must start again, not stop there, or
+# the sweep frees the filters of the cgroups after it.  The command is held
+# (a delay injected) at the walk's second step, the first cgroup removed
+# meanwhile.
+case_walk_restart() {
+	local A=$CG2/$T_ID-wA B=$CG2/$T_ID-wB n j filters first gone keep
+	shared_engine "$A" "$B"
+	"$CGF" register "$PIN" --cgroup "$A" 'udp && dst_port == 7001'
+	"$CGF" register "$PIN" --cgroup "$B" 'udp && dst_port == 7002'
+	# which bpf() call of set-add is the walk's second step (the next key after A's)
+	strace -f -qq -e trace=bpf -o "$TMP/trace" "$CGF" set-add "$PIN" @y 1 >/dev/null ||
+		fail "set-add failed"
+	n=$(grep 'bpf(' "$TMP/trace" | grep -n BPF_MAP_GET_NEXT_KEY | sed -n 2p | cut -d: -f1)
+	[ -n "$n" ] || fail "set-add walks no cgroups: $(cat "$TMP/trace")"
+	# the cgroup the walk meets first goes (the kernel lists the newest first)
+	first=$(bpftool -j map dump pinned "${PIN}_maps/cgroups" | python3 -c 'import json,sys; print(int.from_bytes(bytes(int(x, 16) for x in json.load(sys.stdin)[0]["key"][:8]), "little"))')
+	if [ "$first" = "$(stat -c %i "$B")" ]; then
+		gone=$B keep=7001
+	else
+		gone=$A keep=7002
+	fi
+	strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:delay_enter=15000000:when=$n \
+		"$CGF" set-add "$PIN" @z 1 >"$TMP/z.out" 2>&1 &
+	j=$!
+	sleep 1
+	bpftool cgroup detach "$gone" egress pinned "$PIN" || fail "cannot detach from $gone"
+	rmdir "$gone"
+	# the kernel drops A's entry in a worker after the rmdir: within the delay
+	entries() { bpftool -j map dump pinned "${PIN}_maps/cgroups" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+	for _ in $(seq 120); do [ "$(entries)" -ge 2 ] || break; sleep 0.1; done
+	[ "$(entries)" -eq 1 ] || fail "the kernel kept the entry of cgroup $gone 12 s after its rmdir"
+	wait "$j" || fail "set-add during the walk failed: $(cat "$TMP/z.out")"
+	filters=$("$CGF" show --json "$PIN" | python3 -c 'import json,sys; print(sorted(f["filter"] or "" for f in json.load(sys.stdin)["filters"] if f["filter"]))')
+	case $filters in
+	*"'udp && dst_port == $keep'"*) ok "a cgroup gone during the walk does not cost the next one its filter" ;;
+	*) fail "the other cgroup lost its filter 'udp && dst_port == $keep' when $gone went during a walk: filters $filters" ;;
+	esac
+	for cg in "$A" "$B"; do [ ! -d "$cg" ] || bpftool cgroup detach "$cg" egress pinned "$PIN"; done
 	rm_engine "$PIN"
 }
 
@@ -521,7 +563,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
