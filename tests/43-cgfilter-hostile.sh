@@ -246,6 +246,37 @@ case_walk_restart() {
 	rm_engine "$PIN"
 }
 
+# literal address sets of every size up to the map search (5 items on),
+# random prefixes of both families with overlaps and the address space's
+# ends: every address named, and the ones beside each, judged
+case_literal_sets() {
+	local seed n
+	fresh tcp
+	for seed in 1 2 3 4; do
+		for n in 5 6 9 33 300; do
+			python3 - "$seed" "$n" >"$TMP/lit.filter" <<-'EOF'
+				import ipaddress, random, sys
+				rng = random.Random(int(sys.argv[1]) * 1000 + int(sys.argv[2]))
+				items = []
+				for i in range(int(sys.argv[2])):
+				    if rng.random() < 0.5:
+				        plen = rng.choice([8, 16, 20, 24, 28, 31, 32])
+				        a = rng.getrandbits(32) if rng.random() < 0.7 else rng.choice([0, 0xffffffff, 0x7fffffff, 0x80000000])
+				        items.append("%s/%d" % (ipaddress.IPv4Address(a & (0xffffffff << (32 - plen)) & 0xffffffff), plen))
+				    else:
+				        # seeds 3 and 4: IPv6 prefixes of /64 or shorter only (the 64-bit search)
+				        plen = rng.choice([16, 32, 48, 64, 80, 127, 128] if int(sys.argv[1]) < 3 else [1, 16, 48, 63, 64])
+				        a = rng.getrandbits(128) if rng.random() < 0.7 else rng.choice([0, (1 << 128) - 1, 1 << 127, 1 << 64])
+				        items.append("%s/%d" % (ipaddress.IPv6Address(a & (((1 << 128) - 1) << (128 - plen)) & ((1 << 128) - 1)), plen))
+				print("%s in { %s }" % (rng.choice(["src_ip", "dst_ip"]), ", ".join(items)))
+			EOF
+			"$CGF" set "$PIN" -f "$TMP/lit.filter" || fail "cannot set a literal set of $n prefixes"
+			judge >"$TMP/judge" 2>&1 || fail "a literal set of $n prefixes (seed $seed): $(head -c 2000 "$TMP/judge")"
+		done
+	done
+	ok "literal address sets of 5 to 300 random prefixes (IPv6 of 64 and 128 bits) do what the reference says, at every edge"
+}
+
 # ---- 2.2: a failure before the switch changes nothing; after it frees nothing ------------
 OLD='dst_port in { 80, 443 }'
 NEW='!(src_ip in {198.51.100.0/24, 203.0.113.0/24})'
@@ -563,7 +594,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
