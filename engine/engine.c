@@ -20,6 +20,7 @@
 
 #include "emit_bpf.h"
 #include "engine.h"
+#include "expr.h"
 #include "internal.h"
 
 /* The engine's maps: the one list of them. */
@@ -683,14 +684,9 @@ again:
 	*n = 0;
 	for (more = cgf_next_key(fd, NULL, &next); more > 0;
 	     more = cgf_next_key(fd, &keys[*n - 1], &next)) {
-		if (*n == cap) {
-			struct bpf_cgroup_storage_key *p = realloc(keys, (cap = cap * 2 + 64) * sizeof(*p));
-
-			if (!p) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = p;
+		if (!cgf_grow((void **)&keys, *n, &cap, sizeof(*keys), 64)) {
+			free(keys);
+			return -ENOMEM;
 		}
 		keys[(*n)++] = next;
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bpf_asm.h"
+#include "expr.h"
 
 void cgf_asm_init(struct cgf_asm *a)
 {
@@ -51,19 +52,13 @@ static void fail(struct cgf_asm *a, int err, const char *fmt, ...)
 /* Room for one more element of an array of *cap elements of size sz. */
 static bool grow(struct cgf_asm *a, void **p, uint32_t n, uint32_t *cap, size_t sz)
 {
-	void *q;
-	uint32_t c;
+	size_t c = *cap;
 
-	if (n < *cap)
-		return true;
-	c = *cap ? *cap * 2 : 256;
-	q = realloc(*p, (size_t)c * sz);
-	if (!q) {
+	if (!cgf_grow(p, n, &c, sz, 256) || c > UINT32_MAX) {
 		fail(a, -ENOMEM, "out of memory");
 		return false;
 	}
-	*p = q;
-	*cap = c;
+	*cap = (uint32_t)c;
 	return true;
 }
 

@@ -265,15 +265,10 @@ static void value_binary(struct gen *g, const struct cgf_node *n, int d)
 
 	if (on_spine(n)) {
 		for (x = n; on_spine(x); x = x->a) {
-			if (k == cap) {
-				const struct cgf_node **p = realloc(spine, (cap = cap ? cap * 2 : 64) * sizeof(*p));
-
-				if (!p) {
-					free(spine);
-					gen_fail(g, -ENOMEM, "out of memory");
-					return;
-				}
-				spine = p;
+			if (!cgf_grow((void **)&spine, k, &cap, sizeof(*spine), 64)) {
+				free(spine);
+				gen_fail(g, -ENOMEM, "out of memory");
+				return;
 			}
 			spine[k++] = x;
 		}
@@ -424,15 +419,10 @@ static void cond_chain(struct gen *g, const struct cgf_node *n, uint32_t t, uint
 	for (x = n;; x = x->a) {
 		bool more = x->kind == CGF_N_BINARY && x->op == n->op && !x->is_const;
 
-		if (k == cap) {
-			const struct cgf_node **p = realloc(opnd, (cap = cap ? cap * 2 : 64) * sizeof(*p));
-
-			if (!p) {
-				free(opnd);
-				gen_fail(g, -ENOMEM, "out of memory");
-				return;
-			}
-			opnd = p;
+		if (!cgf_grow((void **)&opnd, k, &cap, sizeof(*opnd), 64)) {
+			free(opnd);
+			gen_fail(g, -ENOMEM, "out of memory");
+			return;
 		}
 		opnd[k++] = more ? x->b : x;
 		if (!more)

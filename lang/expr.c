@@ -559,23 +559,29 @@ static struct cgf_set *find_set(struct parser *p, const char *name)
 	return NULL;
 }
 
-static bool grow(struct parser *p, void **arr, size_t *cap, size_t n, size_t elem)
+bool cgf_grow(void **p, size_t n, size_t *cap, size_t sz, size_t first)
 {
-	void *r;
 	size_t c;
+	void *q;
 
 	if (n < *cap)
 		return true;
-	c = *cap ? *cap * 2 : 8;
-	r = realloc(*arr, c * elem);
-	if (!r) {
-		p->nomem = true;
-		fail_at(p, 0, 0, "out of memory");
+	c = *cap ? *cap * 2 : first;
+	q = realloc(*p, c * sz);
+	if (!q)
 		return false;
-	}
-	*arr = r;
+	*p = q;
 	*cap = c;
 	return true;
+}
+
+static bool grow(struct parser *p, void **arr, size_t *cap, size_t n, size_t elem)
+{
+	if (cgf_grow(arr, n, cap, elem, 8))
+		return true;
+	p->nomem = true;
+	fail_at(p, 0, 0, "out of memory");
+	return false;
 }
 
 static bool item_looks_like_addr(const struct parser *p, const struct token *t)

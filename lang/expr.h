@@ -192,4 +192,8 @@ int cgf_parse_cidr(const char *s, struct cgf_cidr *out, char *why, size_t whylen
 int cgf_parse_range(const char *s, struct cgf_range *out, char *why, size_t whylen);
 void cgf_format_cidr(const struct cgf_cidr *c, char *buf, size_t len);
 
+/* Room for element n of the array *p of *cap elements of sz bytes (doubling
+ * from first); false, the array untouched, when memory runs out. */
+bool cgf_grow(void **p, size_t n, size_t *cap, size_t sz, size_t first);
+
 #endif /* CGF_EXPR_H */
