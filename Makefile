@@ -24,10 +24,10 @@ EXAMPLE_FILTER := icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)
 include mk/bpf.mk
 include mk/user.mk
 
-.PHONY: all port-firewall bpf-program-only standalone tools cgfilter tests check demo \
+.PHONY: all port-firewall bpf-program-only standalone tools cgfilter wrap tests check demo \
 	install uninstall bench clean deps deps-tests vocab
 
-all: port-firewall bpf-program-only standalone tools cgfilter tests
+all: port-firewall bpf-program-only standalone tools cgfilter wrap tests
 
 port-firewall:
 	$(Q)$(MAKE) --no-print-directory -C port-firewall O=$(BUILD)/port-firewall \
@@ -45,12 +45,15 @@ tools:
 cgfilter:
 	$(Q)$(MAKE) --no-print-directory -C cgfilter O=$(BUILD)/cgfilter
 
+wrap:
+	$(Q)$(MAKE) --no-print-directory -C wrap O=$(BUILD)/wrap
+
 # the man pages' lists of names, from the one table (lang/vocab.c);
 # tests/02-vocab.sh fails when they differ
 vocab: tools
 	$(Q)scripts/vocab.py $(BUILD)/tools/cgfilter-expr man/port-firewall.8 man/cgfilter.8
 
-tests: tools port-firewall bpf-program-only standalone cgfilter
+tests: tools port-firewall bpf-program-only standalone cgfilter wrap
 	$(Q)$(MAKE) --no-print-directory -C tests O=$(BUILD)/tests
 
 # the test dependencies first (iperf3, nftables, strace, ...), as make demo

@@ -24,6 +24,9 @@ enum cgf_opt {
 	OPT_COUNT = 1 << 7,
 	OPT_TIMEOUT = 1 << 8,
 	OPT_QUIET = 1 << 9,
+	OPT_CLASSIC = 1 << 10,
+	/* the command parses its own arguments (argv: the command's name on) */
+	OPT_RAW = 1 << 11,
 };
 
 struct cmd_args {
@@ -32,7 +35,7 @@ struct cmd_args {
 	int argc;
 	const char *file;
 	const char *cgroup;
-	bool shared, json, code, detach, quiet;
+	bool shared, json, code, detach, quiet, classic;
 	unsigned long events_per_sec, count, timeout_ms;
 };
 
@@ -60,6 +63,7 @@ int cmd_monitor(struct cmd_args *a);
 int cmd_check(struct cmd_args *a);
 int cmd_unload(struct cmd_args *a);
 int cmd_compile(struct cmd_args *a);
+int cmd_wrap(struct cmd_args *a);
 
 /* Exit statuses */
 #define EXIT_USAGE 2

@@ -11,6 +11,8 @@
 #include <bpf/libbpf.h>
 
 #include "cmd.h"
+#include "emit_cbpf.h"
+#include "wrap.h"
 #include "emit_bpf.h"
 
 /* ---- reading filters -------------------------------------------------------------- */
@@ -234,6 +236,27 @@ int cmd_check(struct cmd_args *a)
 	return r;
 }
 
+static int compile_classic(const struct cgf_expr *x, const char *text)
+{
+	struct sock_filter *p;
+	struct cgf_error e;
+	char msg[400];
+	size_t n;
+	int r = cgf_cbpf_compile(x, CGF_CBPF_SOCKET, &p, &n, &e);
+
+	if (r) {
+		cgf_error_format(&e, msg, sizeof(msg));
+		cgf_err("%s", msg);
+		if (e.line)
+			cgf_error_show_place(stderr, text, &e);
+		return r;
+	}
+	printf("%zu classic BPF instructions\n", n);
+	cgf_cbpf_print(stdout, p, n);
+	free(p);
+	return 0;
+}
+
 int cmd_compile(struct cmd_args *a)
 {
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
@@ -257,6 +280,8 @@ int cmd_compile(struct cmd_args *a)
 		cgf_error_show_place(stderr, text, &pe);
 	} else if (r) {
 		cgf_err("cannot parse the filter: %s", strerror(-r));
+	} else if (a->classic) {
+		r = compile_classic(x, text);
 	} else {
 		r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
 		if (r) {
@@ -270,4 +295,9 @@ int cmd_compile(struct cmd_args *a)
 	cgf_expr_free(x);
 	free(text);
 	return r;
+}
+
+int cmd_wrap(struct cmd_args *a)
+{
+	return cgf_wrap_main("cgfilter wrap", a->argc, a->argv);
 }

@@ -15,12 +15,11 @@
 
 #include <bpf/libbpf.h>
 
+#include "cgf_version.h"
 #include "cmd.h"
+#include "wrap.h"
 #include "expr.h"
 
-#ifndef CGF_VERSION
-#define CGF_VERSION "2.0"
-#endif
 
 struct opt {
 	unsigned int bit;
@@ -43,6 +42,7 @@ static const struct opt opts[] = {
 	{ OPT_COUNT, "count", 'c', "N", "stop after N drops (1..1000000000)" },
 	{ OPT_TIMEOUT, "timeout", 't', "MS", "stop after MS milliseconds (1..86400000)" },
 	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
+	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -106,11 +106,18 @@ static const struct cmd cmds[] = {
 	  "slots are emptied) until they go away or it is detached from them; --detach\n"
 	  "detaches it from every cgroup first, which then run unfiltered.\n",
 	  NULL },
-	{ "compile", cmd_compile, OPT_FILE, "(EXPR | -f FILE)",
+	{ "compile", cmd_compile, OPT_FILE | OPT_CLASSIC, "[--classic] (EXPR | -f FILE)",
 	  "print the BPF program of a filter (no root)",
 	  "Check a filter and print the BPF program cgfilter would load for it; needs no\n"
-	  "privilege (maps are shown by name).\n",
+	  "privilege (maps are shown by name).  --classic: the classic BPF socket filter\n"
+	  "that 'cgfilter wrap' attaches, or why classic BPF cannot evaluate the filter.\n",
 	  "cgfilter compile 'tcp && dst_port == 80'" },
+	{ "wrap", cmd_wrap, OPT_RAW, CGF_WRAP_USAGE, "run a daemon with filtered sockets (no root)",
+	  "Create sockets (--listen) or take those of a .socket unit (LISTEN_FDS), attach\n"
+	  "the filter to each as classic BPF, lock it, and run CMD with them, as systemd\n"
+	  "passes sockets, without capabilities.  UDP needs no privilege, TCP needs\n"
+	  "CAP_NET_ADMIN (give it to cgfilter-wrap alone).  'cgfilter wrap --help' tells more.\n",
+	  "cgfilter wrap --listen 127.0.0.1:5353/udp 'src_ip == 127.0.0.2' -- ./daemon" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -149,7 +156,7 @@ static void cmd_help(const struct cmd *c, FILE *f)
 	size_t i;
 
 	fprintf(f, "Usage: cgfilter %s %s\n%s", c->name, c->args, c->help);
-	if (c->opts) {
+	if (c->opts & ~OPT_RAW) {
 		fprintf(f, "\nOptions:\n");
 		for (i = 0; i < NOPTS; i++) {
 			char left[64], sh[8] = "    ";
@@ -257,6 +264,7 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		case OPT_CODE: a->code = true; break;
 		case OPT_DETACH: a->detach = true; break;
 		case OPT_QUIET: a->quiet = true; break;
+		case OPT_CLASSIC: a->classic = true; break;
 		case OPT_CGROUP: a->cgroup = optarg; break;
 		case OPT_EVENTS:
 			if (number(a, "events per second", optarg, 0, 1000000, &a->events_per_sec))
@@ -341,6 +349,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	a.name = c->name;
+	if (c->opts & OPT_RAW) {
+		a.argc = argc - 1;
+		a.argv = argv + 1;
+		return c->run(&a);
+	}
 	r = parse_opts(c, &a, argc - 1, argv + 1);
 	if (r)
 		return r;

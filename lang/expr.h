@@ -192,6 +192,13 @@ int cgf_parse_cidr(const char *s, struct cgf_cidr *out, char *why, size_t whylen
 int cgf_parse_range(const char *s, struct cgf_range *out, char *why, size_t whylen);
 void cgf_format_cidr(const struct cgf_cidr *c, char *buf, size_t len);
 
+/* The IPv4 prefixes of an address set as sorted, merged intervals (host
+ * order); NULL when memory runs out. */
+struct cgf_ival4 {
+	uint32_t lo, hi;
+};
+struct cgf_ival4 *cgf_intervals4(const struct cgf_set *s, size_t *n);
+
 /* Room for element n of the array *p of *cap elements of sz bytes (doubling
  * from first); false, the array untouched, when memory runs out. */
 bool cgf_grow(void **p, size_t n, size_t *cap, size_t sz, size_t first);

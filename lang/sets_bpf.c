@@ -155,16 +155,13 @@ static void int_in(struct gen *g, const struct cgf_set *s, uint32_t t, uint32_t 
 
 /* ---- addresses ------------------------------------------------------------- */
 
-struct ival4 {
-	uint32_t lo, hi;        /* host order */
-};
 struct ival6 {
 	uint64_t lo_h, lo_l, hi_h, hi_l;
 };
 
 static int cmp4(const void *x, const void *y)
 {
-	const struct ival4 *a = x, *b = y;
+	const struct cgf_ival4 *a = x, *b = y;
 
 	return a->lo < b->lo ? -1 : a->lo > b->lo;
 }
@@ -233,9 +230,9 @@ static struct ival6 *intervals6(const struct cgf_set *s, size_t *n, bool *wide)
 	return v;
 }
 
-static struct ival4 *intervals4(const struct cgf_set *s, size_t *n)
+struct cgf_ival4 *cgf_intervals4(const struct cgf_set *s, size_t *n)
 {
-	struct ival4 *v = calloc(s->n ? s->n : 1, sizeof(*v));
+	struct cgf_ival4 *v = calloc(s->n ? s->n : 1, sizeof(*v));
 	size_t i, k = 0;
 
 	if (!v)
@@ -256,7 +253,7 @@ static struct ival4 *intervals4(const struct cgf_set *s, size_t *n)
 	qsort(v, k, sizeof(*v), cmp4);
 	*n = 0;
 	for (i = 0; i < k; i++) {
-		struct ival4 *last = *n ? &v[*n - 1] : NULL;
+		struct cgf_ival4 *last = *n ? &v[*n - 1] : NULL;
 
 		if (last && (v[i].lo <= last->hi || (last->hi != ~0u && v[i].lo == last->hi + 1))) {
 			if (v[i].hi > last->hi)
@@ -424,7 +421,7 @@ static void lo_le_a6w(struct gen *g, int16_t off)
 static void lit4(struct gen *g, const struct cgf_set *s, int addr, size_t n, uint32_t t,
 		 uint32_t f)
 {
-	struct ival4 *v = intervals4(s, &n);
+	struct cgf_ival4 *v = cgf_intervals4(s, &n);
 	char note[64];
 	uint32_t m;
 
