@@ -967,8 +967,8 @@ static void in_set(struct cb *c, const struct cgf_node *n)
 
 	if (s->name[0] && !s->declared) {
 		fail(c, -EINVAL, n,
-		     "named set @%s: classic BPF has no maps (declare its items in the filter)",
-		     s->name);
+		     "named set @%s: classic BPF has no maps: give its items in the filter "
+		     "('@%s = { ... }') or with --set", s->name, s->name);
 		return;
 	}
 	if (n->a->kind == CGF_N_ADDR) {

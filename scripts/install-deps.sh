@@ -18,8 +18,9 @@ prog=install-deps.sh
 BUILD_PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev make gcc pkg-config iproute2 python3"
 # the private systemd (systemd, dbus, util-linux's unshare/nsenter), ps,
 # throughput (iperf3), the nftables row, the plots, fault injection (strace),
-# script(1) for a terminal (bsdutils), the man page check (groff-base)
-TEST_PKGS="systemd dbus util-linux procps iperf3 nftables gnuplot-nox strace bsdutils groff-base"
+# script(1) for a terminal (bsdutils), the man page check (groff-base),
+# file capabilities for the cgfilter-wrap test (libcap2-bin: setcap)
+TEST_PKGS="systemd dbus util-linux procps iperf3 nftables gnuplot-nox strace bsdutils groff-base libcap2-bin"
 
 tests=
 case ${1:-} in

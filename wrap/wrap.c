@@ -173,7 +173,8 @@ static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 
 static int compile(struct wrap *w, struct sock_fprog *fp)
 {
-	struct cgf_parse_opts o = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
+	/* a named set neither declared nor given: the back end says why not */
+	struct cgf_parse_opts o = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
 	char *text = NULL, *user, msg[400];
 	size_t len = 0, n;
 	struct cgf_expr *e;
@@ -351,12 +352,20 @@ static int discard_queued(struct wrap *w, struct sock *s)
 
 	if (s->tcp) {
 		struct linger l = { 1, 0 };
+		/* the socket's own flags are the daemon's: put back after */
+		int fl = fcntl(s->fd, F_GETFL), e;
 
-		while ((c = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK))
+			return err_out(w, "cannot empty the queue of %s: %s", s->where, strerror(errno));
+		while ((c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 			close(c);
 			n++;
 		}
+		e = errno;
+		if (fcntl(s->fd, F_SETFL, fl))
+			return err_out(w, "cannot restore the flags of %s: %s", s->where, strerror(errno));
+		errno = e;
 	} else {
 		char b[1];
 

@@ -13,6 +13,7 @@ clear line that names classic BPF; how many it accepts is reported.
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -94,9 +95,9 @@ def main():
             refused[kind] = refused.get(kind, 0) + 1
             if "classic BPF" not in out:
                 probs.append("refused without naming classic BPF: %s: %r" % (out, t[:200]))
-            why = out.split(": ", 1)[-1]
-            why = why.split(" may not fit")[0].split(":")[0] if "may not fit" in why else why
-            reasons[why[:90]] = reasons.get(why[:90], 0) + 1
+            why = re.sub(r"'[^']*'", "'X'", re.sub(r"(line [0-9]+, )?column [0-9]+: ", "", out))
+            why = re.sub(r"[0-9]+", "N", why)
+            reasons[why] = reasons.get(why, 0) + 1
             continue
         ok[kind] += 1
         e = V.FullExpr(t)
