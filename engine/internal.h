@@ -4,6 +4,7 @@
 #define CGF_ENGINE_INTERNAL_H
 
 #include "engine.h"
+#include "sys_bpf.h"
 
 #define CGF_ENTRY_DEDICATED "cgf_dedicated"  /* names of the entry programs */
 #define CGF_ENTRY_SHARED "cgf_shared"
@@ -28,13 +29,6 @@ int cgf_engine_paths(struct cgf_engine *e, const char *pin);
  * walk failed (never to be taken for the end of the map). */
 int cgf_next_key(int fd, const void *cur, void *next);
 int cgf_clear_leftover(const char *dir, const char *why);
-
-/* The bpf() syscall itself (sys.c): -errno on failure.  log: the
- * verifier's log (level 1) into log[log_size], or none. */
-int cgf_sys_prog_load(const struct bpf_insn *insns, uint32_t n, const char *name, char *log,
-		      uint32_t log_size);
-int cgf_sys_map_create(enum bpf_map_type type, const char *name, uint32_t key, uint32_t value,
-		       uint32_t entries, uint32_t flags, int inner_fd);
 
 /* ---- a filter program being made (filter.c) ---- */
 

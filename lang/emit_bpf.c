@@ -728,6 +728,40 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	return gen_finish(&g);
 }
 
+int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
+			  const struct cgf_gen_env *env, struct cgf_gen *out, char *why,
+			  size_t whylen)
+{
+	struct gen g = { .why = why, .whylen = whylen, .sock = true, .sock_ctx = ctx };
+	bool addrs = false;
+
+	gen_begin(&g, out, env);
+	if (cgf_expr_postorder(e->root, count_slots, NULL) ||
+	    cgf_expr_postorder(e->root, note_addrs, &addrs)) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	gen_prologue(&g);
+	gen_parse(&g);
+	/* then as the engine's filter does after its entry program */
+	cgf_asm_place(g.a, g.l_filter);
+	gen_pack_cb(&g);
+	gen_unpack_cb(&g, 0, addrs);
+	cgf_asm_note(g.a, "the filter");
+	cond(&g, e->root, g.l_pass, g.l_drop, 0, g.l_pass);
+	cgf_asm_place(g.a, g.l_pass);
+	cgf_asm_note(g.a, "pass: keep the whole packet");
+	cgf_asm_emit(g.a, (struct bpf_insn){ .code = BPF_ALU | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
+					     .imm = -1 });
+	i_exit(&g);
+	cgf_asm_place(g.a, g.l_malformed);
+	cgf_asm_place(g.a, g.l_drop);
+	cgf_asm_note(g.a, "drop");
+	i_mov(&g, BPF_REG_0, 0);
+	i_exit(&g);
+	return gen_finish(&g);
+}
+
 void cgf_gen_bind(struct cgf_gen *g, size_t i, int fd)
 {
 	uint32_t m, k;

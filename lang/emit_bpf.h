@@ -66,6 +66,20 @@ int cgf_gen_entry(bool shared, const struct cgf_gen_env *env, struct cgf_gen *g,
 		  size_t whylen);
 int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *g, char *why, size_t whylen);
 
+/*
+ * The filter e as one socket filter program (BPF_PROG_TYPE_SOCKET_FILTER),
+ * for 'cgfilter wrap' with privileges: the same parser and filter as the
+ * engine's, reading headers with bpf_skb_load_bytes_relative(); it returns
+ * 0xffffffff (keep the packet) or 0 (drop), uses no engine map (env only
+ * names the named sets) and counts nothing.  Where the packet data starts
+ * when it runs: at the transport header on a TCP or UDP socket, at the link
+ * header on an AF_PACKET socket over Ethernet (the tests).
+ */
+enum cgf_sock_ctx { CGF_SOCK_TRANSPORT, CGF_SOCK_ETHERNET };
+int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
+			  const struct cgf_gen_env *env, struct cgf_gen *g, char *why,
+			  size_t whylen);
+
 /* Give literal set i its map: patch fd into every instruction loading it. */
 void cgf_gen_bind(struct cgf_gen *g, size_t i, int fd);
 

@@ -63,6 +63,11 @@ struct gen {
 	char *why;
 	size_t whylen;
 	int deepest;            /* the deepest stack offset touched */
+	/* a socket filter (cgf_gen_socket_filter()): headers only through
+	 * bpf_skb_load_bytes_relative(), the packet's data starting at the
+	 * transport header (socket) or the link header (Ethernet) */
+	bool sock;
+	enum cgf_sock_ctx sock_ctx;
 	uint32_t deep_at;       /* the prologue's store there, set in gen_finish() */
 };
 

@@ -32,6 +32,19 @@ void gen_fetch(struct gen *g, bool in_r7, int k, int n)
 	uint32_t direct = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
 	int off = 0;
 
+	if (g->sock) { /* no direct access: the helper, from the network header */
+		i_movr(g, BPF_REG_1, R_CTX);
+		if (in_r7)
+			i_movr(g, BPF_REG_2, BPF_REG_7);
+		else
+			i_mov(g, BPF_REG_2, (uint64_t)k);
+		i_fp(g, BPF_REG_3, FP_BUF);
+		i_mov(g, BPF_REG_4, (uint64_t)n);
+		i_mov(g, BPF_REG_5, BPF_HDR_START_NET);
+		i_call(g, BPF_FUNC_skb_load_bytes_relative);
+		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
+		return;
+	}
 	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
 	i_ldx(g, BPF_W, BPF_REG_3, R_CTX, offsetof(struct __sk_buff, data_end));
 	if (in_r7)
@@ -66,6 +79,29 @@ void gen_fetch(struct gen *g, bool in_r7, int k, int n)
 		off += bytes;
 	}
 	cgf_asm_place(g->a, done);
+}
+
+/*
+ * Malformed if the packet ends before offset r (a register, not r1-r5; r0
+ * is lost in a socket filter):
+ * compared with skb->len, or in a socket filter, whose skb->len does not
+ * count from the IP header, by reading the byte before r (into FP_KEY).
+ */
+static void need_upto(struct gen *g, uint8_t r)
+{
+	if (!g->sock) {
+		i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
+		cgf_asm_jmp_reg(g->a, BPF_JGT, r, BPF_REG_1, g->l_malformed);
+		return;
+	}
+	i_movr(g, BPF_REG_1, R_CTX);
+	i_movr(g, BPF_REG_2, r);
+	i_alu(g, BPF_SUB, BPF_REG_2, 1);
+	i_fp(g, BPF_REG_3, FP_KEY);
+	i_mov(g, BPF_REG_4, 1);
+	i_mov(g, BPF_REG_5, BPF_HDR_START_NET);
+	i_call(g, BPF_FUNC_skb_load_bytes_relative);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
 }
 
 /* r0 = the byte at FP_BUF + off */
@@ -139,8 +175,7 @@ static void parse_ipv4(struct gen *g, uint32_t common)
 	cgf_asm_jmp_imm(g->a, BPF_JLT, BPF_REG_0, 5, g->l_malformed);
 	i_movr(g, BPF_REG_7, BPF_REG_0);
 	i_alu(g, BPF_LSH, BPF_REG_7, 2);
-	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_1, g->l_malformed);
+	need_upto(g, BPF_REG_7);
 	i_st(g, BPF_DW, BPF_REG_10, FP_FAMILY, 4);
 	i_st(g, BPF_DW, BPF_REG_10, FP_FIELD(CGF_F_IP), 1);
 	buf_u8(g, BPF_REG_0, 8);
@@ -189,8 +224,7 @@ static void ext_header(struct gen *g, uint32_t done)
 	i_alur(g, BPF_OR, BPF_REG_0, BPF_REG_2);
 	i_alur(g, BPF_ADD, BPF_REG_7, BPF_REG_0);
 	buf_u8(g, BPF_REG_8, 0);
-	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_1, g->l_malformed);
+	need_upto(g, BPF_REG_7);
 	cgf_asm_ja(g->a, next);
 	/* fragment header: 8 bytes; a non-zero offset ends the chain */
 	cgf_asm_place(g->a, frag);
@@ -251,8 +285,7 @@ static void parse_l4(struct gen *g)
 	i_alu(g, BPF_LSH, BPF_REG_0, 2);
 	cgf_asm_jmp_imm(g->a, BPF_JLT, BPF_REG_0, 20, g->l_malformed);
 	i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_7);
-	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_0, BPF_REG_1, g->l_malformed);
+	need_upto(g, BPF_REG_0);
 	buf_be16(g, BPF_REG_0, 0);
 	set_field(g, CGF_F_SRC_PORT, BPF_REG_0);
 	buf_be16(g, BPF_REG_0, 2);
@@ -305,6 +338,10 @@ void gen_parse(struct gen *g)
 
 	cgf_asm_place(g->a, common);
 	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, len));
+	if (g->sock && g->sock_ctx == CGF_SOCK_TRANSPORT)
+		i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_7); /* the IP headers before it */
+	else if (g->sock)
+		i_alu(g, BPF_SUB, BPF_REG_0, ETH_HLEN);
 	set_field(g, CGF_F_LEN, BPF_REG_0);
 	set_field(g, CGF_F_IP_PROTO, BPF_REG_8);
 	set_is_proto(g, CGF_F_TCP, IPPROTO_TCP);

@@ -294,3 +294,23 @@ p=$((PORT + 15))
 daemon same "${NOBODY[@]}" "$CGF" wrap --listen "127.0.0.1:$p/udp" "$FILTER" -- "$TMP/echod.py"
 answers "cgfilter wrap: 127.0.0.2 is answered" udp 127.0.0.2 127.0.0.1 $p "udp-$p:hi"
 answers "cgfilter wrap: 127.0.0.3 is not" udp 127.0.0.3 127.0.0.1 $p timeout
+
+# ---- with CAP_BPF (here: root), eBPF and the whole language --------------------------------
+p=$((PORT + 16))
+daemon ebpf "$TMP/cgfilter-wrap" --set @ok=127.0.0.2,fd00::2 --listen "[::]:$p" \
+	'src_ip in @ok && (len * 0x100000000) >> 32 > 40' -- "$TMP/echod.py"
+answers "eBPF (root): a filter classic BPF cannot hold, 127.0.0.2 answered" tcp 127.0.0.2 127.0.0.1 $p "tcp-$p:hi"
+answers "eBPF: 127.0.0.3 not" tcp 127.0.0.3 127.0.0.1 $p timeout
+answers "eBPF: fd00::2 answered" tcp fd00::2 fd00::2 $p "tcp-$p:hi"
+no_caps "$DPID" "a daemon wrapped by root holds no capability either"
+refused "--classic forces classic BPF, which refuses it" "may not fit in 32 bits" \
+	"$TMP/cgfilter-wrap" --classic --listen "127.0.0.1:$((p + 1))" '(len * 0x100000000) >> 32 > 40' "${RUN[@]}"
+grep -q 'eBPF can: drop --classic' "$TMP/err" || fail "the message does not say eBPF can: $(cat "$TMP/err")"
+ok "... and says that eBPF can"
+"$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" || fail "--print failed"
+head -n1 "$TMP/print" | grep -q 'eBPF instructions (a socket filter)' ||
+	fail "root's --print is not the eBPF program: $(head -n1 "$TMP/print")"
+"${NOBODY[@]}" "$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" || fail "--print failed as nobody"
+head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
+	fail "nobody's --print is not the classic program: $(head -n1 "$TMP/print")"
+ok "--print shows the program each would attach: eBPF for root, classic for nobody"

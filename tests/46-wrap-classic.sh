@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Differential test of the classic BPF back end (cgfilter wrap's filters):
-# port-firewall's test filters, 1000 random filters and random filters of
-# the whole language, over the crafted and random packets, run in the real
-# kernel (an AF_PACKET socket with the filter, on one end of a veth pair in
-# a network namespace of the test's own, fed from the other end): every
-# filter the back end accepts gives the reference model's verdicts; what it
-# refuses it refuses with a clear message (tests/verdict/check_classic.py).
+# Differential test of cgfilter wrap's two back ends, the classic BPF one
+# and the eBPF socket filter: port-firewall's test filters, 1000 random
+# filters and random filters of the whole language, over the crafted and
+# random packets, run in the real kernel (an AF_PACKET socket with the
+# filter, on one end of a veth pair in a network namespace of the test's
+# own, fed from the other end): every filter a back end accepts gives the
+# reference model's verdicts; what classic BPF refuses it refuses with a
+# clear message, eBPF only what is too large (tests/verdict/check_classic.py).
 # CGF_SEED=N changes the random filters and packets.
 . "$(dirname "$0")/lib.sh"
 
@@ -21,9 +22,11 @@ ip link add cgf-send type veth peer name cgf-recv
 ip link set cgf-send up
 ip link set cgf-recv up
 make_tmpdir WORK
-if python3 "$TOP/tests/verdict/check_classic.py" --work "$WORK" --send cgf-send --recv cgf-recv \
-	--random-exprs "${CGF_DIFF_EXPRS:-1000}"; then
-	ok "classic programs in the kernel = reference model"
-else
-	fail "the classic back end disagrees with the reference (see above)"
-fi
+for mode in classic ebpf; do
+	if python3 "$TOP/tests/verdict/check_classic.py" --work "$WORK" --send cgf-send --recv cgf-recv \
+		--random-exprs "${CGF_DIFF_EXPRS:-1000}" $([ $mode = classic ] || echo --ebpf); then
+		ok "$mode socket filters in the kernel = reference model"
+	else
+		fail "the $mode back end disagrees with the reference (see above)"
+	fi
+done

@@ -35,6 +35,9 @@
 #ifndef SO_LOCK_FILTER
 #define SO_LOCK_FILTER 44
 #endif
+#ifndef SO_ATTACH_BPF
+#define SO_ATTACH_BPF 50
+#endif
 #define MAX_SOCKETS 64
 
 struct sock {
@@ -51,7 +54,10 @@ struct wrap {
 	const char *sets[MAX_SOCKETS];
 	int nsets;
 	const char *file, *expr;
-	bool print;
+	bool print, classic;
+	bool ebpf;              /* the filter is eBPF (prog_fd), else classic (fp) */
+	int prog_fd;
+	struct sock_fprog fp;
 	char **cmd;
 	struct sock s[MAX_SOCKETS];
 	int n;
@@ -81,14 +87,16 @@ static void usage(const char *prog, FILE *f)
 		"                       ([::] takes IPv4 too; TCP by default; repeatable)\n"
 		"  -s, --set @NAME=ITEM,...  give a set its items (10.0.0.0/8,fd00::/8 or 22,80..90)\n"
 		"  -f, --file FILE      read the filter from FILE ('-': standard input)\n"
-		"  -p, --print          print the classic BPF program and exit\n"
+		"  -c, --classic        classic BPF even with CAP_BPF\n"
+		"  -p, --print          print the program and exit\n"
 		"  -h, --help           this help\n"
 		"      --version        the version\n\n"
 		"Without --listen, the sockets inherited through LISTEN_FDS are filtered and\n"
-		"passed on (under a .socket unit).  The filter is classic BPF, attached with\n"
-		"SO_ATTACH_FILTER and locked: CMD cannot remove it.  A socket filter sees\n"
-		"incoming packets only.  UDP needs no privilege; TCP needs CAP_NET_ADMIN (give\n"
-		"it to cgfilter-wrap only: setcap cap_net_admin=ep).  CMD runs with no\n"
+		"passed on (under a .socket unit).  The filter is locked: CMD cannot remove it.\n"
+		"A socket filter sees incoming packets only.  Without CAP_BPF it is classic\n"
+		"BPF (32-bit values, no maps: what it cannot evaluate is refused); with it,\n"
+		"eBPF and the whole language.  UDP needs no privilege; TCP needs CAP_NET_ADMIN\n"
+		"(give it to cgfilter-wrap only: setcap cap_net_admin=ep).  CMD runs with no\n"
 		"capability and no_new_privs.  The language is in cgfilter(8).\n\n"
 		"Example: %s --listen [::]:4242 'src_ip in { 127.0.0.0/8, ::1 }' -- ./echod\n",
 		prog, prog);
@@ -171,15 +179,41 @@ static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 	return 0;
 }
 
-static int compile(struct wrap *w, struct sock_fprog *fp)
+/* the program of e, classic or eBPF, into w (or printed) */
+static int build(struct wrap *w, const struct cgf_expr *e, struct cgf_error *err)
 {
-	/* a named set neither declared nor given: the back end says why not */
-	struct cgf_parse_opts o = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	char why[256];
+	size_t n;
+	int r;
+
+	if (!w->ebpf) {
+		r = cgf_cbpf_compile(e, CGF_CBPF_SOCKET, &w->fp.filter, &n, err);
+		w->fp.len = (unsigned short)n;
+		if (!r && w->print) {
+			printf("%zu classic BPF instructions\n", n);
+			cgf_cbpf_print(stdout, w->fp.filter, n);
+		}
+		return r;
+	}
+	r = w->print ? wrap_ebpf_print(e, stdout, why, sizeof(why)) :
+		       wrap_ebpf_load(e, CGF_SOCK_TRANSPORT, stderr, &w->prog_fd, why, sizeof(why));
+	if (r) {
+		err_out(w, "%s", why);
+		return -ECANCELED; /* said */
+	}
+	return 0;
+}
+
+static int compile(struct wrap *w)
+{
+	/* classic: a named set neither declared nor given gets the back
+	 * end's word on why it cannot be */
+	struct cgf_parse_opts o = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1,
+				    .any_set = !w->ebpf };
 	char *text = NULL, *user, msg[400];
 	size_t len = 0, n;
 	struct cgf_expr *e;
 	struct cgf_error err;
-	struct sock_filter *insns;
 	int i, r;
 
 	for (i = 0; i < w->nsets; i++)
@@ -206,16 +240,15 @@ static int compile(struct wrap *w, struct sock_fprog *fp)
 	}
 	r = cgf_expr_parse(text, &o, &e, &err);
 	if (!r) {
-		r = cgf_cbpf_compile(e, CGF_CBPF_SOCKET, &insns, &n, &err);
+		r = build(w, e, &err);
 		cgf_expr_free(e);
 	}
-	if (r) {
+	if (r && r != -ECANCELED) {
 		/* a place in the user's text, not in the --set lines before it */
 		if (err.line > w->nsets) {
 			err.line -= w->nsets;
 			err.multiline = err.multiline || strchr(user, '\n');
 		} else if (err.line) {
-			err.col = 0;
 			char m[sizeof(err.msg)];
 
 			snprintf(m, sizeof(m), "%s", err.msg);
@@ -225,29 +258,41 @@ static int compile(struct wrap *w, struct sock_fprog *fp)
 		cgf_error_format(&err, msg, sizeof(msg));
 		if (r == -ENOMEM)
 			err_out(w, "out of memory");
+		else if (strstr(msg, "classic BPF"))
+			err_out(w, "cannot filter: %s%s", msg,
+				wrap_can_ebpf() ? " (eBPF can: drop --classic)" :
+						  " (eBPF, with CAP_BPF or as root, can)");
 		else
-			err_out(w, "%s: %s", strstr(msg, "classic BPF") ? "cannot filter" : "bad filter",
-				msg);
+			err_out(w, "bad filter: %s", msg);
 		if (err.line)
 			cgf_error_show_place(stderr, user, &err);
-		free(text);
-		free(user);
-		return 1;
 	}
 	free(text);
 	free(user);
-	fp->len = (unsigned short)n;
-	fp->filter = insns;
-	return 0;
+	return r ? 1 : 0;
 }
 
 /* ---- sockets ------------------------------------------------------------------ */
 
-static int attach(struct wrap *w, struct sock *s, const struct sock_fprog *fp)
+static long optmem_max(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/optmem_max", "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int attach(struct wrap *w, struct sock *s)
 {
 	int one = 1;
 
-	if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, fp, sizeof(*fp))) {
+	if (w->ebpf ? setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_BPF, &w->prog_fd, sizeof(w->prog_fd)) :
+		      setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &w->fp, sizeof(w->fp))) {
 		if (errno == EPERM && s->tcp)
 			return err_out(w,
 				       "cannot attach the filter to the TCP socket %s: the kernel "
@@ -256,6 +301,12 @@ static int attach(struct wrap *w, struct sock *s, const struct sock_fprog *fp)
 				       "administrator can grant it to cgfilter-wrap alone: setcap "
 				       "cap_net_admin=ep PATH/cgfilter-wrap",
 				       s->where);
+		if (errno == ENOMEM)
+			return err_out(w,
+				       "cannot attach the filter to %s: too large for a socket (the "
+				       "kernel charges it to the socket's option memory, at most "
+				       "net.core.optmem_max = %ld bytes)",
+				       s->where, optmem_max());
 		return err_out(w, "cannot attach the filter to %s: %s", s->where, strerror(errno));
 	}
 	if (setsockopt(s->fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)))
@@ -308,7 +359,7 @@ static int parse_listen(struct wrap *w, const char *spec, struct sockaddr_in6 *a
 	return 0;
 }
 
-static int open_listen(struct wrap *w, const char *spec, const struct sock_fprog *fp)
+static int open_listen(struct wrap *w, const char *spec)
 {
 	struct sock *s = &w->s[w->n];
 	struct sockaddr_in6 a6;
@@ -327,7 +378,7 @@ static int open_listen(struct wrap *w, const char *spec, const struct sock_fprog
 		return err_out(w, "cannot create a socket for %s: %s", spec, strerror(errno));
 	w->n++;
 	/* the filter first: nothing arrives before it */
-	if (attach(w, s, fp))
+	if (attach(w, s))
 		return 1;
 	any6 = v6 && IN6_IS_ADDR_UNSPECIFIED(&a6.sin6_addr);
 	if (any6 && setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)))
@@ -383,7 +434,7 @@ static int discard_queued(struct wrap *w, struct sock *s)
 	return 0;
 }
 
-static int take_inherited(struct wrap *w, const struct sock_fprog *fp)
+static int take_inherited(struct wrap *w)
 {
 	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
 	const char *names = getenv("LISTEN_FDNAMES");
@@ -432,7 +483,7 @@ static int take_inherited(struct wrap *w, const struct sock_fprog *fp)
 				       "%s is a TCP connection (Accept=yes?), accepted before any "
 				       "filter: filter the .socket unit instead (IPIngressFilterPath=)",
 				       s->where);
-		if (attach(w, s, fp) || discard_queued(w, s))
+		if (attach(w, s) || discard_queued(w, s))
 			return 1;
 	}
 	return 0;
@@ -535,6 +586,7 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, 'l' }, { "set", required_argument, NULL, 's' },
 		{ "file", required_argument, NULL, 'f' },   { "print", no_argument, NULL, 'p' },
+		{ "classic", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
@@ -542,7 +594,7 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((o = getopt_long(dd ? dd : argc, argv, ":l:s:f:ph", lo, NULL)) != -1) {
+	while ((o = getopt_long(dd ? dd : argc, argv, ":l:s:f:pch", lo, NULL)) != -1) {
 		switch (o) {
 		case 'l':
 			if (w->nlisten == MAX_SOCKETS)
@@ -556,6 +608,7 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 			break;
 		case 'f': w->file = optarg; break;
 		case 'p': w->print = true; break;
+		case 'c': w->classic = true; break;
 		case 'h': usage(w->prog, stdout); exit(0);
 		case 'V': printf("cgfilter-wrap %s\n", CGF_VERSION); exit(0);
 		case ':':
@@ -581,23 +634,24 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 int cgf_wrap_main(const char *prog, int argc, char **argv)
 {
 	struct wrap w = { .prog = prog };
-	struct sock_fprog fp;
 	int i;
 
-	if (parse_args(&w, argc, argv) || compile(&w, &fp))
+	if (parse_args(&w, argc, argv))
 		return 1;
-	if (w.print) {
-		printf("%u classic BPF instructions\n", fp.len);
-		cgf_cbpf_print(stdout, fp.filter, fp.len);
-		free(fp.filter);
+	w.ebpf = !w.classic && wrap_can_ebpf();
+	w.prog_fd = -1;
+	if (compile(&w))
+		return 1;
+	if (w.print)
 		return 0;
-	}
-	if (take_inherited(&w, &fp))
+	if (take_inherited(&w))
 		return 1;
 	for (i = 0; i < w.nlisten; i++)
-		if (open_listen(&w, w.listen[i], &fp))
+		if (open_listen(&w, w.listen[i]))
 			return 1;
-	free(fp.filter);
+	free(w.fp.filter);
+	if (w.prog_fd >= 0)
+		close(w.prog_fd);
 	if (!w.n)
 		return err_out(&w, "no socket to filter: give --listen, or run under a .socket unit "
 				    "(LISTEN_FDS)");

@@ -9,12 +9,26 @@
 #ifndef CGF_WRAP_H
 #define CGF_WRAP_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "emit_bpf.h"
+#include "expr.h"
+
 /* prog: "cgfilter wrap" or "cgfilter-wrap", for messages; argv[0] is the
  * command's name.  Returns only on failure: the exit status. */
 int cgf_wrap_main(const char *prog, int argc, char **argv);
 
 #define CGF_WRAP_USAGE \
-	"[--listen ADDR:PORT[/tcp|/udp]]... [--set @NAME=ITEM,...]... (EXPR | -f FILE)\n" \
-	"       -- CMD [ARG...]"
+	"[--listen ADDR:PORT[/tcp|/udp]]... [--set @NAME=ITEM,...]... [--classic]\n" \
+	"       (EXPR | -f FILE) -- CMD [ARG...]"
+
+/* ebpf.c: the filter as an eBPF socket filter, with CAP_BPF (or
+ * CAP_SYS_ADMIN) in the effective set.  wrap_ebpf_load(): 0 and the
+ * program's fd, or -errno and why (the verifier's log, if any, to logf). */
+bool wrap_can_ebpf(void);
+int wrap_ebpf_load(const struct cgf_expr *e, enum cgf_sock_ctx ctx, FILE *logf, int *prog,
+		   char *why, size_t whylen);
+int wrap_ebpf_print(const struct cgf_expr *e, FILE *f, char *why, size_t whylen);
 
 #endif /* CGF_WRAP_H */

@@ -6,11 +6,14 @@ $(O)/verdict-run: verdict/verdict-run.c verdict/frames.h | $(O)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -Iverdict -o $@ $< $(LIBBPF_LIBS)
 
-# cbpf-run: runs frames through classic BPF socket filters on a veth pair,
-# compiling each filter with the language's classic back end (lang/)
+# cbpf-run: runs frames through socket filters on a veth pair, compiling
+# each filter as cgfilter wrap does (lang/, wrap/ebpf.c)
 TEST_PROGS += $(O)/cbpf-run
-CBPF_LANG := $(filter-out %/emit_c.c,$(wildcard $(TOP)/lang/*.c))
+CBPF_SRC := $(filter-out %/emit_c.c,$(wildcard $(TOP)/lang/*.c)) $(TOP)/wrap/ebpf.c \
+	$(TOP)/engine/sys.c
 
-$(O)/cbpf-run: verdict/cbpf-run.c verdict/frames.h $(CBPF_LANG) $(wildcard $(TOP)/lang/*.h) | $(O)
+$(O)/cbpf-run: verdict/cbpf-run.c verdict/frames.h $(CBPF_SRC) $(wildcard $(TOP)/lang/*.h) \
+		$(TOP)/wrap/wrap.h | $(O)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -o $@ $< $(CBPF_LANG)
+	$(Q)$(CC) $(CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -I$(TOP)/wrap -I$(TOP)/engine \
+		-o $@ $< $(CBPF_SRC)

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * cbpf-run: run Ethernet frames through the classic BPF programs of
- * filters, in the real kernel, for the classic back end's differential
- * test (tests/46-wrap-classic.sh).
+ * cbpf-run: run Ethernet frames through the socket filters of filters,
+ * in the real kernel, for the differential test of the back ends that
+ * 'cgfilter wrap' uses (tests/46-wrap-classic.sh): classic BPF, or with
+ * -e the eBPF socket filter.
  *
- *   cbpf-run -p PACKETS -o SEND_IF -i RECV_IF FILTERS
+ *   cbpf-run [-e] -p PACKETS -o SEND_IF -i RECV_IF FILTERS
  *
  * SEND_IF and RECV_IF are the two ends of a veth pair (in a network
  * namespace of the test's own).  Each filter (one a line in FILTERS) is
- * compiled by the classic back end for an AF_PACKET socket on RECV_IF and
- * attached with SO_ATTACH_FILTER; each frame is sent from SEND_IF, and is
+ * compiled for an AF_PACKET socket on RECV_IF and attached with
+ * SO_ATTACH_FILTER (SO_ATTACH_BPF); each frame is sent from SEND_IF, and is
  * "passed" when that socket receives it.  A second socket without a filter
  * on RECV_IF says when the kernel has delivered the frame.  Output: a line
  * per filter, tab-separated:
@@ -32,6 +33,13 @@
 #include "emit_cbpf.h"
 #include "expr.h"
 #include "frames.h"
+#include "wrap.h"
+
+#ifndef SO_ATTACH_BPF
+#define SO_ATTACH_BPF 50
+#endif
+
+static int ebpf;
 
 static void die(const char *what)
 {
@@ -111,18 +119,39 @@ static void run_filter(const char *text, const struct frames *fr, int out, int c
 		printf("refused\tparse: %s\n", msg);
 		return;
 	}
-	if (cgf_cbpf_compile(e, CGF_CBPF_ETHERNET, &prog, &n, &err)) {
-		cgf_error_format(&err, msg, sizeof(msg));
-		printf("refused\t%s\n", msg);
+	if (ebpf) {
+		char why[256];
+		int fd;
+
+		if (wrap_ebpf_load(e, CGF_SOCK_ETHERNET, stderr, &fd, why, sizeof(why))) {
+			printf("refused\t%s\n", why);
+			cgf_expr_free(e);
+			return;
+		}
 		cgf_expr_free(e);
-		return;
+		if (setsockopt(test, SOL_SOCKET, SO_ATTACH_BPF, &fd, sizeof(fd))) {
+			if (errno != ENOMEM)
+				die("SO_ATTACH_BPF");
+			/* as cgfilter wrap says it */
+			printf("refused\ttoo large for a socket (net.core.optmem_max)\n");
+			close(fd);
+			return;
+		}
+		close(fd);
+	} else {
+		if (cgf_cbpf_compile(e, CGF_CBPF_ETHERNET, &prog, &n, &err)) {
+			cgf_error_format(&err, msg, sizeof(msg));
+			printf("refused\t%s\n", msg);
+			cgf_expr_free(e);
+			return;
+		}
+		cgf_expr_free(e);
+		fp.len = (unsigned short)n;
+		fp.filter = prog;
+		if (setsockopt(test, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)))
+			die("SO_ATTACH_FILTER");
+		free(prog);
 	}
-	cgf_expr_free(e);
-	fp.len = (unsigned short)n;
-	fp.filter = prog;
-	if (setsockopt(test, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)))
-		die("SO_ATTACH_FILTER");
-	free(prog);
 	drain(test);
 	drain(clock);
 	printf("ok\t");
@@ -145,8 +174,10 @@ int main(int argc, char **argv)
 	FILE *f;
 	int o, out, clock, test;
 
-	while ((o = getopt(argc, argv, "p:o:i:")) != -1) {
-		if (o == 'p')
+	while ((o = getopt(argc, argv, "ep:o:i:")) != -1) {
+		if (o == 'e')
+			ebpf = 1;
+		else if (o == 'p')
 			packets = optarg;
 		else if (o == 'o')
 			out_if = optarg;
@@ -156,7 +187,7 @@ int main(int argc, char **argv)
 			return 2;
 	}
 	if (!packets || !out_if || !in_if || optind != argc - 1) {
-		fprintf(stderr, "usage: cbpf-run -p PACKETS -o SEND_IF -i RECV_IF FILTERS\n");
+		fprintf(stderr, "usage: cbpf-run [-e] -p PACKETS -o SEND_IF -i RECV_IF FILTERS\n");
 		return 2;
 	}
 	if (frames_read("cbpf-run", packets, 0, &fr))
