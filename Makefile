@@ -4,6 +4,8 @@
 #   make check        install what the tests need, run every test (as root)
 #   make demo         install what is missing, load a filter, show it working
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make install-wrap-cap  give the installed cgfilter-wrap CAP_NET_ADMIN (opt-in:
+#                     it lets any user filter TCP sockets of their daemons)
 #   make bench        measure what filters cost
 #   make vocab        rewrite the man pages' lists of names from lang/vocab.c
 #
@@ -25,7 +27,7 @@ include mk/bpf.mk
 include mk/user.mk
 
 .PHONY: all port-firewall bpf-program-only standalone tools cgfilter wrap tests check demo \
-	install uninstall bench clean deps deps-tests vocab
+	install install-wrap-cap uninstall bench clean deps deps-tests vocab
 
 all: port-firewall bpf-program-only standalone tools cgfilter wrap tests
 
@@ -81,6 +83,16 @@ demo:
 install: all
 	$(Q)scripts/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" "$(LIBEXECDIR)" \
 		"$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)"
+
+# The kernel lets only a process with CAP_NET_ADMIN attach a filter to a TCP
+# socket; cgfilter-wrap uses it for that alone and drops it before it runs
+# the daemon (cgfilter-wrap(8)).  Not part of install: an administrator's choice.
+install-wrap-cap:
+	$(Q)f='$(DESTDIR)$(BINDIR)/cgfilter-wrap'; \
+	[ -x "$$f" ] || { echo "install-wrap-cap: $$f is not installed: run make install first" >&2; exit 1; }; \
+	command -v setcap >/dev/null || { echo "install-wrap-cap: setcap is missing (apt-get install libcap2-bin)" >&2; exit 1; }; \
+	setcap cap_net_admin=ep "$$f" || { echo "install-wrap-cap: setcap cap_net_admin=ep $$f failed (as root? a file system that keeps capabilities?)" >&2; exit 1; }; \
+	echo "  SETCAP   cap_net_admin=ep $$f"
 
 uninstall:
 	$(Q)scripts/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" \

@@ -495,6 +495,74 @@ done
 rec_runs load port-firewall - "make load (check; compile; load)" ms "${pfl[@]}"
 rec_runs load cgfilter - "cgfilter load" ms "${cgl[@]}"
 
+# ---- 5: a daemon under cgfilter wrap (alfwrapper's speed test) ----------------------
+# The same loopback echo daemon (build/bench/echo-bench) unwrapped, and
+# under cgfilter wrap with a filter of 20 rules (classic and eBPF) and with
+# a set of 10,000 prefixes: TCP echo MB/s as a ratio to unwrapped, and the
+# extra time per UDP round trip (one filtered packet: the request), which
+# is the cost of the socket filter per packet.
+WRAP=$BUILD/wrap/cgfilter-wrap
+ECHO=$BUILD/bench/echo-bench
+EP=$((PORT + 500))
+RULES=$(for i in $(seq 1001 1019); do printf 'dst_port == %d || ' "$i"; done; echo 'src_ip == 127.0.0.0/8')
+{ printf '@big = { '; python3 "$BENCH/gen.py" cidr 5000 | paste -sd,; printf ', 127.0.0.0/8 }\nsrc_ip in @big\n'; } \
+	>"$WORK/big.filter"
+WRAPS=(plain classic-20 ebpf-20 classic-10k ebpf-10k)
+declare -A WT=() WU=() WWHY=()
+# echo_up: wait until the echo daemon answers
+echo_up() {
+	local i
+	for i in $(seq 100); do
+		"$ECHO" udp "$EP" 0.01 >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wrap_daemon() {
+	case $1 in
+	plain) "$ECHO" serve --port "$EP" ;;
+	classic-20) "$WRAP" --classic --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" "$RULES" -- "$ECHO" serve ;;
+	ebpf-20) "$WRAP" --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" "$RULES" -- "$ECHO" serve ;;
+	classic-10k) "$WRAP" --classic --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" -f "$WORK/big.filter" -- "$ECHO" serve ;;
+	ebpf-10k) "$WRAP" --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" -f "$WORK/big.filter" -- "$ECHO" serve ;;
+	esac
+}
+log "cgfilter wrap: echo daemon, $RUNS runs of ${SECS}s"
+for ((r = 0; r < RUNS; r++)); do
+	for w in "${WRAPS[@]}"; do
+		[ -z "${WWHY[$w]:-}" ] || continue
+		wrap_daemon "$w" >"$WORK/wrap.log" 2>&1 &
+		wpid=$!
+		if ! echo_up; then
+			kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+			WWHY[$w]="the daemon did not start: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
+			log "$w: ${WWHY[$w]}"
+			continue
+		fi
+		WT[$w]+=" $("$ECHO" tcp "$EP" "$SECS")" || fail "echo-bench tcp failed under $w"
+		WU[$w]+=" $("$ECHO" udp "$EP" "$SECS")" || fail "echo-bench udp failed under $w"
+		kill "$wpid"; wait "$wpid" 2>/dev/null || true
+	done
+done
+for w in "${WRAPS[@]}"; do
+	if [ -n "${WWHY[$w]:-}" ]; then
+		for m in "MB/s" "ratio" "ns a packet"; do missing wrap "$w" - "$m" "${WWHY[$w]}"; done
+		continue
+	fi
+	# shellcheck disable=SC2086 # lists of numbers
+	rec_runs wrap "$w" - "MB/s" MB/s ${WT[$w]}
+	# ratios and per-packet cost run by run, against the same run's plain daemon
+	read -r -a t <<<"${WT[$w]}"; read -r -a u <<<"${WU[$w]}"
+	read -r -a tp <<<"${WT[plain]}"; read -r -a up <<<"${WU[plain]}"
+	q=() c=()
+	for ((r = 0; r < ${#t[@]}; r++)); do
+		q+=("$(awk -v a="${t[r]}" -v b="${tp[r]}" 'BEGIN { printf "%.3f", a / b }')")
+		c+=("$(awk -v a="${u[r]}" -v b="${up[r]}" 'BEGIN { printf "%.0f", 1e9 / a - 1e9 / b }')")
+	done
+	rec_runs wrap "$w" - ratio x "${q[@]}"
+	rec_runs wrap "$w" - "ns a packet" ns "${c[@]}"
+done
+
 # ---- results -------------------------------------------------------------------------
 cp "$CSV" "$OUT/results.csv"
 python3 "$BENCH/report.py" "$OUT/results.csv" "$OUT/results.md" "$WORK" \

@@ -19,52 +19,12 @@
 
 char *read_text_file(const char *path)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
+	char why[300];
+	char *t = cgf_read_text(path, why, sizeof(why));
 
-	if (!f) {
-		cgf_err("cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 + 1 > cap) {
-			char *p = realloc(buf, cap = cap ? cap * 2 : 65536);
-
-			if (!p) {
-				cgf_err("cannot read %s: out of memory", path);
-				goto fail;
-			}
-			buf = p;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (len > CGF_EXPR_MAX_TEXT) {
-			cgf_err("cannot read %s: larger than %u bytes (16 MiB)", path, CGF_EXPR_MAX_TEXT);
-			goto fail;
-		}
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		cgf_err("cannot read %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	buf[len] = 0;
-	if (strlen(buf) != len) {
-		cgf_err("cannot read %s: it contains a NUL byte", path);
-		goto fail;
-	}
-	if (f != stdin)
-		fclose(f);
-	return buf;
-fail:
-	if (f != stdin)
-		fclose(f);
-	free(buf);
-	return NULL;
+	if (!t)
+		cgf_err("%s", why);
+	return t;
 }
 
 char *filter_text(const struct cmd_args *a, int at, bool *usage)

@@ -690,19 +690,30 @@ int gen_finish(struct gen *g)
 	return g->err;
 }
 
+/* Start the program of filter e: sets g up, counts the temporaries;
+ * *addrs: whether it reads the addresses.  -ENOMEM with why. */
+static int filter_begin(struct gen *g, const struct cgf_expr *e, struct cgf_gen *out,
+			const struct cgf_gen_env *env, bool *addrs)
+{
+	*addrs = false;
+	gen_begin(g, out, env);
+	if (cgf_expr_postorder(e->root, count_slots, NULL) ||
+	    cgf_expr_postorder(e->root, note_addrs, addrs)) {
+		snprintf(g->why, g->whylen, "out of memory");
+		return -ENOMEM;
+	}
+	gen_prologue(g);
+	return 0;
+}
+
 int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, struct cgf_gen *out,
 		   char *why, size_t whylen)
 {
 	struct gen g = { .why = why, .whylen = whylen };
-	bool addrs = false;
+	bool addrs;
 
-	gen_begin(&g, out, env);
-	if (cgf_expr_postorder(e->root, count_slots, NULL) ||
-	    cgf_expr_postorder(e->root, note_addrs, &addrs)) {
-		snprintf(why, whylen, "out of memory");
+	if (filter_begin(&g, e, out, env, &addrs))
 		return -ENOMEM;
-	}
-	gen_prologue(&g);
 	/* the entry program parsed the packet; the fields are read from
 	 * skb->cb where they are used, the addresses from the packet */
 	gen_unpack_cb(&g, 0, addrs);
@@ -733,15 +744,10 @@ int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
 			  size_t whylen)
 {
 	struct gen g = { .why = why, .whylen = whylen, .sock = true, .sock_ctx = ctx };
-	bool addrs = false;
+	bool addrs;
 
-	gen_begin(&g, out, env);
-	if (cgf_expr_postorder(e->root, count_slots, NULL) ||
-	    cgf_expr_postorder(e->root, note_addrs, &addrs)) {
-		snprintf(why, whylen, "out of memory");
+	if (filter_begin(&g, e, out, env, &addrs))
 		return -ENOMEM;
-	}
-	gen_prologue(&g);
 	gen_parse(&g);
 	/* then as the engine's filter does after its entry program */
 	cgf_asm_place(g.a, g.l_filter);

@@ -1275,3 +1275,55 @@ void cgf_error_format(const struct cgf_error *err, char *buf, size_t len)
 		snprintf(buf, len, "column %d: %s", err->col, err->msg);
 }
 
+
+char *cgf_read_text(const char *path, char *why, size_t whylen)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+
+	if (!f) {
+		snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len + 4096 + 1 > cap) {
+			char *p = realloc(buf, cap = cap ? cap * 2 : 65536);
+
+			if (!p) {
+				snprintf(why, whylen, "cannot read %s: out of memory", path);
+				goto fail;
+			}
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (len > CGF_EXPR_MAX_TEXT) {
+			snprintf(why, whylen, "cannot read %s: larger than %u bytes (16 MiB)", path,
+				 CGF_EXPR_MAX_TEXT);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	buf[len] = 0;
+	/* a filter cut short at a NUL would be another filter */
+	if (strlen(buf) != len) {
+		snprintf(why, whylen, "cannot read %s: it contains a NUL byte", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return NULL;
+}

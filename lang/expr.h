@@ -199,6 +199,11 @@ struct cgf_ival4 {
 };
 struct cgf_ival4 *cgf_intervals4(const struct cgf_set *s, size_t *n);
 
+/* A whole file ('-': standard input) as a string: at most
+ * CGF_EXPR_MAX_TEXT bytes, and no NUL byte (a filter cut short there would
+ * be another filter); NULL with the reason in why. */
+char *cgf_read_text(const char *path, char *why, size_t whylen);
+
 /* Room for element n of the array *p of *cap elements of sz bytes (doubling
  * from first); false, the array untouched, when memory runs out. */
 bool cgf_grow(void **p, size_t n, size_t *cap, size_t sz, size_t first);

@@ -23,6 +23,23 @@
 static const int ext_hdrs[] = { IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT,
 				IPPROTO_AH, 135 /* mobility */, 139 /* HIP */, 140 /* shim6 */ };
 
+/* n bytes at offset r7 (or k) into FP_BUF with a helper (a socket filter's
+ * from the network header); malformed if the packet is shorter */
+static void fetch_helper(struct gen *g, bool in_r7, int k, int n)
+{
+	i_movr(g, BPF_REG_1, R_CTX);
+	if (in_r7)
+		i_movr(g, BPF_REG_2, BPF_REG_7);
+	else
+		i_mov(g, BPF_REG_2, (uint64_t)k);
+	i_fp(g, BPF_REG_3, FP_BUF);
+	i_mov(g, BPF_REG_4, (uint64_t)n);
+	if (g->sock)
+		i_mov(g, BPF_REG_5, BPF_HDR_START_NET);
+	i_call(g, g->sock ? BPF_FUNC_skb_load_bytes_relative : BPF_FUNC_skb_load_bytes);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
+}
+
 /*
  * Read n bytes at packet offset r7 (or at the constant k when !in_r7) into
  * FP_BUF; a packet shorter than that is malformed.
@@ -33,16 +50,7 @@ void gen_fetch(struct gen *g, bool in_r7, int k, int n)
 	int off = 0;
 
 	if (g->sock) { /* no direct access: the helper, from the network header */
-		i_movr(g, BPF_REG_1, R_CTX);
-		if (in_r7)
-			i_movr(g, BPF_REG_2, BPF_REG_7);
-		else
-			i_mov(g, BPF_REG_2, (uint64_t)k);
-		i_fp(g, BPF_REG_3, FP_BUF);
-		i_mov(g, BPF_REG_4, (uint64_t)n);
-		i_mov(g, BPF_REG_5, BPF_HDR_START_NET);
-		i_call(g, BPF_FUNC_skb_load_bytes_relative);
-		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
+		fetch_helper(g, in_r7, k, n);
 		return;
 	}
 	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
@@ -58,15 +66,7 @@ void gen_fetch(struct gen *g, bool in_r7, int k, int n)
 	 * This path comes first, so that the verifier, which walks it first,
 	 * finds the direct path's state at done no different (the helper's
 	 * bytes are as unknown as anything copied) and need not walk on. */
-	i_movr(g, BPF_REG_1, R_CTX);
-	if (in_r7)
-		i_movr(g, BPF_REG_2, BPF_REG_7);
-	else
-		i_mov(g, BPF_REG_2, (uint64_t)k);
-	i_fp(g, BPF_REG_3, FP_BUF);
-	i_mov(g, BPF_REG_4, (uint64_t)n);
-	i_call(g, BPF_FUNC_skb_load_bytes);
-	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
+	fetch_helper(g, in_r7, k, n);
 	cgf_asm_ja(g->a, done);
 	cgf_asm_place(g->a, direct);
 	while (off < n) {

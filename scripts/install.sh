@@ -4,8 +4,8 @@
 #
 #   install.sh [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD
 #
-#   BINDIR       cgfilter-probe, and load_and_control_filter and cgfilter
-#                when they are built
+#   BINDIR       cgfilter-probe, and load_and_control_filter, cgfilter and
+#                cgfilter-wrap when they are built
 #   LIBEXECDIR   cgfilter-expr (the FILTER checker port-firewall runs)
 #   PKGDATADIR   port-firewall/ and bpf-program-only/ with the include/ and
 #                mk/ they need, so that units can `make -C` them; the
@@ -113,7 +113,7 @@ put() {
 
 put 0755 "$BUILD/tools/cgfilter-probe" "$BINDIR/cgfilter-probe"
 # the other tools, if this build has them
-for f in standalone/load_and_control_filter cgfilter/cgfilter; do
+for f in standalone/load_and_control_filter cgfilter/cgfilter wrap/cgfilter-wrap; do
 	if [ -x "$BUILD/$f" ]; then
 		put 0755 "$BUILD/$f" "$BINDIR/$(basename "$f")"
 	else

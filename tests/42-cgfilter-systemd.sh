@@ -202,3 +202,93 @@ sd_journal cgft-guarded.service | grep -q "is a socket_filter program, not cgrou
 	unit_fail cgft-guarded.service "the journal does not say why"
 ok "... and the journal says why"
 start_fails cgft-guarded-missing.service "a missing pin keeps the unit from starting"
+
+# ---- a .socket unit: its IPIngressFilterPath= covers the sockets it passes --------------
+# (a service's own IP filters do not: systemd.resource-control(5)); and the
+# other way, cgfilter-wrap under a .socket unit, as nobody with CAP_NET_ADMIN
+# given by the unit and dropped before the daemon runs
+sd_write /run/cgft-echod.py <"$TOP/tests/wrap/echod.py"
+# client SRC PORT: the echo's answer, or "timeout" / "error ..."
+client() {
+	python3 - "$@" <<-'PY'
+		import socket, sys
+		s = socket.socket()
+		s.settimeout(1.5)
+		s.bind((sys.argv[1], 0))
+		try:
+		    s.connect(("127.0.0.1", int(sys.argv[2])))
+		    s.sendall(b"hi")
+		    print(s.recv(100).decode() or "closed")
+		except socket.timeout:
+		    print("timeout")
+		except OSError as e:
+		    print("error %s" % e.strerror)
+	PY
+}
+# answered SRC PORT WANT WHAT: poll until SRC gets WANT (the service may
+# still be starting), at most 5 s
+answered() {
+	local i got
+	for i in $(seq 10); do
+		got=$(client "$1" "$2")
+		[ "$got" = "$3" ] && { ok "$4"; return 0; }
+		sleep 0.5
+	done
+	fail "$4: got '$got', want '$3'"
+}
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+SP=$(free_port)
+sd_exec "$CGF" load /sys/fs/bpf/cgft-sock 'src_ip == 127.0.0.2' || fail "cannot load the socket unit's filter"
+at_exit sd_exec rm -rf /sys/fs/bpf/cgft-sock /sys/fs/bpf/cgft-sock_maps
+sd_write /run/systemd/system/cgft-echo.socket <<EOF2
+[Socket]
+ListenStream=127.0.0.1:$SP
+FileDescriptorName=echo
+IPIngressFilterPath=/sys/fs/bpf/cgft-sock
+ExecStartPre=$CGF check /sys/fs/bpf/cgft-sock
+EOF2
+sd_write /run/systemd/system/cgft-echo.service <<EOF2
+[Service]
+ExecStart=/usr/bin/python3 /run/cgft-echod.py
+EOF2
+WP=$(free_port)
+sd_write /run/systemd/system/cgft-wrapped.socket <<EOF2
+[Socket]
+ListenStream=127.0.0.1:$WP
+FileDescriptorName=web
+EOF2
+sd_write /run/systemd/system/cgft-wrapped.service <<EOF2
+[Service]
+User=nobody
+AmbientCapabilities=CAP_NET_ADMIN
+ExecStart=/usr/local/bin/cgfilter-wrap 'src_ip == 127.0.0.2' -- /usr/bin/python3 /run/cgft-echod.py
+EOF2
+sd_ctl daemon-reload || fail "daemon-reload failed"
+start_ok cgft-echo.socket "a .socket unit with IPIngressFilterPath= naming a cgfilter pin starts"
+# the first connection starts the service: from the address the filter passes
+answered 127.0.0.2 "$SP" "echo:hi" "the socket unit's service answers 127.0.0.2"
+expect_eq "... and not 127.0.0.3, whose SYN the socket unit's filter drops" "$(client 127.0.0.3 "$SP")" timeout
+sd_exec "$CGF" show /sys/fs/bpf/cgft-sock | grep -q '^    /system.slice/cgft-echo.socket ingress$' ||
+	fail "show does not name the socket unit's cgroup: $(sd_exec "$CGF" show /sys/fs/bpf/cgft-sock)"
+ok "cgfilter show names the socket unit's cgroup"
+
+start_ok cgft-wrapped.socket "a .socket unit whose service runs cgfilter-wrap starts"
+# the connection that starts the service came before the filter: reset
+got=$(client 127.0.0.3 "$WP")
+case $got in
+"error Connection reset by peer" | timeout | closed) ;;
+*) fail "the connection that started the wrapped service got '$got'" ;;
+esac
+answered 127.0.0.2 "$WP" "web:hi" "cgfilter-wrap under a .socket unit: 127.0.0.2 is answered"
+expect_eq "... 127.0.0.3 is not" "$(client 127.0.0.3 "$WP")" timeout
+sd_journal cgft-wrapped.service | grep -q 'reset 1 connection that arrived before the filter' ||
+	unit_fail cgft-wrapped.service "the journal does not say the first connection was reset"
+ok "... and the journal says the connection that started it was reset"
+mp=$(sd_ctl show -P MainPID cgft-wrapped.service)
+caps=$(sd_exec grep -E '^(CapEff|CapPrm|CapAmb|NoNewPrivs):' "/proc/$mp/status" | tr -s '\t ' ' ' | paste -sd' ')
+expect_eq "the daemon has none of the unit's CAP_NET_ADMIN" "$caps" \
+	"CapPrm: 0000000000000000 CapEff: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1"
+sd_ctl stop cgft-wrapped.socket cgft-wrapped.service cgft-echo.socket cgft-echo.service
+sd_exec "$CGF" unload /sys/fs/bpf/cgft-sock >/dev/null

@@ -218,13 +218,13 @@ reg_setup() {
 # the filters registered, one per line (no python: it starts slowly)
 cg_filter() {
 	local j
-	j=$("$CGF" show --json "$PIN") || return 1
+	j=$("$CGF" show --json "$PIN" 2>"$TMP/show.err") || return 1
 	j=${j#*\"filters\":}
 	grep -o '"filter":"[^"]*"' <<<"${j%%\"sets\":*}"
 }
 reg_check() {
 	local f
-	f=$(cg_filter) || fail "$1: show fails"
+	f=$(cg_filter) || fail "$1: show fails: $(cat "$TMP/show.err")"
 	case $f in
 	'"filter":"tcp && dst_port == 1"') [ "$2" -ne 0 ] || [ "$3" = signal=SIGKILL ] ||
 		fail "$1: exit 0, but the old filter is in force" ;;

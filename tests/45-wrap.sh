@@ -272,11 +272,16 @@ refused "a bad --listen" "want ADDR:PORT" "${W[@]}" --listen 8080 'udp' "${RUN[@
 refused "a bad port" "bad port" "${W[@]}" --listen 127.0.0.1:65536/udp 'udp' "${RUN[@]}"
 refused "a bad --set item" "bad address" "${W[@]}" --set @a=10.0.0.0/8,nope --listen 127.0.0.1:1/udp \
 	'src_ip in @a' "${RUN[@]}"
+printf 'udp\0 || 1\n' >"$TMP/nul.filter"
+refused "a filter file with a NUL byte (what follows it would be lost)" "contains a NUL byte" \
+	"${W[@]}" --listen 127.0.0.1:$((PORT + 13))/udp -f "$TMP/nul.filter" "${RUN[@]}"
 refused "no socket" "no socket to filter" "${W[@]}" 'udp' "${RUN[@]}"
 refused "no command" "no command" "${W[@]}" --listen 127.0.0.1:$((PORT + 13))/udp 'udp'
 refused "a port in use" "Address already in use" "${W[@]}" --listen "127.0.0.1:$PORT/udp" 'udp' "${RUN[@]}"
 refused "a command that does not exist" "cannot run" "${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" \
 	'udp' -- "$TMP/no-such-daemon"
+refused "wrapped twice: a locked filter is not replaced" "has a locked filter already" \
+	"${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" 'udp' -- "$TMP/cgfilter-wrap" 'ip' "${RUN[@]}"
 exec 7<"$TMP/echod.py"
 refused "a file passed as a socket" "is not a socket" env LISTEN_FDS=1 LISTEN_FDNAMES=x \
 	bash -c 'export LISTEN_PID=$$; exec 3<&7; exec "$@"' - "${W[@]}" 'udp' "${RUN[@]}"

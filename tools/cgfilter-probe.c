@@ -4,7 +4,7 @@
  * units, the demo and the tests need neither ping nor nc on the host.
  *
  *   cgfilter-probe listen tcp|udp PORT [-a ADDR] [-n COUNT]
- *   cgfilter-probe send tcp|udp HOST PORT [-t MS] [-m MESSAGE]
+ *   cgfilter-probe send tcp|udp HOST PORT [-t MS] [-m MESSAGE] [-b FROM]
  *   cgfilter-probe ping HOST [-c COUNT] [-i MS] [-t MS]
  *   cgfilter-probe stream HOST PORT [-i MS] [-t MS] [-c COUNT]
  *
@@ -38,14 +38,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s listen tcp|udp PORT [-a ADDR] [-n COUNT]\n"
-		"       %s send tcp|udp HOST PORT [-t MS] [-m MESSAGE]\n"
+		"       %s send tcp|udp HOST PORT [-t MS] [-m MESSAGE] [-b FROM]\n"
 		"       %s ping HOST [-c COUNT] [-i MS] [-t MS]\n"
 		"       %s stream HOST PORT [-i MS] [-t MS] [-c COUNT]\n"
 		"A tiny client and echo server for testing packet filters.\n\n"
 		"  listen   echo every TCP connection / UDP datagram back (COUNT: stop after\n"
 		"           that many; ADDR: address to bind, default :: and 0.0.0.0)\n"
 		"  send     send MESSAGE (default \"probe\") and wait up to MS (default 1000)\n"
-		"           for the echo; exit 0 if it came back, 1 if not\n"
+		"           for the echo; exit 0 if it came back, 1 if not (FROM: the\n"
+		"           source address)\n"
 		"  ping     ICMP/ICMPv6 echo; exit 0 if any of COUNT (default 1) got a reply\n"
 		"  stream   one TCP connection, a line every MS (default 200); prints\n"
 		"           'ok N' or 'lost N' per line\n\n"
@@ -237,19 +238,21 @@ static int listen_main(int argc, char **argv)
 
 static int send_main(int argc, char **argv)
 {
-	const char *msg = "probe";
+	const char *msg = "probe", *from = NULL;
 	long timeout = 1000, deadline;
-	struct addrinfo *ai;
+	struct addrinfo *ai, *bi = NULL;
 	char buf[2048];
 	int opt, type, fd, r = 1;
 	ssize_t n;
 
-	while ((opt = getopt(argc, argv, "t:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:m:b:")) != -1) {
 		if (opt == 't') {
 			if (parse_num("timeout", optarg, 1, 3600000, &timeout))
 				return 2;
 		} else if (opt == 'm')
 			msg = optarg;
+		else if (opt == 'b')
+			from = optarg;
 		else {
 			usage(stderr);
 			return 2;
@@ -279,6 +282,11 @@ static int send_main(int argc, char **argv)
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		fprintf(stderr, "%s: cannot create socket: %s\n", prog, strerror(errno));
+		goto out;
+	}
+	if (from && (resolve(from, "0", type, &bi) || bind(fd, bi->ai_addr, bi->ai_addrlen))) {
+		fprintf(stderr, "%s: cannot send from %s: %s\n", prog, from, bi ? strerror(errno) :
+			"no such address");
 		goto out;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
@@ -326,6 +334,8 @@ out:
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(ai);
+	if (bi)
+		freeaddrinfo(bi);
 	return r;
 }
 

@@ -104,53 +104,6 @@ static void usage(const char *prog, FILE *f)
 
 /* ---- the filter --------------------------------------------------------------- */
 
-static char *read_text(struct wrap *w, const char *path)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
-	size_t n = 0, cap = 0;
-	char *buf = NULL;
-	int c;
-
-	if (!f) {
-		err_out(w, "cannot read the filter from %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	while ((c = getc(f)) != EOF) {
-		if (n + 2 > cap) {
-			char *nb;
-
-			if (cap >= CGF_EXPR_MAX_TEXT) {
-				err_out(w, "%s: longer than %u bytes", path, CGF_EXPR_MAX_TEXT);
-				goto fail;
-			}
-			cap = cap ? 2 * cap : 4096;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				err_out(w, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-		}
-		buf[n++] = (char)c;
-	}
-	if (ferror(f)) {
-		err_out(w, "cannot read %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (f != stdin)
-		fclose(f);
-	if (!buf)
-		buf = calloc(1, 1);
-	if (buf)
-		buf[n] = 0;
-	return buf;
-fail:
-	if (f != stdin)
-		fclose(f);
-	free(buf);
-	return NULL;
-}
-
 /* "@NAME=A,B" -> "@NAME = { A, B }\n" */
 static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 {
@@ -221,10 +174,10 @@ static int compile(struct wrap *w)
 			free(text);
 			return 1;
 		}
-	user = w->file ? read_text(w, w->file) : strdup(w->expr);
+	user = w->file ? cgf_read_text(w->file, msg, sizeof(msg)) : strdup(w->expr);
 	if (!user) {
 		free(text);
-		return w->file ? 1 : err_out(w, "out of memory");
+		return err_out(w, "%s", w->file ? msg : "out of memory");
 	}
 	n = strlen(user);
 	{
@@ -289,7 +242,13 @@ static long optmem_max(void)
 
 static int attach(struct wrap *w, struct sock *s)
 {
-	int one = 1;
+	int one = 1, locked = 0;
+	socklen_t l = sizeof(locked);
+
+	/* a filter locked before (say, by another wrap) cannot be replaced */
+	if (!getsockopt(s->fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &l) && locked)
+		return err_out(w, "cannot attach the filter to %s: it has a locked filter already "
+				  "(wrapped twice?)", s->where);
 
 	if (w->ebpf ? setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_BPF, &w->prog_fd, sizeof(w->prog_fd)) :
 		      setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &w->fp, sizeof(w->fp))) {
