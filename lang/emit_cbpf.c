@@ -492,9 +492,9 @@ static const struct { uint64_t hi; uint8_t slot, shift; uint32_t mask; } fields[
 	[CGF_F_FRAG] = { 1, M_FLAGS, B_FRAG, 1 },
 	[CGF_F_SRC_PORT] = { 65535, M_PORTS, 16, 0xffff },
 	[CGF_F_DST_PORT] = { 65535, M_PORTS, 0, 0xffff },
-	/* an IPv4 or IPv6 packet: the IP length fields' 16 bits, plus the
-	 * IPv6 header's 40 */
-	[CGF_F_LEN] = { 65535 + 40, M_LEN, 0, 0 },
+	/* skb->len's 32 bits: segmentation offload (BIG TCP) makes packets
+	 * longer than an IP length field can say */
+	[CGF_F_LEN] = { 0xffffffff, M_LEN, 0, 0 },
 	[CGF_F_IP_PROTO] = { 255, M_PROTO, 0, 0 },
 	[CGF_F_TTL] = { 255, M_MISC, 0, 0xff },
 	[CGF_F_TCP_FLAGS] = { 255, M_MISC, 8, 0xff },
@@ -640,7 +640,9 @@ static bool want_fit(struct cb *c, const struct cgf_node *n, const struct cgf_no
 	if (user)
 		fail(c, -EINVAL, n,
 		     "classic BPF cannot compute this filter: %s may not fit in 32 bits, and "
-		     "'%s' needs all of it", what, op_text(user->op));
+		     "'%s' needs all of it", what,
+		     user->kind == CGF_N_IN ? "in" : user->kind == CGF_N_COND ? "?:" :
+						      op_text(user->op));
 	else
 		fail(c, -EINVAL, n,
 		     "classic BPF cannot compute this filter: %s may not fit in 32 bits, and "

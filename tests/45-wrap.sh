@@ -282,6 +282,59 @@ refused "a command that does not exist" "cannot run" "${W[@]}" --listen "127.0.0
 	'udp' -- "$TMP/no-such-daemon"
 refused "wrapped twice: a locked filter is not replaced" "has a locked filter already" \
 	"${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" 'udp' -- "$TMP/cgfilter-wrap" 'ip' "${RUN[@]}"
+refused "port 0 (a random port the daemon would not know)" "bad port '0'" \
+	"${W[@]}" --listen 127.0.0.1:0/udp 'udp' "${RUN[@]}"
+refused "a port with a leading zero" "bad port '010'" "${W[@]}" --listen 127.0.0.1:010/udp 'udp' "${RUN[@]}"
+refused "too few open files allowed" "the limit on open files (ulimit -n) is too low" \
+	bash -c 'ulimit -n 6; exec "$@"' - "${W[@]}" --listen 127.0.0.1:$((PORT + 13))/udp \
+	--listen 127.0.0.1:$((PORT + 14))/udp --listen 127.0.0.1:$((PORT + 15))/udp 'udp' "${RUN[@]}"
+# (act.py: sockets in LISTEN_FDS as a .socket unit would pass them, and
+# then some that it would not)
+cat >"$TMP/act.py" <<-'PY'
+	import os, socket, sys
+	# act.py [--pid N] [--fds N] SPEC... -- CMD: SPEC udp:PORT, tcp:PORT (listening),
+	# tcp-idle, udplite:PORT; LISTEN_FDS counts the first N (default: all)
+	args, pid, nfds = sys.argv[1:], None, None
+	while args[0].startswith("--") and args[0] != "--":
+	    if args[0] == "--pid": pid = args[1]
+	    if args[0] == "--fds": nfds = int(args[1])
+	    args = args[2:]
+	specs, cmd = args[:args.index("--")], args[args.index("--") + 1:]
+	socks = []
+	for sp in specs:
+	    kind, _, port = sp.partition(":")
+	    if kind == "udp":
+	        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(port)))
+	    elif kind == "udplite":
+	        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 136); s.bind(("127.0.0.1", int(port)))
+	    elif kind == "tcp":
+	        s = socket.socket(); s.bind(("127.0.0.1", int(port))); s.listen()
+	    else:
+	        s = socket.socket()
+	    socks.append(s)
+	for i, s in enumerate(socks):
+	    os.dup2(s.fileno(), 10 + i)
+	for i in range(len(socks)):
+	    os.dup2(10 + i, 3 + i)
+	    os.set_inheritable(3 + i, True)
+	for i in range(len(socks)):
+	    os.close(10 + i)
+	os.environ.update(LISTEN_FDS=str(len(socks) if nfds is None else nfds),
+	                  LISTEN_PID=pid or str(os.getpid()))
+	os.execvp(cmd[0], cmd)
+PY
+A=(python3 "$TMP/act.py")
+refused "an IP socket beyond LISTEN_FDS (it would reach the daemon unfiltered)" \
+	"fd 4 is a network socket the command would inherit without a filter" \
+	"${A[@]}" --fds 1 udp:$((PORT + 13)) udp:$((PORT + 14)) -- "${W[@]}" 'udp' "${RUN[@]}"
+refused "another process's LISTEN_FDS: its sockets are not passed on unfiltered" \
+	"fd 4 is a network socket the command would inherit without a filter" \
+	"${A[@]}" --pid 1 udp:$((PORT + 13)) udp:$((PORT + 15)) -- "${W[@]}" \
+	--listen 127.0.0.1:$((PORT + 14))/udp 'udp' "${RUN[@]}"
+refused "a UDP-Lite socket in LISTEN_FDS" "is not a TCP or UDP socket" \
+	"${A[@]}" udplite:$((PORT + 13)) -- "${W[@]}" 'udp' "${RUN[@]}"
+refused "a TCP socket that does not listen" "a TCP socket that does not listen" \
+	"${A[@]}" tcp-idle -- "${W[@]}" 'udp' "${RUN[@]}"
 exec 7<"$TMP/echod.py"
 refused "a file passed as a socket" "is not a socket" env LISTEN_FDS=1 LISTEN_FDNAMES=x \
 	bash -c 'export LISTEN_PID=$$; exec 3<&7; exec "$@"' - "${W[@]}" 'udp' "${RUN[@]}"
@@ -319,3 +372,42 @@ head -n1 "$TMP/print" | grep -q 'eBPF instructions (a socket filter)' ||
 head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
 	fail "nobody's --print is not the classic program: $(head -n1 "$TMP/print")"
 ok "--print shows the program each would attach: eBPF for root, classic for nobody"
+
+# ---- len is skb->len's 32 bits: BIG TCP segments are longer than 65,575 bytes ----------------
+# (the classic back end once took len for an IP length field, at most 65535
+# + 40, and folded 'len < 65576' to 1: every segment passed)
+if ip link set lo gso_max_size 196608 gro_max_size 196608 2>/dev/null; then
+	# bulk PORT: echo 20 MB through the daemon (enough for the window to
+	# grow to segments of more than 64 KiB); "done" or "stalled"
+	bulk() {
+		python3 - "$1" <<-'PY'
+			import socket, sys, threading
+			s = socket.create_connection(("::1", int(sys.argv[1])), timeout=3)
+			data = b"x" * (20 << 20)
+			threading.Thread(target=lambda: s.sendall(data), daemon=True).start()
+			got = 0
+			try:
+			    while got < len(data):
+			        n = len(s.recv(1 << 20))
+			        if not n:
+			            break
+			        got += n
+			except socket.timeout:
+			    pass
+			print("done" if got >= len(data) else "stalled")
+		PY
+	}
+	for mode in classic ebpf; do
+		p=$((PORT + 20 + ${#mode}))
+		flags=(); [ $mode = ebpf ] || flags=(--classic)
+		daemon "big-$mode" "$TMP/cgfilter-wrap" "${flags[@]}" --listen "[::1]:$p" 'len < 65576' \
+			-- "$TMP/echod.py"
+		expect_eq "$mode: BIG TCP segments (len > 65575) are judged by their real length" \
+			"$(bulk $p 2>/dev/null)" stalled
+		daemon "big2-$mode" "$TMP/cgfilter-wrap" "${flags[@]}" --listen "[::1]:$((p + 10))" \
+			'len < 4294967295' -- "$TMP/echod.py"
+		expect_eq "$mode: ... and pass when the filter allows them" "$(bulk $((p + 10)) 2>/dev/null)" done
+	done
+else
+	info "this kernel has no BIG TCP on lo: the long-segment case is left out"
+fi

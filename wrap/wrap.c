@@ -10,6 +10,7 @@
  * step worked, without capabilities and with no_new_privs.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -111,6 +112,7 @@ static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 	size_t need = strlen(spec) * 2 + 16;
 	char *t = realloc(*text, *len + need), *p;
 	const char *s;
+	bool addr = false;
 
 	if (spec[0] != '@' || !eq || eq == spec + 1)
 		return err_out(w, "--set %s: want @NAME=ITEM,ITEM...", spec);
@@ -119,13 +121,25 @@ static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 	*text = t;
 	p = t + *len;
 	p += sprintf(p, "%.*s = { ", (int)(eq - spec), spec);
-	for (s = eq + 1; *s; s++) {
-		if (*s == '\n' || *s == '}' || *s == '{' || *s == '#')
-			return err_out(w, "--set %s: '%c' in an item", spec, *s == '\n' ? ' ' : *s);
-		if (*s == ',')
-			p += sprintf(p, ", ");
-		else
-			*p++ = *s;
+	/* each item checked here, so that an error names it and the option */
+	for (s = eq + 1; *s;) {
+		size_t n = strcspn(s, ",");
+		char item[128], why[160];
+		struct cgf_cidr c;
+		struct cgf_range r;
+
+		if (n == 0 || n >= sizeof(item))
+			return err_out(w, "--set %.*s: an empty or overlong item", (int)(eq - spec), spec);
+		memcpy(item, s, n);
+		item[n] = 0;
+		if (s == eq + 1) /* the first item decides the set's type */
+			addr = strchr(item, '.') || strchr(item, ':');
+		if (addr ? cgf_parse_cidr(item, &c, why, sizeof(why)) :
+			   cgf_parse_range(item, &r, why, sizeof(why)))
+			return err_out(w, "--set %.*s: bad item '%s': %s", (int)(eq - spec), spec, item,
+				       why);
+		p += sprintf(p, "%s%s", s == eq + 1 ? "" : ", ", item);
+		s += n + (s[n] == ',');
 	}
 	p += sprintf(p, " }\n");
 	*len = (size_t)(p - t);
@@ -200,13 +214,13 @@ static int compile(struct wrap *w)
 		/* a place in the user's text, not in the --set lines before it */
 		if (err.line > w->nsets) {
 			err.line -= w->nsets;
-			err.multiline = err.multiline || strchr(user, '\n');
+			err.multiline = strchr(user, '\n') != NULL;
 		} else if (err.line) {
 			char m[sizeof(err.msg)];
 
 			snprintf(m, sizeof(m), "%s", err.msg);
 			snprintf(err.msg, sizeof(err.msg), "--set %.60s: %.180s", w->sets[err.line - 1], m);
-			err.line = 0;
+			err.line = err.col = err.multiline = 0;
 		}
 		cgf_error_format(&err, msg, sizeof(msg));
 		if (r == -ENOMEM)
@@ -304,8 +318,8 @@ static int parse_listen(struct wrap *w, const char *spec, struct sockaddr_in6 *a
 	port[len - (size_t)(colon - spec) - 1] = 0;
 	errno = 0;
 	p = strtoul(port, &end, 10);
-	if (port[0] < '0' || port[0] > '9' || *end || errno || p > 65535)
-		return err_out(w, "--listen %s: bad port '%s' (0..65535)", spec, port);
+	if (port[0] < '1' || port[0] > '9' || *end || errno || p > 65535)
+		return err_out(w, "--listen %s: bad port '%s' (1..65535, no leading zero)", spec, port);
 	if (*v6) {
 		*a6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p) };
 		if (inet_pton(AF_INET6, h, &a6->sin6_addr) != 1)
@@ -410,7 +424,7 @@ static int take_inherited(struct wrap *w)
 		return err_out(w, "LISTEN_FDS=%s: want a number of sockets, 0..%d", fds, MAX_SOCKETS);
 	for (i = 0; i < n; i++) {
 		struct sock *s = &w->s[w->n];
-		int type = 0, domain = 0, acc = 0;
+		int type = 0, domain = 0, proto = 0, acc = 0;
 		socklen_t l = sizeof(int);
 		struct stat st;
 		const char *nm = names;
@@ -432,16 +446,26 @@ static int take_inherited(struct wrap *w)
 				       s->where);
 		if (getsockopt(s->fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) ||
 		    getsockopt(s->fd, SOL_SOCKET, SO_TYPE, &type, &l) ||
+		    getsockopt(s->fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) ||
 		    getsockopt(s->fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l))
 			return err_out(w, "cannot inspect %s: %s", s->where, strerror(errno));
-		if ((domain != AF_INET && domain != AF_INET6) || (type != SOCK_STREAM && type != SOCK_DGRAM))
+		if ((domain != AF_INET && domain != AF_INET6) ||
+		    !((type == SOCK_STREAM && proto == IPPROTO_TCP) ||
+		      (type == SOCK_DGRAM && proto == IPPROTO_UDP)))
 			return err_out(w, "%s is not a TCP or UDP socket: cannot filter it", s->where);
 		s->tcp = type == SOCK_STREAM;
-		if (s->tcp && !acc)
+		if (s->tcp && !acc) {
+			struct sockaddr_storage peer;
+			socklen_t pl = sizeof(peer);
+
+			if (getpeername(s->fd, (struct sockaddr *)&peer, &pl))
+				return err_out(w, "%s is a TCP socket that does not listen: nothing to "
+						  "filter", s->where);
 			return err_out(w,
 				       "%s is a TCP connection (Accept=yes?), accepted before any "
 				       "filter: filter the .socket unit instead (IPIngressFilterPath=)",
 				       s->where);
+		}
 		if (attach(w, s) || discard_queued(w, s))
 			return 1;
 	}
@@ -473,6 +497,39 @@ static int drop_privileges(struct wrap *w)
 	return 0;
 }
 
+/*
+ * An IP socket the daemon would inherit besides those passed (a socket of
+ * another's LISTEN_FDS, stdin under inetd, a leaked one) would reach it
+ * unfiltered: refuse to run.  Called once the sockets are in place.
+ */
+static int no_stray_sockets(struct wrap *w)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return err_out(w, "cannot list the open files (/proc/self/fd): %s", strerror(errno));
+	while (!r && (de = readdir(d))) {
+		int fd = atoi(de->d_name), domain = 0, flags;
+		socklen_t l = sizeof(domain);
+		struct stat st;
+
+		if (de->d_name[0] == '.' || fd == dirfd(d) || (fd >= 3 && fd < 3 + w->n))
+			continue;
+		flags = fcntl(fd, F_GETFD);
+		if (flags < 0 || (flags & FD_CLOEXEC) || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+			continue;
+		if (!getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) &&
+		    (domain == AF_INET || domain == AF_INET6 || domain == AF_PACKET))
+			r = err_out(w, "fd %d is a network socket the command would inherit without a "
+				       "filter (not among the %d in LISTEN_FDS): close it, or pass it "
+				       "in LISTEN_FDS", fd, w->n);
+	}
+	closedir(d);
+	return r;
+}
+
 /* sockets to 3, 4, ... in order, without close-on-exec */
 static int arrange_fds(struct wrap *w)
 {
@@ -481,6 +538,9 @@ static int arrange_fds(struct wrap *w)
 	/* first out of the range, so that no dup2 overwrites a socket */
 	for (i = 0; i < w->n; i++) {
 		moved[i] = fcntl(w->s[i].fd, F_DUPFD_CLOEXEC, 3 + w->n);
+		if (moved[i] < 0 && (errno == EINVAL || errno == EMFILE))
+			return err_out(w, "cannot pass %d sockets from fd 3 on: the limit on open files "
+					  "(ulimit -n) is too low", w->n);
 		if (moved[i] < 0)
 			return err_out(w, "cannot move %s: %s", w->s[i].where, strerror(errno));
 	}
@@ -614,7 +674,7 @@ int cgf_wrap_main(const char *prog, int argc, char **argv)
 	if (!w.n)
 		return err_out(&w, "no socket to filter: give --listen, or run under a .socket unit "
 				    "(LISTEN_FDS)");
-	if (arrange_fds(&w) || drop_privileges(&w))
+	if (arrange_fds(&w) || no_stray_sockets(&w) || drop_privileges(&w))
 		return 1;
 	return run(&w);
 }
