@@ -11,6 +11,14 @@
  *                                      back for SECONDS: prints MB/s
  *   echo-bench udp PORT SECONDS        64-byte requests, one at a time:
  *                                      prints round trips a second
+ *   echo-bench sink [--port PORT]      hold the sockets in LISTEN_FDS (or,
+ *                                      with --port, a UDP socket of its own
+ *                                      whose filter drops at once) and read
+ *                                      nothing: their filters drop
+ *   echo-bench flood PORT SECONDS      send 64-byte datagrams as fast as it
+ *                                      can: prints ns a datagram (on
+ *                                      loopback the receiver's filter runs
+ *                                      inside the send)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +30,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/filter.h>
 
 #define BLOCK 65536
 
@@ -181,6 +190,45 @@ static int udp_client(int port, double secs)
 	return 0;
 }
 
+static __attribute__((noreturn)) void sink(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[2], "--port")) {
+		/* the floor: a filter that drops at once */
+		struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+		struct sock_fprog fp = { 1, &drop };
+		int fd = own_socket(SOCK_DGRAM, atoi(argv[3]));
+
+		if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)))
+			die("SO_ATTACH_FILTER");
+	}
+	for (;;)
+		pause();
+}
+
+static int flood(int port, double secs)
+{
+	struct sockaddr_in a = at(port);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	char buf[64] = "echo-bench";
+	double t0, t;
+	long n = 0;
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		die("udp socket");
+	t0 = now();
+	do {
+		int i;
+
+		for (i = 0; i < 1000; i++)
+			if (send(fd, buf, sizeof(buf), 0) != sizeof(buf))
+				die("send");
+		n += 1000;
+		t = now();
+	} while (t - t0 < secs);
+	printf("%.1f\n", (t - t0) * 1e9 / (double)n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "serve"))
@@ -189,6 +237,11 @@ int main(int argc, char **argv)
 		return tcp_client(atoi(argv[2]), atof(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "udp"))
 		return udp_client(atoi(argv[2]), atof(argv[3]));
-	fprintf(stderr, "usage: echo-bench serve [--port PORT] | tcp PORT SECONDS | udp PORT SECONDS\n");
+	if (argc >= 2 && !strcmp(argv[1], "sink"))
+		sink(argc, argv);
+	if (argc == 4 && !strcmp(argv[1], "flood"))
+		return flood(atoi(argv[2]), atof(argv[3]));
+	fprintf(stderr, "usage: echo-bench serve [--port PORT] | tcp PORT SECONDS | udp PORT SECONDS\n"
+			"       echo-bench sink [--port PORT] | flood PORT SECONDS\n");
 	return 2;
 }

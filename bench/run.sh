@@ -498,69 +498,117 @@ rec_runs load cgfilter - "cgfilter load" ms "${cgl[@]}"
 # ---- 5: a daemon under cgfilter wrap (alfwrapper's speed test) ----------------------
 # The same loopback echo daemon (build/bench/echo-bench) unwrapped, and
 # under cgfilter wrap with a filter of 20 rules (classic and eBPF) and with
-# a set of 10,000 prefixes: TCP echo MB/s as a ratio to unwrapped, and the
-# extra time per UDP round trip (one filtered packet: the request), which
-# is the cost of the socket filter per packet.
+# a set of 10,000 prefixes: TCP echo MB/s, and as a ratio to unwrapped run
+# by run.  The cost of the socket filter per packet: datagrams sent as fast
+# as possible to a socket whose filter evaluates every rule and drops (on
+# loopback the receiver's filter runs inside the send), against one whose
+# filter drops at once, run by run; with 20 rules and with 300.
 WRAP=$BUILD/wrap/cgfilter-wrap
 ECHO=$BUILD/bench/echo-bench
 EP=$((PORT + 500))
-RULES=$(for i in $(seq 1001 1019); do printf 'dst_port == %d || ' "$i"; done; echo 'src_ip == 127.0.0.0/8')
+rules() { # N MATCH: N-1 port tests and an address test of MATCH
+	local i
+	for ((i = 1; i < $1; i++)); do printf 'dst_port == %d || ' $((1000 + i)); done
+	echo "src_ip == $2"
+}
+RULES=$(rules 20 127.0.0.0/8)
 { printf '@big = { '; python3 "$BENCH/gen.py" cidr 5000 | paste -sd,; printf ', 127.0.0.0/8 }\nsrc_ip in @big\n'; } \
 	>"$WORK/big.filter"
 WRAPS=(plain classic-20 ebpf-20 classic-10k ebpf-10k)
-declare -A WT=() WU=() WWHY=()
-# echo_up: wait until the echo daemon answers
-echo_up() {
+SINKS=(floor classic-20 ebpf-20 classic-300 ebpf-300)
+declare -A WT=() WF=() WWHY=() FWHY=()
+# up CMD...: wait until something answers on $EP (UDP echo, or for a sink:
+# the socket is bound)
+up() {
 	local i
 	for i in $(seq 100); do
-		"$ECHO" udp "$EP" 0.01 >/dev/null 2>&1 && return 0
+		"$@" && return 0
 		sleep 0.05
 	done
 	return 1
 }
+echo_answers() { "$ECHO" udp "$EP" 0.01 >/dev/null 2>&1; }
+sink_bound() { ss -Hlun "sport = :$EP" 2>/dev/null | grep -q .; }
+# wrap_daemon WHICH: becomes that daemon (exec: its pid is the one to kill)
 wrap_daemon() {
+	local l=(--listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp")
 	case $1 in
-	plain) "$ECHO" serve --port "$EP" ;;
-	classic-20) "$WRAP" --classic --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" "$RULES" -- "$ECHO" serve ;;
-	ebpf-20) "$WRAP" --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" "$RULES" -- "$ECHO" serve ;;
-	classic-10k) "$WRAP" --classic --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" -f "$WORK/big.filter" -- "$ECHO" serve ;;
-	ebpf-10k) "$WRAP" --listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp" -f "$WORK/big.filter" -- "$ECHO" serve ;;
+	plain) exec "$ECHO" serve --port "$EP" ;;
+	classic-20) exec "$WRAP" --classic "${l[@]}" "$RULES" -- "$ECHO" serve ;;
+	ebpf-20) exec "$WRAP" "${l[@]}" "$RULES" -- "$ECHO" serve ;;
+	classic-10k) exec "$WRAP" --classic "${l[@]}" -f "$WORK/big.filter" -- "$ECHO" serve ;;
+	ebpf-10k) exec "$WRAP" "${l[@]}" -f "$WORK/big.filter" -- "$ECHO" serve ;;
 	esac
 }
+sink_daemon() {
+	local l=(--listen "127.0.0.1:$EP/udp") n=${1#*-} m=()
+	[ "${1%-*}" = ebpf ] || m=(--classic)
+	[ "$1" = floor ] && exec "$ECHO" sink --port "$EP"
+	exec "$WRAP" "${m[@]}" "${l[@]}" "$(rules "$n" 10.0.0.0/8)" -- "$ECHO" sink
+}
+# measure KIND WHICH WHYVAR CMD...: start WHICH, wait, run CMD, stop it
+start_one() {
+	"$1" "$2" >"$WORK/wrap.log" 2>&1 &
+	wpid=$!
+}
+stop_one() { kill "$wpid" 2>/dev/null || true; wait "$wpid" 2>/dev/null || true; }
 log "cgfilter wrap: echo daemon, $RUNS runs of ${SECS}s"
+command -v ss >/dev/null || fail "ss is missing (iproute2)"
 for ((r = 0; r < RUNS; r++)); do
 	for w in "${WRAPS[@]}"; do
 		[ -z "${WWHY[$w]:-}" ] || continue
-		wrap_daemon "$w" >"$WORK/wrap.log" 2>&1 &
-		wpid=$!
-		if ! echo_up; then
-			kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+		start_one wrap_daemon "$w"
+		if ! up echo_answers; then
+			stop_one
 			WWHY[$w]="the daemon did not start: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
 			log "$w: ${WWHY[$w]}"
 			continue
 		fi
 		WT[$w]+=" $("$ECHO" tcp "$EP" "$SECS")" || fail "echo-bench tcp failed under $w"
-		WU[$w]+=" $("$ECHO" udp "$EP" "$SECS")" || fail "echo-bench udp failed under $w"
-		kill "$wpid"; wait "$wpid" 2>/dev/null || true
+		stop_one
+	done
+	for w in "${SINKS[@]}"; do
+		[ -z "${FWHY[$w]:-}" ] || continue
+		start_one sink_daemon "$w"
+		if ! up sink_bound; then
+			stop_one
+			FWHY[$w]="the socket was not made: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
+			log "$w: ${FWHY[$w]}"
+			continue
+		fi
+		WF[$w]+=" $("$ECHO" flood "$EP" "$SECS")" || fail "echo-bench flood failed under $w"
+		stop_one
 	done
 done
 for w in "${WRAPS[@]}"; do
 	if [ -n "${WWHY[$w]:-}" ]; then
-		for m in "MB/s" "ratio" "ns a packet"; do missing wrap "$w" - "$m" "${WWHY[$w]}"; done
+		missing wrap "$w" - "MB/s" MB/s "${WWHY[$w]}"
+		missing wrap "$w" - ratio x "${WWHY[$w]}"
 		continue
 	fi
 	# shellcheck disable=SC2086 # lists of numbers
 	rec_runs wrap "$w" - "MB/s" MB/s ${WT[$w]}
-	# ratios and per-packet cost run by run, against the same run's plain daemon
-	read -r -a t <<<"${WT[$w]}"; read -r -a u <<<"${WU[$w]}"
-	read -r -a tp <<<"${WT[plain]}"; read -r -a up <<<"${WU[plain]}"
-	q=() c=()
+	read -r -a t <<<"${WT[$w]}"; read -r -a tp <<<"${WT[plain]}"
+	q=()
 	for ((r = 0; r < ${#t[@]}; r++)); do
 		q+=("$(awk -v a="${t[r]}" -v b="${tp[r]}" 'BEGIN { printf "%.3f", a / b }')")
-		c+=("$(awk -v a="${u[r]}" -v b="${up[r]}" 'BEGIN { printf "%.0f", 1e9 / a - 1e9 / b }')")
 	done
 	rec_runs wrap "$w" - ratio x "${q[@]}"
-	rec_runs wrap "$w" - "ns a packet" ns "${c[@]}"
+done
+for w in "${SINKS[@]}"; do
+	if [ -n "${FWHY[$w]:-}" ]; then
+		missing wrapcost "$w" - "ns a datagram" ns "${FWHY[$w]}"
+		missing wrapcost "$w" - "over the floor" ns "${FWHY[$w]}"
+		continue
+	fi
+	# shellcheck disable=SC2086 # lists of numbers
+	rec_runs wrapcost "$w" - "ns a datagram" ns ${WF[$w]}
+	read -r -a t <<<"${WF[$w]}"; read -r -a tp <<<"${WF[floor]}"
+	q=()
+	for ((r = 0; r < ${#t[@]}; r++)); do
+		q+=("$(awk -v a="${t[r]}" -v b="${tp[r]}" 'BEGIN { printf "%.1f", a - b }')")
+	done
+	rec_runs wrapcost "$w" - "over the floor" ns "${q[@]}"
 done
 
 # ---- results -------------------------------------------------------------------------
