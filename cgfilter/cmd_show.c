@@ -137,6 +137,98 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 	return 0;
 }
 
+/* ---- dynamic sets: the entries of the filter in force --------------------------- */
+
+struct dyn_show {
+	FILE *f;
+	bool json;
+	char **lines;           /* per set, what is printed of its entries */
+	size_t *len;
+	FILE **m;
+	unsigned int nsets;
+};
+
+static int dyn_entry(unsigned int idx, const char *item, uint64_t left_ns, void *ctx)
+{
+	struct dyn_show *d = ctx;
+	FILE *m;
+
+	if (idx >= d->nsets)
+		return 0;
+	m = d->m[idx];
+	if (d->json) {
+		fputs(ftell(m) ? "," : "", m);
+		fprintf(m, "{\"item\":");
+		json_str(m, item);
+		fprintf(m, ",\"left_ms\":%" PRIu64 "}", left_ns / 1000000);
+	} else {
+		fprintf(m, "%s%s (%.1f s left)", ftell(m) ? ", " : " ", item, (double)left_ns / 1e9);
+	}
+	return 0;
+}
+
+/*
+ * The dynamic sets of the filter (text, program prog_id): each with its
+ * timeout and the entries that have not expired, in the order declared.
+ */
+static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
+{
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct dyn_show d = { .f = f, .json = json };
+	const struct cgf_set *sets[256], *s;
+	struct cgf_expr *x = NULL;
+	struct cgf_error pe;
+	unsigned int i;
+	int r = 0;
+
+	if (text && !cgf_expr_parse(text, &po, &x, &pe))
+		for (s = x->sets; s && d.nsets < 256; s = s->next)
+			if (s->timeout)
+				sets[d.nsets++] = s;
+	if (!d.nsets) {
+		cgf_expr_free(x);
+		return 0;
+	}
+	d.lines = calloc(d.nsets, sizeof(*d.lines));
+	d.len = calloc(d.nsets, sizeof(*d.len));
+	d.m = calloc(d.nsets, sizeof(*d.m));
+	for (i = 0; d.m && d.lines && d.len && i < d.nsets && !r; i++)
+		if (!(d.m[i] = open_memstream(&d.lines[i], &d.len[i])))
+			r = -errno;
+	if (!d.m || !d.lines || !d.len)
+		r = -ENOMEM;
+	if (!r)
+		r = cgf_dyn_each(prog_id, dyn_entry, &d);
+	for (i = 0; d.m && i < d.nsets; i++)
+		if (d.m[i])
+			fclose(d.m[i]);
+	if (!r) {
+		fprintf(f, json ? ",\"dynamic_sets\":{" : "  dynamic sets:\n");
+		for (i = 0; i < d.nsets; i++) {
+			if (json) {
+				fputs(i ? "," : "", f);
+				json_str(f, sets[i]->name);
+				fprintf(f, ":{\"timeout\":%u,\"entries\":[%s]}", sets[i]->timeout,
+					d.lines[i] ? d.lines[i] : "");
+			} else {
+				fprintf(f, "    @%s (timeout %u s):%s\n", sets[i]->name, sets[i]->timeout,
+					d.lines[i] && d.lines[i][0] ? d.lines[i] : " (empty)");
+			}
+		}
+		if (json)
+			fputs("}", f);
+	}
+	for (i = 0; d.lines && i < d.nsets; i++)
+		free(d.lines[i]);
+	free(d.lines);
+	free(d.len);
+	free(d.m);
+	cgf_expr_free(x);
+	if (r)
+		cgf_err("cannot read the dynamic sets of program %u: %s", prog_id, strerror(-r));
+	return r;
+}
+
 /* A filter text after a label: on its line if it is one line, else below. */
 static void print_text(FILE *f, const char *label, const char *text)
 {
@@ -287,18 +379,23 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	r = cgf_set_each(e, e->mode == CGF_MODE_DEDICATED ? &v : NULL, show_set, &s);
 	if (r)
 		goto out;
+	if (json)
+		fprintf(f, "}");
+	else if (!s.n)
+		fprintf(f, "    (none)\n");
+	if (e->mode == CGF_MODE_DEDICATED && v.prog_id &&
+	    (r = show_dynamic(f, json, v.text, v.prog_id)))
+		goto out;
 	r = cgf_engine_stats(e, st);
 	if (r)
 		goto out;
 	if (json) {
-		fprintf(f, "},\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
+		fprintf(f, ",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
 			   ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
 			   ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"attached\":[",
 			st[CGF_ST_PASS_PKTS], st[CGF_ST_PASS_BYTES], st[CGF_ST_DROP_PKTS],
 			st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER]);
 	} else {
-		if (!s.n)
-			fprintf(f, "    (none)\n");
 		fprintf(f, "  passed: %" PRIu64 " packet%s, %" PRIu64 " byte%s\n",
 			st[CGF_ST_PASS_PKTS], PL(st[CGF_ST_PASS_PKTS]), st[CGF_ST_PASS_BYTES],
 			PL(st[CGF_ST_PASS_BYTES]));

@@ -118,6 +118,11 @@ int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
  * fn returns non-zero to stop.  *count: how many (all of them). */
 int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, void *ctx), void *ctx,
 		  uint64_t *count);
+/* The entries of the dynamic sets of filter program prog_id that have not
+ * expired: fn gets the set's index (0, 1, ... in the order the filter
+ * declares them), the item ("10.0.0.1", "22") and the ns it has left. */
+int cgf_dyn_each(uint32_t prog_id,
+		 int (*fn)(unsigned int idx, const char *item, uint64_t left_ns, void *ctx), void *ctx);
 /* The type of a named set's array of maps: 0, or -errno. */
 int cgf_set_type(int outer, enum cgf_type *type);
 

@@ -195,7 +195,7 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared };
 		enum cgf_type t;
 
-		if (!s->name[0])
+		if (!s->name[0] || s->timeout) /* (a dynamic set is the filter's own map) */
 			continue;
 		snprintf(bs.name, sizeof(bs.name), "%s", s->name);
 		if (named_fd(s->name, s->type, b) >= 0)
@@ -223,9 +223,20 @@ static int make_lits(struct cgf_gen *g)
 	for (i = 0; i < g->nlits; i++) {
 		const struct cgf_lit *l = &g->lits[i];
 		uint32_t zero = 0;
-		int fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_lit", 4, l->value_size, 1,
-					    BPF_F_RDONLY_PROG, -1);
+		int fd;
 
+		if (l->dyn) { /* a dynamic set: the filter fills it */
+			fd = cgf_sys_map_create(l->map_type, l->map_name, l->key_size, l->value_size,
+						l->max_entries, l->map_flags, -1);
+			if (fd < 0) {
+				cgf_err("cannot make the map of %s: %s", l->what, strerror(-fd));
+				return fd;
+			}
+			cgf_gen_bind(g, i, fd);
+			continue;
+		}
+		fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_lit", 4, l->value_size, 1,
+					BPF_F_RDONLY_PROG, -1);
 		if (fd < 0 || bpf_map_update_elem(fd, &zero, l->data, BPF_ANY) || bpf_map_freeze(fd)) {
 			int r = fd < 0 ? fd : -errno;
 

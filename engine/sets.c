@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -475,4 +476,91 @@ int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, voi
 	}
 	free(keys);
 	return 0;
+}
+
+/* ---- dynamic sets: maps of the filter program ----------------------------------- */
+
+/* The entries of one dynamic set's map, those not expired at now. */
+static int dyn_entries(int fd, const struct bpf_map_info *mi, uint64_t now,
+		       int (*fn)(unsigned int idx, const char *item, uint64_t left_ns, void *ctx),
+		       unsigned int idx, void *ctx)
+{
+	uint8_t key[24], next[24];
+	uint64_t expiry;
+	char item[64];
+	int more, r = 0;
+
+	more = cgf_next_key(fd, NULL, next);
+	while (more > 0 && !r) {
+		memcpy(key, next, sizeof(key));
+		if (!bpf_map_lookup_elem(fd, key, &expiry) && expiry > now) {
+			if (mi->key_size == 8) {
+				uint64_t v;
+
+				memcpy(&v, key, 8);
+				snprintf(item, sizeof(item), "%llu", (unsigned long long)v);
+			} else {
+				struct cgf_cidr c = { .family = key[0] };
+
+				c.plen = c.family == 4 ? 32 : 128;
+				memcpy(c.addr, key + 8, 16);
+				cgf_format_cidr(&c, item, sizeof(item));
+			}
+			r = fn(idx, item, expiry - now, ctx);
+		}
+		more = cgf_next_key(fd, key, next);
+	}
+	return r ? r : more < 0 ? more : 0;
+}
+
+int cgf_dyn_each(uint32_t prog_id,
+		 int (*fn)(unsigned int idx, const char *item, uint64_t left_ns, void *ctx), void *ctx)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info), n, i, *ids = NULL;
+	int prog = bpf_prog_get_fd_by_id(prog_id), r = 0;
+	struct timespec ts;
+	uint64_t now;
+
+	if (prog < 0)
+		return -errno;
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (bpf_obj_get_info_by_fd(prog, &info, &len)) {
+		r = -errno;
+		goto out;
+	}
+	n = info.nr_map_ids;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = n;
+	info.map_ids = (uint64_t)(unsigned long)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog, &info, &len)) {
+		r = -errno;
+		goto out;
+	}
+	for (i = 0; i < info.nr_map_ids && i < n && !r; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t ml = sizeof(mi);
+		unsigned int idx;
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_HASH &&
+		    sscanf(mi.name, "cgf_dyn%u", &idx) == 1 && (mi.key_size == 8 || mi.key_size == 24) &&
+		    mi.value_size == 8)
+			r = dyn_entries(fd, &mi, now, fn, idx, ctx);
+		close(fd);
+	}
+out:
+	free(ids);
+	close(prog);
+	return r;
 }

@@ -284,7 +284,7 @@ static void value_binary(struct gen *g, const struct cgf_node *n, int d)
 		op_const(g, n->op, n->a->cval, n->b->kind == CGF_N_FIELD);
 		return;
 	}
-	if (simple(n->b) || slots(n->a) >= slots(n->b)) {
+	if (simple(n->b) || slots(n->a) >= slots(n->b) || n->effects) { /* (in order) */
 		value(g, n->a, d);
 		value_step(g, n, d);
 		return;
@@ -339,6 +339,34 @@ static void value_cond(struct gen *g, const struct cgf_node *n, int d)
 	i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_2);
 }
 
+/* ?:, && or || with a change of a set below: with branches, so that what
+ * is not to be evaluated is not (r0 = the value, 0 or 1 for && ||) */
+static void value_in_order(struct gen *g, const struct cgf_node *n, int d)
+{
+	uint32_t t = cgf_asm_label(g->a), f = cgf_asm_label(g->a), end = cgf_asm_label(g->a);
+
+	if (n->kind == CGF_N_COND) {
+		cond(g, n->a, t, f, d, t);
+		cgf_asm_place(g->a, t);
+		value(g, n->b, d);
+		cgf_asm_ja(g->a, end);
+		cgf_asm_place(g->a, f);
+		value(g, n->c, d);
+		cgf_asm_place(g->a, end);
+		return;
+	}
+	cond(g, n, t, f, d, t);
+	cgf_asm_place(g->a, t);
+	i_opaque(g, BPF_REG_0);
+	i_alu(g, BPF_XOR, BPF_REG_0, 1);
+	i_alu(g, BPF_AND, BPF_REG_0, 1);
+	cgf_asm_ja(g->a, end);
+	cgf_asm_place(g->a, f);
+	i_opaque(g, BPF_REG_0);
+	i_alu(g, BPF_AND, BPF_REG_0, 1);
+	cgf_asm_place(g->a, end);
+}
+
 /* r0 = the value of n (temporaries from slot d on) */
 static void value(struct gen *g, const struct cgf_node *n, int d)
 {
@@ -350,9 +378,20 @@ static void value(struct gen *g, const struct cgf_node *n, int d)
 		i_mov(g, BPF_REG_0, n->cval);
 		return;
 	}
+	/* a change of a set below: evaluated in order, && || ?: short-circuit */
+	if (n->effects && (n->kind == CGF_N_COND ||
+			   (n->kind == CGF_N_BINARY && (n->op == CGF_OP_LAND || n->op == CGF_OP_LOR)))) {
+		value_in_order(g, n, d);
+		return;
+	}
 	switch (n->kind) {
 	case CGF_N_FIELD:
 		gen_field(g, BPF_REG_0, n->field);
+		return;
+	case CGF_N_SETOP:
+		if (n->a->kind != CGF_N_ADDR)
+			value(g, n->a, d);
+		gen_setop(g, n);
 		return;
 	case CGF_N_UNARY:
 		value(g, n->a, d);
@@ -536,7 +575,7 @@ static void cond(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f
 			gen_branch(g, jop, false, (int32_t)n->b->cval, t, f, next);
 			return;
 		}
-		if (simple(n->b) || slots(n->a) >= slots(n->b)) {
+		if (simple(n->b) || slots(n->a) >= slots(n->b) || n->effects) {
 			value(g, n->a, d);
 			if (simple(n->b)) {
 				leaf(g, BPF_REG_1, n->b);
@@ -703,7 +742,8 @@ static int filter_begin(struct gen *g, const struct cgf_expr *e, struct cgf_gen 
 		return -ENOMEM;
 	}
 	gen_prologue(g);
-	return 0;
+	gen_dyn_maps(g, e);
+	return g->err;
 }
 
 int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, struct cgf_gen *out,
@@ -713,7 +753,7 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	bool addrs;
 
 	if (filter_begin(&g, e, out, env, &addrs))
-		return -ENOMEM;
+		return g.err ? g.err : -ENOMEM;
 	/* the entry program parsed the packet; the fields are read from
 	 * skb->cb where they are used, the addresses from the packet */
 	gen_unpack_cb(&g, 0, addrs);
@@ -747,7 +787,7 @@ int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
 	bool addrs;
 
 	if (filter_begin(&g, e, out, env, &addrs))
-		return -ENOMEM;
+		return g.err ? g.err : -ENOMEM;
 	gen_parse(&g);
 	/* then as the engine's filter does after its entry program */
 	cgf_asm_place(g.a, g.l_filter);

@@ -24,12 +24,18 @@
 #include "bpf_asm.h"
 #include "expr.h"
 
-/* A map a literal set needs: an array of one value holding data. */
+/* A map a literal set needs: an array of one value holding data; or, for a
+ * dynamic set (dyn), an empty hash map of this type and size that the
+ * program fills (key: the value or family and address, value: when the
+ * entry expires, in bpf_ktime_get_ns() time). */
 struct cgf_lit {
 	uint32_t asm_map;    /* its index in the program's maps */
 	uint32_t value_size;
-	void *data;          /* value_size bytes */
+	void *data;          /* value_size bytes; NULL for a dynamic set */
 	char what[64];       /* for messages: "literal IPv4 set at column 12" */
+	const struct cgf_set *dyn;
+	uint32_t map_type, key_size, max_entries, map_flags;
+	char map_name[16];   /* "cgf_dyn0", ...: dynamic sets in the order declared */
 };
 
 /* Named sets: the outer map's fd and its type, or -1 if there is none. */

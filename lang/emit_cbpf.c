@@ -603,8 +603,8 @@ static int range_of(struct cgf_node *n, void *ctx)
 		r = (struct rng){ b->lo < d->lo ? b->lo : d->lo, b->hi > d->hi ? b->hi : d->hi, 0 };
 		r.need = a->need > b->need ? a->need : b->need;
 		r.need = r.need > d->need ? r.need : d->need;
-	} else if (n->kind == CGF_N_IN) {
-		r = (struct rng){ 0, 1, n->a->kind == CGF_N_ADDR ? 0 : R(c, n->a)->need };
+	} else if (n->kind == CGF_N_IN || n->kind == CGF_N_SETOP) {
+		r = (struct rng){ n->kind == CGF_N_SETOP, 1, n->a->kind == CGF_N_ADDR ? 0 : R(c, n->a)->need };
 	} else { /* an address: only under 'in' */
 		r = (struct rng){ 0, 0, 0 };
 	}
@@ -967,6 +967,10 @@ static void in_set(struct cb *c, const struct cgf_node *n)
 	struct cgf_ival4 *v;
 	size_t nv;
 
+	if (s->timeout) {
+		fail(c, -EINVAL, n, "dynamic set @%s: classic BPF has no maps", s->name);
+		return;
+	}
 	if (s->name[0] && !s->declared) {
 		fail(c, -EINVAL, n,
 		     "named set @%s: classic BPF has no maps: give its items in the filter "
@@ -1066,6 +1070,10 @@ static void value(struct cb *c, const struct cgf_node *n)
 		return;
 	case CGF_N_IN:
 		in_set(c, n);
+		return;
+	case CGF_N_SETOP:
+		fail(c, -EINVAL, n, "%s() changes dynamic set @%s: classic BPF has no maps",
+		     n->val ? "add" : "del", n->set->name);
 		return;
 	default:
 		fail(c, -EINVAL, n, "an address outside 'in'");

@@ -779,6 +779,59 @@ static struct cgf_node *parse_name(struct parser *p, const struct token *t)
 	return n;
 }
 
+/* add(@set, VALUE) or del(@set, VALUE), after the name */
+static struct cgf_node *parse_setop(struct parser *p, const struct token *t)
+{
+	struct cgf_node *n = new_node(p, CGF_N_SETOP, t), *v;
+	struct token r, *c;
+	char name[CGF_SET_NAME_MAX + 1];
+	struct cgf_set *s;
+
+	next(p); /* ( */
+	r = next(p);
+	if (!n || p->failed)
+		return NULL;
+	if (r.kind != T_SETREF) {
+		unexpected(p, &r, "a set ('@name') after '('");
+		return NULL;
+	}
+	memcpy(name, p->s + r.pos + 1, r.len - 1);
+	name[r.len - 1] = 0;
+	s = find_set(p, name);
+	if (!s || !s->timeout) {
+		fail_tok(p, &r, "%.3s() changes a dynamic set: declare it first, '@%s = { } timeout "
+			 "SECONDS'", p->s + t->pos, name);
+		return NULL;
+	}
+	c = peek(p);
+	if (!tok_is(p, c, ",")) {
+		unexpected(p, c, "','");
+		return NULL;
+	}
+	next(p);
+	v = parse_cond(p);
+	if (p->failed)
+		return NULL;
+	c = peek(p);
+	if (!tok_is(p, c, ")")) {
+		unexpected(p, c, "')'");
+		return NULL;
+	}
+	next(p);
+	if (s->declared == 2) { /* an empty declaration: the type of its first use */
+		s->type = v->type;
+		s->declared = 1;
+	} else if (s->type != v->type) {
+		fail_tok(p, &r, "@%s is a set of %s, not %s", name, type_name(s->type),
+			 type_name(v->type));
+		return NULL;
+	}
+	n->val = p->s[t->pos] == 'a';
+	n->set = s;
+	n->a = v;
+	return n;
+}
+
 static struct cgf_node *parse_primary(struct parser *p)
 {
 	struct token t = next(p), *c;
@@ -797,6 +850,10 @@ static struct cgf_node *parse_primary(struct parser *p)
 			n->val = t.val;
 		return n;
 	}
+	if (t.kind == T_IDENT && full(p) && tok_is(p, peek(p), "(") &&
+	    ((t.len == 3 && !memcmp(p->s + t.pos, "add", 3)) ||
+	     (t.len == 3 && !memcmp(p->s + t.pos, "del", 3))))
+		return parse_setop(p, &t);
 	if (t.kind == T_IDENT)
 		return parse_name(p, &t);
 	if (!tok_is(p, &t, "(")) {
@@ -999,6 +1056,27 @@ static struct cgf_node *parse_cond(struct parser *p)
 	return p->failed ? NULL : c;
 }
 
+/* After a declaration's items: 'timeout SECONDS' makes it a dynamic set. */
+static void parse_timeout(struct parser *p, struct cgf_set *s)
+{
+	struct token *t = peek(p), n;
+
+	if (p->failed || t->kind != T_IDENT || t->len != 7 || memcmp(p->s + t->pos, "timeout", 7))
+		return;
+	next(p);
+	n = next(p);
+	if (n.kind != T_NUM || n.val < 1 || n.val > CGF_DYN_TIMEOUT_MAX) {
+		fail_tok(p, &n, "want a timeout of 1 to %d seconds after 'timeout'", CGF_DYN_TIMEOUT_MAX);
+		return;
+	}
+	if (s->n) {
+		fail_tok(p, t, "dynamic set @%s must start empty ('@%s = { } timeout %" PRIu64 "')",
+			 s->name, s->name, n.val);
+		return;
+	}
+	s->timeout = (uint32_t)n.val;
+}
+
 static void parse_decl(struct parser *p)
 {
 	struct token r = next(p);
@@ -1029,6 +1107,7 @@ static void parse_decl(struct parser *p)
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->declared = 1;
 	parse_items(p, s, &known);
+	parse_timeout(p, s);
 	accept_op(p, ";");
 	/*
 	 * An empty declaration takes its type from how the filter uses it;
@@ -1143,6 +1222,8 @@ static int settle_node(struct cgf_node *n, void *ctx)
 	}
 	if (!n->is_const)
 		n->cval = 0;
+	n->effects = n->kind == CGF_N_SETOP || (a && a->effects) || (b && b->effects) ||
+		     (c && c->effects);
 	return 0;
 }
 

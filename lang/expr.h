@@ -40,6 +40,8 @@ enum cgf_node_kind {
 	CGF_N_BINARY, /* a op b */
 	CGF_N_COND,   /* a ? b : c */
 	CGF_N_IN,     /* a in set; for an address, a is CGF_N_ADDR */
+	CGF_N_SETOP,  /* add(@set, a) (val 1) or del(@set, a) (val 0): 1, and a
+		       * change of the dynamic set; for an address, a is CGF_N_ADDR */
 };
 
 /* Operators; the unary ones use the same codes. */
@@ -73,6 +75,10 @@ struct cgf_cidr {
 #define CGF_SET_NAME_MAX 63
 /* Largest element of an integer set: sets are for ports, ICMP types, ... */
 #define CGF_INT_SET_MAX 65535
+/* A dynamic set: its longest timeout, its most entries (an add() to a full
+ * set adds nothing) */
+#define CGF_DYN_TIMEOUT_MAX 86400
+#define CGF_DYN_ENTRIES 65536
 
 struct cgf_set {
 	char name[CGF_SET_NAME_MAX + 1]; /* "" for a literal { ... } set */
@@ -82,6 +88,9 @@ struct cgf_set {
 	size_t n, cap;
 	struct cgf_range *ranges;        /* CGF_T_INT */
 	struct cgf_cidr *cidrs;          /* CGF_T_ADDR */
+	uint32_t timeout;                /* seconds; not 0: a dynamic set, which the
+					  * filter fills with add() and empties with
+					  * del(), its entries expiring */
 	uint64_t id;                     /* for cgfilter's compiler: where the set lives */
 	int inlined;                     /* for cgfilter's compiler: tested in the code */
 	struct cgf_set *next;
@@ -101,6 +110,8 @@ struct cgf_node {
 	 * without walking subtrees again */
 	int is_const;
 	uint64_t cval;
+	int effects;    /* the subtree changes a dynamic set (add, del): back
+			 * ends evaluate it in order, && || ?: short-circuit */
 	int aux;        /* free for a back end's own bookkeeping */
 };
 

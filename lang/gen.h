@@ -226,6 +226,14 @@ void gen_report_drop(struct gen *g);
 void gen_branch(struct gen *g, int jop, bool reg, int32_t imm, uint32_t t, uint32_t f,
 		uint32_t next);
 
+/* sets_bpf.c: dynamic sets.  The key of an address: the family (u64) and
+ * 16 bytes; the value, at FP_KEY + DYN_ADDR_KEY, when it expires.  Their
+ * maps, in the order declared; add() or del() for the SETOP node n, its
+ * integer value in r0: r0 = 1 */
+#define DYN_ADDR_KEY 24
+void gen_dyn_maps(struct gen *g, const struct cgf_expr *e);
+void gen_setop(struct gen *g, const struct cgf_node *n);
+
 /* sets_bpf.c: 'x in SET' for the IN node n: the integer value is in r0 (not
  * for addresses); jump to t if it is in, else to f; next as for gen_branch */
 void gen_in(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f, uint32_t next);

@@ -664,8 +664,124 @@ static void addr_in(struct gen *g, const struct cgf_set *s, int which, uint32_t 
 	lit_family(g, s, which, 6, t, f);
 }
 
+/* ---- dynamic sets ------------------------------------------------------------ */
+
+/* The map of dynamic set s, made on first use (gen_dyn_maps() makes them
+ * all first, in the order declared) */
+static uint32_t dyn_map(struct gen *g, const struct cgf_set *s)
+{
+	struct cgf_lit *l;
+	size_t i, ndyn = 0;
+	char name[80];
+	uint32_t m;
+
+	for (i = 0; i < g->out->nlits; i++) {
+		if (g->out->lits[i].dyn == s)
+			return g->out->lits[i].asm_map;
+		ndyn += g->out->lits[i].dyn != NULL;
+	}
+	l = realloc(g->out->lits, (g->out->nlits + 1) * sizeof(*l));
+	if (!l) {
+		gen_fail(g, -ENOMEM, "out of memory");
+		return 0;
+	}
+	g->out->lits = l;
+	snprintf(name, sizeof(name), "@%s", s->name);
+	m = cgf_asm_add_map(g->a, -1, name, "dynamic set");
+	l = &g->out->lits[g->out->nlits++];
+	memset(l, 0, sizeof(*l));
+	l->asm_map = m;
+	l->dyn = s;
+	l->map_type = BPF_MAP_TYPE_HASH;
+	l->key_size = s->type == CGF_T_ADDR ? DYN_ADDR_KEY : 8;
+	l->value_size = 8;
+	l->max_entries = CGF_DYN_ENTRIES;
+	l->map_flags = BPF_F_NO_PREALLOC;
+	snprintf(l->map_name, sizeof(l->map_name), "cgf_dyn%zu", ndyn);
+	snprintf(l->what, sizeof(l->what), "the dynamic set @%.40s", s->name);
+	return m;
+}
+
+void gen_dyn_maps(struct gen *g, const struct cgf_expr *e)
+{
+	const struct cgf_set *s;
+
+	for (s = e->sets; s; s = s->next)
+		if (s->timeout)
+			dyn_map(g, s);
+}
+
+/* The key at FP_KEY: the integer in r0, or the family (u64) and the
+ * address which; to none when the packet has no address. */
+static void dyn_key(struct gen *g, const struct cgf_set *s, int which, uint32_t none)
+{
+	int addr = FP_ADDR(which);
+
+	if (s->type == CGF_T_INT) {
+		i_stx(g, BPF_DW, BPF_REG_10, FP_KEY, BPF_REG_0);
+		return;
+	}
+	gen_family(g, BPF_REG_0);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, none);
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY, BPF_REG_0);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)addr);
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(addr + 8));
+	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 16, BPF_REG_0);
+}
+
+/* add(@s, x) or del(@s, x) for the SETOP node n, the integer x in r0: r0 = 1 */
+void gen_setop(struct gen *g, const struct cgf_node *n)
+{
+	const struct cgf_set *s = n->set;
+	uint32_t done = cgf_asm_label(g->a), m = dyn_map(g, s);
+
+	cgf_asm_note(g->a, "%s(@%s, ...)", n->val ? "add" : "del", s->name);
+	dyn_key(g, s, n->a->kind == CGF_N_ADDR ? n->a->field : 0, done);
+	if (n->val) {
+		/* the entry expires timeout seconds from now */
+		i_call(g, BPF_FUNC_ktime_get_ns);
+		i_mov(g, BPF_REG_1, (uint64_t)s->timeout * 1000000000ULL);
+		i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_1);
+		i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + DYN_ADDR_KEY, BPF_REG_0);
+		cgf_asm_ld_map(g->a, BPF_REG_1, m);
+		i_fp(g, BPF_REG_2, FP_KEY);
+		i_fp(g, BPF_REG_3, FP_KEY + DYN_ADDR_KEY);
+		i_mov(g, BPF_REG_4, BPF_ANY);
+		i_call(g, BPF_FUNC_map_update_elem);
+	} else {
+		cgf_asm_ld_map(g->a, BPF_REG_1, m);
+		i_fp(g, BPF_REG_2, FP_KEY);
+		i_call(g, BPF_FUNC_map_delete_elem);
+	}
+	cgf_asm_place(g->a, done);
+	i_mov(g, BPF_REG_0, 1);
+}
+
+/* x in @s, a dynamic set: an entry that has not expired */
+static void dyn_in(struct gen *g, const struct cgf_set *s, int which, uint32_t t, uint32_t f,
+		   uint32_t next)
+{
+	uint32_t m = dyn_map(g, s);
+
+	dyn_key(g, s, which, f);
+	cgf_asm_ld_map(g->a, BPF_REG_1, m);
+	i_fp(g, BPF_REG_2, FP_KEY);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, f);
+	i_ldx(g, BPF_DW, BPF_REG_7, BPF_REG_0, 0);
+	i_call(g, BPF_FUNC_ktime_get_ns);
+	i_movr(g, BPF_REG_1, BPF_REG_7);
+	/* now < expiry */
+	gen_branch(g, BPF_JLT, true, 0, t, f, next);
+}
+
 void gen_in(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f, uint32_t next)
 {
+	if (n->set->timeout) {
+		dyn_in(g, n->set, n->a->kind == CGF_N_ADDR ? n->a->field : 0, t, f, next);
+		return;
+	}
 	if (n->a->kind == CGF_N_ADDR)
 		addr_in(g, n->set, n->a->field, t, f, next);
 	else

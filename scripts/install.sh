@@ -10,6 +10,7 @@
 #   PKGDATADIR   port-firewall/ and bpf-program-only/ with the include/ and
 #                mk/ they need, so that units can `make -C` them; the
 #                installed port-firewall/Makefile runs LIBEXECDIR/cgfilter-expr
+#   PKGDATADIR/examples  examples/*.filter
 #   MANDIR/man8  man/*.8
 #   UNITDIR      units/*.in with @BINDIR@ @LIBEXECDIR@ @PKGDATADIR@ filled in
 #
@@ -136,6 +137,12 @@ sed "s|^EXPR_TOOL ?= .*|EXPR_TOOL ?= $(sed_repl "$LIBEXECDIR")/cgfilter-expr|" \
 grep -qxF "EXPR_TOOL ?= $LIBEXECDIR/cgfilter-expr" "$mf" ||
 	die "cannot point port-firewall/Makefile at the installed cgfilter-expr: no 'EXPR_TOOL ?=' line"
 put 0644 "$mf" "$PKGDATADIR/port-firewall/Makefile"
+
+# example filters (cgfilter(8), cgfilter-wrap(8))
+for f in "$SRC"/examples/*.filter; do
+	[ -f "$f" ] || continue
+	put 0644 "$f" "$PKGDATADIR/examples/$(basename "$f")"
+done
 
 for f in "$SRC"/man/*.8; do
 	[ -f "$f" ] || continue

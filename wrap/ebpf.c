@@ -48,10 +48,14 @@ static int make_lits(struct cgf_gen *g, char *why, size_t whylen)
 	for (i = 0; i < g->nlits; i++) {
 		const struct cgf_lit *l = &g->lits[i];
 		uint32_t zero = 0;
-		int fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_lit", 4, l->value_size, 1,
-					    BPF_F_RDONLY_PROG, -1), r = fd;
+		int fd = l->dyn ? cgf_sys_map_create(l->map_type, l->map_name, l->key_size, l->value_size,
+						     l->max_entries, l->map_flags, -1) :
+				  cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, "cgf_lit", 4, l->value_size, 1,
+						     BPF_F_RDONLY_PROG, -1), r = fd;
 
-		if (fd >= 0 && !(r = cgf_sys_map_update(fd, &zero, l->data, BPF_ANY)))
+		if (fd >= 0 && l->dyn)
+			r = 0; /* the filter fills it */
+		else if (fd >= 0 && !(r = cgf_sys_map_update(fd, &zero, l->data, BPF_ANY)))
 			r = cgf_sys_map_freeze(fd);
 		if (r < 0) {
 			snprintf(why, whylen, "cannot make the map of %s (%u bytes): %s", l->what,
@@ -72,7 +76,7 @@ static void sets_literal(const struct cgf_expr *e)
 	struct cgf_set *s;
 
 	for (s = e->sets; s; s = s->next)
-		if (s->declared)
+		if (s->declared && !s->timeout)
 			s->name[0] = 0;
 }
 

@@ -580,7 +580,14 @@ class _FullParser:
             name = self.word(r"[A-Za-z0-9_]+")
             self.expect("=")
             its = self.items()
-            if not (self.decls_only_new and name in self.sets):
+            if self.peek_op(["timeout"]) == "timeout":
+                # a dynamic set: starts empty, filled by add(), emptied by del()
+                self.i += len("timeout")
+                t = _tokens(self.word(r"[0-9][0-9A-Za-z_]*"))[0][1]
+                if its or not 1 <= t <= 86400:
+                    raise ExprError("bad dynamic set @%s" % name)
+                self.sets[name] = ("dyn", Dyn(name, t))
+            elif not (self.decls_only_new and name in self.sets):
                 self.sets[name] = parse_items(its) if its else ("empty", [])
             if self.peek_op([";"]) == ";":
                 self.i += 1
@@ -592,6 +599,9 @@ class _FullParser:
             if name not in self.sets:
                 raise ExprError("unknown set @%s" % name)
             k, el = self.sets[name]
+            if k == "dyn":
+                el.typed(kind)
+                return el
             if k == "empty":
                 return []
             if k != kind:
@@ -661,6 +671,18 @@ class _FullParser:
             raise ExprError("unexpected %r at %d" % (self.s[self.i:self.i + 1], self.i))
         w = m.group(0)
         self.i = m.end()
+        if w in ("add", "del") and self.peek_op(["("]) == "(":
+            self.i += 1
+            self.expect("@")
+            name = self.word(r"[A-Za-z0-9_]+")
+            if self.sets.get(name, ("",))[0] != "dyn":
+                raise ExprError("%s() of @%s, not a dynamic set" % (w, name))
+            self.expect(",")
+            v = self.cond()
+            self.expect(")")
+            d = self.sets[name][1]
+            d.typed("addr" if v[0] == "addr" else "int")
+            return ("set" + w, d, v)
         if w[0].isdigit():
             return ("num", _tokens(w)[0][1])
         if w in ("src_ip", "dst_ip"):
@@ -670,9 +692,45 @@ class _FullParser:
         return ("name", w)
 
 
+class Dyn:
+    """A dynamic set's entries: key -> when it expires; the time is the
+    FullExpr's clock (now), 0 unless a test moves it."""
+
+    def __init__(self, name, timeout):
+        self.name, self.timeout, self.kind, self.entries, self.now = name, timeout, None, {}, 0.0
+
+    def typed(self, kind):
+        if self.kind not in (None, kind):
+            raise ExprError("@%s holds %s" % (self.name, self.kind))
+        self.kind = kind
+
+    def key(self, v):
+        # an address: (version, int); a packet that is not IP has none
+        return None if v is None else (v.version, int(v)) if self.kind == "addr" else v
+
+    def has(self, v):
+        k = self.key(v)
+        return k is not None and self.entries.get(k, -1) > self.now
+
+    def change(self, v, add):
+        k = self.key(v)
+        if k is not None and add:
+            self.entries[k] = self.now + self.timeout
+        elif k is not None:
+            self.entries.pop(k, None)
+        return 1
+
+
 def _fn(t):
     """A Python function (fields tuple, (src, dst)) -> u64 of a full tree."""
     k = t[0]
+    if k in ("setadd", "setdel"):
+        d, add, v = t[1], k == "setadd", t[2]
+        if v[0] == "addr":
+            w = 0 if v[1] == "s" else 1
+            return lambda f, a: d.change(a[w], add)
+        x = _fn(v)
+        return lambda f, a: d.change(x(f, a), add)
     if k == "num":
         v = t[1]
         return lambda f, a: v
@@ -683,6 +741,12 @@ def _fn(t):
             return lambda f, a: 1 if f[i] & m else 0
         i = FIELD_INDEX[n]
         return lambda f, a: f[i]
+    if k == "iin" and isinstance(t[2], Dyn):
+        x, d = _fn(t[1]), t[2]
+        return lambda f, a: 1 if d.has(x(f, a)) else 0
+    if k == "ain" and isinstance(t[2], Dyn):
+        w, d = (0 if t[1] == "s" else 1), t[2]
+        return lambda f, a: 1 if d.has(a[w]) else 0
     if k == "iin":
         x, ranges = _fn(t[1]), t[2]
         return lambda f, a: 1 if any(lo <= x(f, a) <= hi for lo, hi in ranges) else 0
