@@ -205,6 +205,7 @@ static int compile_classic(const struct cgf_expr *x, const char *text)
 	int r = cgf_cbpf_compile(x, CGF_CBPF_SOCKET, &p, &n, &e);
 
 	if (r) {
+		e.multiline = e.line && strchr(text, '\n');
 		cgf_error_format(&e, msg, sizeof(msg));
 		cgf_err("%s", msg);
 		if (e.line)
