@@ -51,6 +51,31 @@ static int read_items(const char *file, struct items *it)
 	return 0;
 }
 
+/* -EINVAL, said, if the filter in force has a dynamic set of that name: the
+ * filter changes it, set-add and set-del would make a named set beside it */
+static int dynamic_in_force(const struct cgf_engine *e, const char *name)
+{
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct cgf_filter_view v = { 0 };
+	struct cgf_expr *x = NULL;
+	struct cgf_error pe;
+	const struct cgf_set *s;
+	int r = 0;
+
+	if (e->mode != CGF_MODE_DEDICATED || cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v))
+		return 0;
+	if (v.text && !cgf_expr_parse(v.text, &po, &x, &pe))
+		for (s = x->sets; s && !r; s = s->next)
+			if (s->timeout && !strcmp(s->name, name)) {
+				cgf_err("@%s is a dynamic set of the filter in force: its add() and del() "
+					"change it, set-add and set-del cannot", name);
+				r = -EINVAL;
+			}
+	cgf_expr_free(x);
+	cgf_filter_view_free(&v);
+	return r;
+}
+
 static int edit(struct cmd_args *a, bool add)
 {
 	struct items it = { 0 };
@@ -72,7 +97,9 @@ static int edit(struct cmd_args *a, bool add)
 	} else {
 		r = cgf_engine_open(&e, a->argv[0], true);
 		if (!r) {
-			r = cgf_set_edit(&e, a->argv[1], it.v, it.n, add);
+			r = dynamic_in_force(&e, a->argv[1] + 1);
+			if (!r)
+				r = cgf_set_edit(&e, a->argv[1], it.v, it.n, add);
 			cgf_engine_close(&e);
 		}
 	}

@@ -145,6 +145,7 @@ struct dyn_show {
 	char **lines;           /* per set, what is printed of its entries */
 	size_t *len;
 	FILE **m;
+	unsigned int *count;    /* per set, how many */
 	unsigned int nsets;
 };
 
@@ -156,6 +157,8 @@ static int dyn_entry(unsigned int idx, const char *item, uint64_t left_ns, void 
 	if (idx >= d->nsets)
 		return 0;
 	m = d->m[idx];
+	if (!d->json && d->count[idx]++ >= 20) /* as for named sets: the first 20 */
+		return 0;
 	if (d->json) {
 		fputs(ftell(m) ? "," : "", m);
 		fprintf(m, "{\"item\":");
@@ -192,10 +195,11 @@ static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
 	d.lines = calloc(d.nsets, sizeof(*d.lines));
 	d.len = calloc(d.nsets, sizeof(*d.len));
 	d.m = calloc(d.nsets, sizeof(*d.m));
-	for (i = 0; d.m && d.lines && d.len && i < d.nsets && !r; i++)
+	d.count = calloc(d.nsets, sizeof(*d.count));
+	for (i = 0; d.m && d.lines && d.len && d.count && i < d.nsets && !r; i++)
 		if (!(d.m[i] = open_memstream(&d.lines[i], &d.len[i])))
 			r = -errno;
-	if (!d.m || !d.lines || !d.len)
+	if (!d.m || !d.lines || !d.len || !d.count)
 		r = -ENOMEM;
 	if (!r)
 		r = cgf_dyn_each(prog_id, dyn_entry, &d);
@@ -211,8 +215,10 @@ static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
 				fprintf(f, ":{\"timeout\":%u,\"entries\":[%s]}", sets[i]->timeout,
 					d.lines[i] ? d.lines[i] : "");
 			} else {
-				fprintf(f, "    @%s (timeout %u s):%s\n", sets[i]->name, sets[i]->timeout,
-					d.lines[i] && d.lines[i][0] ? d.lines[i] : " (empty)");
+				fprintf(f, "    @%s (timeout %u s, %u %s):%s%s\n", sets[i]->name,
+					sets[i]->timeout, d.count[i], d.count[i] == 1 ? "entry" : "entries",
+					d.lines[i] && d.lines[i][0] ? d.lines[i] : " (empty)",
+					d.count[i] > 20 ? " ..." : "");
 			}
 		}
 		if (json)
@@ -223,6 +229,7 @@ static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
 	free(d.lines);
 	free(d.len);
 	free(d.m);
+	free(d.count);
 	cgf_expr_free(x);
 	if (r)
 		cgf_err("cannot read the dynamic sets of program %u: %s", prog_id, strerror(-r));

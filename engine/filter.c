@@ -195,6 +195,13 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared };
 		enum cgf_type t;
 
+		if (s->name[0] && s->timeout && !cgf_set_open(e, s->name, &bs.outer, &t)) {
+			/* one name, one set: a named set of the engine has it */
+			close(bs.outer);
+			cgf_err("cannot make dynamic set @%s: the engine has a named set @%s (set-add): "
+				"give the dynamic set another name", s->name, s->name);
+			return -EEXIST;
+		}
 		if (!s->name[0] || s->timeout) /* (a dynamic set is the filter's own map) */
 			continue;
 		snprintf(bs.name, sizeof(bs.name), "%s", s->name);

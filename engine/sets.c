@@ -553,7 +553,7 @@ int cgf_dyn_each(uint32_t prog_id,
 
 		if (fd < 0)
 			continue;
-		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_HASH &&
+		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_LRU_HASH &&
 		    sscanf(mi.name, "cgf_dyn%u", &idx) == 1 && (mi.key_size == 8 || mi.key_size == 24) &&
 		    mi.value_size == 8)
 			r = dyn_entries(fd, &mi, now, fn, idx, ctx);

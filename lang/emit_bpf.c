@@ -717,12 +717,22 @@ int gen_finish(struct gen *g)
 	seen = g->err ? NULL : calloc(g->a->nmaps + 1, 1);
 	if (!g->err && !seen)
 		gen_fail(g, -ENOMEM, "out of memory");
-	for (i = 0; seen && i < g->a->nmref; i++)
-		if (!seen[g->a->mref[i].map]++)
+	/* (a map the program names twice, say a named set used twice, is one) */
+	for (i = 0; seen && i < g->a->nmref; i++) {
+		uint32_t m = g->a->mref[i].map, k;
+		int fd = g->a->maps[m].fd;
+
+		if (seen[m]++)
+			continue;
+		for (k = 0; fd >= 0 && k < g->a->nmaps; k++)
+			if (k != m && seen[k] && g->a->maps[k].fd == fd)
+				break;
+		if (fd < 0 || k == g->a->nmaps)
 			used++;
+	}
 	free(seen);
 	if (used > GEN_MAX_MAPS)
-		gen_fail(g, -E2BIG, "filter too large: it uses %u maps, and the kernel allows %d in a program (each named set is one, each literal set of more than %d items one per address family it holds: name the sets that repeat)",
+		gen_fail(g, -E2BIG, "filter too large: it uses %u maps, and the kernel allows %d in a program (each named or dynamic set is one, each literal set of more than %d items one per address family it holds: name the sets that repeat)",
 			 used, GEN_MAX_MAPS, CGF_INLINE_ITEMS);
 	if (!g->err && g->a->err)
 		gen_fail(g, g->a->err, "%s", g->a->why);

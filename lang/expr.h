@@ -76,9 +76,9 @@ struct cgf_cidr {
 /* Largest element of an integer set: sets are for ports, ICMP types, ... */
 #define CGF_INT_SET_MAX 65535
 /* A dynamic set: its longest timeout, its most entries (an add() to a full
- * set adds nothing) */
+ * set pushes out the entries used least recently) */
 #define CGF_DYN_TIMEOUT_MAX 86400
-#define CGF_DYN_ENTRIES 65536
+#define CGF_DYN_ENTRIES 16384
 
 struct cgf_set {
 	char name[CGF_SET_NAME_MAX + 1]; /* "" for a literal { ... } set */

@@ -692,11 +692,13 @@ static uint32_t dyn_map(struct gen *g, const struct cgf_set *s)
 	memset(l, 0, sizeof(*l));
 	l->asm_map = m;
 	l->dyn = s;
-	l->map_type = BPF_MAP_TYPE_HASH;
+	/* LRU: a full set makes room by pushing out what was used least
+	 * recently (expired entries, as a rule), never refusing new ones */
+	l->map_type = BPF_MAP_TYPE_LRU_HASH;
 	l->key_size = s->type == CGF_T_ADDR ? DYN_ADDR_KEY : 8;
 	l->value_size = 8;
 	l->max_entries = CGF_DYN_ENTRIES;
-	l->map_flags = BPF_F_NO_PREALLOC;
+	l->map_flags = 0;
 	snprintf(l->map_name, sizeof(l->map_name), "cgf_dyn%zu", ndyn);
 	snprintf(l->what, sizeof(l->what), "the dynamic set @%.40s", s->name);
 	return m;

@@ -11,7 +11,7 @@
 . "$(dirname "$0")/sysd.sh"
 
 need_sysd
-need_cmd make clang bpftool
+need_cmd make clang bpftool getcap
 PROBE=$BUILD/tools/cgfilter-probe
 [ -x "$PROBE" ] || skip "$PROBE is not built (make tools)"
 
@@ -39,6 +39,16 @@ for f in bin/cgfilter lib/systemd/system/cgfilter@.service lib/systemd/system/cg
 	[ -e "$DEST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
 done
 ok "make install installs cgfilter, its man page and units"
+for f in bin/cgfilter-wrap share/man/man8/cgfilter-wrap.8 share/cgfilter/examples/port-knocking.filter; do
+	[ -e "$DEST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
+done
+getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q cap_net_admin &&
+	fail "make install gave cgfilter-wrap a capability: that is install-wrap-cap's, opt-in"
+make -C "$TOP" --no-print-directory install-wrap-cap DESTDIR="$DEST" >"$TMP/cap.log" 2>&1 ||
+	fail "make install-wrap-cap failed: $(cat "$TMP/cap.log")"
+getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q 'cap_net_admin=ep' ||
+	fail "make install-wrap-cap did not give cgfilter-wrap cap_net_admin=ep: $(getcap "$DEST/usr/local/bin/cgfilter-wrap")"
+ok "make install installs cgfilter-wrap (no capability) and the examples; make install-wrap-cap gives it cap_net_admin=ep"
 CGF=/usr/local/bin/cgfilter
 
 # /etc/cgfilter inside the namespace is a scratch directory of ours; the bind

@@ -51,9 +51,9 @@ for s in ["ip4 src=192.0.2.7 / udp dport=53", "ip6 src=2001:db8::7 / tcp dport=4
     print(V.build(s).hex())' >"$TMP/frames.hex"
 "$BUILD/tests/verdict-run" -p "$TMP/frames.hex" --pin "$PIN" >/dev/null || fail "verdict-run failed"
 "$CGF" show "$PIN" >"$TMP/show" || fail "show failed"
-grep -Eq '^    @seen \(timeout 60 s\): 192\.0\.2\.7 \(([0-9.]+) s left\), 2001:db8::7 \(([0-9.]+) s left\)$|^    @seen \(timeout 60 s\): 2001:db8::7 \(([0-9.]+) s left\), 192\.0\.2\.7 \(([0-9.]+) s left\)$' "$TMP/show" ||
+grep -Eq '^    @seen \(timeout 60 s, 2 entries\): 192\.0\.2\.7 \(([0-9.]+) s left\), 2001:db8::7 \(([0-9.]+) s left\)$|^    @seen \(timeout 60 s, 2 entries\): 2001:db8::7 \(([0-9.]+) s left\), 192\.0\.2\.7 \(([0-9.]+) s left\)$' "$TMP/show" ||
 	fail "show does not list @seen's entries: $(cat "$TMP/show")"
-grep -Eq '^    @ports \(timeout 5 s\): .*(53|443) \([0-5]\.[0-9] s left\)' "$TMP/show" ||
+grep -Eq '^    @ports \(timeout 5 s, 2 entries\): .*(53|443) \([0-5]\.[0-9] s left\)' "$TMP/show" ||
 	fail "show does not list @ports's entries: $(cat "$TMP/show")"
 ok "show lists each dynamic set's entries and the time they have left"
 "$CGF" show --json "$PIN" | python3 -c '
@@ -66,14 +66,45 @@ assert sorted(e["item"] for e in j["ports"]["entries"]) == ["443", "53"], j' ||
 	fail "show --json: $("$CGF" show --json "$PIN")"
 ok "show --json: dynamic_sets with timeout, items and left_ms"
 sleep 5.2
-"$CGF" show "$PIN" | grep -q '^    @ports (timeout 5 s): (empty)$' ||
+"$CGF" show "$PIN" | grep -q '^    @ports (timeout 5 s, 0 entries): (empty)$' ||
 	fail "an expired entry is still shown: $("$CGF" show "$PIN")"
 ok "an entry that expired is gone from show"
 "$CGF" set "$PIN" '@seen = { } timeout 60
 src_ip in @seen' || fail "set failed"
-"$CGF" show "$PIN" | grep -q '^    @seen (timeout 60 s): (empty)$' ||
+"$CGF" show "$PIN" | grep -q '^    @seen (timeout 60 s, 0 entries): (empty)$' ||
 	fail "after set, the dynamic set is not empty: $("$CGF" show "$PIN")"
 ok "set starts the filter's dynamic sets empty"
+
+# ---- a full set makes room: expired entries never lock it -----------------------------------
+# (a hash of 16,384 entries once kept its expired entries until del(): a
+# flood of adds, spoofed sources say, shut everyone out for good)
+"$CGF" set "$PIN" '@s = { } timeout 2
+dst_port == 1 ? add(@s, src_ip) : src_ip in @s' || fail "set failed"
+PYTHONPATH=$TOP/tests/verdict python3 -c '
+import sys, verdict as V
+base, dport = int(sys.argv[1]), int(sys.argv[2])
+for i in range(base, base + 20000):
+    print(V.build("ip6 src=2001:db8::%x:%x / tcp dport=%d flags=S" % (i >> 16, i & 0xffff, dport)).hex())' \
+	0 1 >"$TMP/flood1.hex"
+"$BUILD/tests/verdict-run" -p "$TMP/flood1.hex" --pin "$PIN" >/dev/null || fail "verdict-run failed"
+sleep 2.5
+PYTHONPATH=$TOP/tests/verdict python3 -c '
+import sys, verdict as V
+for i in range(100000, 120000):
+    print(V.build("ip6 src=2001:db8::%x:%x / tcp dport=1 flags=S" % (i >> 16, i & 0xffff)).hex())
+for i in range(119900, 120000):
+    print(V.build("ip6 src=2001:db8::%x:%x / tcp dport=2 flags=S" % (i >> 16, i & 0xffff)).hex())' \
+	>"$TMP/flood2.hex"
+v=$("$BUILD/tests/verdict-run" -p "$TMP/flood2.hex" --pin "$PIN") || fail "verdict-run failed"
+v=${v##*$'\t'}
+expect_eq "after 20,000 adds expired, 20,000 new ones: the last 100 are in the set" "${v: -100}" \
+	"$(printf '1%.0s' $(seq 100))"
+# (an LRU map makes room a batch at a time: about 16,384)
+line=$("$CGF" show "$PIN" | grep '^    @s (timeout 2 s, ')
+n=$(sed -n 's/^    @s (timeout 2 s, \([0-9]*\) entries): .* \.\.\.$/\1/p' <<<"$line")
+[ -n "$n" ] && [ "$n" -ge 16000 ] && [ "$n" -le 16384 ] && [ "$(grep -o 's left)' <<<"$line" | wc -l)" -eq 20 ] ||
+	fail "show does not count the entries, or lists more than 20: $(cut -c1-200 <<<"$line")"
+ok "show counts the entries ($n: the set is full) and lists the first 20"
 
 # ---- what is refused ---------------------------------------------------------------------------
 refused() {
@@ -95,6 +126,20 @@ refused "classic BPF and a dynamic set" "classic BPF has no maps" \
 	"$CGF" compile --classic -f "$TOP/examples/port-knocking.filter"
 refused "cgfilter-wrap --classic and a dynamic set" "classic BPF has no maps" \
 	"$WRAP_BIN" --classic --listen 127.0.0.1:1/udp -f "$TOP/examples/port-knocking.filter" -- true
+
+# one name, one set: a dynamic set of the filter and a named set of the engine
+"$CGF" set "$PIN" -f "$TOP/examples/port-knocking.filter" || fail "set failed"
+refused "set-add to a dynamic set of the filter in force" "is a dynamic set of the filter in force" \
+	"$CGF" set-add "$PIN" @open 198.51.100.7
+refused "set-del from it" "is a dynamic set of the filter in force" \
+	"$CGF" set-del "$PIN" @open 198.51.100.7
+"$CGF" show "$PIN" | grep -q '^    (none)$' || fail "set-add made a named set beside the dynamic one"
+"$CGF" set-add "$PIN" @named 10.0.0.0/8 >/dev/null || fail "set-add failed"
+refused "a dynamic set named as a named set of the engine" "the engine has a named set @named" \
+	"$CGF" set "$PIN" '@named = { } timeout 5
+src_ip in @named'
+grep -q 'knock1' <("$CGF" show "$PIN") || fail "the refused set changed the filter in force"
+ok "... and the filter in force is the one before"
 
 # ---- port knocking with real connections ---------------------------------------------------------
 sed 's/timeout 10$/timeout 3/; s/timeout 30$/timeout 3/' "$TOP/examples/port-knocking.filter" \
