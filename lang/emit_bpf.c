@@ -339,22 +339,12 @@ static void value_cond(struct gen *g, const struct cgf_node *n, int d)
 	i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_2);
 }
 
-/* ?:, && or || with a change of a set below: with branches, so that what
- * is not to be evaluated is not (r0 = the value, 0 or 1 for && ||) */
-static void value_in_order(struct gen *g, const struct cgf_node *n, int d)
+/* r0 = 1 if n is not 0, else 0, through its test: as 'opaque 0 ^ 1 & 1' or
+ * 'opaque 0 & 1', the same [0, 1] to the verifier on both paths (gen.h) */
+static void truth(struct gen *g, const struct cgf_node *n, int d)
 {
 	uint32_t t = cgf_asm_label(g->a), f = cgf_asm_label(g->a), end = cgf_asm_label(g->a);
 
-	if (n->kind == CGF_N_COND) {
-		cond(g, n->a, t, f, d, t);
-		cgf_asm_place(g->a, t);
-		value(g, n->b, d);
-		cgf_asm_ja(g->a, end);
-		cgf_asm_place(g->a, f);
-		value(g, n->c, d);
-		cgf_asm_place(g->a, end);
-		return;
-	}
 	cond(g, n, t, f, d, t);
 	cgf_asm_place(g->a, t);
 	i_opaque(g, BPF_REG_0);
@@ -367,11 +357,28 @@ static void value_in_order(struct gen *g, const struct cgf_node *n, int d)
 	cgf_asm_place(g->a, end);
 }
 
+/* ?:, && or || with a change of a set below: with branches, so that what
+ * is not to be evaluated is not (r0 = the value, 0 or 1 for && ||) */
+static void value_in_order(struct gen *g, const struct cgf_node *n, int d)
+{
+	if (n->kind == CGF_N_COND) {
+		uint32_t t = cgf_asm_label(g->a), f = cgf_asm_label(g->a), end = cgf_asm_label(g->a);
+
+		cond(g, n->a, t, f, d, t);
+		cgf_asm_place(g->a, t);
+		value(g, n->b, d);
+		cgf_asm_ja(g->a, end);
+		cgf_asm_place(g->a, f);
+		value(g, n->c, d);
+		cgf_asm_place(g->a, end);
+		return;
+	}
+	truth(g, n, d);
+}
+
 /* r0 = the value of n (temporaries from slot d on) */
 static void value(struct gen *g, const struct cgf_node *n, int d)
 {
-	uint32_t t, f, end;
-
 	if (g->err)
 		return;
 	if (n->is_const) {
@@ -409,21 +416,7 @@ static void value(struct gen *g, const struct cgf_node *n, int d)
 		value_cond(g, n, d);
 		return;
 	case CGF_N_IN:
-		t = cgf_asm_label(g->a);
-		f = cgf_asm_label(g->a);
-		end = cgf_asm_label(g->a);
-		/* 1 or 0 as 'opaque 0 ^ 1 & 1' or 'opaque 0 & 1': the same [0, 1]
-		 * to the verifier on both paths (gen.h) */
-		cond(g, n, t, f, d, t);
-		cgf_asm_place(g->a, t);
-		i_opaque(g, BPF_REG_0);
-		i_alu(g, BPF_XOR, BPF_REG_0, 1);
-		i_alu(g, BPF_AND, BPF_REG_0, 1);
-		cgf_asm_ja(g->a, end);
-		cgf_asm_place(g->a, f);
-		i_opaque(g, BPF_REG_0);
-		i_alu(g, BPF_AND, BPF_REG_0, 1);
-		cgf_asm_place(g->a, end);
+		truth(g, n, d);
 		return;
 	default:
 		gen_fail(g, -EINVAL, "internal error: node kind %d", n->kind);
