@@ -19,8 +19,8 @@ for p in "$CGF" "$BUILD/tests/verdict-run"; do
 	[ -x "$p" ] || fail "$p is not built (make)"
 done
 STEP=${CGF_CRASH_STEP:-1}
-# which commands: CGF_CRASH="set set-add set-del load unload register" (all)
-CRASH=" ${CGF_CRASH:-set set-add set-del load unload register} "
+# which commands: CGF_CRASH="set set-dyn set-add set-del load unload register" (all)
+CRASH=" ${CGF_CRASH:-set set-dyn set-add set-del load unload register} "
 want() { [[ $CRASH == *" $1 "* ]]; }
 make_tmpdir TMP
 PIN=/sys/fs/bpf/${T_ID}_c
@@ -142,6 +142,18 @@ if want set; then
 	"$CGF" set "$PIN" "$NEW" || fail "cannot set the new filter"
 	remember NEW_STATE NEW_VERDICTS
 	sweep set set_setup set_check "$CGF" set "$PIN" "$NEW"
+fi
+
+# ---- set to a filter with dynamic sets: their maps are made with the filter ----------------------
+# (no packet here adds to them: UDP to port 9 would, and neither PACKETS nor
+# judge's own packets go there, so the reference's sets stay empty too)
+DYN='@seen = { } timeout 60 @open = { } timeout 5 udp && dst_port == 9 && add(@seen, src_ip) && add(@open, dst_port) || src_ip in @seen || tcp && dst_port in @open || dst_port == 443'
+if want set-dyn; then
+	set_setup
+	remember OLD_STATE OLD_VERDICTS
+	"$CGF" set "$PIN" "$DYN" || fail "cannot set the filter with dynamic sets"
+	remember NEW_STATE NEW_VERDICTS
+	sweep set-dyn set_setup set_check "$CGF" set "$PIN" "$DYN"
 fi
 
 # ---- set-add, set-del --------------------------------------------------------------------------

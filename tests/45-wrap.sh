@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 need_root
-need_cmd python3 setpriv setcap ip unshare
+need_cmd python3 setpriv setcap ip unshare strace
 if [ -z "${T_NETNS:-}" ]; then
 	# our own network namespace: loopback only, gone when the test ends
 	T_NETNS=1 exec unshare -n -- "$0" "$@"
@@ -221,6 +221,7 @@ if command -v systemd-socket-activate >/dev/null; then
 		fail "a connection passed in was not refused: $(cat "$TMP/acc.err")"
 	ok "a connection passed in (Accept=yes) is refused: it was accepted before any filter"
 else
+	[ -z "${CGF_NO_SKIP:-}" ] || fail "systemd-socket-activate is missing (apt-get install systemd)"
 	info "systemd-socket-activate is missing: inherited sockets are tested with python below only"
 fi
 
@@ -409,5 +410,29 @@ if ip link set lo gso_max_size 196608 gro_max_size 196608 2>/dev/null; then
 		expect_eq "$mode: ... and pass when the filter allows them" "$(bulk $((p + 10)) 2>/dev/null)" done
 	done
 else
+	# (CI must not pass without it)
+	[ -z "${CGF_NO_SKIP:-}" ] || fail "this kernel has no BIG TCP on lo: the long-segment case cannot run"
 	info "this kernel has no BIG TCP on lo: the long-segment case is left out"
 fi
+
+# ---- eBPF's bpf() calls killed or failing one at a time: the command never runs ----------------
+p=$((PORT + 40))
+WF='@seen = { } timeout 9 src_ip in { 10.0.0.0/8, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, fd00::/8 } || add(@seen, src_ip) && 0'
+strace -f -qq -e trace=bpf -o "$TMP/wtrace" "$TMP/cgfilter-wrap" --listen "127.0.0.1:$p/udp" "$WF" \
+	-- true || fail "cgfilter-wrap failed under strace"
+n=$(grep -c 'bpf(' "$TMP/wtrace")
+[ "$n" -ge 3 ] || fail "only $n bpf() calls: $(cat "$TMP/wtrace")"
+for how in signal=SIGKILL error=ENOSPC; do
+	for ((i = 1; i <= n; i++)); do
+		rm -f "$TMP/ran"
+		rc=0
+		(strace -f -qq -o /dev/null -e trace=bpf -e "inject=bpf:$how:when=$i" "$TMP/cgfilter-wrap" \
+			--listen "127.0.0.1:$p/udp" "$WF" -- touch "$TMP/ran" 2>"$TMP/err"; exit $?) 2>/dev/null ||
+			rc=$?
+		[ ! -e "$TMP/ran" ] || fail "$how at bpf() call $i of $n: the command ran"
+		[ "$rc" -ne 0 ] || fail "$how at bpf() call $i of $n: exit 0"
+		[ "$how" = signal=SIGKILL ] || grep -q 'cgfilter-wrap: ' "$TMP/err" ||
+			fail "$how at bpf() call $i: no message: $(cat "$TMP/err")"
+	done
+	ok "eBPF: $how at each of the $n bpf() calls: nothing runs, with a message for an error"
+done
