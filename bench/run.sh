@@ -546,7 +546,7 @@ sink_daemon() {
 	[ "$1" = floor ] && exec "$ECHO" sink --port "$EP"
 	exec "$WRAP" "${m[@]}" "${l[@]}" "$(rules "$n" 10.0.0.0/8)" -- "$ECHO" sink
 }
-# measure KIND WHICH WHYVAR CMD...: start WHICH, wait, run CMD, stop it
+# start_one START NAME: daemon NAME in the background, its pid in wpid
 start_one() {
 	"$1" "$2" >"$WORK/wrap.log" 2>&1 &
 	wpid=$!
@@ -554,31 +554,27 @@ start_one() {
 stop_one() { kill "$wpid" 2>/dev/null || true; wait "$wpid" 2>/dev/null || true; }
 log "cgfilter wrap: echo daemon, $RUNS runs of ${SECS}s"
 command -v ss >/dev/null || fail "ss is missing (iproute2)"
+# measure START UP WHY OUT NAME CLIENT...: start daemon NAME with START,
+# wait until UP answers, add what CLIENT prints to OUT[NAME], stop it; a
+# daemon that does not come up gets the reason in WHY[NAME], once
+measure() {
+	local start=$1 upf=$2 name=$5
+	local -n why=$3 out=$4
+	shift 5
+	[ -z "${why[$name]:-}" ] || return 0
+	start_one "$start" "$name"
+	if ! up "$upf"; then
+		stop_one
+		why[$name]="the daemon did not start: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
+		log "$name: ${why[$name]}"
+		return 0
+	fi
+	out[$name]+=" $("$@")" || fail "$* failed under $name"
+	stop_one
+}
 for ((r = 0; r < RUNS; r++)); do
-	for w in "${WRAPS[@]}"; do
-		[ -z "${WWHY[$w]:-}" ] || continue
-		start_one wrap_daemon "$w"
-		if ! up echo_answers; then
-			stop_one
-			WWHY[$w]="the daemon did not start: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
-			log "$w: ${WWHY[$w]}"
-			continue
-		fi
-		WT[$w]+=" $("$ECHO" tcp "$EP" "$SECS")" || fail "echo-bench tcp failed under $w"
-		stop_one
-	done
-	for w in "${SINKS[@]}"; do
-		[ -z "${FWHY[$w]:-}" ] || continue
-		start_one sink_daemon "$w"
-		if ! up sink_bound; then
-			stop_one
-			FWHY[$w]="the socket was not made: $(head -n1 "$WORK/wrap.log" | cut -c1-150)"
-			log "$w: ${FWHY[$w]}"
-			continue
-		fi
-		WF[$w]+=" $("$ECHO" flood "$EP" "$SECS")" || fail "echo-bench flood failed under $w"
-		stop_one
-	done
+	for w in "${WRAPS[@]}"; do measure wrap_daemon echo_answers WWHY WT "$w" "$ECHO" tcp "$EP" "$SECS"; done
+	for w in "${SINKS[@]}"; do measure sink_daemon sink_bound FWHY WF "$w" "$ECHO" flood "$EP" "$SECS"; done
 done
 for w in "${WRAPS[@]}"; do
 	if [ -n "${WWHY[$w]:-}" ]; then

@@ -295,6 +295,15 @@ static void is_ext(struct cb *c, uint32_t s8, uint32_t ah, uint32_t frag, uint32
 	jmp(c, BPF_JEQ, IPPROTO_FRAGMENT, frag, no);
 }
 
+/* A = (the header's length byte + add) << shift, its size; X = M_OFF */
+static void ext_size(struct cb *c, uint32_t add, uint32_t shift)
+{
+	need_off(c, 2);
+	ld_net(c, BPF_B, true, 1);
+	alu(c, BPF_ADD, add);
+	alu(c, BPF_LSH, shift);
+}
+
 /* one step of the IPv6 extension header chain; goes to done when the
  * protocol in M_PROTO is not an extension header */
 static void ext_step(struct cb *c, uint32_t done)
@@ -326,16 +335,10 @@ static void ext_step(struct cb *c, uint32_t done)
 	}
 
 	place(c, ah);                           /* (len + 2) * 4 bytes */
-	need_off(c, 2);
-	ld_net(c, BPF_B, true, 1);
-	alu(c, BPF_ADD, 2);
-	alu(c, BPF_LSH, 2);
+	ext_size(c, 2, 2);
 	ja(c, adv);
 	place(c, s8);                           /* (len + 1) * 8 bytes */
-	need_off(c, 2);
-	ld_net(c, BPF_B, true, 1);
-	alu(c, BPF_ADD, 1);
-	alu(c, BPF_LSH, 3);
+	ext_size(c, 1, 3);
 	place(c, adv);                          /* A = its size, X = M_OFF */
 	st(c, M_TMP);
 	ld_net(c, BPF_B, true, 0);

@@ -673,6 +673,36 @@ static const char *type_name(enum cgf_type t)
 	return t == CGF_T_ADDR ? "addresses" : "integers";
 }
 
+/* A use of set s (token r) with values of type: an empty declaration takes
+ * the type of its first use; false, failed, if s holds the other type. */
+static bool set_of_type(struct parser *p, struct cgf_set *s, enum cgf_type type,
+			const struct token *r)
+{
+	if (s->declared == 2) {
+		s->type = type;
+		s->declared = 1;
+	}
+	if (s->type != type) {
+		fail_tok(p, r, "@%s is a set of %s, not %s", s->name, type_name(s->type),
+			 type_name(type));
+		return false;
+	}
+	return true;
+}
+
+/* The token op next, taken; or the failure "expected what". */
+static bool expect_op(struct parser *p, const char *op, const char *what)
+{
+	struct token *c = peek(p);
+
+	if (!tok_is(p, c, op)) {
+		unexpected(p, c, what);
+		return false;
+	}
+	next(p);
+	return true;
+}
+
 /* After 'in': a literal set or @name, of the type of the tested value. */
 static struct cgf_set *parse_set_ref(struct parser *p, enum cgf_type type)
 {
@@ -704,17 +734,7 @@ static struct cgf_set *parse_set_ref(struct parser *p, enum cgf_type type)
 				return NULL;
 			snprintf(s->name, sizeof(s->name), "%s", name);
 		}
-		if (s->declared == 2) {
-			/* an empty declaration takes the type of its first use */
-			s->type = type;
-			s->declared = 1;
-		}
-		if (s->type != type) {
-			fail_tok(p, &r, "@%s is a set of %s, not %s", name, type_name(s->type),
-				 type_name(type));
-			return NULL;
-		}
-		return s;
+		return set_of_type(p, s, type, &r) ? s : NULL;
 	}
 	if (!tok_is(p, t, "{")) {
 		unexpected(p, t, "'{' or '@set' after 'in'");
@@ -783,7 +803,7 @@ static struct cgf_node *parse_name(struct parser *p, const struct token *t)
 static struct cgf_node *parse_setop(struct parser *p, const struct token *t)
 {
 	struct cgf_node *n = new_node(p, CGF_N_SETOP, t), *v;
-	struct token r, *c;
+	struct token r;
 	char name[CGF_SET_NAME_MAX + 1];
 	struct cgf_set *s;
 
@@ -803,29 +823,11 @@ static struct cgf_node *parse_setop(struct parser *p, const struct token *t)
 			 "SECONDS'", p->s + t->pos, name);
 		return NULL;
 	}
-	c = peek(p);
-	if (!tok_is(p, c, ",")) {
-		unexpected(p, c, "','");
+	if (!expect_op(p, ",", "','"))
 		return NULL;
-	}
-	next(p);
 	v = parse_cond(p);
-	if (p->failed)
+	if (p->failed || !expect_op(p, ")", "')'") || !set_of_type(p, s, v->type, &r))
 		return NULL;
-	c = peek(p);
-	if (!tok_is(p, c, ")")) {
-		unexpected(p, c, "')'");
-		return NULL;
-	}
-	next(p);
-	if (s->declared == 2) { /* an empty declaration: the type of its first use */
-		s->type = v->type;
-		s->declared = 1;
-	} else if (s->type != v->type) {
-		fail_tok(p, &r, "@%s is a set of %s, not %s", name, type_name(s->type),
-			 type_name(v->type));
-		return NULL;
-	}
 	n->val = p->s[t->pos] == 'a';
 	n->set = s;
 	n->a = v;

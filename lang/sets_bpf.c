@@ -21,6 +21,13 @@
 
 #include "gen.h"
 
+/* Whether s is looked up in a named set of the engine: a socket filter has
+ * no engine, and a set declared in its text is literal there. */
+static bool named(const struct gen *g, const struct cgf_set *s)
+{
+	return s->name[0] && !(g->sock && s->declared);
+}
+
 /* ---- integers ------------------------------------------------------------- */
 
 /* jump to t if 0 <= r7 < 65536 has its bit set in the bitmap r0 points to */
@@ -117,13 +124,13 @@ static void int_in(struct gen *g, const struct cgf_set *s, uint32_t t, uint32_t 
 {
 	size_t i;
 
-	if (!s->name[0] && s->n <= CGF_INLINE_ITEMS) {
+	if (!named(g, s) && s->n <= CGF_INLINE_ITEMS) {
 		int_inline(g, s, t, f, next);
 		return;
 	}
 	i_movr(g, BPF_REG_7, BPF_REG_0);
 	cgf_asm_jmp_imm(g->a, BPF_JGT, BPF_REG_7, 65535, f);
-	if (s->name[0]) {
+	if (named(g, s)) {
 		int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_INT, g->env->ctx) : -1;
 		char name[80];
 
@@ -646,7 +653,7 @@ static void addr_in(struct gen *g, const struct cgf_set *s, int which, uint32_t 
 {
 	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
 
-	if (s->name[0]) {
+	if (named(g, s)) {
 		named_addr(g, s, which, t, f, next);
 		return;
 	}

@@ -69,17 +69,6 @@ static int make_lits(struct cgf_gen *g, char *why, size_t whylen)
 	return 0;
 }
 
-/* A socket filter has no engine to hold named sets: a set declared in the
- * text (or by --set) is a literal set of the program, frozen with it. */
-static void sets_literal(const struct cgf_expr *e)
-{
-	struct cgf_set *s;
-
-	for (s = e->sets; s; s = s->next)
-		if (s->declared && !s->timeout)
-			s->name[0] = 0;
-}
-
 int wrap_ebpf_load(const struct cgf_expr *e, enum cgf_sock_ctx ctx, FILE *logf, int *prog,
 		   char *why, size_t whylen)
 {
@@ -89,7 +78,6 @@ int wrap_ebpf_load(const struct cgf_expr *e, enum cgf_sock_ctx ctx, FILE *logf, 
 	char *log = NULL;
 	int r, fd;
 
-	sets_literal(e);
 	r = cgf_gen_socket_filter(e, ctx, &env, &g, why, whylen);
 	if (!r)
 		r = make_lits(&g, why, whylen);
@@ -126,7 +114,6 @@ int wrap_ebpf_print(const struct cgf_expr *e, FILE *f, char *why, size_t whylen)
 	struct cgf_gen g;
 	int r;
 
-	sets_literal(e);
 	r = cgf_gen_socket_filter(e, CGF_SOCK_TRANSPORT, &env, &g, why, whylen);
 
 	if (!r) {
