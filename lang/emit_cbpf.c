@@ -383,12 +383,12 @@ static void parse_l4(struct cb *c)
 	uint32_t tcp = label(c), udp = label(c), n1 = label(c), n2 = label(c), icmp = label(c);
 	uint32_t doff_ok = label(c), ports = label(c);
 
-	ld_mem(c, M_PROTO);
-	jmp(c, BPF_JEQ, IPPROTO_TCP, tcp, n1);
-	place(c, n1);
-	jmp(c, BPF_JEQ, IPPROTO_UDP, udp, n2);
-	place(c, n2);
+	/* by the protocol bits parse() set */
 	ld_mem(c, M_FLAGS);
+	jmp(c, BPF_JSET, 1u << B_TCP, tcp, n1);
+	place(c, n1);
+	jmp(c, BPF_JSET, 1u << B_UDP, udp, n2);
+	place(c, n2);
 	jmp(c, BPF_JSET, 1u << B_ICMP, icmp, c->l_filter);
 
 	place(c, tcp);
