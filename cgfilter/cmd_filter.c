@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* cgfilter load, set, register, unregister, unload, check, compile. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,4 +262,137 @@ int cmd_compile(struct cmd_args *a)
 int cmd_wrap(struct cmd_args *a)
 {
 	return cgf_wrap_main("cgfilter wrap", a->argc, a->argv);
+}
+
+static int mode_of(const char *s)
+{
+	int m;
+
+	for (m = 0; m < CGF_RUN_NMODES; m++)
+		if (!strcmp(s, cgf_run_modes[m]))
+			return m;
+	return -1;
+}
+
+static const char *mode_name(uint32_t m)
+{
+	return m < CGF_RUN_NMODES ? cgf_run_modes[m] : "unknown";
+}
+
+struct mode_print {
+	const struct cgf_engine *e;
+	uint64_t seen[64];      /* cgroups printed (ids; after 64, maybe twice) */
+	int n;
+};
+
+static int print_cgroup_mode(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
+{
+	struct mode_print *p = ctx;
+	struct cgf_filter_view v;
+	char path[PATH_MAX];
+
+	int i;
+
+	(void)dir;
+	for (i = 0; i < p->n && i < 64; i++)
+		if (p->seen[i] == cgid)
+			return 0;
+	if (!slot)
+		return 0;
+	if (p->n < 64)
+		p->seen[p->n] = cgid;
+	if (cgf_engine_filter(p->e, slot, &v) || !v.text)
+		return 0;
+	printf("%s %s\n", mode_name(v.info.mode), cgf_cgroup_path(cgid, path, sizeof(path)));
+	p->n++;
+	cgf_filter_view_free(&v);
+	return 0;
+}
+
+int cmd_mode(struct cmd_args *a)
+{
+	struct cgf_engine e;
+	struct cgf_filter_view v;
+	int r, m = -1, changed = 0;
+
+	if (a->argc < 1 || a->argc > 2)
+		return usage_error(a, "expected PIN [enforce|observe|block|pass]");
+	if (a->argc == 2 && (m = mode_of(a->argv[1])) < 0)
+		return usage_error(a, "no such mode: '%s' (enforce, observe, block or pass)", a->argv[1]);
+	r = cgf_engine_open(&e, a->argv[0], m >= 0);
+	if (r)
+		return r;
+	if (m >= 0) {
+		r = cgf_engine_set_mode(&e, a->cgroup, m, &changed);
+		if (!r && e.mode == CGF_MODE_SHARED && !a->cgroup && !changed)
+			fprintf(stderr, "cgfilter: %s: no cgroup has registered a filter: nothing changed\n",
+				e.pin);
+		if (!r && cgf_verbose)
+			printf("%s: %s (%d filter%s switched)\n", e.pin, cgf_run_modes[m], changed,
+			       changed == 1 ? "" : "s");
+	} else if (e.mode == CGF_MODE_SHARED) {
+		if (a->cgroup) {
+			r = cgf_engine_cgroup_filter(&e, a->cgroup, &v);
+			if (!r) {
+				printf("%s\n", mode_name(v.info.mode));
+				cgf_filter_view_free(&v);
+			}
+		} else {
+			struct mode_print p = { .e = &e };
+
+			r = cgf_engine_each_cgroup(&e, print_cgroup_mode, &p);
+			if (r)
+				fprintf(stderr, "cgfilter: cannot read the cgroups of %s: %s\n", e.pin,
+					strerror(-r));
+			else if (!p.n)
+				fprintf(stderr, "cgfilter: %s: no cgroup has registered a filter\n", e.pin);
+		}
+	} else {
+		r = cgf_engine_filter(&e, CGF_SLOT_DEDICATED, &v);
+		if (r)
+			fprintf(stderr, "cgfilter: cannot read the filter in force in %s: %s\n", e.pin,
+				strerror(-r));
+		else if (!v.text) {
+			fprintf(stderr, "cgfilter: %s has no filter in force\n", e.pin);
+			r = -ENOENT;
+		} else
+			printf("%s\n", mode_name(v.info.mode));
+		cgf_filter_view_free(&v);
+	}
+	cgf_engine_close(&e);
+	return r;
+}
+
+static int attach_cmd(struct cmd_args *a, bool attach)
+{
+	struct cgf_engine e;
+	unsigned int dirs = 3;
+	int r;
+
+	if (a->argc < 2 || a->argc > 3)
+		return usage_error(a, "expected PIN CGROUP [ingress|egress|both]");
+	if (a->argc == 3) {
+		if (!strcmp(a->argv[2], "ingress"))
+			dirs = 1;
+		else if (!strcmp(a->argv[2], "egress"))
+			dirs = 2;
+		else if (strcmp(a->argv[2], "both"))
+			return usage_error(a, "no such direction: '%s' (ingress, egress or both)", a->argv[2]);
+	}
+	r = cgf_engine_open(&e, a->argv[0], false);
+	if (r)
+		return r;
+	r = cgf_engine_attach(&e, a->argv[1], dirs, attach);
+	cgf_engine_close(&e);
+	return r;
+}
+
+int cmd_attach(struct cmd_args *a)
+{
+	return attach_cmd(a, true);
+}
+
+int cmd_detach(struct cmd_args *a)
+{
+	return attach_cmd(a, false);
 }

@@ -38,11 +38,60 @@ static const char *proto_name(int family, int p, char *buf, size_t len)
 	return buf;
 }
 
+/* The systemd unit a cgroup path belongs to: its deepest component that
+ * names a unit (a slice only when nothing below it does); NULL: none. */
+static const char *unit_of(const char *path, char *buf, size_t len)
+{
+	static const char *const kinds[] = { ".service", ".scope", ".socket", ".mount", ".swap" };
+	const char *p = path, *best = NULL, *slice = NULL;
+	size_t n, bl = 0, sl = 0, k;
+
+	while (*p) {
+		while (*p == '/')
+			p++;
+		n = strcspn(p, "/");
+		for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			size_t kl = strlen(kinds[k]);
+
+			if (n > kl && !memcmp(p + n - kl, kinds[k], kl)) {
+				best = p;
+				bl = n;
+			}
+		}
+		if (n > 6 && !memcmp(p + n - 6, ".slice", 6)) {
+			slice = p;
+			sl = n;
+		}
+		p += n;
+	}
+	if (!best) {
+		best = slice;
+		bl = sl;
+	}
+	if (!best || bl >= len)
+		return NULL;
+	memcpy(buf, best, bl);
+	buf[bl] = 0;
+	return buf;
+}
+
+static const char *verdict_of(const struct cgf_event *ev)
+{
+	switch (ev->reason) {
+	case CGF_WOULD_FILTER:
+	case CGF_WOULD_MALFORMED: return "would-drop";
+	case CGF_DROP_BLOCK: return "block";
+	default: return "drop";
+	}
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	const struct cgf_event *ev = data;
 	struct mon *m = ctx;
 	char sa[INET6_ADDRSTRLEN] = "-", da[INET6_ADDRSTRLEN] = "-", pb[16], cg[PATH_MAX], tb[32];
+	char ub[256];
+	const char *unit;
 	struct timespec now;
 	const char *proto;
 	struct tm tm;
@@ -61,19 +110,27 @@ static int on_event(void *ctx, void *data, size_t len)
 	}
 	proto = proto_name(ev->family, ev->proto, pb, sizeof(pb));
 	cgf_cgroup_path(ev->cgroup_id, cg, sizeof(cg));
+	unit = unit_of(cg, ub, sizeof(ub));
 	if (m->json) {
-		printf("{\"time\":\"%s.%03ld\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
-		       tb, now.tv_nsec / 1000000, proto, sa, ev->sport, da, ev->dport, ev->len,
-		       ev->malformed);
+		printf("{\"time\":\"%s.%03ld\",\"verdict\":\"%s\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
+		       tb, now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
+		       ev->len, ev->malformed);
 		json_str(stdout, cg);
+		printf(",\"unit\":");
+		if (unit)
+			json_str(stdout, unit);
+		else
+			printf("null");
 		printf("}\n");
 	} else if (ev->proto == 6 || ev->proto == 17) {
-		printf("%s.%03ld drop %s %s:%u -> %s:%u len %u%s cgroup %s\n", tb,
-		       now.tv_nsec / 1000000, proto, sa, ev->sport, da, ev->dport, ev->len,
-		       ev->malformed ? " malformed" : "", cg);
+		printf("%s.%03ld %s %s %s:%u -> %s:%u len %u%s cgroup %s%s%s\n", tb,
+		       now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
+		       ev->len, ev->malformed ? " malformed" : "", cg, unit ? " unit " : "",
+		       unit ? unit : "");
 	} else {
-		printf("%s.%03ld drop %s %s -> %s len %u%s cgroup %s\n", tb, now.tv_nsec / 1000000,
-		       proto, sa, da, ev->len, ev->malformed ? " malformed" : "", cg);
+		printf("%s.%03ld %s %s %s -> %s len %u%s cgroup %s%s%s\n", tb, now.tv_nsec / 1000000,
+		       verdict_of(ev), proto, sa, da, ev->len, ev->malformed ? " malformed" : "", cg,
+		       unit ? " unit " : "", unit ? unit : "");
 	}
 	fflush(stdout);
 	if (m->max && ++m->count >= m->max)

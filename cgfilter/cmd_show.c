@@ -259,6 +259,25 @@ static void print_text(FILE *f, const char *label, const char *text)
 	}
 }
 
+/* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
+ * no filter in force). */
+static const char *dedicated_mode(const struct cgf_engine *e)
+{
+	struct cgf_filter_view v;
+	const char *m = NULL;
+
+	if (e->mode == CGF_MODE_DEDICATED && !cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v) && v.text)
+		m = v.info.mode < CGF_RUN_NMODES ? cgf_run_modes[v.info.mode] : "unknown";
+	if (e->mode == CGF_MODE_DEDICATED)
+		cgf_filter_view_free(&v);
+	return m;
+}
+
+static const char *run_mode(uint32_t m)
+{
+	return m < CGF_RUN_NMODES ? cgf_run_modes[m] : "unknown";
+}
+
 static void when(uint64_t ns, char *buf, size_t len)
 {
 	time_t t = (time_t)(ns / 1000000000ULL);
@@ -287,15 +306,21 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 	if (s->json) {
 		fprintf(s->f, "%s{\"cgroup\":", s->n++ ? "," : "");
 		json_str(s->f, path);
-		fprintf(s->f, ",\"direction\":\"%s\",\"generation\":%u,\"filter_program_id\":%u,\"filter\":",
+		fprintf(s->f, ",\"direction\":\"%s\",\"generation\":%u,\"filter_program_id\":%u,",
 			dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress", v.info.gen, v.prog_id);
+		if (v.text)
+			fprintf(s->f, "\"mode\":\"%s\",", run_mode(v.info.mode));
+		else
+			fprintf(s->f, "\"mode\":null,");
+		fprintf(s->f, "\"filter\":");
 		if (v.text)
 			json_str(s->f, v.text);
 		else
 			fprintf(s->f, "null");
 		fprintf(s->f, "}");
 	} else {
-		fprintf(s->f, "    %s %s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
+		fprintf(s->f, "    %s %s%s%s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
+			v.text ? ", mode " : "", v.text ? run_mode(v.info.mode) : "",
 			v.text ? v.text : "(none: drop)");
 		s->n++;
 	}
@@ -330,6 +355,7 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 
 	if (!v->text || cgf_expr_parse(v->text, &po, &x, &pe))
 		return;
+	env.mode = v->info.mode < CGF_RUN_NMODES ? (int)v->info.mode : CGF_RUN_ENFORCE;
 	if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
 		fprintf(f, "  code (%u BPF instructions, as generated):\n", g.a.n);
 		cgf_asm_print(&g.a, f);
@@ -352,7 +378,7 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	if (json) {
 		fprintf(f, "{\"pin\":");
 		json_str(f, e->pin);
-		fprintf(f, ",\"mode\":\"%s\",\"program_id\":%u",
+		fprintf(f, ",\"engine\":\"%s\",\"program_id\":%u",
 			e->mode == CGF_MODE_SHARED ? "shared" : "dedicated", e->entry_id);
 	} else {
 		fprintf(f, "%s: cgfilter %s engine, program id %u\n", e->pin,
@@ -360,14 +386,24 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	}
 	if (e->mode == CGF_MODE_DEDICATED) {
 		if (json) {
-			fprintf(f, ",\"generation\":%u,\"changed\":\"%s\",\"filter_program_id\":%u,\"filter\":",
+			fprintf(f, ",\"generation\":%u,\"changed\":\"%s\",\"filter_program_id\":%u,",
 				v.info.gen, t, v.prog_id);
+			if (v.text)
+				fprintf(f, "\"mode\":\"%s\",", run_mode(v.info.mode));
+			else
+				fprintf(f, "\"mode\":null,");
+			fprintf(f, "\"filter\":");
 			if (v.text)
 				json_str(f, v.text);
 			else
 				fprintf(f, "null");
 		} else {
 			fprintf(f, "  changed: %s (generation %u, program id %u)\n", t, v.info.gen, v.prog_id);
+			if (v.text)
+				fprintf(f, "  mode: %s%s\n", run_mode(v.info.mode),
+					v.info.mode == CGF_RUN_OBSERVE ? " (passes everything; counts what it would drop)" :
+					v.info.mode == CGF_RUN_BLOCK ? " (drops everything)" :
+					v.info.mode == CGF_RUN_PASS ? " (passes everything)" : "");
 			print_text(f, "  filter:", v.text ? v.text : "(none: drop)");
 		}
 	} else {
@@ -399,9 +435,11 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	if (json) {
 		fprintf(f, ",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
 			   ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
-			   ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"attached\":[",
+			   ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64
+			   ",\"would_drop_packets\":%" PRIu64 ",\"would_drop_bytes\":%" PRIu64 ",\"attached\":[",
 			st[CGF_ST_PASS_PKTS], st[CGF_ST_PASS_BYTES], st[CGF_ST_DROP_PKTS],
-			st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER]);
+			st[CGF_ST_DROP_BYTES], st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER],
+			st[CGF_ST_WOULD_PKTS], st[CGF_ST_WOULD_BYTES]);
 	} else {
 		fprintf(f, "  passed: %" PRIu64 " packet%s, %" PRIu64 " byte%s\n",
 			st[CGF_ST_PASS_PKTS], PL(st[CGF_ST_PASS_PKTS]), st[CGF_ST_PASS_BYTES],
@@ -410,6 +448,10 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 			   " malformed, %" PRIu64 " without a filter)\n",
 			st[CGF_ST_DROP_PKTS], PL(st[CGF_ST_DROP_PKTS]), st[CGF_ST_DROP_BYTES],
 			PL(st[CGF_ST_DROP_BYTES]), st[CGF_ST_MALFORMED], st[CGF_ST_NOFILTER]);
+		if (st[CGF_ST_WOULD_PKTS])
+			fprintf(f, "  would have dropped (observe mode; passed): %" PRIu64 " packet%s, %" PRIu64
+				   " byte%s\n", st[CGF_ST_WOULD_PKTS], PL(st[CGF_ST_WOULD_PKTS]),
+				st[CGF_ST_WOULD_BYTES], PL(st[CGF_ST_WOULD_BYTES]));
 		fprintf(f, "  attached to:\n");
 	}
 	s.n = 0;
@@ -477,17 +519,32 @@ int cmd_stats(struct cmd_args *a)
 	if (r) {
 		cgf_err("cannot read the counters of %s: %s", e.pin, strerror(-r));
 	} else if (a->json) {
+		const char *m = dedicated_mode(&e);
+
 		printf("{\"pin\":");
 		json_str(stdout, e.pin);
+		if (m)
+			printf(",\"mode\":\"%s\"", m);
+		else
+			printf(",\"mode\":null");
 		printf(",\"passed_packets\":%" PRIu64 ",\"passed_bytes\":%" PRIu64
 		       ",\"dropped_packets\":%" PRIu64 ",\"dropped_bytes\":%" PRIu64
 		       ",\"malformed\":%" PRIu64 ",\"no_filter\":%" PRIu64 ",\"events\":%" PRIu64
-		       ",\"events_suppressed\":%" PRIu64 "}\n",
-		       st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]);
+		       ",\"events_suppressed\":%" PRIu64 ",\"would_drop_packets\":%" PRIu64
+		       ",\"would_drop_bytes\":%" PRIu64 "}\n",
+		       st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[CGF_ST_WOULD_PKTS],
+		       st[CGF_ST_WOULD_BYTES]);
 	} else {
+		const char *m = dedicated_mode(&e);
+
 		printf("passed %" PRIu64 " packet%s %" PRIu64 " byte%s, dropped %" PRIu64
-		       " packet%s %" PRIu64 " byte%s\n", st[0], PL(st[0]), st[1], PL(st[1]), st[2],
+		       " packet%s %" PRIu64 " byte%s", st[0], PL(st[0]), st[1], PL(st[1]), st[2],
 		       PL(st[2]), st[3], PL(st[3]));
+		if (st[CGF_ST_WOULD_PKTS] || (m && !strcmp(m, "observe")))
+			printf(", would have dropped %" PRIu64 " packet%s %" PRIu64 " byte%s",
+			       st[CGF_ST_WOULD_PKTS], PL(st[CGF_ST_WOULD_PKTS]), st[CGF_ST_WOULD_BYTES],
+			       PL(st[CGF_ST_WOULD_BYTES]));
+		printf("%s%s\n", m ? ", mode " : "", m ? m : "");
 	}
 	cgf_engine_close(&e);
 	return r;
@@ -517,8 +574,10 @@ static int list_one(const char *pin)
 		return 0;
 	cgf_engine_stats(&e, st);
 	n = cgf_attachments(e.entry_id, NULL, NULL);
-	printf("%s  %s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %s\n", e.pin,
-	       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated", st[CGF_ST_PASS_PKTS],
+	printf("%s  %s%s%s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %s\n", e.pin,
+	       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated",
+	       dedicated_mode(&e) ? " " : "", dedicated_mode(&e) ? dedicated_mode(&e) : "",
+	       st[CGF_ST_PASS_PKTS],
 	       st[CGF_ST_DROP_PKTS], n < 0 ? "unknown" : (snprintf(count, sizeof(count), "%d", n), count));
 	cgf_attachments(e.entry_id, list_attach, NULL);
 	cgf_engine_close(&e);

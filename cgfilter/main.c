@@ -70,6 +70,16 @@ static const struct cmd cmds[] = {
 	  "Remove the filter of this process's cgroup (or PATH) from a shared engine: the\n"
 	  "cgroup then drops every packet.\n",
 	  NULL },
+	{ "mode", cmd_mode, OPT_CGROUP, "PIN [--cgroup PATH] [enforce|observe|block|pass]",
+	  "print or change what the filter does with its verdicts",
+	  "enforce: pass what the filter passes, drop the rest (a new engine's mode).\n"
+	  "observe: pass everything; count what the filter would drop (stats: would drop)\n"
+	  "and stream it to 'cgfilter monitor' as \"would drop\": a dry run.\n"
+	  "block: drop everything (an emergency stop).  pass: pass everything.\n"
+	  "The change is atomic like 'set' (the filter is rebuilt in that mode and switched\n"
+	  "in one update) and kept by 'set' and 'systemctl reload'.  Without a mode: print\n"
+	  "it.  Shared engine: the mode of the cgroup PATH, or of every registered cgroup.\n",
+	  "cgfilter mode /sys/fs/bpf/web observe" },
 	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
 	  "add addresses/prefixes or ports/ranges to a named set",
 	  "Add items to a named set, creating it if needed (its type is that of the first\n"
@@ -79,6 +89,17 @@ static const struct cmd cmds[] = {
 	  "cgfilter set-add /sys/fs/bpf/web @trusted 10.0.0.0/8 fd00::/8" },
 	{ "set-del", cmd_set_del, OPT_FILE, "PIN @SET (ITEM... | -f FILE)", "remove them",
 	  "Remove items (prefixes exactly as added) from a named set, all at once.\n", NULL },
+	{ "attach", cmd_attach, 0, "PIN CGROUP [ingress|egress|both]",
+	  "attach a filter to a cgroup (and all below it)",
+	  "Attach the engine at PIN to CGROUP (a cgroup2 directory, or a path from the\n"
+	  "cgroup2 root such as user.slice) for ingress, egress or both (the default),\n"
+	  "beside other programs there.  It filters every process of the cgroup and of\n"
+	  "the cgroups below it; a unit's own filter (IPIngressFilterPath=) runs too, and\n"
+	  "a packet passes only if both pass it.  Attaching twice is refused.\n",
+	  "cgfilter attach /sys/fs/bpf/apps user.slice" },
+	{ "detach", cmd_detach, 0, "PIN CGROUP [ingress|egress|both]", "detach it",
+	  "Detach the engine at PIN from CGROUP for the directions given (default: both);\n"
+	  "refused, changing nothing, where it is not attached.\n", NULL },
 	{ "show", cmd_show, OPT_CODE | OPT_JSON, "PIN [--code] [--json]",
 	  "filter, sets, counters, attached cgroups",
 	  "The filter in force (read from the program that runs), its named sets, the\n"

@@ -161,3 +161,91 @@ const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len)
 		snprintf(buf, len, "cgroup %" PRIu64, id);
 	return buf;
 }
+
+/* A cgroup given as a path: one that exists as it is, or else one from the
+ * cgroup2 root ("user.slice", "/system.slice/web.service"). */
+int cgf_cgroup_open(const char *cgroup, char *path, size_t len)
+{
+	char root[PATH_MAX];
+	struct statfs sf;
+	int fd;
+
+	if (cgf_cgroup2_root(root, sizeof(root))) {
+		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
+		return -ENOENT;
+	}
+	if (cgroup[0] == '/' && !access(cgroup, F_OK)) /* a path as it is */
+		snprintf(path, len, "%s", cgroup);
+	else if (snprintf(path, len, "%s/%s", root, cgroup[0] == '/' ? cgroup + 1 : cgroup) >= (int)len)
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+
+		cgf_err("cannot open cgroup %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstatfs(fd, &sf) || sf.f_type != CGROUP2_SUPER_MAGIC) {
+		close(fd);
+		cgf_err("cannot open cgroup %s: not a cgroup2 directory", path);
+		return -ENOTDIR;
+	}
+	return fd;
+}
+
+int cgf_engine_attach(const struct cgf_engine *e, const char *cgroup, unsigned int dirs, bool attach)
+{
+	static const enum bpf_attach_type types[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	static const char *const names[2] = { "ingress", "egress" };
+	char path[PATH_MAX];
+	bool there[2] = { false, false };
+	int fd, d, r = 0;
+
+	fd = cgf_cgroup_open(cgroup, path, sizeof(path));
+	if (fd < 0)
+		return fd;
+	for (d = 0; d < 2; d++) {
+		uint32_t ids[64], cnt = 64, flags = 0, i;
+
+		if (bpf_prog_query(fd, types[d], 0, &flags, ids, &cnt)) {
+			r = -errno;
+			cgf_err("cannot read the programs of cgroup %s: %s", path, strerror(-r));
+			goto out;
+		}
+		for (i = 0; i < cnt; i++)
+			there[d] |= ids[i] == e->entry_id;
+	}
+	/* all or nothing: refuse before changing anything */
+	for (d = 0; d < 2; d++) {
+		if (!(dirs & (1u << d)))
+			continue;
+		if (attach && there[d]) {
+			cgf_err("%s is already attached to cgroup %s for %s", e->pin, path, names[d]);
+			r = -EEXIST;
+			goto out;
+		}
+		if (!attach && !there[d]) {
+			cgf_err("%s is not attached to cgroup %s for %s", e->pin, path, names[d]);
+			r = -ENOENT;
+			goto out;
+		}
+	}
+	for (d = 0; d < 2; d++) {
+		if (!(dirs & (1u << d)))
+			continue;
+		if (attach ? bpf_prog_attach(e->entry, fd, types[d], BPF_F_ALLOW_MULTI) :
+			     bpf_prog_detach2(e->entry, fd, types[d])) {
+			r = -errno;
+			cgf_err("cannot %s %s %s cgroup %s for %s: %s%s", attach ? "attach" : "detach",
+				e->pin, attach ? "to" : "from", path, names[d], strerror(-r),
+				attach && r == -EPERM ? " (a program attached above without multi?)" : "");
+			/* attach: undo the direction done, so nothing changed */
+			if (attach && d == 1 && (dirs & 1))
+				bpf_prog_detach2(e->entry, fd, types[0]);
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return r;
+}

@@ -80,6 +80,13 @@ int cgf_engine_unload(const char *pin, bool detach);
 int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen);
 /* Shared: the filter of cgroup (NULL: of this process); text NULL removes it. */
 int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *text);
+/* The mode (enum cgf_run_mode) of the filter in force: rebuilt from its text
+ * in that mode and switched in one update.  Shared: of cgroup (a path), or
+ * without one of every registered cgroup, each in its own update.
+ * *changed: how many filters were switched. */
+int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int *changed);
+extern const char *const cgf_run_modes[CGF_RUN_NMODES];
+
 
 /* ---- what runs ------------------------------------------------------------- */
 
@@ -93,6 +100,8 @@ struct cgf_filter_view {
 /* The filter in slot (NULL text and prog_id 0 if the slot is empty). */
 int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filter_view *v);
 void cgf_filter_view_free(struct cgf_filter_view *v);
+/* Shared: the filter of cgroup (a path); -ENOENT, said, if it has none. */
+int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cgf_filter_view *v);
 /* The program's own: 0, -ENOENT if fd is not a cgfilter filter. */
 int cgf_filter_read(int prog_fd, struct cgf_filter_view *v);
 
@@ -136,6 +145,14 @@ int cgf_attachments(uint32_t prog_id,
 		    int (*fn)(const char *path, enum bpf_attach_type dir, void *ctx), void *ctx);
 /* The path of the cgroup with this id below the root, or "cgroup ID". */
 const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len);
+/* Open a cgroup given as an absolute path in the cgroup2 tree or one
+ * relative to its root (its path in path); -errno, said. */
+int cgf_cgroup_open(const char *cgroup, char *path, size_t len);
+/* Attach (or detach) the engine's entry program to cgroup for the
+ * directions in dirs (bit 0 ingress, bit 1 egress), with other programs
+ * (multi); all or nothing; attaching twice and detaching what is not
+ * attached are refused. */
+int cgf_engine_attach(const struct cgf_engine *e, const char *cgroup, unsigned int dirs, bool attach);
 
 /* ---- small helpers -------------------------------------------------------------- */
 

@@ -186,13 +186,13 @@ static int add_set(struct cgf_built *b, const struct cgf_built_set *s)
 }
 
 /* The named sets of x: declared ones new, the others the engine's. */
-static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_built *b)
+static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_built *b, bool keep)
 {
 	const struct cgf_set *s;
 	int r;
 
 	for (s = x->sets; s; s = s->next) {
-		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared };
+		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared && !keep };
 		enum cgf_type t;
 
 		if (s->name[0] && s->timeout && !cgf_set_open(e, s->name, &bs.outer, &t)) {
@@ -207,10 +207,14 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 		snprintf(bs.name, sizeof(bs.name), "%s", s->name);
 		if (named_fd(s->name, s->type, b) >= 0)
 			continue;
-		r = s->declared ? cgf_set_new(s, &bs.outer) : cgf_set_open(e, s->name, &bs.outer, &t);
+		r = bs.fresh ? cgf_set_new(s, &bs.outer) : cgf_set_open(e, s->name, &bs.outer, &t);
+		if (!r && !bs.fresh && t != s->type) {
+			close(bs.outer);
+			r = -EINVAL;
+		}
 		if (r) {
-			cgf_err("cannot %s set @%s: %s", s->declared ? "make" : "open", s->name,
-				strerror(-r));
+			cgf_err("cannot %s set @%s: %s", bs.fresh ? "make" : "open", s->name,
+				r == -EINVAL ? "its type changed" : strerror(-r));
 			return r;
 		}
 		r = add_set(b, &bs);
@@ -323,7 +327,8 @@ static int load_prog(const struct cgf_gen *g)
 /* The info map: struct cgf_info, the named sets, the text; frozen. */
 static int make_info(const struct cgf_built *b, const char *text, uint64_t owner)
 {
-	struct cgf_info info = { .magic = CGF_INFO_MAGIC, .gen = b->gen, .owner = owner };
+	struct cgf_info info = { .magic = CGF_INFO_MAGIC, .gen = b->gen, .owner = owner,
+				 .mode = (uint32_t)b->mode };
 	size_t tlen = strlen(text), total, n, i;
 	struct timespec ts;
 	char *buf;
@@ -386,15 +391,17 @@ static void print_parse_error(const char *text, const struct cgf_error *pe)
 	cgf_error_show_place(stderr, text, pe);
 }
 
-int cgf_filter_build(struct cgf_engine *e, const char *text, bool decls, struct cgf_built *b)
+int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
+		     struct cgf_built *b)
 {
 	struct build_ctx c = { .e = e, .b = b };
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .lookup_set = lookup_type,
-				     .lookup_ctx = &c, .allow_decls = decls };
+				     .lookup_ctx = &c, .allow_decls = flags & CGF_BUILD_DECLS };
 	struct cgf_gen_env env = { .stats_fd = e->stats, .slots_fd = e->slots, .drops_fd = e->drops,
 				   .ctl_fd = e->ctl,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
-				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b };
+				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b,
+				   .mode = mode };
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;
 	struct cgf_gen g;
@@ -404,6 +411,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, bool decls, struct 
 	memset(b, 0, sizeof(*b));
 	memset(&g, 0, sizeof(g));
 	b->prog = -1;
+	b->mode = mode;
 	r = cgf_expr_parse(text, &po, &x, &pe);
 	if (r) {
 		if (r == -EINVAL)
@@ -412,7 +420,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, bool decls, struct 
 			cgf_err("cannot parse the filter: %s", strerror(-r));
 		return r;
 	}
-	r = open_sets(e, x, b);
+	r = open_sets(e, x, b, flags & CGF_BUILD_KEEP_SETS);
 	if (r)
 		goto out;
 	r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
@@ -465,6 +473,22 @@ void cgf_built_free(struct cgf_built *b)
 		close(b->prog);
 	memset(b, 0, sizeof(*b));
 	b->prog = -1;
+}
+
+/* The mode of the filter in slot (enforce if there is none), or -errno. */
+static int slot_mode(const struct cgf_engine *e, uint32_t slot)
+{
+	struct cgf_filter_view v;
+	int m;
+
+	m = cgf_engine_filter(e, slot, &v);
+	if (m) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-m));
+		return m;
+	}
+	m = v.text && v.info.mode < CGF_RUN_NMODES ? (int)v.info.mode : CGF_RUN_ENFORCE;
+	cgf_filter_view_free(&v);
+	return m;
 }
 
 int cgf_built_pin_sets(struct cgf_engine *e, const struct cgf_built *b)
@@ -522,7 +546,7 @@ static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
 int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 {
 	struct cgf_built b;
-	int r;
+	int r, mode;
 
 	if (e->mode != CGF_MODE_DEDICATED) {
 		cgf_err("%s is a shared engine: services register their filters with 'cgfilter register'",
@@ -530,17 +554,27 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 		return -EINVAL;
 	}
 	/* the heavy part (the verifier) before the lock: a huge filter does
-	 * not hold up other commands on the engine */
-	r = cgf_filter_build(e, text, true, &b);
+	 * not hold up other commands on the engine; in the mode of the filter
+	 * in force */
+	mode = slot_mode(e, CGF_SLOT_DEDICATED);
+	if (mode < 0)
+		return mode;
+	r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, &b);
 	if (r)
 		return r;
 	r = cgf_engine_lock(e);
 	if (r)
 		goto out;
-	if (!sets_current(e, &b)) {
-		/* a set it names was replaced meanwhile: build again, locked */
+	mode = slot_mode(e, CGF_SLOT_DEDICATED);
+	if (mode < 0) {
+		r = mode;
+		goto out;
+	}
+	if (!sets_current(e, &b) || b.mode != mode) {
+		/* a set it names was replaced, or the mode changed, meanwhile:
+		 * build again, locked */
 		cgf_built_free(&b);
-		r = cgf_filter_build(e, text, true, &b);
+		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, &b);
 		if (r)
 			goto out;
 	}
@@ -645,25 +679,22 @@ static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, voi
 	return 0;
 }
 
-int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *text)
+/*
+ * Give cgroup cgid (attached for the directions in present) the filter
+ * text in mode: a new program in a free slot, then the cgroup's entries
+ * switched to it, one update per direction; text NULL removes its filter.
+ * keep: the text is the one in force (a mode change): its sets as they are.
+ */
+static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
+			 const bool present[2], const char *text, int mode, bool keep)
 {
 	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
-	struct used_ctx uc = { 0 };
+	struct used_ctx uc = { .cgid = cgid };
 	struct cgf_filter_view cur = { 0 };
 	struct cgf_built b = { .prog = -1 };
-	char path[PATH_MAX];
-	bool present[2] = { false, false };
 	uint32_t slot = 0;
 	int r, d;
 
-	if (e->mode != CGF_MODE_SHARED) {
-		cgf_err("%s is not a shared engine (load it with 'cgfilter load --shared'); use 'cgfilter set'",
-			e->pin);
-		return -EINVAL;
-	}
-	r = find_cgroup(e, cgroup, path, sizeof(path), &uc.cgid, present);
-	if (r)
-		return r;
 	uc.used = calloc(CGF_SHARED_SLOTS, 1);
 	if (!uc.used)
 		return -ENOMEM;
@@ -672,12 +703,28 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
 		goto out;
 	}
+	if (uc.old) {
+		r = cgf_engine_filter(e, uc.old, &cur);
+		if (r) {
+			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
+				strerror(-r));
+			goto out;
+		}
+	}
+	if (keep) { /* the text in force, in another mode */
+		if (!cur.text) {
+			cgf_err("cgroup %s has no filter in %s: register one first", path, e->pin);
+			r = -ENOENT;
+			goto out;
+		}
+		text = cur.text;
+	} else if (mode < 0) { /* a new filter keeps the cgroup's mode */
+		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;
+	}
 	if (text) {
-		if (uc.old)
-			cgf_engine_filter(e, uc.old, &cur);
-		r = cgf_filter_build(e, text, false, &b);
+		r = cgf_filter_build(e, text, keep ? CGF_BUILD_KEEP_SETS : 0, mode, &b);
 		if (!r)
-			r = cgf_filter_seal(&b, text, uc.cgid, cur.info.gen + 1);
+			r = cgf_filter_seal(&b, text, cgid, cur.info.gen + 1);
 		if (r)
 			goto out;
 		/* a free slot: none names it (one a killed command left is reused) */
@@ -695,7 +742,7 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 	}
 	/* the switch, per direction */
 	for (d = 0; d < 2; d++) {
-		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = uc.cgid, .attach_type = dirs[d] };
+		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = cgid, .attach_type = dirs[d] };
 
 		if (!present[d])
 			continue;
@@ -712,12 +759,163 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 
 		bpf_map_delete_elem(e->slots, &k);
 	}
-	if (cgf_verbose)
-		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
 out:
 	cgf_filter_view_free(&cur);
 	cgf_built_free(&b);
 	free(uc.used);
+	return r;
+}
+
+int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *text)
+{
+	char path[PATH_MAX];
+	bool present[2] = { false, false };
+	uint64_t cgid;
+	int r;
+
+	if (e->mode != CGF_MODE_SHARED) {
+		cgf_err("%s is not a shared engine (load it with 'cgfilter load --shared'); use 'cgfilter set'",
+			e->pin);
+		return -EINVAL;
+	}
+	r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
+	if (r)
+		return r;
+	r = switch_cgroup(e, path, cgid, present, text, -1, false);
+	if (!r && cgf_verbose)
+		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
+	return r;
+}
+
+int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cgf_filter_view *v)
+{
+	struct bpf_cgroup_storage_key k = { .attach_type = BPF_CGROUP_INET_INGRESS };
+	char path[PATH_MAX];
+	bool present[2];
+	uint32_t slot = 0;
+	uint64_t cgid;
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
+	k.cgroup_inode_id = cgid;
+	if (r)
+		return r;
+	if (!present[0])
+		k.attach_type = BPF_CGROUP_INET_EGRESS;
+	if (bpf_map_lookup_elem(e->cgroups, &k, &slot) || !slot || (r = cgf_engine_filter(e, slot, v))) {
+		r = r ? r : -ENOENT;
+		cgf_err("cgroup %s has no filter in %s%s%s", path, e->pin, r == -ENOENT ? "" : ": ",
+			r == -ENOENT ? "" : strerror(-r));
+		return r;
+	}
+	if (!v->text) {
+		cgf_err("cgroup %s has no filter in %s", path, e->pin);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- modes ---------------------------------------------------------------------- */
+
+const char *const cgf_run_modes[CGF_RUN_NMODES] = {
+	[CGF_RUN_ENFORCE] = "enforce", [CGF_RUN_OBSERVE] = "observe",
+	[CGF_RUN_BLOCK] = "block", [CGF_RUN_PASS] = "pass",
+};
+
+struct cg_list {
+	uint64_t *ids;
+	uint8_t *dirs;  /* bit 0 ingress, bit 1 egress */
+	size_t n;
+};
+
+static int list_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
+{
+	struct cg_list *l = ctx;
+	size_t i;
+
+	if (!slot)
+		return 0;
+	for (i = 0; i < l->n && l->ids[i] != cgid; i++)
+		;
+	if (i == l->n) {
+		uint64_t *ids = realloc(l->ids, (l->n + 1) * sizeof(*ids));
+		uint8_t *dirs = ids ? realloc(l->dirs, l->n + 1) : NULL;
+
+		if (ids)
+			l->ids = ids;
+		if (!dirs)
+			return -ENOMEM;
+		l->dirs = dirs;
+		l->ids[l->n] = cgid;
+		l->dirs[l->n++] = 0;
+	}
+	l->dirs[i] |= dir == BPF_CGROUP_INET_INGRESS ? 1 : 2;
+	return 0;
+}
+
+int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int *changed)
+{
+	struct cgf_filter_view v;
+	struct cgf_built b;
+	int r;
+
+	*changed = 0;
+	r = cgf_engine_lock(e);
+	if (r)
+		return r;
+	if (e->mode == CGF_MODE_SHARED) {
+		char path[PATH_MAX];
+		bool present[2] = { false, false };
+		struct cg_list l = { 0 };
+		uint64_t cgid;
+		size_t i;
+
+		if (cgroup) {
+			r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
+			if (!r)
+				r = switch_cgroup(e, path, cgid, present, NULL, mode, true);
+			*changed = !r;
+			return r;
+		}
+		/* every registered cgroup, one after the other */
+		r = cgf_engine_each_cgroup(e, list_cgroup, &l);
+		if (r)
+			cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
+		for (i = 0; !r && i < l.n; i++) {
+			bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
+
+			snprintf(path, sizeof(path), "(cgroup id %llu)", (unsigned long long)l.ids[i]);
+			r = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true);
+			if (!r)
+				(*changed)++;
+		}
+		free(l.ids);
+		free(l.dirs);
+		return r;
+	}
+	if (cgroup) {
+		cgf_err("%s is a dedicated engine: its mode is the whole engine's (no --cgroup)", e->pin);
+		return -EINVAL;
+	}
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (!v.text) {
+		cgf_err("%s has no filter in force", e->pin);
+		return -ENOENT;
+	}
+	r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, &b);
+	if (!r)
+		r = cgf_filter_seal(&b, v.text, 0, e->gen + 1);
+	if (!r)
+		r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
+	if (!r)
+		*changed = 1;
+	cgf_built_free(&b);
+	cgf_filter_view_free(&v);
 	return r;
 }
 

@@ -43,10 +43,16 @@ struct cgf_built {
 	struct cgf_built_set *sets;
 	size_t nsets;
 	uint32_t gen;
+	int mode;               /* enum cgf_run_mode */
 };
+/* cgf_filter_build(): declarations in the text make new sets; or are the
+ * engine's sets as they are (a mode change rebuilds the filter in force) */
+#define CGF_BUILD_DECLS 1
+#define CGF_BUILD_KEEP_SETS 2
 /* Parse, generate, create the literal sets, load: a program; nothing of
  * the engine changed (no lock needed: the verifier's time is spent here). */
-int cgf_filter_build(struct cgf_engine *e, const char *text, bool decls, struct cgf_built *b);
+int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
+		     struct cgf_built *b);
 /* Give it its text, owner and generation (the info map), to go in a slot. */
 int cgf_filter_seal(struct cgf_built *b, const char *text, uint64_t owner, uint32_t gen);
 /* Pin the sets the filter declared (once it is in force). */

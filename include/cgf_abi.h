@@ -70,6 +70,24 @@ enum cgf_reason {
 	CGF_DROP_FILTER = 1,    /* the filter said so */
 	CGF_DROP_MALFORMED,     /* the headers are malformed */
 	CGF_DROP_NOFILTER,      /* no filter in force */
+	CGF_DROP_BLOCK,         /* the filter is in block mode */
+	CGF_WOULD_FILTER,       /* observe mode: the filter would drop it (it passes) */
+	CGF_WOULD_MALFORMED,    /* observe mode: malformed, would be dropped (it passes) */
+};
+
+/*
+ * What a filter program does with the filter's verdict (cgfilter mode):
+ * its mode is made into the program, so a mode changes as a filter does,
+ * in one slot update, and 'set' keeps it (it reads it from the program in
+ * force, struct cgf_info).  A malformed packet reaches the filter program
+ * too (cb[3] = CGF_DROP_MALFORMED), so observe and pass modes pass it.
+ */
+enum cgf_run_mode {
+	CGF_RUN_ENFORCE,        /* pass what the filter passes, drop the rest */
+	CGF_RUN_OBSERVE,        /* pass everything; count and report what it would drop */
+	CGF_RUN_BLOCK,          /* drop everything */
+	CGF_RUN_PASS,           /* pass everything */
+	CGF_RUN_NMODES
 };
 
 /* The "stats" per-CPU array: packets and bytes by verdict.  Bytes count
@@ -83,6 +101,8 @@ enum cgf_stat {
 	CGF_ST_NOFILTER,    /* dropped because no filter is in force */
 	CGF_ST_EVENTS,      /* drop events sent to the ring buffer */
 	CGF_ST_SUPPRESSED,  /* drop events held back (rate limit, full ring) */
+	CGF_ST_WOULD_PKTS,  /* observe mode: passed, but the filter would drop them */
+	CGF_ST_WOULD_BYTES,
 	CGF_NSTATS
 };
 struct cgf_stats {
@@ -117,7 +137,7 @@ struct cgf_event {
 	__u8 family;        /* 4, 6 or 0 */
 	__u8 proto;
 	__u8 malformed;
-	__u8 pad;
+	__u8 reason;        /* enum cgf_reason: CGF_WOULD_*: passed in observe mode */
 	__u16 sport, dport; /* host order */
 	__u8 icmp_type, icmp_code, tcp_flags, pad2;
 	__u8 saddr[16], daddr[16];  /* network order */
@@ -149,7 +169,7 @@ struct cgf_lpm_key {
  * follow, then the filter's text; the rest of the text continues in the
  * next entries.
  */
-#define CGF_INFO_MAGIC 0x43474632        /* "CGF2" */
+#define CGF_INFO_MAGIC 0x43474633        /* "CGF3" */
 #define CGF_INFO_CHUNK 4096              /* bytes per entry */
 #define CGF_SET_NAME_LEN 64              /* a name of up to 63 characters */
 struct cgf_info {
@@ -159,6 +179,8 @@ struct cgf_info {
 	__u64 owner;        /* shared mode: the cgroup's id; 0 otherwise */
 	__u32 text_len;
 	__u32 nsets;        /* struct cgf_info_set entries after this */
+	__u32 mode;         /* enum cgf_run_mode */
+	__u32 pad;
 };
 struct cgf_info_set {
 	char name[CGF_SET_NAME_LEN];

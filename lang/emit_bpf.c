@@ -752,16 +752,38 @@ static int filter_begin(struct gen *g, const struct cgf_expr *e, struct cgf_gen 
 int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, struct cgf_gen *out,
 		   char *why, size_t whylen)
 {
+	static const int drop_reason[CGF_RUN_NMODES] = {
+		[CGF_RUN_ENFORCE] = CGF_DROP_FILTER, [CGF_RUN_OBSERVE] = CGF_WOULD_FILTER,
+		[CGF_RUN_BLOCK] = CGF_DROP_BLOCK, [CGF_RUN_PASS] = CGF_DROP_FILTER,
+	};
 	struct gen g = { .why = why, .whylen = whylen };
+	uint32_t bad;
 	bool addrs;
+	int mode = env->mode;
 
+	if (mode < 0 || mode >= CGF_RUN_NMODES) {
+		snprintf(why, whylen, "no such mode: %d", mode);
+		return -EINVAL;
+	}
 	if (filter_begin(&g, e, out, env, &addrs))
 		return g.err ? g.err : -ENOMEM;
-	/* the entry program parsed the packet; the fields are read from
-	 * skb->cb where they are used, the addresses from the packet */
-	gen_unpack_cb(&g, 0, addrs);
-	cgf_asm_note(g.a, "the filter");
-	cond(&g, e->root, g.l_pass, g.l_drop, 0, g.l_pass);
+	bad = cgf_asm_label(g.a);
+	cgf_asm_note(g.a, "a malformed packet: the mode says");
+	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	cgf_asm_jmp_imm(g.a, BPF_JEQ, BPF_REG_0, CGF_DROP_MALFORMED, bad);
+	if (mode == CGF_RUN_BLOCK || mode == CGF_RUN_PASS) {
+		cgf_asm_note(g.a, mode == CGF_RUN_BLOCK ? "block mode: drop everything" :
+							  "pass mode: pass everything");
+		cgf_asm_ja(g.a, mode == CGF_RUN_BLOCK ? g.l_drop : g.l_pass);
+	} else {
+		/* the entry program parsed the packet; the fields are read
+		 * from skb->cb where they are used, the addresses from the
+		 * packet */
+		gen_unpack_cb(&g, 0, addrs);
+		cgf_asm_note(g.a, mode == CGF_RUN_OBSERVE ? "the filter (observe mode: it passes all)" :
+							     "the filter");
+		cond(&g, e->root, g.l_pass, g.l_drop, 0, g.l_pass);
+	}
 
 	cgf_asm_place(g.a, g.l_pass);
 	cgf_asm_note(g.a, "pass");
@@ -769,12 +791,27 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	i_mov(&g, BPF_REG_0, 1);
 	i_exit(&g);
 
+	cgf_asm_place(g.a, bad);
+	if (mode == CGF_RUN_PASS) {
+		cgf_asm_ja(g.a, g.l_pass);
+	} else {
+		/* cb[3] says malformed (enforce, block) or would-be (observe) */
+		if (mode == CGF_RUN_OBSERVE) {
+			i_mov(&g, BPF_REG_0, CGF_WOULD_MALFORMED);
+			i_stx(&g, BPF_W, R_CTX, CB(3), BPF_REG_0);
+		}
+		gen_tail_call(&g, g.m_drops, CGF_SLOT_DROP, -1);
+		i_mov(&g, BPF_REG_0, 0);
+		i_exit(&g);
+	}
+
 	/* (an address read that fails cannot happen: the entry program read
 	 * the header; it would drop) */
 	cgf_asm_place(g.a, g.l_malformed);
 	cgf_asm_place(g.a, g.l_drop);
-	cgf_asm_note(g.a, "drop: the drop program counts and reports it");
-	i_mov(&g, BPF_REG_0, CGF_DROP_FILTER);
+	cgf_asm_note(g.a, mode == CGF_RUN_OBSERVE ? "would drop: the drop program counts, reports, passes" :
+						     "drop: the drop program counts and reports it");
+	i_mov(&g, BPF_REG_0, drop_reason[mode]);
 	i_stx(&g, BPF_W, R_CTX, CB(3), BPF_REG_0);
 	gen_tail_call(&g, g.m_drops, CGF_SLOT_DROP, -1);
 	i_mov(&g, BPF_REG_0, 0);

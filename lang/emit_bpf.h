@@ -46,8 +46,9 @@ struct cgf_gen_env {
 	int stats_fd, slots_fd, drops_fd, ctl_fd, ratelimit_fd, events_fd, cgroups_fd;
 	cgf_named_set_fn named_set;
 	void *ctx;
+	int mode;               /* enum cgf_run_mode of a filter program */
 };
-#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL }
+#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0 }
 
 struct cgf_gen {
 	struct cgf_asm a;

@@ -3,10 +3,12 @@
  * The engine's own programs, made once when an engine loads (cgf_abi.h):
  *
  *  - the entry program, pinned at PIN: parses the packet (parse_bpf.c),
- *    leaves its fields in skb->cb and tail-calls the filter in force; a
- *    malformed packet, or one with no filter, goes to the drop program;
+ *    leaves its fields in skb->cb and tail-calls the filter in force (a
+ *    malformed packet too, marked so: the filter's mode decides); a packet
+ *    with no filter goes to the drop program;
  *  - the drop program, slot 0: counts a drop and, while a monitor holds
- *    the lease, reports it.
+ *    the lease, reports it; in observe mode it also takes what the filter
+ *    would drop, counts and reports it, and passes it.
  *
  * So a filter program is only the filter: small, quick to verify, and
  * 'cgfilter set' puts a new one in force in about a millisecond.
@@ -28,6 +30,26 @@ static void to_drop(struct gen *g, enum cgf_reason reason)
 	i_exit(g);
 }
 
+/* to the filter in force, with cb[3] = reason (CGF_DROP_NOFILTER: a
+ * packet for the filter; CGF_DROP_MALFORMED: one it must not judge) */
+static void to_filter(struct gen *g, bool shared, enum cgf_reason reason)
+{
+	gen_pack_cb(g);
+	i_mov(g, BPF_REG_0, reason);
+	i_stx(g, BPF_W, R_CTX, CB(3), BPF_REG_0);
+	if (shared) {
+		cgf_asm_note(g->a, "the filter of the cgroup (0: none, the drop program)");
+		cgf_asm_ld_map(g->a, BPF_REG_1, g->m_cgroups);
+		i_mov(g, BPF_REG_2, 0);
+		i_call(g, BPF_FUNC_get_local_storage);
+		i_ldx(g, BPF_W, BPF_REG_7, BPF_REG_0, 0);
+		gen_tail_call(g, g->m_slots, 0, BPF_REG_7);
+	} else {
+		cgf_asm_note(g->a, "the filter in force");
+		gen_tail_call(g, g->m_slots, CGF_SLOT_DEDICATED, -1);
+	}
+}
+
 int cgf_gen_entry(bool shared, const struct cgf_gen_env *env, struct cgf_gen *out, char *why,
 		  size_t whylen)
 {
@@ -38,26 +60,13 @@ int cgf_gen_entry(bool shared, const struct cgf_gen_env *env, struct cgf_gen *ou
 	gen_parse(&g);
 
 	cgf_asm_place(g.a, g.l_filter);
-	gen_pack_cb(&g);
-	i_mov(&g, BPF_REG_0, CGF_DROP_NOFILTER);
-	i_stx(&g, BPF_W, R_CTX, CB(3), BPF_REG_0);
-	if (shared) {
-		cgf_asm_note(g.a, "the filter of the cgroup (0: none, the drop program)");
-		cgf_asm_ld_map(g.a, BPF_REG_1, g.m_cgroups);
-		i_mov(&g, BPF_REG_2, 0);
-		i_call(&g, BPF_FUNC_get_local_storage);
-		i_ldx(&g, BPF_W, BPF_REG_7, BPF_REG_0, 0);
-		gen_tail_call(&g, g.m_slots, 0, BPF_REG_7);
-	} else {
-		cgf_asm_note(g.a, "the filter in force");
-		gen_tail_call(&g, g.m_slots, CGF_SLOT_DEDICATED, -1);
-	}
+	to_filter(&g, shared, CGF_DROP_NOFILTER);
 	cgf_asm_note(g.a, "no filter in force: drop");
 	to_drop(&g, CGF_DROP_NOFILTER);
 
 	cgf_asm_place(g.a, g.l_malformed);
-	cgf_asm_note(g.a, "malformed: drop, whatever the filter says");
-	gen_pack_cb(&g);
+	cgf_asm_note(g.a, "malformed: the filter's mode says (enforce and block drop it)");
+	to_filter(&g, shared, CGF_DROP_MALFORMED);
 	to_drop(&g, CGF_DROP_MALFORMED);
 	return gen_finish(&g);
 }
@@ -124,7 +133,8 @@ void gen_report_drop(struct gen *g)
 	ev_field(g, CGF_F_IP_PROTO, BPF_B, offsetof(struct cgf_event, proto));
 	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_MALFORMED);
 	i_stx(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, malformed), BPF_REG_0);
-	i_st(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, pad), 0);
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	i_stx(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, reason), BPF_REG_0);
 	ev_field(g, CGF_F_SRC_PORT, BPF_H, offsetof(struct cgf_event, sport));
 	ev_field(g, CGF_F_DST_PORT, BPF_H, offsetof(struct cgf_event, dport));
 	ev_field(g, CGF_F_ICMP_TYPE, BPF_B, offsetof(struct cgf_event, icmp_type));
@@ -150,14 +160,19 @@ void gen_report_drop(struct gen *g)
 int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, size_t whylen)
 {
 	struct gen g = { .why = why, .whylen = whylen };
-	uint32_t counted, not_nofilter;
+	uint32_t counted, not_nofilter, would, not_would_malformed, pass;
 
 	gen_begin(&g, out, env);
 	counted = cgf_asm_label(g.a);
 	not_nofilter = cgf_asm_label(g.a);
+	would = cgf_asm_label(g.a);
+	not_would_malformed = cgf_asm_label(g.a);
+	pass = cgf_asm_label(g.a);
 	gen_prologue(&g);
 	i_mov(&g, BPF_REG_0, 0);
 	i_stx(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, BPF_REG_0);
+	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	cgf_asm_jmp_imm(g.a, BPF_JGE, BPF_REG_0, CGF_WOULD_FILTER, would);
 	gen_count(&g, CGF_ST_DROP_PKTS, true);
 	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
 	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_DROP_MALFORMED, not_nofilter);
@@ -167,13 +182,29 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	cgf_asm_place(g.a, not_nofilter);
 	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_DROP_NOFILTER, counted);
 	gen_count(&g, CGF_ST_NOFILTER, false);
+	cgf_asm_ja(g.a, counted);
+
+	cgf_asm_place(g.a, would);
+	cgf_asm_note(g.a, "observe mode: it passes; count what would have been dropped");
+	gen_count(&g, CGF_ST_WOULD_PKTS, true);
+	gen_count(&g, CGF_ST_PASS_PKTS, true);
+	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_WOULD_MALFORMED, not_would_malformed);
+	i_st(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, 1);
+	cgf_asm_place(g.a, not_would_malformed);
+
 	cgf_asm_place(g.a, counted);
 	/* the fields for the event: all of them (an address that cannot be
 	 * read is left 0) */
 	gen_unpack_cb(&g, (1u << CGF_NFIELDS) - 1, true);
 	cgf_asm_place(g.a, g.l_malformed);
 	gen_report_drop(&g);
+	/* 1 (pass) in observe mode, else 0 */
+	i_ldx(&g, BPF_W, BPF_REG_1, R_CTX, CB(3));
+	i_mov(&g, BPF_REG_0, 1);
+	cgf_asm_jmp_imm(g.a, BPF_JGE, BPF_REG_1, CGF_WOULD_FILTER, pass);
 	i_mov(&g, BPF_REG_0, 0);
+	cgf_asm_place(g.a, pass);
 	i_exit(&g);
 	return gen_finish(&g);
 }

@@ -95,7 +95,7 @@ def main():
     except ValueError as e:
         print("judge: show --json is not JSON (%s): %r" % (e, r.stdout[:300]))
         return 1
-    if shown.get("mode") != "dedicated":
+    if shown.get("engine") != "dedicated":
         print("judge: %s is not a dedicated engine" % a.pin)
         return 2
     text = shown["filter"]
