@@ -27,6 +27,10 @@ enum cgf_opt {
 	OPT_CLASSIC = 1 << 10,
 	/* the command parses its own arguments (argv: the command's name on) */
 	OPT_RAW = 1 << 11,
+	OPT_NAME = 1 << 12,
+	/* what the command returns is the exit status (run: CMD's) */
+	OPT_STATUS = 1 << 13,
+	OPT_SECONDS = 1 << 14,
 };
 
 struct cmd_args {
@@ -35,8 +39,9 @@ struct cmd_args {
 	int argc;
 	const char *file;
 	const char *cgroup;
+	const char *run_name;
 	bool shared, json, code, detach, quiet, classic;
-	unsigned long events_per_sec, count, timeout_ms;
+	unsigned long events_per_sec, count, timeout_ms, seconds;
 };
 
 struct cmd {
@@ -67,6 +72,10 @@ int cmd_check(struct cmd_args *a);
 int cmd_unload(struct cmd_args *a);
 int cmd_compile(struct cmd_args *a);
 int cmd_wrap(struct cmd_args *a);
+int cmd_run(struct cmd_args *a);
+int cmd_learn(struct cmd_args *a);
+int cgf_run_exec_main(int argc, char **argv);
+int cgf_run_clean_main(int argc, char **argv);
 
 /* Exit statuses */
 #define EXIT_USAGE 2

@@ -320,7 +320,7 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 		fprintf(s->f, "}");
 	} else {
 		fprintf(s->f, "    %s %s%s%s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
-			v.text ? ", mode " : "", v.text ? run_mode(v.info.mode) : "",
+			v.text && v.info.mode ? ", mode " : "", v.text && v.info.mode ? run_mode(v.info.mode) : "",
 			v.text ? v.text : "(none: drop)");
 		s->n++;
 	}

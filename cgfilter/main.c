@@ -43,6 +43,8 @@ static const struct opt opts[] = {
 	{ OPT_TIMEOUT, "timeout", 't', "MS", "stop after MS milliseconds (1..86400000)" },
 	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
 	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
+	{ OPT_SECONDS, "seconds", 0, "N", "record for N seconds (1..86400, default 60)" },
+	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter/run/NAME" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -80,6 +82,15 @@ static const struct cmd cmds[] = {
 	  "in one update) and kept by 'set' and 'systemctl reload'.  Without a mode: print\n"
 	  "it.  Shared engine: the mode of the cgroup PATH, or of every registered cgroup.\n",
 	  "cgfilter mode /sys/fs/bpf/web observe" },
+	{ "learn", cmd_learn, OPT_SECONDS | OPT_CGROUP, "PIN [--seconds N] [--cgroup PATH]",
+	  "print the smallest filter that passes the traffic seen",
+	  "Record the flows the filter at PIN sees for N seconds (or until Ctrl-C), then\n"
+	  "print a filter file that passes exactly them, with comments saying what each\n"
+	  "rule covers: each port served, with its peers; each port of peers connected\n"
+	  "to; ICMP by type and peer.  Peers are joined into a prefix only where every\n"
+	  "address of it was seen.  The filter must pass everything meanwhile: put it in\n"
+	  "observe mode first (or give it the filter 1).  Shared engine: --cgroup PATH.\n",
+	  "cgfilter learn /sys/fs/bpf/web --seconds 600 > /etc/cgfilter/web.filter" },
 	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
 	  "add addresses/prefixes or ports/ranges to a named set",
 	  "Add items to a named set, creating it if needed (its type is that of the first\n"
@@ -133,6 +144,18 @@ static const struct cmd cmds[] = {
 	  "privilege (maps are shown by name).  --classic: the classic BPF socket filter\n"
 	  "that 'cgfilter wrap' attaches, or why classic BPF cannot evaluate the filter.\n",
 	  "cgfilter compile 'tcp && dst_port == 80'" },
+	{ "run", cmd_run, OPT_FILE | OPT_NAME | OPT_EVENTS | OPT_STATUS,
+	  "[--name NAME] (EXPR | -f FILE) -- CMD [ARG...]", "run a command with a filter of its own",
+	  "Run CMD, and everything it starts, in a new cgroup whose ingress and egress\n"
+	  "carry the filter before CMD executes: every socket it makes is filtered.  With\n"
+	  "systemd, the cgroup is a transient scope, NAME.scope (systemctl status shows\n"
+	  "it); without, cgfilter-run/NAME under the cgroup2 root.  The engine is pinned\n"
+	  "at /sys/fs/bpf/cgfilter/run/NAME while CMD runs: 'cgfilter set', 'mode',\n"
+	  "'show' and 'monitor' work on it.  The exit status is CMD's (a CMD killed by a\n"
+	  "signal: cgfilter run dies of it); signals sent to cgfilter run reach CMD.\n"
+	  "When CMD's cgroup is empty, the cgroup and the filter go, also when cgfilter run\n"
+	  "itself was killed.  Default NAME: run-CMD-PID.\n",
+	  "cgfilter run 'tcp && (dst_port == 443 || src_port == 443) || udp && dst_port == 53' -- curl https://example.org" },
 	{ "wrap", cmd_wrap, OPT_RAW, CGF_WRAP_USAGE, "run a daemon with filtered sockets (no root)",
 	  "Create sockets (--listen) or take those of a .socket unit (LISTEN_FDS), attach\n"
 	  "the filter to each as classic BPF, lock it, and run CMD with them, as systemd\n"
@@ -249,8 +272,12 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 	}
 	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	lo[n] = (struct option){ 0 };
-	/* the command's own options may follow its arguments, as before */
-	shortopts[0] = ':';
+	/* the command's own options may follow its arguments, as before;
+	 * except run's: what follows the filter is CMD's */
+	if (c->opts & OPT_STATUS)
+		memmove(shortopts + 2, shortopts + 1, strlen(shortopts)), shortopts[0] = '+', shortopts[1] = ':';
+	else
+		shortopts[0] = ':';
 	optind = 1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
@@ -287,12 +314,17 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		case OPT_QUIET: a->quiet = true; break;
 		case OPT_CLASSIC: a->classic = true; break;
 		case OPT_CGROUP: a->cgroup = optarg; break;
+		case OPT_NAME: a->run_name = optarg; break;
 		case OPT_EVENTS:
 			if (number(a, "events per second", optarg, 0, 1000000, &a->events_per_sec))
 				return EXIT_USAGE;
 			break;
 		case OPT_COUNT:
 			if (number(a, "count", optarg, 1, 1000000000, &a->count))
+				return EXIT_USAGE;
+			break;
+		case OPT_SECONDS:
+			if (number(a, "seconds", optarg, 1, 86400, &a->seconds))
 				return EXIT_USAGE;
 			break;
 		case OPT_TIMEOUT:
@@ -317,7 +349,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 int main(int argc, char **argv)
 {
-	struct cmd_args a = { .events_per_sec = 100 };
+	struct cmd_args a = { .events_per_sec = 100, .seconds = 60 };
 	const struct cmd *c;
 	int r;
 
@@ -345,6 +377,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!strcmp(argv[1], "__run-exec")) /* cgfilter run's child, in its scope */
+		return cgf_run_exec_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "__run-clean")) /* cgfilter run's cleaner, as a unit */
+		return cgf_run_clean_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help")) {
 		if (argc > 3) {
 			fprintf(stderr, "cgfilter: help takes at most one command\n");
@@ -380,5 +416,7 @@ int main(int argc, char **argv)
 		return r;
 	libbpf_set_print(libbpf_print);
 	r = c->run(&a);
+	if (c->opts & OPT_STATUS)
+		return r;
 	return r == EXIT_USAGE ? EXIT_USAGE : r ? 1 : 0;
 }

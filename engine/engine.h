@@ -86,6 +86,12 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
  * *changed: how many filters were switched. */
 int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int *changed);
 extern const char *const cgf_run_modes[CGF_RUN_NMODES];
+/* cgfilter learn.  learn_fd >= 0: start; the filter in force (shared: of
+ * cgroup), which must pass everything (observe or pass mode, or the filter
+ * 1), rebuilt to record flows into learn_fd (struct cgf_learn_key, an LRU
+ * hash); *prog_id: the recording program.  learn_fd < 0: stop; rebuilt
+ * without recording if *prog_id is still in force (else left alone). */
+int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uint32_t *prog_id);
 
 
 /* ---- what runs ------------------------------------------------------------- */

@@ -328,7 +328,7 @@ static int load_prog(const struct cgf_gen *g)
 static int make_info(const struct cgf_built *b, const char *text, uint64_t owner)
 {
 	struct cgf_info info = { .magic = CGF_INFO_MAGIC, .gen = b->gen, .owner = owner,
-				 .mode = (uint32_t)b->mode };
+				 .mode = (uint32_t)b->mode, .flags = b->learning ? CGF_INFO_LEARNING : 0 };
 	size_t tlen = strlen(text), total, n, i;
 	struct timespec ts;
 	char *buf;
@@ -392,7 +392,7 @@ static void print_parse_error(const char *text, const struct cgf_error *pe)
 }
 
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
-		     struct cgf_built *b)
+		     int learn_fd, struct cgf_built *b)
 {
 	struct build_ctx c = { .e = e, .b = b };
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .lookup_set = lookup_type,
@@ -401,7 +401,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .ctl_fd = e->ctl,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
 				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b,
-				   .mode = mode };
+				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd };
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;
 	struct cgf_gen g;
@@ -412,6 +412,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	memset(&g, 0, sizeof(g));
 	b->prog = -1;
 	b->mode = mode;
+	b->learning = learn_fd >= 0;
 	r = cgf_expr_parse(text, &po, &x, &pe);
 	if (r) {
 		if (r == -EINVAL)
@@ -559,7 +560,7 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 	mode = slot_mode(e, CGF_SLOT_DEDICATED);
 	if (mode < 0)
 		return mode;
-	r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, &b);
+	r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, &b);
 	if (r)
 		return r;
 	r = cgf_engine_lock(e);
@@ -574,7 +575,7 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 		/* a set it names was replaced, or the mode changed, meanwhile:
 		 * build again, locked */
 		cgf_built_free(&b);
-		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, &b);
+		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, &b);
 		if (r)
 			goto out;
 	}
@@ -686,7 +687,7 @@ static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, voi
  * keep: the text is the one in force (a mode change): its sets as they are.
  */
 static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
-			 const bool present[2], const char *text, int mode, bool keep)
+			 const bool present[2], const char *text, int mode, bool keep, int learn_fd)
 {
 	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
 	struct used_ctx uc = { .cgid = cgid };
@@ -718,11 +719,11 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			goto out;
 		}
 		text = cur.text;
-	} else if (mode < 0) { /* a new filter keeps the cgroup's mode */
-		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;
 	}
+	if (mode < 0) /* a new filter keeps the cgroup's mode */
+		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;
 	if (text) {
-		r = cgf_filter_build(e, text, keep ? CGF_BUILD_KEEP_SETS : 0, mode, &b);
+		r = cgf_filter_build(e, text, keep ? CGF_BUILD_KEEP_SETS : 0, mode, learn_fd, &b);
 		if (!r)
 			r = cgf_filter_seal(&b, text, cgid, cur.info.gen + 1);
 		if (r)
@@ -781,7 +782,7 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 	r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
 	if (r)
 		return r;
-	r = switch_cgroup(e, path, cgid, present, text, -1, false);
+	r = switch_cgroup(e, path, cgid, present, text, -1, false, -1);
 	if (!r && cgf_verbose)
 		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
 	return r;
@@ -874,7 +875,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 		if (cgroup) {
 			r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
 			if (!r)
-				r = switch_cgroup(e, path, cgid, present, NULL, mode, true);
+				r = switch_cgroup(e, path, cgid, present, NULL, mode, true, -1);
 			*changed = !r;
 			return r;
 		}
@@ -886,7 +887,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 			bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
 
 			snprintf(path, sizeof(path), "(cgroup id %llu)", (unsigned long long)l.ids[i]);
-			r = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true);
+			r = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true, -1);
 			if (!r)
 				(*changed)++;
 		}
@@ -907,7 +908,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 		cgf_err("%s has no filter in force", e->pin);
 		return -ENOENT;
 	}
-	r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, &b);
+	r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, -1, &b);
 	if (!r)
 		r = cgf_filter_seal(&b, v.text, 0, e->gen + 1);
 	if (!r)
@@ -984,4 +985,96 @@ int cgf_engine_repair(struct cgf_engine *e)
 	}
 	cgf_filter_view_free(&v);
 	return 0;
+}
+
+/* ---- learn ------------------------------------------------------------------------ */
+
+/* Whether a filter may be learned from: it passes everything it sees. */
+static int learnable(const struct cgf_engine *e, const struct cgf_filter_view *v, const char *what)
+{
+	const char *t = v->text;
+
+	while (*t == ' ' || *t == '\n' || *t == '\t')
+		t++;
+	if (v->info.mode == CGF_RUN_OBSERVE || v->info.mode == CGF_RUN_PASS ||
+	    (t[0] == '1' && !t[1 + strspn(t + 1, " \n\t")]))
+		return 0;
+	cgf_err("%s%s is in %s mode: it would learn only what its filter passes; put it in observe mode first (cgfilter mode %s%s%s observe), or give it the filter 1",
+		e->pin, what, cgf_run_modes[v->info.mode < CGF_RUN_NMODES ? v->info.mode : 0], e->pin,
+		what[0] ? " --cgroup " : "", what[0] ? what + strlen(" for cgroup ") : "");
+	return -EPERM;
+}
+
+int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uint32_t *prog_id)
+{
+	struct cgf_filter_view v;
+	char what[PATH_MAX + 16] = "";
+	int r;
+
+	r = cgf_engine_lock(e);
+	if (r)
+		return r;
+	if (e->mode == CGF_MODE_SHARED) {
+		char path[PATH_MAX];
+		bool present[2] = { false, false };
+		uint64_t cgid;
+
+		if (!cgroup) {
+			cgf_err("%s is a shared engine: learn the filter of one cgroup (--cgroup PATH)", e->pin);
+			return -EINVAL;
+		}
+		r = cgf_engine_cgroup_filter(e, cgroup, &v);
+		if (r)
+			return r;
+		snprintf(what, sizeof(what), " for cgroup %s", cgroup);
+		if (learn_fd >= 0 ? learnable(e, &v, what) : v.prog_id != *prog_id) {
+			r = learn_fd >= 0 ? -EPERM : 0;
+			goto out;
+		}
+		r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
+		if (!r)
+			r = switch_cgroup(e, path, cgid, present, NULL, -1, true, learn_fd);
+		if (!r && learn_fd >= 0) {
+			cgf_filter_view_free(&v);
+			r = cgf_engine_cgroup_filter(e, cgroup, &v);
+			if (!r)
+				*prog_id = v.prog_id;
+		}
+		goto out;
+	}
+	if (cgroup) {
+		cgf_err("%s is a dedicated engine: no --cgroup", e->pin);
+		return -EINVAL;
+	}
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (!v.text) {
+		cgf_err("%s has no filter in force", e->pin);
+		r = -ENOENT;
+		goto out;
+	}
+	if (learn_fd >= 0 ? learnable(e, &v, "") : v.prog_id != *prog_id) {
+		/* stop: the filter changed meanwhile (set, mode): it stays */
+		r = learn_fd >= 0 ? -EPERM : 0;
+		goto out;
+	}
+	{
+		struct cgf_built b;
+
+		r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, (int)v.info.mode,
+				     learn_fd, &b);
+		if (!r)
+			r = cgf_filter_seal(&b, v.text, 0, e->gen + 1);
+		if (!r)
+			r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
+		if (!r && learn_fd >= 0)
+			*prog_id = cgf_prog_id(b.prog);
+		cgf_built_free(&b);
+	}
+out:
+	cgf_filter_view_free(&v);
+	return r;
 }

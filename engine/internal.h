@@ -44,6 +44,7 @@ struct cgf_built {
 	size_t nsets;
 	uint32_t gen;
 	int mode;               /* enum cgf_run_mode */
+	bool learning;          /* records flows (cgfilter learn) */
 };
 /* cgf_filter_build(): declarations in the text make new sets; or are the
  * engine's sets as they are (a mode change rebuilds the filter in force) */
@@ -52,7 +53,7 @@ struct cgf_built {
 /* Parse, generate, create the literal sets, load: a program; nothing of
  * the engine changed (no lock needed: the verifier's time is spent here). */
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
-		     struct cgf_built *b);
+		     int learn_fd, struct cgf_built *b);
 /* Give it its text, owner and generation (the info map), to go in a slot. */
 int cgf_filter_seal(struct cgf_built *b, const char *text, uint64_t owner, uint32_t gen);
 /* Pin the sets the filter declared (once it is in force). */

@@ -180,8 +180,30 @@ struct cgf_info {
 	__u32 text_len;
 	__u32 nsets;        /* struct cgf_info_set entries after this */
 	__u32 mode;         /* enum cgf_run_mode */
-	__u32 pad;
+	__u32 flags;        /* CGF_INFO_* */
 };
+#define CGF_INFO_LEARNING 1     /* it records flows for cgfilter learn */
+
+/*
+ * cgfilter learn: a filter program made to record the flows it sees into an
+ * LRU hash map of its own (the filter's verdicts are unchanged), the
+ * service's side and the peer's side of each packet.  For ICMP, local_port
+ * is the type and remote_port the code.
+ */
+#define CGF_LEARN_ENTRIES 65536
+struct cgf_learn_key {
+	__u8 family;        /* 4 or 6 */
+	__u8 proto;
+	__u8 ingress;       /* 1: received, 0: sent */
+	__u8 pad;
+	__u16 local_port, remote_port;  /* host order */
+	__u8 remote[16];    /* network order */
+};
+struct cgf_learn_val {
+	__u64 packets;
+	__u64 flags;        /* CGF_LEARN_SYN: a SYN without ACK was among them */
+};
+#define CGF_LEARN_SYN 1
 struct cgf_info_set {
 	char name[CGF_SET_NAME_LEN];
 	__u32 map_id;       /* of PIN_maps/set_NAME when the filter was made */

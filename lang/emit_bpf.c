@@ -626,6 +626,103 @@ void gen_maps(struct gen *g)
 	g->m_rl = cgf_asm_add_map(g->a, env->ratelimit_fd, "ratelimit", NULL);
 	g->m_events = cgf_asm_add_map(g->a, env->events_fd, "events", NULL);
 	g->m_cgroups = cgf_asm_add_map(g->a, env->cgroups_fd, "cgroups", NULL);
+	if (env->learn)
+		g->m_learn = cgf_asm_add_map(g->a, env->learn_fd, "learn", NULL);
+}
+
+/* *(u64 *)(dst + off) op= src, atomically */
+static void i_atomic(struct gen *g, int op, uint8_t dst, int16_t off, uint8_t src)
+{
+	cgf_asm_emit(g->a, (struct bpf_insn){ .code = BPF_STX | BPF_DW | BPF_ATOMIC, .dst_reg = dst,
+					      .src_reg = src, .off = off, .imm = op });
+}
+
+/*
+ * cgfilter learn: the packet's flow (struct cgf_learn_key, the service's
+ * side and the peer's) counted in the learn map.  Before the filter, after
+ * the malformed check: every packet the filter sees.
+ */
+static void gen_learn(struct gen *g)
+{
+	const int16_t k = FP_KEY, v = FP_BUF;
+	uint32_t out = cgf_asm_label(g->a), sent = cgf_asm_label(g->a), ports = cgf_asm_label(g->a);
+	uint32_t fresh = cgf_asm_label(g->a), not_icmp = cgf_asm_label(g->a);
+	int i;
+
+	cgf_asm_note(g->a, "cgfilter learn: count the packet's flow");
+	gen_unpack_cb(g, (1u << CGF_F_SRC_PORT) | (1u << CGF_F_DST_PORT) | (1u << CGF_F_IP_PROTO) |
+			 (1u << CGF_F_TCP_FLAGS) | (1u << CGF_F_ICMP) | (1u << CGF_F_ICMP_TYPE) |
+			 (1u << CGF_F_ICMP_CODE), true);
+	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_FAMILY);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, out);
+	i_st(g, BPF_DW, BPF_REG_10, k, 0);
+	i_stx(g, BPF_B, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, family), BPF_REG_0);
+	i_field(g, BPF_REG_0, CGF_F_IP_PROTO);
+	i_stx(g, BPF_B, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, proto), BPF_REG_0);
+	/* received: the kernel has set the interface it came in on */
+	i_ldx(g, BPF_W, BPF_REG_7, R_CTX, offsetof(struct __sk_buff, ingress_ifindex));
+	i_bool(g, BPF_REG_7);
+	i_stx(g, BPF_B, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, ingress), BPF_REG_7);
+	/* ports (ICMP: type and code), the peer's address */
+	i_field(g, BPF_REG_1, CGF_F_DST_PORT);
+	i_field(g, BPF_REG_2, CGF_F_SRC_PORT);
+	i_field(g, BPF_REG_0, CGF_F_ICMP);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, not_icmp);
+	i_field(g, BPF_REG_1, CGF_F_ICMP_TYPE);
+	i_field(g, BPF_REG_2, CGF_F_ICMP_CODE);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, local_port), BPF_REG_1);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, remote_port), BPF_REG_2);
+	cgf_asm_ja(g->a, ports);
+	cgf_asm_place(g->a, not_icmp);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_7, 0, sent);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, local_port), BPF_REG_1);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, remote_port), BPF_REG_2);
+	cgf_asm_ja(g->a, ports);
+	cgf_asm_place(g->a, sent);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, local_port), BPF_REG_2);
+	i_stx(g, BPF_H, BPF_REG_10, k + (int16_t)offsetof(struct cgf_learn_key, remote_port), BPF_REG_1);
+	cgf_asm_place(g->a, ports);
+	for (i = 0; i < 2; i++) {
+		uint32_t from_d = cgf_asm_label(g->a), put = cgf_asm_label(g->a);
+
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_7, 0, from_d);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_SADDR + 8 * i));
+		cgf_asm_ja(g->a, put);
+		cgf_asm_place(g->a, from_d);
+		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_DADDR + 8 * i));
+		cgf_asm_place(g->a, put);
+		i_stx(g, BPF_DW, BPF_REG_10, (int16_t)(k + offsetof(struct cgf_learn_key, remote) + 8 * i),
+		      BPF_REG_0);
+	}
+	/* a SYN without ACK: who opened the connection */
+	i_field(g, BPF_REG_8, CGF_F_TCP_FLAGS);
+	i_alu(g, BPF_AND, BPF_REG_8, 0x12);
+	i_mov(g, BPF_REG_0, 0);
+	{
+		uint32_t no_syn = cgf_asm_label(g->a);
+
+		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, 0x02, no_syn);
+		i_mov(g, BPF_REG_0, CGF_LEARN_SYN);
+		cgf_asm_place(g->a, no_syn);
+	}
+	i_movr(g, BPF_REG_8, BPF_REG_0);
+	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_learn);
+	i_fp(g, BPF_REG_2, k);
+	i_call(g, BPF_FUNC_map_lookup_elem);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, fresh);
+	i_mov(g, BPF_REG_1, 1);
+	i_atomic(g, BPF_ADD, BPF_REG_0, offsetof(struct cgf_learn_val, packets), BPF_REG_1);
+	i_atomic(g, BPF_OR, BPF_REG_0, offsetof(struct cgf_learn_val, flags), BPF_REG_8);
+	cgf_asm_ja(g->a, out);
+	cgf_asm_place(g->a, fresh);
+	i_st(g, BPF_DW, BPF_REG_10, v + (int16_t)offsetof(struct cgf_learn_val, packets), 1);
+	i_stx(g, BPF_DW, BPF_REG_10, v + (int16_t)offsetof(struct cgf_learn_val, flags), BPF_REG_8);
+	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_learn);
+	i_fp(g, BPF_REG_2, k);
+	i_fp(g, BPF_REG_3, v);
+	i_mov(g, BPF_REG_4, BPF_ANY);
+	i_call(g, BPF_FUNC_map_update_elem);
+	cgf_asm_place(g->a, out);
 }
 
 void gen_count(struct gen *g, int idx, bool bytes)
@@ -771,6 +868,8 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	cgf_asm_note(g.a, "a malformed packet: the mode says");
 	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
 	cgf_asm_jmp_imm(g.a, BPF_JEQ, BPF_REG_0, CGF_DROP_MALFORMED, bad);
+	if (env->learn)
+		gen_learn(&g);
 	if (mode == CGF_RUN_BLOCK || mode == CGF_RUN_PASS) {
 		cgf_asm_note(g.a, mode == CGF_RUN_BLOCK ? "block mode: drop everything" :
 							  "pass mode: pass everything");

@@ -47,8 +47,10 @@ struct cgf_gen_env {
 	cgf_named_set_fn named_set;
 	void *ctx;
 	int mode;               /* enum cgf_run_mode of a filter program */
+	bool learn;             /* record flows into learn_fd (cgf_abi.h) */
+	int learn_fd;
 };
-#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0 }
+#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1 }
 
 struct cgf_gen {
 	struct cgf_asm a;
