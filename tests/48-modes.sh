@@ -160,3 +160,74 @@ in_cg "$CGA" "$PROBE" send tcp 127.0.0.1 "$PT" -t 300 >/dev/null 2>&1 && fail "A
 "$CGF" mode "$SPIN" enforce
 in_cg "$CGB" "$PROBE" send tcp 127.0.0.1 "$PT" -t 1000 >/dev/null 2>&1 || fail "B back in enforce: TCP dropped"
 ok "shared engine: a mode per registered cgroup, kept by register; all at once without --cgroup"
+
+# ---- learn: a service with known traffic, the learned filter enforced --------------------------
+# the service (in CGL) serves TCP on PL1 and UDP on PL2 to peers 127.0.0.2 and 127.0.0.3 and
+# also listens on TCP PL3, which nobody uses while it learns
+LPIN=/sys/fs/bpf/${T_ID}_learn
+CGL=$CG2/$T_ID-learn.service
+make_cgroup "$CGL"
+at_exit "$CGF" unload --detach "$LPIN"
+in_cgl_bg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$CGL" "$@" & at_exit kill $!; }
+PL1=$((PT + 1000)); PL2=$((PU + 1000)); PL3=$((PT + 1001))
+in_cgl_bg "$PROBE" listen tcp "$PL1" -a 127.0.0.1 >"$TMP/l1"
+in_cgl_bg "$PROBE" listen udp "$PL2" -a 127.0.0.1 >"$TMP/l2"
+in_cgl_bg "$PROBE" listen tcp "$PL3" -a 127.0.0.1 >"$TMP/l3"
+for _ in $(seq 40); do
+	grep -qs listening "$TMP/l1" && grep -qs listening "$TMP/l2" && grep -qs listening "$TMP/l3" && break
+	sleep 0.05
+done
+"$CGF" load "$LPIN" 'tcp && dst_port == 1' || fail "load failed"
+"$CGF" attach "$LPIN" "$CGL" || fail "attach failed"
+expect_refused "learn in enforce mode" 1 "is in enforce mode: it would learn only what its filter passes" \
+	"$CGF" learn "$LPIN" --seconds 1
+expect_refused "learn --seconds 0" 2 "invalid seconds: '0'" "$CGF" learn "$LPIN" --seconds 0
+"$CGF" mode "$LPIN" observe || fail "mode observe failed"
+traffic() { # FROM: a TCP connection to PL1 and a datagram to PL2 from FROM; prints what passed
+	"$PROBE" send tcp 127.0.0.1 "$PL1" -b "$1" -t "${2:-2000}" >/dev/null 2>&1 && echo "tcp $1"
+	"$PROBE" send udp 127.0.0.1 "$PL2" -b "$1" -t "${2:-2000}" >/dev/null 2>&1 && echo "udp $1"
+	return 0
+}
+"$CGF" learn "$LPIN" --seconds 3 >"$TMP/learned" 2>"$TMP/learn.err" &
+lp=$!
+sleep 0.5
+seen=$(traffic 127.0.0.2; traffic 127.0.0.3; traffic 127.0.0.2)
+wait "$lp" || fail "learn failed: $(cat "$TMP/learn.err")"
+expect_eq "all of the traffic passed while learning (observe mode)" "$seen" "tcp 127.0.0.2
+udp 127.0.0.2
+tcp 127.0.0.3
+udp 127.0.0.3
+tcp 127.0.0.2
+udp 127.0.0.2"
+grep -q "^# tcp port $PL1 served to 2 peers (as 1 prefix)" "$TMP/learned" &&
+	grep -q "^# udp port $PL2 served to 2 peers (as 1 prefix)" "$TMP/learned" &&
+	grep -q "dst_port == $PL1 && src_ip in { 127.0.0.2/31 }" "$TMP/learned" ||
+	fail "the learned filter does not say what it covers: $(cat "$TMP/learned")"
+grep -q "$PL3" "$TMP/learned" && fail "the learned filter names the port nobody used: $(cat "$TMP/learned")"
+"$CGF" show --json "$LPIN" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["mode"] == "observe" and s["filter"] == "tcp && dst_port == 1", s' ||
+	fail "learn did not leave the filter as it was"
+"$CGF" set "$LPIN" -f "$TMP/learned" || fail "the learned filter does not load: $(cat "$TMP/learned")"
+"$CGF" mode "$LPIN" enforce || fail "mode enforce failed"
+expect_eq "enforced: the learned traffic passes again" "$(traffic 127.0.0.3; traffic 127.0.0.2)" "tcp 127.0.0.3
+udp 127.0.0.3
+tcp 127.0.0.2
+udp 127.0.0.2"
+expect_eq "enforced: a third peer is dropped" "$(traffic 127.0.0.4 300)" ""
+"$PROBE" send tcp 127.0.0.1 "$PL3" -b 127.0.0.2 -t 300 >/dev/null 2>&1 &&
+	fail "enforced: the third port passed"
+ok "learn: observed two ports and two peers; enforced, the same traffic passes, a third peer and port are dropped"
+
+# shared engine: learn one cgroup's filter
+"$CGF" register "$SPIN" --cgroup "$CGA" 1 || fail "register 1 failed"
+"$CGF" learn "$SPIN" --cgroup "$CGA" --seconds 1 >"$TMP/learned-a" 2>"$TMP/learn.err" &
+lp=$!
+sleep 0.3
+in_cg "$CGA" "$PROBE" send udp 127.0.0.1 "$PU" -t 1000 >/dev/null 2>&1 || fail "A with filter 1: UDP dropped"
+wait "$lp" || fail "learn --cgroup failed: $(cat "$TMP/learn.err")"
+grep -q "^# udp to port $PU of 1 peer" "$TMP/learned-a" || fail "learn --cgroup: $(cat "$TMP/learned-a")"
+expect_refused "learn a shared engine without --cgroup" 1 "learn the filter of one cgroup (--cgroup PATH)" \
+	"$CGF" learn "$SPIN" --seconds 1
+ok "learn --cgroup: one cgroup of a shared engine"
