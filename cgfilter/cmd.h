@@ -74,6 +74,7 @@ int cmd_compile(struct cmd_args *a);
 int cmd_wrap(struct cmd_args *a);
 int cmd_run(struct cmd_args *a);
 int cmd_learn(struct cmd_args *a);
+int cmd_exe_ids(struct cmd_args *a);
 int cgf_run_exec_main(int argc, char **argv);
 int cgf_run_clean_main(int argc, char **argv);
 

@@ -396,3 +396,10 @@ int cmd_detach(struct cmd_args *a)
 {
 	return attach_cmd(a, false);
 }
+
+int cmd_exe_ids(struct cmd_args *a)
+{
+	if (a->argc > 1 || (a->argc == 1 && strcmp(a->argv[0], "status") && strcmp(a->argv[0], "stop")))
+		return usage_error(a, "expected nothing, status or stop");
+	return cgf_exe_ids_status(a->argc == 1 && !strcmp(a->argv[0], "stop"));
+}

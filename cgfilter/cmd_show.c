@@ -81,7 +81,7 @@ struct show {
 struct items {
 	FILE *f;
 	int n, max;
-	bool json;
+	bool json, quote;       /* quote: executables, "PATH" as in a filter */
 };
 
 static int print_item(const char *item, void *ctx)
@@ -95,6 +95,18 @@ static int print_item(const char *item, void *ctx)
 	if (p->json) {
 		fputs(p->n ? "," : "", p->f);
 		json_str(p->f, item);
+	} else if (p->quote) {
+		const char *c;
+
+		fprintf(p->f, "%s\"", p->n ? ", " : " ");
+		for (c = item; *c; c++)
+			if (*c == '"' || *c == '\\')
+				fprintf(p->f, "\\%c", *c);
+			else if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				fprintf(p->f, "\\x%02x", (unsigned char)*c);
+			else
+				fputc(*c, p->f);
+		fputc('"', p->f);
 	} else {
 		fprintf(p->f, "%s%s", p->n ? ", " : " ", item);
 	}
@@ -105,7 +117,9 @@ static int print_item(const char *item, void *ctx)
 static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 {
 	struct show *s = ctx;
-	struct items it = { .f = s->f, .json = s->json, .max = s->json ? 0 : 20 };
+	struct items it = { .f = s->f, .json = s->json, .max = s->json ? 0 : 20,
+			    .quote = type == CGF_T_EXE };
+	const char *tn = type == CGF_T_ADDR ? "addresses" : type == CGF_T_EXE ? "executables" : "integers";
 	uint64_t count;
 	char *buf = NULL;
 	size_t len = 0;
@@ -124,12 +138,12 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 	if (s->json) {
 		fputs(s->n++ ? "," : "", s->f);
 		json_str(s->f, name);
-		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]}",
-			type == CGF_T_ADDR ? "addresses" : "integers", count, buf ? buf : "");
+		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]}", tn, count,
+			buf ? buf : "");
 	} else {
-		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name,
-			type == CGF_T_ADDR ? "addresses" : "integers", count,
+		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name, tn, count,
 			type == CGF_T_ADDR ? (count == 1 ? "prefix" : "prefixes") :
+			type == CGF_T_EXE ? (count == 1 ? "file" : "files") :
 			(count == 1 ? "value" : "values"), buf ? buf : "");
 		s->n++;
 	}

@@ -138,6 +138,14 @@ static const struct cmd cmds[] = {
 	  "slots are emptied) until they go away or it is detached from them; --detach\n"
 	  "detaches it from every cgroup first, which then run unfiltered.\n",
 	  NULL },
+	{ "exe-ids", cmd_exe_ids, 0, "[status|stop]", "whether executables of sockets are recorded",
+	  "A filter that names an executable (exe) has every socket made from then on\n"
+	  "recorded with the executable of the process that made it, by a program\n"
+	  "attached to the cgroup2 root (" CGF_EXE_DIR "/record).  status (the\n"
+	  "default): say whether it runs; exit 1 if it is pinned but not attached.  stop:\n"
+	  "detach and remove it; filters naming executables then see none for sockets\n"
+	  "made from then on (until a filter with exe is set again).\n",
+	  NULL },
 	{ "compile", cmd_compile, OPT_FILE | OPT_CLASSIC, "[--classic] (EXPR | -f FILE)",
 	  "print the BPF program of a filter (no root)",
 	  "Check a filter and print the BPF program cgfilter would load for it; needs no\n"

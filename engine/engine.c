@@ -50,7 +50,7 @@ void cgf_engine_init(struct cgf_engine *e)
 	size_t i;
 
 	memset(e, 0, sizeof(*e));
-	e->entry = e->lock = -1;
+	e->entry = e->lock = e->exe_test_fd = -1;
 	for (i = 0; i < cgf_engine_nmaps; i++)
 		*cgf_engine_map_fd(e, i) = -1;
 }
@@ -287,6 +287,8 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 
 	cgf_engine_init(&e);
 	e.mode = o->shared ? CGF_MODE_SHARED : CGF_MODE_DEDICATED;
+	if (o->exe_test)
+		e.exe_test_fd = o->exe_test_fd;
 	r = cgf_engine_paths(&e, pin);
 	if (r)
 		return r;

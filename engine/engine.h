@@ -55,11 +55,17 @@ struct cgf_engine {
 	int lock;                       /* flock on dir, when changing */
 	uint32_t gen;                   /* dedicated: of the filter in force, read
 					 * when the lock was taken */
+	int exe_test_fd;                /* tests only: cgf_load_opts (not owned) */
 };
 
 struct cgf_load_opts {
 	bool shared;
 	unsigned int events_per_sec;
+	/* tests only (no command sets it): exe is read from this array of one
+	 * struct cgf_exe_id, not from the packet's socket, so that
+	 * BPF_PROG_TEST_RUN can give each packet an executable */
+	bool exe_test;
+	int exe_test_fd;
 };
 
 /* Load an engine at pin (text: its filter; NULL for a shared engine). */
@@ -120,6 +126,16 @@ int cgf_engine_each_cgroup(const struct cgf_engine *e,
 int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS]);
 /* Renew the monitors' lease on drop events (cgf_abi.h). */
 int cgf_engine_lease(const struct cgf_engine *e);
+
+/* ---- executables ---- */
+
+/* The map of executables by socket (cgf_abi.h), set up and recording if it
+ * was not: its fd, or -errno (said). */
+int cgf_exe_ids(void);
+/* Print whether executables are recorded (exit status: 0 if they are);
+ * stop: detach and remove the recorder (filters naming executables then
+ * see none for sockets made from then on). */
+int cgf_exe_ids_status(bool stop);
 
 /* ---- named sets -------------------------------------------------------------- */
 

@@ -382,6 +382,18 @@ out:
 	return fd;
 }
 
+static int has_exe(struct cgf_node *n, void *ctx)
+{
+	(void)ctx;
+	return n->kind == CGF_N_EXE;
+}
+
+/* Whether the filter names an executable (its sets, declared or not, too). */
+static bool uses_exe(const struct cgf_expr *x)
+{
+	return cgf_expr_postorder(x->root, has_exe, NULL) == 1;
+}
+
 static void print_parse_error(const char *text, const struct cgf_error *pe)
 {
 	char msg[400];
@@ -401,12 +413,13 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .ctl_fd = e->ctl,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
 				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b,
-				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd };
+				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd,
+				   .exe_fd = -1 };
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;
 	struct cgf_gen g;
 	char why[256];
-	int r;
+	int r, exe_fd = -1;
 
 	memset(b, 0, sizeof(*b));
 	memset(&g, 0, sizeof(g));
@@ -424,6 +437,19 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	r = open_sets(e, x, b, flags & CGF_BUILD_KEEP_SETS);
 	if (r)
 		goto out;
+	if (uses_exe(x)) {
+		if (e->exe_test_fd >= 0) {
+			env.exe_fd = e->exe_test_fd;
+			env.exe_test = true;
+		} else {
+			exe_fd = cgf_exe_ids();
+			if (exe_fd < 0) {
+				r = exe_fd;
+				goto out;
+			}
+			env.exe_fd = exe_fd;
+		}
+	}
 	r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
 	if (r) {
 		cgf_err("%s", why);
@@ -438,6 +464,8 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	b->prog = r;
 	r = 0;
 out:
+	if (exe_fd >= 0)
+		close(exe_fd);
 	close_lits(&g);
 	cgf_gen_free(&g);
 	cgf_expr_free(x);

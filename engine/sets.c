@@ -20,8 +20,18 @@
 
 #define SET_PREFIX "set_"
 
+/* An executable set: a hash of identities (struct cgf_exe_id), each with
+ * the path it was named by, as big as it needs (entries). */
+static int inner_new_exe(uint32_t entries)
+{
+	return cgf_sys_map_create(BPF_MAP_TYPE_HASH, "cgf_set", sizeof(struct cgf_exe_id),
+				  CGF_EXE_PATH_MAX, entries ? entries : 1, BPF_F_NO_PREALLOC, -1);
+}
+
 static int inner_new(enum cgf_type type)
 {
+	if (type == CGF_T_EXE)
+		return inner_new_exe(1);
 	if (type == CGF_T_ADDR)
 		return cgf_sys_map_create(BPF_MAP_TYPE_LPM_TRIE, "cgf_set", sizeof(struct cgf_lpm_key), 1,
 					  CGF_LPM_MAX_PREFIXES, BPF_F_NO_PREALLOC, -1);
@@ -70,6 +80,9 @@ int cgf_set_type(int outer, enum cgf_type *type)
 		*type = CGF_T_ADDR;
 	else if (info.type == BPF_MAP_TYPE_ARRAY && info.value_size == CGF_BITMAP_BYTES)
 		*type = CGF_T_INT;
+	else if (info.type == BPF_MAP_TYPE_HASH && info.key_size == sizeof(struct cgf_exe_id) &&
+		 info.value_size == CGF_EXE_PATH_MAX)
+		*type = CGF_T_EXE;
 	else
 		r = -EINVAL;
 	close(fd);
@@ -135,6 +148,55 @@ static int fill(int inner, enum cgf_type type, const struct cgf_set *s, bool add
 	uint8_t one = 1;
 	size_t i;
 
+	if (type == CGF_T_EXE) {
+		for (i = 0; i < s->n; i++) {
+			const struct cgf_exe *x = &s->exes[i];
+			struct cgf_exe_id k = { .dev = x->dev, .ino = x->ino }, cur, next;
+			char path[CGF_EXE_PATH_MAX] = { 0 };
+			bool found = false;
+			int more;
+
+			if (add) {
+				snprintf(path, sizeof(path), "%s", x->path);
+				if (bpf_map_update_elem(inner, &k, path, BPF_ANY))
+					return -errno;
+				continue;
+			}
+			/* remove: what was added by that path, or is that file now
+			 * (the keys first, then the deletions: a walk of a hash
+			 * does not survive deleting the key it stands on) */
+			struct cgf_exe_id *gone = NULL;
+			size_t ngone = 0, g;
+
+			for (more = cgf_next_key(inner, NULL, &next); more > 0;
+			     more = cgf_next_key(inner, &cur, &next)) {
+				struct cgf_exe_id *p;
+
+				cur = next;
+				if (bpf_map_lookup_elem(inner, &cur, path))
+					continue;
+				if (strcmp(path, x->path) && (cur.ino != k.ino || cur.dev != k.dev || !k.ino))
+					continue;
+				p = realloc(gone, (ngone + 1) * sizeof(*p));
+				if (!p) {
+					free(gone);
+					return -ENOMEM;
+				}
+				gone = p;
+				gone[ngone++] = cur;
+			}
+			for (g = 0; more >= 0 && g < ngone; g++)
+				if (bpf_map_delete_elem(inner, &gone[g]))
+					more = -errno;
+			free(gone);
+			if (more < 0)
+				return more;
+			found = ngone > 0;
+			if (!found)
+				cgf_note("%s was not in the set", x->path);
+		}
+		return 0;
+	}
 	if (type == CGF_T_INT) {
 		for (i = 0; i < s->n; i++)
 			for (uint64_t v = s->ranges[i].lo; v <= s->ranges[i].hi && v < 65536; v++) {
@@ -175,6 +237,19 @@ static int copy(int old, int inner, enum cgf_type type, uint64_t *bits)
 
 	if (type == CGF_T_INT)
 		return bpf_map_lookup_elem(old, &zero, bits) ? -errno : 0;
+	if (type == CGF_T_EXE) {
+		struct cgf_exe_id ek, en;
+		char path[CGF_EXE_PATH_MAX];
+
+		for (more = cgf_next_key(old, NULL, &en); more > 0; more = cgf_next_key(old, &ek, &en)) {
+			ek = en;
+			if (bpf_map_lookup_elem(old, &ek, path))
+				continue;
+			if (bpf_map_update_elem(inner, &ek, path, BPF_ANY))
+				return -errno;
+		}
+		return more;
+	}
 	for (more = cgf_next_key(old, NULL, &next); more > 0; more = cgf_next_key(old, &k, &next)) {
 		k = next;
 		if (bpf_map_update_elem(inner, &k, &one, BPF_ANY))
@@ -187,7 +262,7 @@ int cgf_set_new(const struct cgf_set *s, int *outer)
 {
 	uint64_t *bits = NULL;
 	uint32_t zero = 0;
-	int inner = inner_new(s->type), r = 0;
+	int inner = s->type == CGF_T_EXE ? inner_new_exe((uint32_t)s->n) : inner_new(s->type), r = 0;
 
 	if (inner < 0)
 		return inner;
@@ -233,9 +308,16 @@ static bool looks_like_addr(const char *s)
 	return strchr(s, ':') || (strchr(s, '.') && !strstr(s, ".."));
 }
 
+/* An item of a set of executables: an absolute path ("PATH" taken too) */
+static bool looks_like_exe(const char *s)
+{
+	return s[0] == '/' || s[0] == '"';
+}
+
 /* The items as a parsed set of type (each checked; the first bad one is
  * refused with its reason). */
-static int parse_items(char **items, int n, enum cgf_type type, const char *name, struct cgf_set *s)
+static int parse_items(char **items, int n, enum cgf_type type, const char *name, bool add,
+		       struct cgf_set *s)
 {
 	int i;
 
@@ -243,7 +325,8 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 	s->type = type;
 	s->cidrs = calloc(n ? n : 1, sizeof(*s->cidrs));
 	s->ranges = calloc(n ? n : 1, sizeof(*s->ranges));
-	if (!s->cidrs || !s->ranges)
+	s->exes = type == CGF_T_EXE ? calloc(n ? n : 1, sizeof(*s->exes)) : NULL;
+	if (!s->cidrs || !s->ranges || (type == CGF_T_EXE && !s->exes))
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		char why[200];
@@ -253,7 +336,29 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 			cgf_err("bad element '': an empty item is neither an address nor a number");
 			return -EINVAL;
 		}
-		if (type == CGF_T_ADDR)
+		if (type == CGF_T_EXE) {
+			char path[CGF_EXE_PATH_MAX + 2];
+			size_t l = strlen(items[i]);
+
+			/* a "PATH" as in a filter: the quotes off (no escapes here) */
+			snprintf(path, sizeof(path), "%s", items[i]);
+			if (l >= 2 && path[0] == '"' && path[l - 1] == '"') {
+				memmove(path, path + 1, l - 2);
+				path[l - 2] = 0;
+			}
+			bad = !looks_like_exe(items[i]) ?
+				      (snprintf(why, sizeof(why), "@%s holds executables (absolute paths)", name), -1) :
+				      cgf_exe_resolve(path, &s->exes[s->n], why, sizeof(why));
+			if (bad && !add && path[0] == '/' && strlen(path) < CGF_EXE_PATH_MAX) {
+				/* a file gone: removed by the path it was added by */
+				memset(&s->exes[s->n], 0, sizeof(s->exes[s->n]));
+				snprintf(s->exes[s->n].path, sizeof(s->exes[s->n].path), "%s", path);
+				bad = 0;
+			}
+		} else if (looks_like_exe(items[i]))
+			bad = (snprintf(why, sizeof(why), "@%s holds %s, not executables", name,
+					type == CGF_T_ADDR ? "addresses" : "integers"), -1);
+		else if (type == CGF_T_ADDR)
 			bad = cgf_parse_cidr(items[i], &s->cidrs[s->n], why, sizeof(why));
 		else if (looks_like_addr(items[i]))
 			bad = (snprintf(why, sizeof(why), "@%s holds integers", name), -1);
@@ -287,7 +392,7 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 	r = cgf_set_open(e, name, &outer, &type);
 	if (r == -ENOENT && add && n) {
 		/* a new set: its type is that of its first item */
-		type = looks_like_addr(items[0]) ? CGF_T_ADDR : CGF_T_INT;
+		type = looks_like_exe(items[0]) ? CGF_T_EXE : looks_like_addr(items[0]) ? CGF_T_ADDR : CGF_T_INT;
 		created = true;
 		r = 0;
 	} else if (r == -ENOENT) {
@@ -297,10 +402,28 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 		cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
 		return r;
 	}
-	r = parse_items(items, n, type, name, &s);
+	r = parse_items(items, n, type, name, add, &s);
 	if (r)
 		goto out;
-	inner = inner_new(type);
+	if (type == CGF_T_EXE) {
+		/* as big as it needs: what it holds and what comes */
+		uint32_t held = 0;
+		int cur = created ? -1 : inner_of(outer);
+
+		if (cur >= 0) {
+			struct cgf_exe_id k, nx;
+			int more;
+
+			for (more = cgf_next_key(cur, NULL, &nx); more > 0; more = cgf_next_key(cur, &k, &nx)) {
+				k = nx;
+				held++;
+			}
+			close(cur);
+		}
+		inner = inner_new_exe(held + (add ? (uint32_t)n : 0));
+	} else {
+		inner = inner_new(type);
+	}
 	bits = calloc(CGF_BITMAP_BYTES, 1);
 	if (inner < 0 || !bits) {
 		r = inner < 0 ? inner : -ENOMEM;
@@ -332,7 +455,8 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 		outer = outer_new(inner);
 		r = outer < 0 ? outer : cgf_set_pin(e, name, outer);
 		if (!r)
-			printf("created set @%s of %s\n", name, type == CGF_T_ADDR ? "addresses" : "integers");
+			printf("created set @%s of %s\n", name,
+			       type == CGF_T_ADDR ? "addresses" : type == CGF_T_EXE ? "executables" : "integers");
 	} else if (bpf_map_update_elem(outer, &zero, &inner, BPF_ANY)) {
 		r = -errno;
 		cgf_err("cannot change @%s of %s: %s", name, e->pin, strerror(-r));
@@ -341,6 +465,7 @@ out:
 	free(bits);
 	free(s.cidrs);
 	free(s.ranges);
+	free(s.exes);
 	if (inner >= 0)
 		close(inner);
 	if (old >= 0)
@@ -417,6 +542,36 @@ int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, voi
 	*count = 0;
 	if (inner < 0)
 		return inner;
+	if (type == CGF_T_EXE) {
+		struct cgf_exe_id ek, en;
+		char (*paths)[CGF_EXE_PATH_MAX] = NULL;
+
+		for (more = cgf_next_key(inner, NULL, &en); more > 0; more = cgf_next_key(inner, &ek, &en)) {
+			ek = en;
+			if (n == cap) {
+				char (*p)[CGF_EXE_PATH_MAX] = realloc(paths, (cap = cap ? cap * 2 : 16) * sizeof(*p));
+
+				if (!p) {
+					more = -ENOMEM;
+					break;
+				}
+				paths = p;
+			}
+			if (!bpf_map_lookup_elem(inner, &ek, paths[n]))
+				n++;
+		}
+		close(inner);
+		if (more < 0) {
+			free(paths);
+			return more;
+		}
+		qsort(paths, n, sizeof(*paths), (int (*)(const void *, const void *))strcmp);
+		*count = n;
+		for (i = 0; i < n && !r && fn; i++)
+			r = fn(paths[i], ctx);
+		free(paths);
+		return 0;
+	}
 	if (type == CGF_T_INT) {
 		uint64_t *w = calloc(CGF_BITMAP_BYTES, 1);
 		uint32_t zero = 0, v = 0;

@@ -210,4 +210,18 @@ struct cgf_info_set {
 	__u32 type;         /* 0 integers, 1 addresses */
 };
 
+/*
+ * Executables (exe in a filter).  A cgroup/sock_create program attached at
+ * the cgroup2 root records, for every socket made, the executable of the
+ * process that made it in socket local storage (a BPF_MAP_TYPE_SK_STORAGE
+ * map, cloned to accepted sockets); filter programs read it back.  Both are
+ * pinned under CGF_EXE_DIR, once for the host.  dev is the file system's
+ * s_dev (major << 20 | minor), ino the inode number.
+ */
+#define CGF_EXE_DIR "/sys/fs/bpf/cgfilter/exe"
+struct cgf_exe_id {
+	__u64 dev;
+	__u64 ino;
+};
+
 #endif /* CGF_ABI_H */

@@ -396,7 +396,7 @@ static void value(struct gen *g, const struct cgf_node *n, int d)
 		gen_field(g, BPF_REG_0, n->field);
 		return;
 	case CGF_N_SETOP:
-		if (n->a->kind != CGF_N_ADDR)
+		if (n->a->kind != CGF_N_ADDR && n->a->kind != CGF_N_EXE)
 			value(g, n->a, d);
 		gen_setop(g, n);
 		return;
@@ -551,7 +551,7 @@ static void cond(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f
 		return;
 	}
 	case CGF_N_IN:
-		if (n->a->kind != CGF_N_ADDR)
+		if (n->a->kind != CGF_N_ADDR && n->a->kind != CGF_N_EXE)
 			value(g, n->a, d);
 		gen_in(g, n, t, f, next);
 		return;
@@ -772,6 +772,14 @@ static int note_addrs(struct cgf_node *n, void *ctx)
 	return 0;
 }
 
+/* Whether it reads exe. */
+static int note_exe(struct cgf_node *n, void *ctx)
+{
+	if (n->kind == CGF_N_EXE)
+		*(bool *)ctx = true;
+	return 0;
+}
+
 int gen_begin(struct gen *g, struct cgf_gen *out, const struct cgf_gen_env *env)
 {
 	memset(out, 0, sizeof(*out));
@@ -870,6 +878,14 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	cgf_asm_jmp_imm(g.a, BPF_JEQ, BPF_REG_0, CGF_DROP_MALFORMED, bad);
 	if (env->learn)
 		gen_learn(&g);
+	if (mode != CGF_RUN_BLOCK && mode != CGF_RUN_PASS) {
+		bool exe = false;
+
+		if (cgf_expr_postorder(e->root, note_exe, &exe))
+			return -ENOMEM;
+		if (exe)
+			gen_exe_fetch(&g);
+	}
 	if (mode == CGF_RUN_BLOCK || mode == CGF_RUN_PASS) {
 		cgf_asm_note(g.a, mode == CGF_RUN_BLOCK ? "block mode: drop everything" :
 							  "pass mode: pass everything");
@@ -927,6 +943,16 @@ int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
 
 	if (filter_begin(&g, e, out, env, &addrs))
 		return g.err ? g.err : -ENOMEM;
+	{
+		bool exe = false;
+
+		if (cgf_expr_postorder(e->root, note_exe, &exe))
+			return -ENOMEM;
+		if (exe) {
+			snprintf(why, whylen, "exe: a socket filter cannot tell who made a packet's socket (it is the daemon's own); cgroup filters can");
+			return -EINVAL;
+		}
+	}
 	gen_parse(&g);
 	/* then as the engine's filter does after its entry program */
 	cgf_asm_place(g.a, g.l_filter);

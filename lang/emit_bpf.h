@@ -49,8 +49,13 @@ struct cgf_gen_env {
 	int mode;               /* enum cgf_run_mode of a filter program */
 	bool learn;             /* record flows into learn_fd (cgf_abi.h) */
 	int learn_fd;
+	/* exe: the socket storage map of executables (cgf_abi.h); with
+	 * exe_test, an array of one struct cgf_exe_id instead, which the
+	 * tests fill (BPF_PROG_TEST_RUN has no socket of a process) */
+	int exe_fd;
+	bool exe_test;
 };
-#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1 }
+#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1, -1, false }
 
 struct cgf_gen {
 	struct cgf_asm a;

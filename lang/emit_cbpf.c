@@ -974,6 +974,10 @@ static void in_set(struct cb *c, const struct cgf_node *n)
 		fail(c, -EINVAL, n, "dynamic set @%s: classic BPF has no maps", s->name);
 		return;
 	}
+	if (n->a->kind == CGF_N_EXE) {
+		fail(c, -EINVAL, n, "exe: a socket filter cannot tell who made a packet's socket (it is the daemon's own); cgroup filters can");
+		return;
+	}
 	if (s->name[0] && !s->declared) {
 		fail(c, -EINVAL, n,
 		     "named set @%s: classic BPF has no maps: give its items in the filter "

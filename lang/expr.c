@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "expr.h"
 
@@ -62,6 +64,7 @@ enum tok_kind {
 	T_IDENT,
 	T_OP,   /* operators and punctuation; text says which */
 	T_SETREF,
+	T_STR,  /* "..." (cgfilter): str, decoded */
 	T_BAD,  /* not a token of the language; why says so when it is used */
 };
 
@@ -71,6 +74,7 @@ struct token {
 	uint64_t val;
 	int line, col;
 	char why[96];
+	char *str;      /* T_STR: the string, decoded (parser memory) */
 };
 
 struct parser {
@@ -235,6 +239,77 @@ static int parse_uint(const char *s, size_t len, uint64_t *out, const char **why
 	return 0;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * A string: a double quote, characters or the escapes backslash-quote,
+ * backslash-backslash and backslash-x with two hex digits, a double quote;
+ * on one line, no NUL byte, at most CGF_EXE_PATH_MAX - 1 bytes decoded.
+ */
+static void lex_string(struct parser *p, struct token *t)
+{
+	size_t start = p->pos, o = 0;
+	char *buf = palloc(p, CGF_EXE_PATH_MAX);
+
+	t->kind = T_BAD;
+	if (!buf)
+		return;
+	p->pos++;
+	for (;;) {
+		char c;
+		int v = -1;
+
+		if (p->pos >= p->n || p->s[p->pos] == '\n') {
+			t->len = p->pos - start;
+			snprintf(t->why, sizeof(t->why), "string not closed: a '\"' is missing");
+			return;
+		}
+		c = p->s[p->pos++];
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			char e = p->pos < p->n ? p->s[p->pos] : 0;
+
+			if (e == '"' || e == '\\') {
+				v = (unsigned char)e;
+				p->pos++;
+			} else if (e == 'x' && p->pos + 2 < p->n && hexval(p->s[p->pos + 1]) >= 0 &&
+				   hexval(p->s[p->pos + 2]) >= 0) {
+				v = hexval(p->s[p->pos + 1]) * 16 + hexval(p->s[p->pos + 2]);
+				p->pos += 3;
+			} else {
+				t->len = p->pos - start;
+				snprintf(t->why, sizeof(t->why),
+					 "bad escape in a string: write \\\" \\\\ or \\xHH");
+				return;
+			}
+			if (!v) {
+				t->len = p->pos - start;
+				snprintf(t->why, sizeof(t->why), "a string cannot hold a NUL byte (\\x00)");
+				return;
+			}
+		} else {
+			v = (unsigned char)c;
+		}
+		if (o + 1 >= CGF_EXE_PATH_MAX) {
+			while (p->pos < p->n && p->s[p->pos] != '"' && p->s[p->pos] != '\n')
+				p->pos++;
+			t->len = p->pos - start;
+			snprintf(t->why, sizeof(t->why), "string longer than %d bytes", CGF_EXE_PATH_MAX - 1);
+			return;
+		}
+		buf[o++] = (char)v;
+	}
+	buf[o] = 0;
+	t->kind = T_STR;
+	t->len = p->pos - start;
+	t->str = buf;
+}
+
 static void lex(struct parser *p, struct token *t)
 {
 	size_t start, i;
@@ -275,6 +350,10 @@ static void lex(struct parser *p, struct token *t)
 			p->pos++;
 		t->kind = T_IDENT;
 		t->len = p->pos - start;
+		return;
+	}
+	if (c == '"' && full(p)) {
+		lex_string(p, t);
 		return;
 	}
 	if (c == '@' && full(p)) {
@@ -526,6 +605,11 @@ static bool want_int(struct parser *p, const struct cgf_node *n)
 {
 	if (!n || p->failed)
 		return false;
+	if (n->type == CGF_T_EXE) {
+		fail_at(p, n->line, n->col,
+			"exe is an executable: compare it with == \"PATH\", != \"PATH\" or use 'in'");
+		return false;
+	}
 	if (n->type != CGF_T_INT) {
 		fail_at(p, n->line, n->col, "%s %s", n->field ? "dst_ip" : "src_ip", addr_hint);
 		return false;
@@ -605,6 +689,31 @@ static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
 {
 	char text[128], why[200];
 
+	if (s->type == CGF_T_EXE) {
+		cgf_exe_resolve_fn resolve = p->opts->resolve_exe ? p->opts->resolve_exe : cgf_exe_resolve;
+
+		if (t->kind != T_STR) {
+			fail_tok(p, t, "@%s holds executables: write each as a \"PATH\"", s->name[0] ? s->name : "this set");
+			return;
+		}
+		if (!s->name[0] && s->n >= CGF_EXE_LITERAL_MAX) {
+			fail_tok(p, t, "more than %d executables in a set: put them in a named set",
+				 CGF_EXE_LITERAL_MAX);
+			return;
+		}
+		if (!grow(p, (void **)&s->exes, &s->cap, s->n, sizeof(*s->exes)))
+			return;
+		if (resolve(t->str, &s->exes[s->n], why, sizeof(why)))
+			fail_tok(p, t, "%s", why);
+		else
+			s->n++;
+		return;
+	}
+	if (t->kind == T_STR) {
+		fail_tok(p, t, "a string names an executable, but this set holds %s",
+			 s->type == CGF_T_ADDR ? "addresses" : "integers");
+		return;
+	}
 	if (t->len >= sizeof(text)) {
 		fail_tok(p, t, "set element too long");
 		return;
@@ -647,13 +756,23 @@ static void parse_items(struct parser *p, struct cgf_set *s, bool *type_known)
 
 		if (accept_op(p, "}"))
 			return;
-		t = lex_item(p);
+		if (peek(p)->kind == T_STR || peek(p)->kind == T_BAD) {
+			/* an executable ("PATH"), or a bad string */
+			t = next(p);
+			if (t.kind == T_BAD) {
+				fail_tok(p, &t, "%s", t.why);
+				return;
+			}
+		} else {
+			t = lex_item(p);
+		}
 		if (t.kind == T_EOF) {
 			unexpected(p, peek(p), "a set element or '}'");
 			return;
 		}
 		if (!*type_known) {
-			s->type = item_looks_like_addr(p, &t) ? CGF_T_ADDR : CGF_T_INT;
+			s->type = t.kind == T_STR ? CGF_T_EXE :
+				  item_looks_like_addr(p, &t) ? CGF_T_ADDR : CGF_T_INT;
 			*type_known = true;
 		}
 		add_item(p, s, &t);
@@ -670,7 +789,7 @@ static void parse_items(struct parser *p, struct cgf_set *s, bool *type_known)
 
 static const char *type_name(enum cgf_type t)
 {
-	return t == CGF_T_ADDR ? "addresses" : "integers";
+	return t == CGF_T_ADDR ? "addresses" : t == CGF_T_EXE ? "executables" : "integers";
 }
 
 /* A use of set s (token r) with values of type: an empty declaration takes
@@ -678,6 +797,11 @@ static const char *type_name(enum cgf_type t)
 static bool set_of_type(struct parser *p, struct cgf_set *s, enum cgf_type type,
 			const struct token *r)
 {
+	if (s->timeout && type == CGF_T_EXE) {
+		fail_tok(p, r, "@%s is a dynamic set: it holds addresses or integers, not executables",
+			 s->name);
+		return false;
+	}
 	if (s->declared == 2) {
 		s->type = type;
 		s->declared = 1;
@@ -762,6 +886,16 @@ static struct cgf_node *parse_name(struct parser *p, const struct token *t)
 		fail_tok(p, t, "unknown name '%s'", tok_text(p, t, buf, sizeof(buf)));
 		return NULL;
 	}
+	if (cgf_vocab[i].addr == 2) { /* exe */
+		if (!full(p)) {
+			fail_tok(p, t, "'exe' needs cgfilter: port-firewall has no executables");
+			return NULL;
+		}
+		n = new_node(p, CGF_N_EXE, t);
+		if (n)
+			n->type = CGF_T_EXE;
+		return n;
+	}
 	if (cgf_vocab[i].addr) {
 		if (!full(p)) {
 			fail_tok(p, t, "'%s' needs cgfilter: port-firewall has no addresses",
@@ -826,7 +960,14 @@ static struct cgf_node *parse_setop(struct parser *p, const struct token *t)
 	if (!expect_op(p, ",", "','"))
 		return NULL;
 	v = parse_cond(p);
-	if (p->failed || !expect_op(p, ")", "')'") || !set_of_type(p, s, v->type, &r))
+	if (p->failed || !expect_op(p, ")", "')'"))
+		return NULL;
+	if (v->type == CGF_T_EXE) {
+		fail_at(p, v->line, v->col, "%.3s() takes an address or an integer, not an executable",
+			p->s + t->pos);
+		return NULL;
+	}
+	if (!set_of_type(p, s, v->type, &r))
 		return NULL;
 	n->val = p->s[t->pos] == 'a';
 	n->set = s;
@@ -973,6 +1114,27 @@ static struct cgf_node *parse_binary(struct parser *p, int minprec)
 			lhs = s ? make_in(p, lhs, s, &op, false) : NULL;
 			continue;
 		}
+		if (lhs->type == CGF_T_EXE &&
+		    (binops[i].op == CGF_OP_EQ || binops[i].op == CGF_OP_NE)) {
+			struct token item = next(p);
+			struct cgf_set *s;
+
+			if (item.kind == T_BAD) {
+				fail_tok(p, &item, "%s", item.why);
+				return NULL;
+			}
+			if (item.kind != T_STR) {
+				unexpected(p, &item, "an executable (\"PATH\") after 'exe ==' or 'exe !='");
+				return NULL;
+			}
+			s = new_set(p, CGF_T_EXE, &item);
+			if (!s)
+				return NULL;
+			add_item(p, s, &item);
+			lhs = p->failed ? NULL
+					: make_in(p, lhs, s, &op, binops[i].op == CGF_OP_NE);
+			continue;
+		}
 		if (lhs->type == CGF_T_ADDR &&
 		    (binops[i].op == CGF_OP_EQ || binops[i].op == CGF_OP_NE)) {
 			struct token item = lex_item(p);
@@ -1069,6 +1231,10 @@ static void parse_timeout(struct parser *p, struct cgf_set *s)
 	n = next(p);
 	if (n.kind != T_NUM || n.val < 1 || n.val > CGF_DYN_TIMEOUT_MAX) {
 		fail_tok(p, &n, "want a timeout of 1 to %d seconds after 'timeout'", CGF_DYN_TIMEOUT_MAX);
+		return;
+	}
+	if (s->type == CGF_T_EXE && s->n) {
+		fail_tok(p, t, "a dynamic set holds addresses or integers, not executables");
 		return;
 	}
 	if (s->n) {
@@ -1409,4 +1575,34 @@ fail:
 		fclose(f);
 	free(buf);
 	return NULL;
+}
+
+int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t whylen)
+{
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	if (path[0] != '/') {
+		snprintf(why, whylen, "\"%s\": an executable is named by its absolute path", path);
+		return -EINVAL;
+	}
+	if (strlen(path) >= sizeof(out->path)) {
+		snprintf(why, whylen, "path longer than %zu bytes", sizeof(out->path) - 1);
+		return -ENAMETOOLONG;
+	}
+	if (stat(path, &st)) {
+		int r = -errno;
+
+		snprintf(why, whylen, "cannot find executable \"%s\": %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "\"%s\" is not a regular file", path);
+		return -EINVAL;
+	}
+	/* the kernel's own encoding of the device (struct super_block s_dev) */
+	out->dev = (uint64_t)major(st.st_dev) << 20 | minor(st.st_dev);
+	out->ino = st.st_ino;
+	snprintf(out->path, sizeof(out->path), "%s", path);
+	return 0;
 }

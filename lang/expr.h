@@ -30,6 +30,7 @@ enum cgf_dialect {
 enum cgf_type {
 	CGF_T_INT,
 	CGF_T_ADDR,
+	CGF_T_EXE,    /* an executable file (exe) */
 };
 
 enum cgf_node_kind {
@@ -42,6 +43,8 @@ enum cgf_node_kind {
 	CGF_N_IN,     /* a in set; for an address, a is CGF_N_ADDR */
 	CGF_N_SETOP,  /* add(@set, a) (val 1) or del(@set, a) (val 0): 1, and a
 		       * change of the dynamic set; for an address, a is CGF_N_ADDR */
+	CGF_N_EXE,    /* the executable that made the packet's socket (only
+		       * under CGF_N_IN) */
 };
 
 /* Operators; the unary ones use the same codes. */
@@ -72,6 +75,23 @@ struct cgf_cidr {
 	uint8_t addr[16];
 };
 
+/*
+ * An executable set element: a file, by its identity when the filter was
+ * set (dev is the kernel's encoding of the file system's device, as in
+ * struct super_block's s_dev: major << 20 | minor), and the path it was
+ * named by.
+ */
+#define CGF_EXE_PATH_MAX 256    /* bytes, with the terminating 0 */
+struct cgf_exe {
+	uint64_t dev, ino;
+	char path[CGF_EXE_PATH_MAX];
+};
+/* Resolve an absolute path to the file's identity: 0, or -errno with why. */
+typedef int (*cgf_exe_resolve_fn)(const char *path, struct cgf_exe *out, char *why, size_t whylen);
+int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t whylen);
+/* Most executables in a literal set (a named set holds any number). */
+#define CGF_EXE_LITERAL_MAX 64
+
 #define CGF_SET_NAME_MAX 63
 /* Largest element of an integer set: sets are for ports, ICMP types, ... */
 #define CGF_INT_SET_MAX 65535
@@ -88,6 +108,7 @@ struct cgf_set {
 	size_t n, cap;
 	struct cgf_range *ranges;        /* CGF_T_INT */
 	struct cgf_cidr *cidrs;          /* CGF_T_ADDR */
+	struct cgf_exe *exes;            /* CGF_T_EXE */
 	uint32_t timeout;                /* seconds; not 0: a dynamic set, which the
 					  * filter fills with add() and empties with
 					  * del(), its entries expiring */
@@ -138,6 +159,7 @@ struct cgf_parse_opts {
 	int allow_decls;              /* '@name = { ... }' declarations allowed */
 	int any_set;                  /* a named set neither declared nor known
 				       * takes the type of its use ('compile') */
+	cgf_exe_resolve_fn resolve_exe; /* NULL: cgf_exe_resolve() (stat) */
 };
 
 /* Limits that keep a huge or hostile filter from exhausting the parser. */

@@ -42,6 +42,7 @@
 #define FP_BUF        (-456)                        /* 40 bytes of header */
 #define FP_KEY        (-488)                        /* 32 bytes: an LPM key */
 #define FP_MALFORMED  (-496)                        /* u64: the drop was malformed */
+#define FP_EXE        (-512)                        /* struct cgf_exe_id of the socket */
 #define FP_ADDR(which) ((which) ? FP_DADDR : FP_SADDR)
 
 /*
@@ -59,7 +60,7 @@ struct gen {
 	const struct cgf_gen_env *env;
 	uint32_t l_pass, l_drop, l_malformed, l_filter;
 	uint32_t m_stats, m_slots, m_drops, m_ctl, m_rl, m_events, m_cgroups; /* map indexes */
-	uint32_t m_learn;
+	uint32_t m_learn, m_exe;
 	int err;
 	char *why;
 	size_t whylen;
@@ -194,6 +195,9 @@ void gen_parse(struct gen *g);
  * skb->cb in a filter program */
 void gen_field(struct gen *g, uint8_t dst, int field);
 void gen_family(struct gen *g, uint8_t dst);
+/* sets_bpf.c: FP_EXE = the identity of the executable that made the
+ * packet's socket (0, 0 if none is known) */
+void gen_exe_fetch(struct gen *g);
 /* r = an opaque 0 (see struct gen) */
 void gen_opaque(struct gen *g, uint8_t dst);
 /* for a test of a field: a flag's byte into dst and its bit returned (for

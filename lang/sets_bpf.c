@@ -785,8 +785,86 @@ static void dyn_in(struct gen *g, const struct cgf_set *s, int which, uint32_t t
 	gen_branch(g, BPF_JLT, true, 0, t, f, next);
 }
 
+/* ---- executables ------------------------------------------------------------ */
+
+void gen_exe_fetch(struct gen *g)
+{
+	uint32_t done = cgf_asm_label(g->a), have = cgf_asm_label(g->a);
+
+	cgf_asm_note(g->a, "exe: the executable that made the packet's socket (0, 0: none known)");
+	g->m_exe = cgf_asm_add_map(g->a, g->env->exe_fd, g->env->exe_test ? "exe_test" : "exe_ids",
+				   g->env->exe_test ? "the tests' executable" : "socket storage");
+	i_st(g, BPF_DW, BPF_REG_10, FP_EXE, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_EXE + 8, 0);
+	if (g->env->exe_test) {
+		lookup0(g, g->m_exe, done);
+	} else {
+		/* a full socket, or the listener of a request socket (a SYN-ACK) */
+		i_ldx(g, BPF_DW, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, sk));
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_1, 0, done);
+		i_call(g, BPF_FUNC_sk_fullsock);
+		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, have);
+		i_ldx(g, BPF_DW, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, sk));
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_1, 0, done);
+		i_call(g, BPF_FUNC_get_listener_sock);
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, done);
+		cgf_asm_place(g->a, have);
+		i_movr(g, BPF_REG_2, BPF_REG_0);
+		cgf_asm_ld_map(g->a, BPF_REG_1, g->m_exe);
+		i_mov(g, BPF_REG_3, 0);
+		i_mov(g, BPF_REG_4, 0);
+		i_call(g, BPF_FUNC_sk_storage_get);
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, done);
+	}
+	i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_0, offsetof(struct cgf_exe_id, dev));
+	i_stx(g, BPF_DW, BPF_REG_10, FP_EXE, BPF_REG_1);
+	i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_0, offsetof(struct cgf_exe_id, ino));
+	i_stx(g, BPF_DW, BPF_REG_10, FP_EXE + 8, BPF_REG_1);
+	cgf_asm_place(g->a, done);
+}
+
+/* exe in s: a literal set as comparisons (no file has inode 0: an unknown
+ * executable is in none), a named set by its hash of identities */
+static void exe_in(struct gen *g, const struct cgf_set *s, uint32_t t, uint32_t f, uint32_t next)
+{
+	size_t i;
+
+	if (named(g, s)) {
+		int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_EXE, g->env->ctx) : -1;
+		char name[80];
+		uint32_t m;
+
+		snprintf(name, sizeof(name), "@%s", s->name);
+		m = cgf_asm_add_map(g->a, fd, name, "executable set");
+		named_inner(g, m, f);
+		i_movr(g, BPF_REG_1, BPF_REG_0);
+		i_fp(g, BPF_REG_2, FP_EXE);
+		i_call(g, BPF_FUNC_map_lookup_elem);
+		gen_branch(g, BPF_JNE, false, 0, t, f, next);
+		return;
+	}
+	for (i = 0; i < s->n; i++) {
+		uint32_t other = cgf_asm_label(g->a);
+
+		cgf_asm_note(g->a, "exe == \"%s\"", s->exes[i].path);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_10, FP_EXE + 8);
+		i_mov(g, BPF_REG_2, s->exes[i].ino);
+		cgf_asm_jmp_reg(g->a, BPF_JNE, BPF_REG_1, BPF_REG_2, other);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_10, FP_EXE);
+		i_mov(g, BPF_REG_2, s->exes[i].dev);
+		cgf_asm_jmp_reg(g->a, BPF_JEQ, BPF_REG_1, BPF_REG_2, t);
+		cgf_asm_place(g->a, other);
+	}
+	if (f != next)
+		cgf_asm_ja(g->a, f);
+}
+
 void gen_in(struct gen *g, const struct cgf_node *n, uint32_t t, uint32_t f, uint32_t next)
 {
+	if (n->a->kind == CGF_N_EXE) {
+		exe_in(g, n->set, t, f, next);
+		return;
+	}
 	if (n->set->timeout) {
 		dyn_in(g, n->set, n->a->kind == CGF_N_ADDR ? n->a->field : 0, t, f, next);
 		return;

@@ -68,6 +68,21 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	  "packets (an IPv4\\-mapped address such as\n.B ::ffff:192.0.2.1\n"
 	  "is IPv6); a non\\-IP packet is in no set and equal to no address." },
 	{ "dst_ip", -1, 1, 0, "destination address (cgfilter): == ADDR[/LEN] or in SET", NULL },
+	{ "exe", -1, 2, 0, "the executable that made the packet's socket (cgfilter): == \"PATH\" or in SET",
+	  "The executable file of the process that made the packet's socket, recorded\n"
+	  "when the socket was made; compared with\n"
+	  ".BI \"== \\(dq\" PATH \\(dq\n"
+	  "(an absolute path in double quotes), with\n"
+	  ".B !=\n"
+	  "or with\n"
+	  ".B in\n"
+	  "a set of them.  A file is named by its path and matched by its identity\n"
+	  "(device and inode) as it was when the filter was set: a copy at another\n"
+	  "path does not match, the file renamed still does, and a file replaced (a\n"
+	  "package upgrade writes a new inode) matches only once the filter is set\n"
+	  "again.  A packet whose socket has no recorded executable (made before\n"
+	  "executables were recorded, or none at all) equals no executable: see\n"
+	  ".BR \"EXECUTABLES\" ." },
 };
 const size_t cgf_vocab_len = sizeof(cgf_vocab) / sizeof(cgf_vocab[0]);
 

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Executables: who made a socket (cgf_abi.h).  Once for the host, the first
+ * filter that names an executable sets up, under CGF_EXE_DIR:
+ *
+ *   ids      BPF_MAP_TYPE_SK_STORAGE of struct cgf_exe_id (BPF_F_CLONE:
+ *            an accepted socket has its listener's)
+ *   record   a cgroup/sock_create program attached to the cgroup2 root
+ *            (with others): for every socket made from then on, the
+ *            executable of the process making it, read through the task's
+ *            mm->exe_file->f_inode; the offsets come from the kernel's own
+ *            BTF (/sys/kernel/btf/vmlinux), so no compiler is needed
+ *
+ * The filters read ids; sockets made before 'record' ran have no entry,
+ * and their packets equal no executable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf_asm.h"
+#include "internal.h"
+
+#define IDS CGF_EXE_DIR "/ids"
+#define RECORD CGF_EXE_DIR "/record"
+
+/* The byte offset of member name in struct sname, looking into anonymous
+ * structs and unions; -1 if there is none (or it is a bit field). */
+static long member_off(const struct btf *btf, __u32 type_id, const char *name)
+{
+	const struct btf_type *t = btf__type_by_id(btf, type_id);
+	const struct btf_member *m;
+	int i;
+
+	while (t && btf_is_mod(t))
+		t = btf__type_by_id(btf, t->type);
+	if (!t || !btf_is_composite(t))
+		return -1;
+	m = btf_members(t);
+	for (i = 0; i < btf_vlen(t); i++, m++) {
+		const char *mn = btf__name_by_offset(btf, m->name_off);
+		long sub;
+
+		if (btf_member_bitfield_size(t, i))
+			continue;
+		if (mn && !strcmp(mn, name))
+			return (long)(btf_member_bit_offset(t, i) / 8);
+		if ((!mn || !mn[0]) && (sub = member_off(btf, m->type, name)) >= 0)
+			return (long)(btf_member_bit_offset(t, i) / 8) + sub;
+	}
+	return -1;
+}
+
+static long offset_of(const struct btf *btf, const char *sname, const char *member)
+{
+	__s32 id = btf__find_by_name_kind(btf, sname, BTF_KIND_STRUCT);
+
+	return id < 0 ? -1 : member_off(btf, (__u32)id, member);
+}
+
+struct offsets {
+	long mm, exe_file, f_inode, i_ino, i_sb, s_dev;
+};
+
+static int read_offsets(struct offsets *o)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int r = 0;
+
+	if (!btf) {
+		r = -errno;
+		cgf_err("cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): %s; exe needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+			strerror(-r));
+		return r;
+	}
+	o->mm = offset_of(btf, "task_struct", "mm");
+	o->exe_file = offset_of(btf, "mm_struct", "exe_file");
+	o->f_inode = offset_of(btf, "file", "f_inode");
+	o->i_ino = offset_of(btf, "inode", "i_ino");
+	o->i_sb = offset_of(btf, "inode", "i_sb");
+	o->s_dev = offset_of(btf, "super_block", "s_dev");
+	btf__free(btf);
+	if (o->mm < 0 || o->exe_file < 0 || o->f_inode < 0 || o->i_ino < 0 || o->i_sb < 0 || o->s_dev < 0) {
+		cgf_err("cannot find the executable of a task in this kernel's BTF (task_struct.mm, mm_struct.exe_file, file.f_inode, inode.i_ino, inode.i_sb, super_block.s_dev)");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* *(fp + to) = *(src + off), size bytes, by bpf_probe_read_kernel; to out
+ * if it fails */
+static void probe(struct cgf_asm *a, int16_t to, uint8_t src, long off, int size, uint32_t out)
+{
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_3,
+					   .src_reg = src });
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_3,
+					   .imm = (int32_t)off });
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_1,
+					   .src_reg = BPF_REG_10 });
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_1,
+					   .imm = to });
+	cgf_asm_mov64(a, BPF_REG_2, (uint64_t)size);
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_probe_read_kernel });
+	cgf_asm_jmp_imm(a, BPF_JNE, BPF_REG_0, 0, out);
+}
+
+/* r = *(u64 *)(fp + off); to out if 0 */
+static void load_ptr(struct cgf_asm *a, uint8_t r, int16_t off, uint32_t out)
+{
+	cgf_asm_emit(a, (struct bpf_insn){ .code = BPF_LDX | BPF_DW | BPF_MEM, .dst_reg = r,
+					   .src_reg = BPF_REG_10, .off = off });
+	cgf_asm_jmp_imm(a, BPF_JEQ, r, 0, out);
+}
+
+/* The cgroup/sock_create program: always lets the socket be made. */
+static int record_prog(int ids, char *log, size_t loglen)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, po, .expected_attach_type = BPF_CGROUP_INET_SOCK_CREATE);
+	struct offsets o = { 0 };
+	struct cgf_asm a;
+	uint32_t out, m;
+	int fd, r;
+
+	r = read_offsets(&o);
+	if (r)
+		return r;
+	cgf_asm_init(&a);
+	out = cgf_asm_label(&a);
+	m = cgf_asm_add_map(&a, ids, "ids", NULL);
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_6,
+					    .src_reg = BPF_REG_1 });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_ST | BPF_DW | BPF_MEM, .dst_reg = BPF_REG_10,
+					    .off = -24, .imm = 0 });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_task });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_7,
+					    .src_reg = BPF_REG_0 });
+	probe(&a, -8, BPF_REG_7, o.mm, 8, out);           /* task->mm (none: a kernel thread) */
+	load_ptr(&a, BPF_REG_7, -8, out);
+	probe(&a, -8, BPF_REG_7, o.exe_file, 8, out);     /* mm->exe_file */
+	load_ptr(&a, BPF_REG_7, -8, out);
+	probe(&a, -8, BPF_REG_7, o.f_inode, 8, out);      /* ->f_inode */
+	load_ptr(&a, BPF_REG_7, -8, out);
+	probe(&a, -16, BPF_REG_7, o.i_ino, 8, out);       /* ->i_ino */
+	probe(&a, -8, BPF_REG_7, o.i_sb, 8, out);         /* ->i_sb */
+	load_ptr(&a, BPF_REG_7, -8, out);
+	probe(&a, -24, BPF_REG_7, o.s_dev, 4, out);       /* ->s_dev */
+	cgf_asm_ld_map(&a, BPF_REG_1, m);
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2,
+					    .src_reg = BPF_REG_6 });
+	cgf_asm_mov64(&a, BPF_REG_3, 0);
+	cgf_asm_mov64(&a, BPF_REG_4, BPF_SK_STORAGE_GET_F_CREATE);
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_sk_storage_get });
+	cgf_asm_jmp_imm(&a, BPF_JEQ, BPF_REG_0, 0, out);
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_LDX | BPF_DW | BPF_MEM, .dst_reg = BPF_REG_1,
+					    .src_reg = BPF_REG_10, .off = -24 });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_STX | BPF_DW | BPF_MEM, .dst_reg = BPF_REG_0,
+					    .src_reg = BPF_REG_1, .off = offsetof(struct cgf_exe_id, dev) });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_LDX | BPF_DW | BPF_MEM, .dst_reg = BPF_REG_1,
+					    .src_reg = BPF_REG_10, .off = -16 });
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_STX | BPF_DW | BPF_MEM, .dst_reg = BPF_REG_0,
+					    .src_reg = BPF_REG_1, .off = offsetof(struct cgf_exe_id, ino) });
+	cgf_asm_place(&a, out);
+	cgf_asm_mov64(&a, BPF_REG_0, 1);
+	cgf_asm_emit(&a, (struct bpf_insn){ .code = BPF_JMP | BPF_EXIT });
+	if (cgf_asm_finish(&a)) {
+		cgf_err("cannot make the program that records executables: %s", a.why);
+		cgf_asm_free(&a);
+		return -EINVAL;
+	}
+	po.log_buf = log;
+	po.log_size = (__u32)loglen;
+	po.log_level = 1;
+	fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK, "cgf_exe_record", "GPL", a.insn, a.n, &po);
+	r = fd < 0 ? -errno : fd;
+	cgf_asm_free(&a);
+	return r;
+}
+
+/* The socket storage map, with the BTF the kernel wants for one. */
+static int ids_map(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	struct btf *btf = btf__new_empty();
+	int key, u64, val, fd = -1, r = 0;
+
+	if (!btf)
+		return -errno;
+	key = btf__add_int(btf, "int", 4, BTF_INT_SIGNED);
+	u64 = btf__add_int(btf, "unsigned long long", 8, 0);
+	val = btf__add_struct(btf, "cgf_exe_id", sizeof(struct cgf_exe_id));
+	if (key < 0 || u64 < 0 || val < 0 || btf__add_field(btf, "dev", u64, 0, 0) ||
+	    btf__add_field(btf, "ino", u64, 64, 0) || btf__load_into_kernel(btf)) {
+		r = -errno ? -errno : -EINVAL;
+		goto out;
+	}
+	mo.btf_fd = (__u32)btf__fd(btf);
+	mo.btf_key_type_id = (__u32)key;
+	mo.btf_value_type_id = (__u32)val;
+	fd = bpf_map_create(BPF_MAP_TYPE_SK_STORAGE, "cgf_exe_ids", sizeof(int),
+			    sizeof(struct cgf_exe_id), 0, &mo);
+	r = fd < 0 ? -errno : fd;
+out:
+	btf__free(btf);
+	return r;
+}
+
+static int root_fd(char *path, size_t len)
+{
+	int fd;
+
+	if (cgf_cgroup2_root(path, len)) {
+		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
+		return -ENOENT;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+
+		cgf_err("cannot open cgroup %s: %s", path, strerror(-r));
+		return r;
+	}
+	return fd;
+}
+
+/* Whether prog is attached to cgroup fd for sock_create (1), not (0). */
+static int attached(int cg, uint32_t id)
+{
+	uint32_t ids[64], cnt = 64, flags = 0, i;
+
+	if (bpf_prog_query(cg, BPF_CGROUP_INET_SOCK_CREATE, 0, &flags, ids, &cnt))
+		return -errno;
+	for (i = 0; i < cnt; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+static int mkdirs(const char *path)
+{
+	char p[PATH_MAX];
+	size_t i;
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (i = 1; p[i]; i++) {
+		if (p[i] != '/')
+			continue;
+		p[i] = 0;
+		if (mkdir(p, 0700) && errno != EEXIST)
+			return -errno;
+		p[i] = '/';
+	}
+	return mkdir(p, 0700) && errno != EEXIST ? -errno : 0;
+}
+
+int cgf_exe_ids(void)
+{
+	char root[PATH_MAX], log[65536];
+	int lock, ids = -1, prog = -1, cg = -1, r, at;
+
+	r = mkdirs(CGF_EXE_DIR);
+	if (r) {
+		cgf_err("cannot make %s: %s (is bpffs mounted at /sys/fs/bpf?)", CGF_EXE_DIR, strerror(-r));
+		return r;
+	}
+	/* one at a time: two first filters with exe make one recorder */
+	lock = open(CGF_EXE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0 || flock(lock, LOCK_EX)) {
+		r = -errno;
+		cgf_err("cannot lock %s: %s", CGF_EXE_DIR, strerror(-r));
+		goto out;
+	}
+	cg = root_fd(root, sizeof(root));
+	if (cg < 0) {
+		r = cg;
+		goto out;
+	}
+	ids = bpf_obj_get(IDS);
+	prog = bpf_obj_get(RECORD);
+	if (ids >= 0 && prog >= 0) {
+		struct bpf_map_info mi = {};
+		uint32_t ml = sizeof(mi);
+
+		if (bpf_obj_get_info_by_fd(ids, &mi, &ml) || mi.type != BPF_MAP_TYPE_SK_STORAGE ||
+		    mi.value_size != sizeof(struct cgf_exe_id)) {
+			cgf_err("%s is not cgfilter's map of executables: remove it (cgfilter exe-ids --stop)", IDS);
+			r = -EINVAL;
+			goto out;
+		}
+	} else {
+		/* (a half-made set of pins, from a command killed: made anew) */
+		if (ids >= 0)
+			close(ids);
+		if (prog >= 0)
+			close(prog);
+		unlink(RECORD);
+		unlink(IDS);
+		ids = ids_map();
+		if (ids < 0) {
+			r = ids;
+			cgf_err("cannot make the map of executables: %s", strerror(-r));
+			goto out;
+		}
+		log[0] = 0;
+		prog = record_prog(ids, log, sizeof(log));
+		if (prog < 0) {
+			r = prog;
+			if (log[0])
+				fputs(log, stderr);
+			cgf_err("cannot load the program that records executables: %s", strerror(-r));
+			goto out;
+		}
+		if (bpf_obj_pin(ids, IDS) || bpf_obj_pin(prog, RECORD)) {
+			r = -errno;
+			cgf_err("cannot pin under %s: %s", CGF_EXE_DIR, strerror(-r));
+			unlink(RECORD);
+			unlink(IDS);
+			goto out;
+		}
+	}
+	at = attached(cg, cgf_prog_id(prog));
+	if (at < 0) {
+		r = at;
+		cgf_err("cannot read the programs of cgroup %s: %s", root, strerror(-r));
+		goto out;
+	}
+	if (!at && bpf_prog_attach(prog, cg, BPF_CGROUP_INET_SOCK_CREATE, BPF_F_ALLOW_MULTI)) {
+		r = -errno;
+		cgf_err("cannot attach the program that records executables to cgroup %s: %s", root,
+			strerror(-r));
+		goto out;
+	}
+	r = ids;
+	ids = -1;
+out:
+	if (ids >= 0)
+		close(ids);
+	if (prog >= 0)
+		close(prog);
+	if (cg >= 0)
+		close(cg);
+	if (lock >= 0)
+		close(lock);
+	return r;
+}
+
+int cgf_exe_ids_status(bool stop)
+{
+	char root[PATH_MAX];
+	int prog = bpf_obj_get(RECORD), ids = bpf_obj_get(IDS), cg = -1, at = 0, r = 0;
+
+	if (prog < 0 && ids < 0) {
+		if (stop)
+			return 0;
+		printf("executables are not recorded (no filter has named one)\n");
+		return 0;
+	}
+	cg = root_fd(root, sizeof(root));
+	if (cg >= 0 && prog >= 0)
+		at = attached(cg, cgf_prog_id(prog));
+	if (stop) {
+		if (at > 0 && bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
+			r = -errno;
+			cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
+		}
+		if (!r) {
+			unlink(RECORD);
+			unlink(IDS);
+			rmdir(CGF_EXE_DIR);
+			rmdir("/sys/fs/bpf/cgfilter");
+		}
+	} else {
+		printf("executables are recorded for every socket made: %s %s cgroup %s (%s)\n", RECORD,
+		       at > 0 ? "attached to" : "NOT attached to", root, IDS);
+		if (at <= 0)
+			r = -ENOENT;
+	}
+	if (prog >= 0)
+		close(prog);
+	if (ids >= 0)
+		close(ids);
+	if (cg >= 0)
+		close(cg);
+	return r;
+}
