@@ -5,7 +5,7 @@
  * CMD runs in a cgroup of its own whose ingress and egress carry the filter
  * before CMD executes.  Three processes:
  *
- *  - this one (the parent): loads an engine at /sys/fs/bpf/cgfilter/run/NAME,
+ *  - this one (the parent): loads an engine at /sys/fs/bpf/cgfilter-run/NAME,
  *    makes the cgroup, starts CMD, passes signals on, exits with CMD's
  *    status;
  *  - the child: with systemd as PID 1, 'systemd-run --scope --unit NAME.scope
@@ -47,7 +47,7 @@
 
 #include "cmd.h"
 
-#define RUN_DIR "/sys/fs/bpf/cgfilter/run"
+#define RUN_DIR "/sys/fs/bpf/cgfilter-run"
 #define NAME_MAX_LEN 200
 
 static volatile pid_t child_pid;
@@ -230,9 +230,7 @@ static void clean(const char *pin, uint32_t id, const char *made)
 			cgf_engine_unload(pin, true);
 		}
 	}
-	/* once no run is left in it (and nothing else in /sys/fs/bpf/cgfilter) */
-	if (!rmdir(RUN_DIR))
-		rmdir("/sys/fs/bpf/cgfilter");
+	rmdir(RUN_DIR); /* once no run is left in it */
 }
 
 /* Wait until cgroup cg is empty (or gone). */

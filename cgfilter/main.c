@@ -44,7 +44,7 @@ static const struct opt opts[] = {
 	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
 	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
 	{ OPT_SECONDS, "seconds", 0, "N", "record for N seconds (1..86400, default 60)" },
-	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter/run/NAME" },
+	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter-run/NAME" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -158,7 +158,7 @@ static const struct cmd cmds[] = {
 	  "carry the filter before CMD executes: every socket it makes is filtered.  With\n"
 	  "systemd, the cgroup is a transient scope, NAME.scope (systemctl status shows\n"
 	  "it); without, cgfilter-run/NAME under the cgroup2 root.  The engine is pinned\n"
-	  "at /sys/fs/bpf/cgfilter/run/NAME while CMD runs: 'cgfilter set', 'mode',\n"
+	  "at /sys/fs/bpf/cgfilter-run/NAME while CMD runs: 'cgfilter set', 'mode',\n"
 	  "'show' and 'monitor' work on it.  The exit status is CMD's (a CMD killed by a\n"
 	  "signal: cgfilter run dies of it); signals sent to cgfilter run reach CMD.\n"
 	  "When CMD's cgroup is empty, the cgroup and the filter go, also when cgfilter run\n"

@@ -377,7 +377,6 @@ int cgf_exe_ids_status(bool stop)
 			unlink(RECORD);
 			unlink(IDS);
 			rmdir(CGF_EXE_DIR);
-			rmdir("/sys/fs/bpf/cgfilter");
 		}
 	} else {
 		printf("executables are recorded for every socket made: %s %s cgroup %s (%s)\n", RECORD,

@@ -218,7 +218,7 @@ struct cgf_info_set {
  * pinned under CGF_EXE_DIR, once for the host.  dev is the file system's
  * s_dev (major << 20 | minor), ino the inode number.
  */
-#define CGF_EXE_DIR "/sys/fs/bpf/cgfilter/exe"
+#define CGF_EXE_DIR "/sys/fs/bpf/cgfilter-exe"
 struct cgf_exe_id {
 	__u64 dev;
 	__u64 ino;

@@ -756,7 +756,7 @@ static void parse_items(struct parser *p, struct cgf_set *s, bool *type_known)
 
 		if (accept_op(p, "}"))
 			return;
-		if (peek(p)->kind == T_STR || peek(p)->kind == T_BAD) {
+		if (peek(p)->kind != T_EOF && p->s[peek(p)->pos] == '"') {
 			/* an executable ("PATH"), or a bad string */
 			t = next(p);
 			if (t.kind == T_BAD) {

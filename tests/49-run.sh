@@ -19,7 +19,7 @@ for p in "$CGF" "$PROBE"; do
 	[ -x "$p" ] || fail "$p is not built (make)"
 done
 make_tmpdir TMP
-RUN=/sys/fs/bpf/cgfilter/run
+RUN=/sys/fs/bpf/cgfilter-run
 N=$T_ID-run
 at_exit rm -rf "$RUN/$N" "$RUN/${N}_maps" "$RUN/$N-k9" "$RUN/$N-k9_maps"
 at_exit rm_cgroup "$CG2/cgfilter-run/$N"

@@ -17,3 +17,13 @@ $(O)/cbpf-run: verdict/cbpf-run.c verdict/frames.h $(CBPF_SRC) $(wildcard $(TOP)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -I$(TOP)/wrap -I$(TOP)/engine \
 		-o $@ $< $(CBPF_SRC)
+
+# exe-run: the engine (its library) with exe read from a map of the test's
+TEST_PROGS += $(O)/exe-run
+EXE_RUN_SRC := $(filter-out %/emit_c.c,$(wildcard $(TOP)/lang/*.c)) $(wildcard $(TOP)/engine/*.c)
+
+$(O)/exe-run: verdict/exe-run.c verdict/frames.h $(EXE_RUN_SRC) $(wildcard $(TOP)/lang/*.h) \
+		$(wildcard $(TOP)/engine/*.h) $(wildcard $(TOP)/include/*.h) | $(O)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -I$(TOP)/engine \
+		-o $@ $< $(EXE_RUN_SRC) $(LIBBPF_LIBS)

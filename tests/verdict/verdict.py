@@ -21,6 +21,7 @@ import ipaddress
 import os
 import random
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -494,12 +495,40 @@ def _item_is_addr(text):
     return ":" in text or re.search(r"(?<!\.)\.(?!\.)", text) is not None
 
 
+class ExeName(str):
+    """A string literal of a filter: an executable's path."""
+
+
+def exe_id(path):
+    """The identity the kernel records for an executable: (s_dev in the
+    kernel's encoding, major << 20 | minor; inode number), as cgfilter
+    resolves a path when a filter is set."""
+    if not path.startswith("/"):
+        raise ExprError("%r: an executable is named by its absolute path" % path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ExprError("cannot find executable %r: %s" % (path, e.strerror))
+    if not stat.S_ISREG(st.st_mode):
+        raise ExprError("%r is not a regular file" % path)
+    return (os.major(st.st_dev) << 20 | os.minor(st.st_dev), st.st_ino)
+
+
 def parse_items(items, want=None):
-    """A set of item strings as ('int', [(lo, hi)]) or ('addr', [networks]);
-    want forces the type ('int' or 'addr')."""
-    kind = want or ("addr" if items and _item_is_addr(items[0]) else "int")
+    """A set of item strings as ('int', [(lo, hi)]), ('addr', [networks]) or
+    ('exe', {(dev, ino)}); want forces the type ('int', 'addr' or 'exe').
+    An executable is a string literal (ExeName) or, in the sets given to
+    FullExpr, an absolute path."""
+    kind = want or ("exe" if items and (isinstance(items[0], ExeName) or items[0].startswith("/"))
+                    else "addr" if items and _item_is_addr(items[0]) else "int")
+    if kind == "exe":
+        if any(not isinstance(it, ExeName) and not it.startswith("/") for it in items):
+            raise ExprError("a set of executables holds \"PATH\"s")
+        return kind, {exe_id(it) for it in items}
     out = []
     for it in items:
+        if isinstance(it, ExeName):
+            raise ExprError("a string in a set of %s" % ("addresses" if kind == "addr" else "integers"))
         if kind == "addr":
             if "/" in it:
                 a, l = it.split("/", 1)
@@ -562,11 +591,42 @@ class _FullParser:
         self.i = m.end()
         return m.group(0)
 
+    def string(self):
+        """A string literal: escapes \\" \\\\ \\xHH, no NUL, one line."""
+        self.ws()
+        if not self.s.startswith('"', self.i):
+            raise ExprError("expected a string at %d" % self.i)
+        i, out = self.i + 1, bytearray()
+        while True:
+            if i >= len(self.s) or self.s[i] == "\n":
+                raise ExprError("string not closed")
+            c = self.s[i]
+            if c == '"':
+                break
+            if c == "\\":
+                e = self.s[i + 1:i + 2]
+                if e in ('"', "\\"):
+                    out += e.encode()
+                    i += 2
+                    continue
+                m = re.match(r"x([0-9A-Fa-f]{2})", self.s[i + 1:i + 4])
+                if not m or int(m.group(1), 16) == 0:
+                    raise ExprError("bad escape in a string at %d" % i)
+                out.append(int(m.group(1), 16))
+                i += 4
+                continue
+            out += c.encode()
+            i += 1
+        self.i = i + 1
+        if len(out) > 255:
+            raise ExprError("string longer than 255 bytes")
+        return ExeName(out.decode("utf-8", "surrogateescape"))
+
     def items(self):
         self.expect("{")
         out = []
         while self.peek_op(["}"]) is None:
-            out.append(self.word(r"[0-9A-Za-z.:/]+"))
+            out.append(self.string() if self.peek_op(['"']) == '"' else self.word(r"[0-9A-Za-z.:/]+"))
             if self.peek_op([","]) == ",":
                 self.i += 1
             elif self.peek_op(["}"]) is None:
@@ -600,10 +660,12 @@ class _FullParser:
                 raise ExprError("unknown set @%s" % name)
             k, el = self.sets[name]
             if k == "dyn":
+                if kind == "exe":
+                    raise ExprError("a dynamic set holds no executables")
                 el.typed(kind)
                 return el
             if k == "empty":
-                return []
+                return set() if kind == "exe" else []
             if k != kind:
                 raise ExprError("@%s holds %s" % (name, k))
             return el
@@ -631,10 +693,19 @@ class _FullParser:
                 return lhs
             self.i += len(op)
             if op == "in":
-                if lhs[0] == "addr":
+                if lhs[0] == "exe":
+                    lhs = ("ein", self.setref("exe"))
+                elif lhs[0] == "addr":
                     lhs = ("ain", lhs[1], self.setref("addr"))
                 else:
                     lhs = ("iin", lhs, self.setref("int"))
+                continue
+            if lhs[0] == "exe":
+                if op not in ("==", "!="):
+                    raise ExprError("an executable can only be tested")
+                lhs = ("ein", {exe_id(self.string())})
+                if op == "!=":
+                    lhs = ("u!", lhs)
                 continue
             if lhs[0] == "addr":
                 if op not in ("==", "!="):
@@ -645,7 +716,7 @@ class _FullParser:
                     lhs = ("u!", lhs)
                 continue
             rhs = self.binary(prec + 1)
-            if rhs[0] == "addr":
+            if rhs[0] in ("addr", "exe"):
                 raise ExprError("an address can only be tested")
             lhs = (op, lhs, rhs)
 
@@ -654,7 +725,7 @@ class _FullParser:
         if op and not self.s.startswith(("!=",), self.i):
             self.i += 1
             a = self.unary()
-            if a[0] == "addr":
+            if a[0] in ("addr", "exe"):
                 raise ExprError("an address can only be tested")
             return ("u" + op, a)
         return self.primary()
@@ -681,12 +752,16 @@ class _FullParser:
             v = self.cond()
             self.expect(")")
             d = self.sets[name][1]
+            if v[0] == "exe":
+                raise ExprError("add() and del() take no executable")
             d.typed("addr" if v[0] == "addr" else "int")
             return ("set" + w, d, v)
         if w[0].isdigit():
             return ("num", _tokens(w)[0][1])
         if w in ("src_ip", "dst_ip"):
             return ("addr", w[0])
+        if w == "exe":
+            return ("exe",)
         if w not in NAMES:
             raise ExprError("unknown name %r" % w)
         return ("name", w)
@@ -747,6 +822,11 @@ def _fn(t):
     if k == "ain" and isinstance(t[2], Dyn):
         w, d = (0 if t[1] == "s" else 1), t[2]
         return lambda f, a: 1 if d.has(a[w]) else 0
+    if k == "ein":
+        # a[2]: the packet's executable, (dev, ino); None or (0, 0): none
+        # known, in no set (no file has inode 0)
+        ids = t[1]
+        return lambda f, a: 1 if len(a) > 2 and a[2] is not None and a[2] in ids else 0
     if k == "iin":
         x, ranges = _fn(t[1]), t[2]
         return lambda f, a: 1 if any(lo <= x(f, a) <= hi for lo, hi in ranges) else 0
@@ -799,19 +879,21 @@ class FullExpr:
         p.ws()
         if p.i != len(text):
             raise ExprError("unexpected %r at %d" % (text[p.i:p.i + 10], p.i))
-        if self.tree[0] == "addr":
+        if self.tree[0] in ("addr", "exe"):
             raise ExprError("an address can only be tested")
         self.fn = _fn(self.tree)
 
     def value(self, fields, addrs):
         return self.fn(tuple(fields[n] for n in FIELDS), addrs)
 
-    def verdict(self, frame):
-        """'1' pass or '0' drop: malformed drops, else non-zero passes."""
+    def verdict(self, frame, exe=None):
+        """'1' pass or '0' drop: malformed drops, else non-zero passes.
+        exe: the executable that made the packet's socket, (dev, ino), or
+        None if none is known."""
         fields = decode(frame)
         if fields is None:
             return "0"
-        return "1" if self.value(fields, decode_addrs(frame)) else "0"
+        return "1" if self.value(fields, decode_addrs(frame) + (exe,)) else "0"
 
 
 # ---- random expressions ----------------------------------------------------
@@ -944,9 +1026,22 @@ def _rand_items(rng, pool, n):
     return ", ".join(rng.choice(pool) for _ in range(n))
 
 
-def _full_leaf(rng, sets):
+def _exe_leaf(rng, sets, exes):
+    """A test of exe: == or != a path, in a literal set or a named one."""
+    r = rng.random()
+    names = [n for n, k in sets.items() if k == "exe"]
+    if names and r < 0.3:
+        return "exe in @%s" % rng.choice(names)
+    if r < 0.7:
+        return 'exe %s "%s"' % (rng.choice(["==", "!="]), rng.choice(exes))
+    return "exe in { %s }" % ", ".join('"%s"' % rng.choice(exes) for _ in range(rng.randint(1, 4)))
+
+
+def _full_leaf(rng, sets, exes=None):
     """One predicate of the full language: a set test, an address test or
-    a random C predicate."""
+    a random C predicate (and with exes, paths of executables, exe tests)."""
+    if exes and rng.random() < 0.3:
+        return _exe_leaf(rng, sets, exes)
     r = rng.random()
     if r < 0.2:
         f = rng.choice(["src_ip", "dst_ip"])
@@ -968,21 +1063,28 @@ def _full_leaf(rng, sets):
     return random_expr(rng, depth=rng.randint(0, 3))[0]
 
 
-def _full_tree(rng, sets, n):
+def _full_tree(rng, sets, n, exes=None):
     """Text of a balanced combination of n predicates."""
     if n <= 1:
-        t = _full_leaf(rng, sets)
+        t = _full_leaf(rng, sets, exes)
         return "!(%s)" % t if rng.random() < 0.1 else "(%s)" % t
     k = rng.randint(1, n - 1)
     op = rng.choice(["&&", "||", "&&", "||", "&", "|", "^"])
-    return "(%s %s %s)" % (_full_tree(rng, sets, k), op, _full_tree(rng, sets, n - k))
+    return "(%s %s %s)" % (_full_tree(rng, sets, k, exes), op, _full_tree(rng, sets, n - k, exes))
 
 
-def random_full_expr(rng, terms=None):
+def random_full_expr(rng, terms=None, exes=None):
     """Text of a random filter of the full language: named sets declared
     first, then a balanced tree of TERMS predicates (random if None; now
-    and then hundreds or thousands, to reach the engine's limits)."""
+    and then hundreds or thousands, to reach the engine's limits).  exes:
+    paths of executables for exe tests (and sets of them)."""
     sets, decls = {}, []
+    if exes:
+        for i in range(rng.choice([0, 1, 2])):
+            name = "x%d_exe" % i
+            decls.append("@%s = { %s }" % (name, ", ".join('"%s"' % rng.choice(exes)
+                                                          for _ in range(rng.randint(1, 3)))))
+            sets[name] = "exe"
     for i in range(rng.choice([0, 0, 1, 2])):
         kind = rng.choice(["addr", "int"])
         name = "s%d_%s" % (i, kind)
@@ -992,7 +1094,7 @@ def random_full_expr(rng, terms=None):
     if terms is None:
         r = rng.random()
         terms = rng.randint(1, 8) if r < 0.9 else rng.randint(100, 400) if r < 0.97 else rng.randint(1000, 4000)
-    return " ".join(decls + [_full_tree(rng, sets, terms)])
+    return " ".join(decls + [_full_tree(rng, sets, terms, exes)])
 
 
 def eval_tree(tree, fields):

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# exe: filters by the executable that made a packet's socket.  The
+# differential test against the reference model (tests/verdict/check_exe.py:
+# random filters with exe, each packet from a given executable); then real
+# sockets on loopback: two copies of one client at two paths in one cgroup
+# with a filter naming one, only it connects; the file renamed still does;
+# replaced (a new inode, as a package upgrade) it does not until the filter
+# is set again; a server's accepted connections carry its listener's
+# executable; a socket made before executables were recorded matches none;
+# named sets of executables edited live; bad input refused.  In the private
+# systemd: 'systemctl reload cgfilter@NAME' makes a replaced file match
+# again, and cgfilter-apps.service is an application firewall on
+# user.slice (an allowed program connects, another is dropped, mode pass
+# lets it through, stop detaches).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sysd.sh"
+
+need_sysd
+need_bpffs
+need_cmd python3 make
+CGF=$BUILD/cgfilter/cgfilter
+PROBE=$BUILD/tools/cgfilter-probe
+for p in "$CGF" "$PROBE" "$BUILD/tests/exe-run"; do
+	[ -x "$p" ] || fail "$p is not built (make)"
+done
+make_tmpdir TMP
+PIN=/sys/fs/bpf/${T_ID}_exe
+CG=$CG2/$T_ID-exe.service
+make_cgroup "$CG"
+# the recorder of executables is the host's: stop it at the end unless it ran before
+if [ ! -e /sys/fs/bpf/cgfilter-exe/record ]; then
+	at_exit "$CGF" exe-ids stop
+fi
+at_exit "$CGF" unload --detach "$PIN"
+
+# ---- against the reference model --------------------------------------------------------------
+python3 "$TOP/tests/verdict/check_exe.py" --work "$TMP" --pin "${PIN}_diff" ||
+	fail "exe disagrees with the reference (see above)"
+ok "random filters with exe, packets from five executables: as the reference says"
+
+# ---- real sockets --------------------------------------------------------------------------------
+echo_server tcp PT 22300 22399
+echo_server udp PU 22400 22499
+mkdir "$TMP/bin"
+A=$TMP/bin/client-a
+B=$TMP/bin/client-b
+cp "$PROBE" "$A"
+cp "$PROBE" "$B"
+in_cg() { bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' in_cg "$CG" "$@"; }
+connects() { in_cg "$1" send tcp 127.0.0.1 "$PT" -t "${2:-2000}" >/dev/null 2>&1; }
+"$CGF" load "$PIN" "exe == \"$A\"" || fail "load failed"
+"$CGF" attach "$PIN" "$CG" || fail "attach failed"
+"$CGF" exe-ids >"$TMP/ids" || fail "exe-ids says executables are not recorded: $(cat "$TMP/ids")"
+connects "$A" || fail "the copy named by the filter did not connect"
+connects "$B" 300 && fail "the other copy connected"
+ok "two copies of one client in one cgroup: only the one the filter names connects"
+mv "$A" "$A.renamed"
+connects "$A.renamed" || fail "the file renamed no longer connects"
+ok "the file renamed still matches (its identity, not its name)"
+cp "$B" "$A.new" && mv "$A.new" "$A"      # a new inode at the path, as a package upgrade
+connects "$A" 300 && fail "a new file at the path matched before the filter was set again"
+"$CGF" set "$PIN" "exe == \"$A\"" || fail "set failed"
+connects "$A" || fail "after set, the new file did not connect"
+connects "$A.renamed" 300 && fail "after set, the old file still connected"
+ok "a file replaced at the path (new inode) matches only once the filter is set again"
+
+# a server: its accepted sockets carry the executable that listened
+S=$TMP/bin/server
+T=$TMP/bin/server-t
+cp "$PROBE" "$S"
+cp "$PROBE" "$T"
+SP=$((PT + 1))
+TP=$((PT + 2))
+bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" listen tcp "$3" -a 127.0.0.1' _ "$CG" "$S" "$SP" >"$TMP/ls" 2>&1 &
+at_exit kill $!
+bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" listen tcp "$3" -a 127.0.0.1' _ "$CG" "$T" "$TP" >"$TMP/lt" 2>&1 &
+at_exit kill $!
+for _ in $(seq 40); do grep -qs listening "$TMP/ls" && grep -qs listening "$TMP/lt" && break; sleep 0.05; done
+"$CGF" set "$PIN" "exe == \"$S\"" || fail "set failed"
+"$PROBE" send tcp 127.0.0.1 "$SP" -t 2000 >/dev/null || fail "a client could not reach the server the filter names"
+"$PROBE" send tcp 127.0.0.1 "$TP" -t 300 >/dev/null 2>&1 && fail "a client reached the server the filter does not name"
+ok "a server: its handshake and accepted connection carry its executable; another server's do not"
+
+# a socket made before executables were recorded: its packets match no executable
+PY=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
+"$CGF" unload --detach "$PIN"
+"$CGF" exe-ids stop || fail "exe-ids stop failed"
+"$CGF" exe-ids | grep -q "not recorded" || fail "exe-ids still says they are recorded"
+in_cg "$PY" - "$PU" "$TMP/go" >"$TMP/py" 2>&1 <<'EOF' &
+import os, socket, sys, time
+port, go = int(sys.argv[1]), sys.argv[2]
+def ask(s):
+    s.settimeout(1.0)
+    try:
+        s.sendto(b"probe", ("127.0.0.1", port))
+        s.recvfrom(100)
+        return "answered"
+    except (socket.timeout, PermissionError):  # (egress drops say EPERM)
+        return "dropped"
+old = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.05)
+print("old socket:", ask(old))
+print("new socket:", ask(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)), flush=True)
+EOF
+py=$!
+for _ in $(seq 100); do grep -qs ready "$TMP/py" && break; sleep 0.05; done
+"$CGF" load "$PIN" "exe == \"$PY\"" || fail "load failed"
+"$CGF" attach "$PIN" "$CG" || fail "attach failed"
+touch "$TMP/go"
+wait "$py" || fail "the python client failed: $(cat "$TMP/py")"
+expect_eq "a socket made before recording, then one made after" "$(grep socket: "$TMP/py")" "old socket: dropped
+new socket: answered"
+
+# named sets, edited live
+"$CGF" set "$PIN" "@apps = { \"$A\" } exe in @apps" || fail "set with a named set failed"
+connects "$B" 300 && fail "B connected before it was added"
+"$CGF" set-add "$PIN" @apps "$B" || fail "set-add failed"
+connects "$B" || fail "B did not connect once added"
+"$CGF" show "$PIN" | grep -qF "@apps (executables, 2 files): \"$A\", \"$B\"" ||
+	fail "show does not list the set's files: $("$CGF" show "$PIN")"
+"$CGF" set-del "$PIN" @apps "$B" || fail "set-del failed"
+connects "$B" 300 && fail "B connected after it was removed"
+ok "a named set of executables: set-add lets one in, set-del out, show lists them"
+
+# bad input: refused, nothing changed
+expect_refused() { # DESC STATUS MESSAGE-PART CMD...
+	local desc=$1 st=$2 msg=$3 rc=0
+	shift 3
+	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" = "$st" ] || fail "$desc: exit $rc, expected $st: $(cat "$TMP/err")"
+	grep -qF -- "$msg" "$TMP/err" || fail "$desc: the message does not say '$msg': $(cat "$TMP/err")"
+}
+expect_refused "a file that does not exist" 1 "cannot find executable \"$TMP/none\"" \
+	"$CGF" set "$PIN" "exe == \"$TMP/none\""
+expect_refused "a relative path" 1 "an executable is named by its absolute path" "$CGF" set "$PIN" 'exe == "bin/sh"'
+expect_refused "a directory" 1 "is not a regular file" "$CGF" set "$PIN" "exe == \"$TMP\""
+expect_refused "a string not closed" 1 "string not closed" "$CGF" set "$PIN" 'exe == "/bin/sh'
+expect_refused "a bad escape" 1 "bad escape in a string" "$CGF" set "$PIN" 'exe == "/bin\q"'
+expect_refused "a NUL byte" 1 "cannot hold a NUL byte" "$CGF" set "$PIN" 'exe == "/bin\x00"'
+expect_refused "exe in arithmetic" 1 "exe is an executable: compare it with" "$CGF" set "$PIN" 'exe + 1'
+expect_refused "exe compared with a number" 1 "an executable (\"PATH\") after" "$CGF" set "$PIN" 'exe == 1'
+expect_refused "a path in an address set" 1 "a string names an executable, but this set holds addresses" \
+	"$CGF" set "$PIN" 'src_ip in { 10.0.0.1, "/bin/sh" }'
+expect_refused "exe in a dynamic set" 1 "not executables" "$CGF" set "$PIN" '@d = { } timeout 5 exe in @d'
+expect_refused "set-add of an address to a set of executables" 1 "@apps holds executables" \
+	"$CGF" set-add "$PIN" @apps 10.0.0.1
+expect_refused "set-add of a file that does not exist" 1 "cannot find executable" \
+	"$CGF" set-add "$PIN" @apps "$TMP/none"
+expect_refused "classic BPF" 1 "a socket filter cannot tell who made a packet's socket" \
+	"$CGF" compile --classic "exe == \"$A\""
+connects "$A" || fail "after the refusals, A no longer connects"
+connects "$B" 300 && fail "after the refusals, B connects"
+ok "bad paths, strings, types and back ends are refused; the filter in force is unchanged"
+
+# ---- the private systemd: reload, and the application firewall on user.slice -------------------
+DEST=$TMP/dest
+make -C "$TOP" --no-print-directory install DESTDIR="$DEST" >"$TMP/install.log" 2>&1 || {
+	sed 's/^/    /' "$TMP/install.log" >&2
+	fail "make install DESTDIR=$DEST failed"
+}
+[ -f "$DEST/usr/local/lib/systemd/system/cgfilter-apps.service" ] || fail "make install did not install cgfilter-apps.service"
+[ -f "$DEST/usr/local/share/cgfilter/examples/apps.filter" ] || fail "make install did not install examples/apps.filter"
+ETC=$TMP/etc-cgfilter
+mkdir "$ETC"
+if [ ! -d /etc/cgfilter ]; then
+	mkdir /etc/cgfilter
+	at_exit rmdir /etc/cgfilter
+fi
+sd_boot --bind "$DEST/usr/local" /usr/local --bind "$ETC" /etc/cgfilter \
+	--unit-path /usr/local/lib/systemd/system
+SCGF=/usr/local/bin/cgfilter
+sd_exec mkdir -p /run/x
+sd_exec cp "$PROBE" /run/x/app
+sd_exec cp "$PROBE" /run/x/other
+printf 'exe == "/run/x/app"\n' >"$ETC/exe.filter"
+sd_ctl start cgfilter@exe.service || unit_fail cgfilter@exe.service "cgfilter@exe did not start"
+srun() { # PROGRAM: one TCP connection from PROGRAM in a unit filtered by cgfilter@exe
+	sd_run --wait --quiet --pipe -p IPIngressFilterPath=/sys/fs/bpf/cgfilter/exe \
+		-p IPEgressFilterPath=/sys/fs/bpf/cgfilter/exe -- "$1" send tcp 127.0.0.1 "$PT" -t "${2:-2000}" \
+		>/dev/null 2>&1
+}
+srun /run/x/app || fail "systemd: the named program did not connect"
+sd_exec sh -c 'cp /run/x/other /run/x/app.new && mv /run/x/app.new /run/x/app'
+srun /run/x/app 300 && fail "systemd: a replaced file matched before the reload"
+sd_ctl reload cgfilter@exe.service || unit_fail cgfilter@exe.service "reload failed"
+srun /run/x/app || fail "systemd: after 'systemctl reload cgfilter@exe' the replaced file does not connect"
+ok "systemd: 'systemctl reload cgfilter@exe' makes a replaced executable match again"
+
+printf '# the test'"'"'s application firewall\nexe == "/run/x/app" && tcp || !(tcp || udp)\n' >"$ETC/apps.filter"
+sd_ctl start cgfilter-apps.service || unit_fail cgfilter-apps.service "cgfilter-apps did not start"
+sd_exec "$SCGF" show /sys/fs/bpf/cgfilter/apps >"$TMP/apps-show"
+grep -q "^    /user.slice ingress$" "$TMP/apps-show" && grep -q "^    /user.slice egress$" "$TMP/apps-show" ||
+	fail "cgfilter-apps is not attached to user.slice: $(cat "$TMP/apps-show")"
+urun() { sd_run --wait --quiet --pipe --slice=user.slice -- "$1" send tcp 127.0.0.1 "$PT" -t "${2:-2000}" >/dev/null 2>&1; }
+urun /run/x/app || fail "apps: the allowed program in user.slice did not connect"
+urun /run/x/other 300 && fail "apps: another program in user.slice connected"
+sd_run --wait --quiet --pipe -- /run/x/other send tcp 127.0.0.1 "$PT" -t 2000 >/dev/null 2>&1 ||
+	fail "apps: a program outside user.slice was filtered"
+sd_exec "$SCGF" mode /sys/fs/bpf/cgfilter/apps pass || fail "mode pass failed"
+urun /run/x/other || fail "apps in pass mode: the other program was dropped"
+sd_exec "$SCGF" mode /sys/fs/bpf/cgfilter/apps enforce
+sd_ctl stop cgfilter-apps.service || fail "cannot stop cgfilter-apps"
+sd_exec test -e /sys/fs/bpf/cgfilter/apps && fail "stop left the pin"
+urun /run/x/other || fail "after stop, user.slice is still filtered"
+ok "cgfilter-apps.service: an application firewall on user.slice (allowed, dropped, outside untouched, pass mode, stop)"
