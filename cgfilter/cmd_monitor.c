@@ -6,6 +6,12 @@
  * monitor ends, however it ends.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +81,50 @@ static const char *unit_of(const char *path, char *buf, size_t len)
 	return buf;
 }
 
+/* The path of an executable by its identity (cgf_abi.h): that of a
+ * process running it now (/proc/PID/exe), else "device M:N inode I". */
+static const char *exe_path(uint64_t dev, uint64_t ino, char *buf, size_t len)
+{
+	static struct { uint64_t dev, ino; char path[CGF_EXE_PATH_MAX]; } cache[32];
+	static unsigned int next;
+	struct dirent *d;
+	DIR *proc;
+	size_t i;
+
+	for (i = 0; i < sizeof(cache) / sizeof(cache[0]); i++)
+		if (cache[i].ino == ino && cache[i].dev == dev && ino) {
+			snprintf(buf, len, "%s", cache[i].path);
+			return buf;
+		}
+	snprintf(buf, len, "device %" PRIu64 ":%" PRIu64 " inode %" PRIu64, dev >> 20, dev & 0xfffff, ino);
+	proc = opendir("/proc");
+	while (proc && (d = readdir(proc))) {
+		char p[300], target[CGF_EXE_PATH_MAX];
+		struct stat st;
+		ssize_t n;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%s/exe", d->d_name);
+		if (stat(p, &st) || st.st_ino != ino ||
+		    ((uint64_t)major(st.st_dev) << 20 | minor(st.st_dev)) != dev)
+			continue;
+		n = readlink(p, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		snprintf(buf, len, "%s", target);
+		i = next++ % (sizeof(cache) / sizeof(cache[0]));
+		cache[i].dev = dev;
+		cache[i].ino = ino;
+		snprintf(cache[i].path, sizeof(cache[i].path), "%s", target);
+		break;
+	}
+	if (proc)
+		closedir(proc);
+	return buf;
+}
+
 static const char *verdict_of(const struct cgf_event *ev)
 {
 	switch (ev->reason) {
@@ -90,8 +140,8 @@ static int on_event(void *ctx, void *data, size_t len)
 	const struct cgf_event *ev = data;
 	struct mon *m = ctx;
 	char sa[INET6_ADDRSTRLEN] = "-", da[INET6_ADDRSTRLEN] = "-", pb[16], cg[PATH_MAX], tb[32];
-	char ub[256];
-	const char *unit;
+	char ub[256], eb[CGF_EXE_PATH_MAX + 64];
+	const char *unit, *exe = NULL;
 	struct timespec now;
 	const char *proto;
 	struct tm tm;
@@ -111,6 +161,8 @@ static int on_event(void *ctx, void *data, size_t len)
 	proto = proto_name(ev->family, ev->proto, pb, sizeof(pb));
 	cgf_cgroup_path(ev->cgroup_id, cg, sizeof(cg));
 	unit = unit_of(cg, ub, sizeof(ub));
+	if (ev->exe_ino)
+		exe = exe_path(ev->exe_dev, ev->exe_ino, eb, sizeof(eb));
 	if (m->json) {
 		printf("{\"time\":\"%s.%03ld\",\"verdict\":\"%s\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
 		       tb, now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
@@ -121,16 +173,21 @@ static int on_event(void *ctx, void *data, size_t len)
 			json_str(stdout, unit);
 		else
 			printf("null");
+		printf(",\"exe\":");
+		if (exe)
+			json_str(stdout, exe);
+		else
+			printf("null");
 		printf("}\n");
 	} else if (ev->proto == 6 || ev->proto == 17) {
-		printf("%s.%03ld %s %s %s:%u -> %s:%u len %u%s cgroup %s%s%s\n", tb,
+		printf("%s.%03ld %s %s %s:%u -> %s:%u len %u%s cgroup %s%s%s%s%s\n", tb,
 		       now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
 		       ev->len, ev->malformed ? " malformed" : "", cg, unit ? " unit " : "",
-		       unit ? unit : "");
+		       unit ? unit : "", exe ? " exe " : "", exe ? exe : "");
 	} else {
-		printf("%s.%03ld %s %s %s -> %s len %u%s cgroup %s%s%s\n", tb, now.tv_nsec / 1000000,
+		printf("%s.%03ld %s %s %s -> %s len %u%s cgroup %s%s%s%s%s\n", tb, now.tv_nsec / 1000000,
 		       verdict_of(ev), proto, sa, da, ev->len, ev->malformed ? " malformed" : "", cg,
-		       unit ? " unit " : "", unit ? unit : "");
+		       unit ? " unit " : "", unit ? unit : "", exe ? " exe " : "", exe ? exe : "");
 	}
 	fflush(stdout);
 	if (m->max && ++m->count >= m->max)

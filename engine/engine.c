@@ -35,6 +35,8 @@ const struct cgf_engine_map cgf_engine_maps[] = {
 	  offsetof(struct cgf_engine, ratelimit), false },
 	{ "events", BPF_MAP_TYPE_RINGBUF, 0, 0, CGF_EVENTS_BYTES, offsetof(struct cgf_engine, events),
 	  false },
+	{ "scratch", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct cgf_exe_id), 1,
+	  offsetof(struct cgf_engine, scratch), false },
 	{ "cgroups", BPF_MAP_TYPE_CGROUP_STORAGE, sizeof(struct bpf_cgroup_storage_key), 4, 0,
 	  offsetof(struct cgf_engine, cgroups), true },
 };
@@ -96,7 +98,8 @@ static void gen_env(const struct cgf_engine *e, struct cgf_gen_env *env)
 	*env = (struct cgf_gen_env){ .stats_fd = e->stats, .slots_fd = e->slots, .drops_fd = e->drops,
 				     .ctl_fd = e->ctl,
 				     .ratelimit_fd = e->ratelimit, .events_fd = e->events,
-				     .cgroups_fd = e->cgroups };
+				     .cgroups_fd = e->cgroups, .scratch_fd = e->scratch, .learn_fd = -1,
+				     .exe_fd = -1 };
 }
 
 /* Load a program of the engine's (entry or drop); refusals say why. */
@@ -154,7 +157,7 @@ static int programs_load(struct cgf_engine *e)
 	 * map ids then name every map of the engine (cgf_engine_open checks) */
 	if (bpf_prog_bind_map(fd, e->ctl, NULL) || bpf_prog_bind_map(fd, e->ratelimit, NULL) ||
 	    bpf_prog_bind_map(fd, e->events, NULL) || bpf_prog_bind_map(fd, e->stats, NULL) ||
-	    bpf_prog_bind_map(fd, e->drops, NULL)) {
+	    bpf_prog_bind_map(fd, e->drops, NULL) || bpf_prog_bind_map(fd, e->scratch, NULL)) {
 		r = -errno;
 		cgf_err("cannot bind the engine's maps to its entry program: %s", strerror(-r));
 		return r;

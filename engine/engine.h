@@ -52,6 +52,7 @@ struct cgf_engine {
 	int entry;                      /* the pinned entry program */
 	uint32_t entry_id;
 	int slots, drops, stats, ctl, ratelimit, events, cgroups; /* cgroups: shared only */
+	int scratch;
 	int lock;                       /* flock on dir, when changing */
 	uint32_t gen;                   /* dedicated: of the filter in force, read
 					 * when the lock was taken */

@@ -414,7 +414,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
 				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b,
 				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd,
-				   .exe_fd = -1 };
+				   .exe_fd = -1, .scratch_fd = e->scratch };
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;
 	struct cgf_gen g;

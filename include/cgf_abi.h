@@ -26,6 +26,8 @@
  *   PIN_maps/ctl        array, 1 entry: struct cgf_ctl (drop event switch)
  *   PIN_maps/ratelimit  per-CPU array, 1 entry: struct cgf_ratelimit
  *   PIN_maps/events     ring buffer of struct cgf_event
+ *   PIN_maps/scratch    per-CPU array, 1 entry: struct cgf_exe_id, from a
+ *                       filter to the drop program (cb[3] CGF_CB_EXE)
  *   PIN_maps/cgroups    shared mode only: the entry program's cgroup storage
  *                       (__u32 slot of the cgroup's filter; 0: none)
  *   PIN_maps/set_NAME   a named set (see below)
@@ -66,6 +68,9 @@
 #define CGF_CB_ICMP  0x10
 #define CGF_CB_FRAG  0x20
 #define CGF_CB_DROP_SHIFT 16      /* cb[3]: 0, the drop program's slot */
+#define CGF_CB_REASON 0xff        /* cb[3]: the reason (enum cgf_reason) */
+#define CGF_CB_EXE 0x100          /* cb[3]: the filter left the packet's executable
+				   * in PIN_maps/scratch (struct cgf_exe_id) */
 enum cgf_reason {
 	CGF_DROP_FILTER = 1,    /* the filter said so */
 	CGF_DROP_MALFORMED,     /* the headers are malformed */
@@ -141,6 +146,8 @@ struct cgf_event {
 	__u16 sport, dport; /* host order */
 	__u8 icmp_type, icmp_code, tcp_flags, pad2;
 	__u8 saddr[16], daddr[16];  /* network order */
+	__u64 exe_dev, exe_ino;     /* the executable that made the socket, when
+				     * the filter names executables; else 0 */
 };
 
 /*

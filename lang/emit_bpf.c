@@ -626,6 +626,7 @@ void gen_maps(struct gen *g)
 	g->m_rl = cgf_asm_add_map(g->a, env->ratelimit_fd, "ratelimit", NULL);
 	g->m_events = cgf_asm_add_map(g->a, env->events_fd, "events", NULL);
 	g->m_cgroups = cgf_asm_add_map(g->a, env->cgroups_fd, "cgroups", NULL);
+	g->m_scratch = cgf_asm_add_map(g->a, env->scratch_fd, "scratch", NULL);
 	if (env->learn)
 		g->m_learn = cgf_asm_add_map(g->a, env->learn_fd, "learn", NULL);
 }
@@ -863,7 +864,7 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	};
 	struct gen g = { .why = why, .whylen = whylen };
 	uint32_t bad;
-	bool addrs;
+	bool addrs, exe = false;
 	int mode = env->mode;
 
 	if (mode < 0 || mode >= CGF_RUN_NMODES) {
@@ -879,8 +880,6 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	if (env->learn)
 		gen_learn(&g);
 	if (mode != CGF_RUN_BLOCK && mode != CGF_RUN_PASS) {
-		bool exe = false;
-
 		if (cgf_expr_postorder(e->root, note_exe, &exe))
 			return -ENOMEM;
 		if (exe)
@@ -927,6 +926,24 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	cgf_asm_note(g.a, mode == CGF_RUN_OBSERVE ? "would drop: the drop program counts, reports, passes" :
 						     "drop: the drop program counts and reports it");
 	i_mov(&g, BPF_REG_0, drop_reason[mode]);
+	if (exe) {
+		uint32_t none = cgf_asm_label(g.a);
+		int k;
+
+		cgf_asm_note(g.a, "the executable, for the drop event");
+		cgf_asm_ld_map(g.a, BPF_REG_1, g.m_scratch);
+		i_fp(&g, BPF_REG_2, FP_ZERO);
+		i_call(&g, BPF_FUNC_map_lookup_elem);
+		i_movr(&g, BPF_REG_1, BPF_REG_0);
+		i_mov(&g, BPF_REG_0, drop_reason[mode]);
+		cgf_asm_jmp_imm(g.a, BPF_JEQ, BPF_REG_1, 0, none);
+		for (k = 0; k < 2; k++) {
+			i_ldx(&g, BPF_DW, BPF_REG_2, BPF_REG_10, (int16_t)(FP_EXE + 8 * k));
+			i_stx(&g, BPF_DW, BPF_REG_1, (int16_t)(8 * k), BPF_REG_2);
+		}
+		i_mov(&g, BPF_REG_0, drop_reason[mode] | CGF_CB_EXE);
+		cgf_asm_place(g.a, none);
+	}
 	i_stx(&g, BPF_W, R_CTX, CB(3), BPF_REG_0);
 	gen_tail_call(&g, g.m_drops, CGF_SLOT_DROP, -1);
 	i_mov(&g, BPF_REG_0, 0);

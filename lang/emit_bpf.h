@@ -54,8 +54,9 @@ struct cgf_gen_env {
 	 * tests fill (BPF_PROG_TEST_RUN has no socket of a process) */
 	int exe_fd;
 	bool exe_test;
+	int scratch_fd;         /* PIN_maps/scratch */
 };
-#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1, -1, false }
+#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1, -1, false, -1 }
 
 struct cgf_gen {
 	struct cgf_asm a;

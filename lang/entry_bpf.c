@@ -147,6 +147,26 @@ void gen_report_drop(struct gen *g)
 		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_DADDR + 8 * i));
 		i_stx(g, BPF_DW, BPF_REG_9, (int16_t)(offsetof(struct cgf_event, daddr) + 8 * i), BPF_REG_0);
 	}
+	/* the executable, if the filter left it */
+	{
+		uint32_t no_exe = cgf_asm_label(g->a), have = cgf_asm_label(g->a);
+
+		i_st(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, exe_dev), 0);
+		i_st(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, exe_ino), 0);
+		i_ldx(g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+		cgf_asm_jmp_imm(g->a, BPF_JSET, BPF_REG_0, CGF_CB_EXE, have);
+		cgf_asm_ja(g->a, no_exe);
+		cgf_asm_place(g->a, have);
+		cgf_asm_ld_map(g->a, BPF_REG_1, g->m_scratch);
+		i_fp(g, BPF_REG_2, FP_ZERO);
+		i_call(g, BPF_FUNC_map_lookup_elem);
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, no_exe);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_0, 0);
+		i_stx(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, exe_dev), BPF_REG_1);
+		i_ldx(g, BPF_DW, BPF_REG_1, BPF_REG_0, 8);
+		i_stx(g, BPF_DW, BPF_REG_9, offsetof(struct cgf_event, exe_ino), BPF_REG_1);
+		cgf_asm_place(g->a, no_exe);
+	}
 	i_movr(g, BPF_REG_1, BPF_REG_9);
 	i_mov(g, BPF_REG_2, 0);
 	i_call(g, BPF_FUNC_ringbuf_submit);
@@ -172,9 +192,11 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	i_mov(&g, BPF_REG_0, 0);
 	i_stx(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, BPF_REG_0);
 	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	i_alu(&g, BPF_AND, BPF_REG_0, CGF_CB_REASON);
 	cgf_asm_jmp_imm(g.a, BPF_JGE, BPF_REG_0, CGF_WOULD_FILTER, would);
 	gen_count(&g, CGF_ST_DROP_PKTS, true);
 	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	i_alu(&g, BPF_AND, BPF_REG_0, CGF_CB_REASON);
 	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_DROP_MALFORMED, not_nofilter);
 	i_st(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, 1);
 	gen_count(&g, CGF_ST_MALFORMED, false);
@@ -189,6 +211,7 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	gen_count(&g, CGF_ST_WOULD_PKTS, true);
 	gen_count(&g, CGF_ST_PASS_PKTS, true);
 	i_ldx(&g, BPF_W, BPF_REG_0, R_CTX, CB(3));
+	i_alu(&g, BPF_AND, BPF_REG_0, CGF_CB_REASON);
 	cgf_asm_jmp_imm(g.a, BPF_JNE, BPF_REG_0, CGF_WOULD_MALFORMED, not_would_malformed);
 	i_st(&g, BPF_DW, BPF_REG_10, FP_MALFORMED, 1);
 	cgf_asm_place(g.a, not_would_malformed);
@@ -201,6 +224,7 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	gen_report_drop(&g);
 	/* 1 (pass) in observe mode, else 0 */
 	i_ldx(&g, BPF_W, BPF_REG_1, R_CTX, CB(3));
+	i_alu(&g, BPF_AND, BPF_REG_1, CGF_CB_REASON);
 	i_mov(&g, BPF_REG_0, 1);
 	cgf_asm_jmp_imm(g.a, BPF_JGE, BPF_REG_1, CGF_WOULD_FILTER, pass);
 	i_mov(&g, BPF_REG_0, 0);

@@ -60,7 +60,7 @@ struct gen {
 	const struct cgf_gen_env *env;
 	uint32_t l_pass, l_drop, l_malformed, l_filter;
 	uint32_t m_stats, m_slots, m_drops, m_ctl, m_rl, m_events, m_cgroups; /* map indexes */
-	uint32_t m_learn, m_exe;
+	uint32_t m_learn, m_exe, m_scratch;
 	int err;
 	char *why;
 	size_t whylen;

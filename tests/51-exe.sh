@@ -54,6 +54,23 @@ connects() { in_cg "$1" send tcp 127.0.0.1 "$PT" -t "${2:-2000}" >/dev/null 2>&1
 connects "$A" || fail "the copy named by the filter did not connect"
 connects "$B" 300 && fail "the other copy connected"
 ok "two copies of one client in one cgroup: only the one the filter names connects"
+# the drop event names the unit and the executable
+"$CGF" monitor "$PIN" -c 1 -t 10000 --json >"$TMP/mon" 2>"$TMP/mon.err" &
+mon=$!
+for _ in $(seq 30); do
+	connects "$B" 200 && fail "the other copy connected"
+	kill -0 "$mon" 2>/dev/null || break
+done
+wait "$mon" || fail "the monitor saw no drop: $(cat "$TMP/mon.err")"
+python3 - "$TMP/mon" "$B" "$(basename "$CG")" <<'EOF' || fail "the drop event is wrong: $(cat "$TMP/mon")"
+import json, os, sys
+ev = json.loads(open(sys.argv[1]).readline())
+# the path while a process runs it, else its device and inode
+st = os.stat(sys.argv[2])
+other = "device %d:%d inode %d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+assert ev["verdict"] == "drop" and ev["exe"] in (sys.argv[2], other) and ev["unit"] == sys.argv[3], ev
+EOF
+ok "the drop event names the unit and the executable that made the socket"
 mv "$A" "$A.renamed"
 connects "$A.renamed" || fail "the file renamed no longer connects"
 ok "the file renamed still matches (its identity, not its name)"
