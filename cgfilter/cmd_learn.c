@@ -232,7 +232,7 @@ static const char *peers_text(const struct rule *r, char *buf, size_t len)
 	if (r->npeers == r->naddrs)
 		snprintf(buf, len, "%zu peer%s", r->naddrs, r->naddrs == 1 ? "" : "s");
 	else
-		snprintf(buf, len, "%zu peers (as %zu prefix%s)", r->naddrs, r->npeers,
+		snprintf(buf, len, "%zu peers as %zu prefix%s", r->naddrs, r->npeers,
 			 r->npeers == 1 ? "" : "es");
 	return buf;
 }

@@ -517,6 +517,14 @@ static const char *helper_name(int32_t id)
 	case BPF_FUNC_ringbuf_submit: return "ringbuf_submit";
 	case BPF_FUNC_skb_cgroup_id: return "skb_cgroup_id";
 	case BPF_FUNC_get_local_storage: return "get_local_storage";
+	case BPF_FUNC_map_update_elem: return "map_update_elem";
+	case BPF_FUNC_map_delete_elem: return "map_delete_elem";
+	case BPF_FUNC_skb_load_bytes_relative: return "skb_load_bytes_relative";
+	case BPF_FUNC_sk_fullsock: return "sk_fullsock";
+	case BPF_FUNC_get_listener_sock: return "get_listener_sock";
+	case BPF_FUNC_sk_storage_get: return "sk_storage_get";
+	case BPF_FUNC_probe_read_kernel: return "probe_read_kernel";
+	case BPF_FUNC_get_current_task: return "get_current_task";
 	default: return "helper";
 	}
 }

@@ -199,8 +199,8 @@ tcp 127.0.0.3
 udp 127.0.0.3
 tcp 127.0.0.2
 udp 127.0.0.2"
-grep -q "^# tcp port $PL1 served to 2 peers (as 1 prefix)" "$TMP/learned" &&
-	grep -q "^# udp port $PL2 served to 2 peers (as 1 prefix)" "$TMP/learned" &&
+grep -q "^# tcp port $PL1 served to 2 peers as 1 prefix (" "$TMP/learned" &&
+	grep -q "^# udp port $PL2 served to 2 peers as 1 prefix (" "$TMP/learned" &&
 	grep -q "dst_port == $PL1 && src_ip in { 127.0.0.2/31 }" "$TMP/learned" ||
 	fail "the learned filter does not say what it covers: $(cat "$TMP/learned")"
 grep -q "$PL3" "$TMP/learned" && fail "the learned filter names the port nobody used: $(cat "$TMP/learned")"
