@@ -369,13 +369,16 @@ int cmd_learn(struct cmd_args *a)
 		cgf_err("cannot make the map to learn into: %s", strerror(-r));
 		goto out;
 	}
+	/* (the handlers first: a signal during the start still ends with the
+	 * filter restored) */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	r = cgf_engine_learn(&e, a->cgroup, map, &id);
 	cgf_engine_close(&e);
 	if (r)
 		goto out;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	fprintf(stderr, "cgfilter learn: recording what %s%s%s sees for %lu s (Ctrl-C ends it sooner)\n",
 		a->argv[0], a->cgroup ? " for cgroup " : "", a->cgroup ? a->cgroup : "", a->seconds);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -392,8 +395,13 @@ int cmd_learn(struct cmd_args *a)
 		r = cgf_engine_learn(&e, a->cgroup, -1, &id);
 		cgf_engine_close(&e);
 	}
-	if (r)
+	if (r > 0) {
+		fprintf(stderr, "cgfilter learn: the filter of %s was changed while it learned (set, mode, register): what it saw after that is missing\n",
+			a->argv[0]);
+		r = 0;
+	} else if (r) {
 		cgf_err("%s still records flows for learn (the next set or mode ends it)", a->argv[0]);
+	}
 	/* the flows */
 	while (!(r2 = bpf_map_get_next_key(map, cur, &next))) {
 		struct flow *p = realloc(fl, (n + 1) * sizeof(*p));
@@ -415,9 +423,10 @@ int cmd_learn(struct cmd_args *a)
 		cgf_err("cannot read the flows learned: %s", strerror(-r));
 		goto out;
 	}
-	if (n == CGF_LEARN_ENTRIES)
-		fprintf(stderr, "cgfilter learn: %d flows, the most it keeps: the oldest were forgotten, the filter may miss them\n",
-			CGF_LEARN_ENTRIES);
+	/* (an LRU hash may forget before it is quite full) */
+	if (n >= CGF_LEARN_ENTRIES * 9 / 10)
+		fprintf(stderr, "cgfilter learn: %zu flows, near the %d it keeps: some were forgotten, the filter may miss them (learn for less time)\n",
+			n, CGF_LEARN_ENTRIES);
 	r2 = learn_print(stdout, a->argv[0], a->cgroup, fl, n, secs);
 	if (!r)
 		r = r2;

@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,42 +83,61 @@ static const char *unit_of(const char *path, char *buf, size_t len)
 }
 
 /* The path of an executable by its identity (cgf_abi.h): that of a
- * process running it now (/proc/PID/exe), else "device M:N inode I". */
+ * process running it now (/proc/PID/exe), else "device M:N inode I".
+ * Found paths and misses are cached (misses for 10 s: a drop storm of an
+ * exited program does not walk /proc for every event). */
 static const char *exe_path(uint64_t dev, uint64_t ino, char *buf, size_t len)
 {
-	static struct { uint64_t dev, ino; char path[CGF_EXE_PATH_MAX]; } cache[32];
+	static struct { uint64_t dev, ino; time_t miss; char path[CGF_EXE_PATH_MAX]; } cache[32];
 	static unsigned int next;
 	struct dirent *d;
+	time_t now = time(NULL);
 	DIR *proc;
 	size_t i;
 
+	snprintf(buf, len, "device %" PRIu64 ":%" PRIu64 " inode %" PRIu64, dev >> 20, dev & 0xfffff, ino);
 	for (i = 0; i < sizeof(cache) / sizeof(cache[0]); i++)
 		if (cache[i].ino == ino && cache[i].dev == dev && ino) {
-			snprintf(buf, len, "%s", cache[i].path);
-			return buf;
+			if (!cache[i].miss)
+				snprintf(buf, len, "%s", cache[i].path);
+			if (!cache[i].miss || now - cache[i].miss < 10)
+				return buf;
 		}
-	snprintf(buf, len, "device %" PRIu64 ":%" PRIu64 " inode %" PRIu64, dev >> 20, dev & 0xfffff, ino);
+	i = next++ % (sizeof(cache) / sizeof(cache[0]));
+	cache[i].dev = dev;
+	cache[i].ino = ino;
+	cache[i].miss = now ? now : 1;
 	proc = opendir("/proc");
 	while (proc && (d = readdir(proc))) {
 		char p[300], target[CGF_EXE_PATH_MAX];
+		struct cgf_exe id;
 		struct stat st;
 		ssize_t n;
+		int fd;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9')
 			continue;
 		snprintf(p, sizeof(p), "/proc/%s/exe", d->d_name);
-		if (stat(p, &st) || st.st_ino != ino ||
-		    ((uint64_t)major(st.st_dev) << 20 | minor(st.st_dev)) != dev)
+		/* the inode first (cheap), then the kernel's identity */
+		if (stat(p, &st) || st.st_ino != ino)
+			continue;
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (cgf_exe_identify_fd(fd, &id)) {
+			id.dev = (uint64_t)major(st.st_dev) << 20 | minor(st.st_dev);
+			id.ino = st.st_ino;
+		}
+		close(fd);
+		if (id.dev != dev || id.ino != ino)
 			continue;
 		n = readlink(p, target, sizeof(target) - 1);
 		if (n <= 0)
 			continue;
 		target[n] = 0;
 		snprintf(buf, len, "%s", target);
-		i = next++ % (sizeof(cache) / sizeof(cache[0]));
-		cache[i].dev = dev;
-		cache[i].ino = ino;
 		snprintf(cache[i].path, sizeof(cache[i].path), "%s", target);
+		cache[i].miss = 0;
 		break;
 	}
 	if (proc)

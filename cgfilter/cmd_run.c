@@ -65,32 +65,13 @@ static bool valid_name(const char *s)
 {
 	size_t i, n = strlen(s);
 
-	if (!n || n > NAME_MAX_LEN || s[0] == '.' || s[0] == '-')
+	if (!n || n > NAME_MAX_LEN || s[0] == '-')
 		return false;
 	for (i = 0; i < n; i++)
 		if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
-		    !(s[i] >= '0' && s[i] <= '9') && !strchr("_.:-", s[i]))
+		    !(s[i] >= '0' && s[i] <= '9') && !strchr("_:-", s[i]))
 			return false;
 	return true;
-}
-
-static int mkdirs(const char *path)
-{
-	char p[PATH_MAX];
-	size_t i;
-
-	snprintf(p, sizeof(p), "%s", path);
-	for (i = 1; p[i]; i++) {
-		if (p[i] != '/')
-			continue;
-		p[i] = 0;
-		if (mkdir(p, 0755) && errno != EEXIST)
-			return -errno;
-		p[i] = '/';
-	}
-	if (mkdir(p, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static void say(int fd, char kind, const char *what)
@@ -101,6 +82,15 @@ static void say(int fd, char kind, const char *what)
 	/* (a cleaner gone has nothing to be told) */
 	if (n > 0 && n < (int)sizeof(line) && write(fd, line, (size_t)n) != n)
 		return;
+}
+
+/* cgf_load_opts.before_pin: the cleaner learns the engine's id */
+static void tell_id(uint32_t id, void *ctx)
+{
+	char ids[16];
+
+	snprintf(ids, sizeof(ids), "%u", id);
+	say(*(int *)ctx, 'L', ids);
 }
 
 /* This process's cgroup directory. */
@@ -204,33 +194,29 @@ static bool populated(const char *cg, bool *gone)
 	return !strstr(buf, "populated 0");
 }
 
+/* Remove the cgroup made (if any) and this run's engine: the one whose
+ * entry program is id, pinned or half-made (a load killed before its pin);
+ * never another run's.  (The parent directories stay: another run may be
+ * making its own there right now.) */
 static void clean(const char *pin, uint32_t id, const char *made)
 {
+	uint32_t now = 0;
 	int i, fd;
 
-	if (made[0]) {
-		char *slash;
-
+	if (made[0])
 		for (i = 0; i < 100 && rmdir(made) && errno == EBUSY; i++)
 			usleep(50000);
-		/* cgfilter-run/ too, once no run is left in it */
-		slash = strrchr(made, '/');
-		if (slash) {
-			*slash = 0;
-			rmdir(made);
-		}
-	}
-	fd = id ? bpf_obj_get(pin) : -1;
+	if (!id)
+		return;
+	fd = bpf_obj_get(pin);
 	if (fd >= 0) {
-		uint32_t now = cgf_prog_id(fd);
-
+		now = cgf_prog_id(fd);
 		close(fd);
-		if (now == id) {
-			cgf_quiet = 1;
-			cgf_engine_unload(pin, true);
-		}
 	}
-	rmdir(RUN_DIR); /* once no run is left in it */
+	if (fd < 0 ? errno == ENOENT : now == id) {
+		cgf_quiet = 1;
+		cgf_engine_unload(pin, true);
+	}
 }
 
 /* Wait until cgroup cg is empty (or gone). */
@@ -275,7 +261,7 @@ static bool hand_over(const char *self, const char *pin, uint32_t id, const char
 	if (p < 0)
 		return false;
 	if (!p) {
-		execlp("systemd-run", "systemd-run", "--quiet", "--collect", "--no-block", "--unit", unit,
+		execlp("systemd-run", "systemd-run", "--quiet", "--collect", "--unit", unit,
 		       "--description", "cgfilter run: remove the filter when the scope ends", "--",
 		       self, "__run-clean", pin, ids, cg, (char *)NULL);
 		_exit(127);
@@ -354,7 +340,7 @@ static void cleaner(int in, int done, const char *pin, const char *self, bool sd
  * *done: the read end that reaches EOF when it has finished. */
 static int start_cleaner(const char *pin, const char *self, bool sd, int *done)
 {
-	int in[2], out[2];
+	int in[2], out[2], st = 0;
 	pid_t p;
 
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
@@ -367,8 +353,14 @@ static int start_cleaner(const char *pin, const char *self, bool sd, int *done)
 
 		close(in[1]);
 		close(out[0]);
-		if (fork()) /* the grandchild cleans: no one's child, init reaps it */
+		switch (fork()) { /* the grandchild cleans: no one's child, init reaps it */
+		case -1:
+			_exit(1);
+		case 0:
+			break;
+		default:
 			_exit(0);
+		}
 		devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
@@ -380,8 +372,14 @@ static int start_cleaner(const char *pin, const char *self, bool sd, int *done)
 	}
 	close(in[0]);
 	close(out[1]);
-	while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
 		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) { /* no cleaner: do nothing */
+		close(in[1]);
+		close(out[0]);
+		errno = EAGAIN;
+		return -1;
+	}
 	*done = out[0];
 	return in[1];
 }
@@ -404,7 +402,7 @@ static void default_name(const char *cmd, char *out, size_t len)
 
 	n = (size_t)snprintf(out, len, "run-%.64s-%d", b, (int)getpid());
 	for (i = 4; i < n && i < len; i++)
-		if (!valid_name((char[]){ out[i], 0 }) && out[i] != '.' && out[i] != '-')
+		if (!valid_name((char[]){ out[i], 0 }) && out[i] != '-')
 			out[i] = '_';
 }
 
@@ -475,7 +473,7 @@ int cmd_run(struct cmd_args *a)
 		return 1;
 	if (a->run_name && !valid_name(a->run_name)) {
 		free(text);
-		return usage_error(a, "invalid name '%s' (1..%d of A-Z a-z 0-9 _ . : -, not first . or -)",
+		return usage_error(a, "invalid name '%s' (1..%d of A-Z a-z 0-9 _ : -, not first -)",
 				   a->run_name, NAME_MAX_LEN);
 	}
 	if (a->run_name)
@@ -483,12 +481,6 @@ int cmd_run(struct cmd_args *a)
 	else
 		default_name(cmd[0], name, sizeof(name));
 	snprintf(pin, sizeof(pin), RUN_DIR "/%s", name);
-	r = mkdirs(RUN_DIR);
-	if (r) {
-		cgf_err("cannot make %s: %s (is bpffs mounted at /sys/fs/bpf?)", RUN_DIR, strerror(-r));
-		free(text);
-		return 1;
-	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
 		cgf_err("cannot find my own program: %s", strerror(errno));
@@ -498,12 +490,15 @@ int cmd_run(struct cmd_args *a)
 	self[n] = 0;
 
 	/* the cleaner first: whatever happens to us from here, it cleans up */
+	signal(SIGPIPE, SIG_IGN);
 	tell = start_cleaner(pin, self, sd, &done);
 	if (tell < 0) {
 		cgf_err("cannot start the cleaner: %s", strerror(errno));
 		free(text);
 		return 1;
 	}
+	lo.before_pin = tell_id;
+	lo.ctx = &tell;
 	r = cgf_engine_load(pin, text, &lo);
 	free(text);
 	if (r) {
@@ -514,16 +509,10 @@ int cmd_run(struct cmd_args *a)
 	}
 	r = cgf_engine_open(&e, pin, false);
 	if (r) {
-		close(tell);
+		close(tell);   /* the cleaner removes it */
 		return 1;
 	}
 	id = e.entry_id;
-	{
-		char ids[16];
-
-		snprintf(ids, sizeof(ids), "%u", id);
-		say(tell, 'L', ids);
-	}
 	if (!sd) {
 		char root[PATH_MAX];
 
@@ -566,6 +555,7 @@ int cmd_run(struct cmd_args *a)
 
 		for (i = 0; i < NFWD; i++)
 			signal(fwd_signals[i], SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(done);
 		cgf_engine_close(&e);

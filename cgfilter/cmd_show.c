@@ -413,6 +413,8 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 				fprintf(f, "null");
 		} else {
 			fprintf(f, "  changed: %s (generation %u, program id %u)\n", t, v.info.gen, v.prog_id);
+			if (v.text && (v.info.flags & CGF_INFO_LEARNING))
+				fprintf(f, "  recording the flows it sees for cgfilter learn\n");
 			if (v.text)
 				fprintf(f, "  mode: %s%s\n", run_mode(v.info.mode),
 					v.info.mode == CGF_RUN_OBSERVE ? " (passes everything; counts what it would drop)" :

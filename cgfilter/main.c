@@ -143,8 +143,8 @@ static const struct cmd cmds[] = {
 	  "recorded with the executable of the process that made it, by a program\n"
 	  "attached to the cgroup2 root (" CGF_EXE_DIR "/record).  status (the\n"
 	  "default): say whether it runs; exit 1 if it is pinned but not attached.  stop:\n"
-	  "detach and remove it; filters naming executables then see none for sockets\n"
-	  "made from then on (until a filter with exe is set again).\n",
+	  "detach and remove it: sockets made from then on have no executable, for every\n"
+	  "filter, until a filter with exe is set again (the map stays while one reads it).\n",
 	  NULL },
 	{ "compile", cmd_compile, OPT_FILE | OPT_CLASSIC, "[--classic] (EXPR | -f FILE)",
 	  "print the BPF program of a filter (no root)",

@@ -174,10 +174,23 @@ int cgf_cgroup_open(const char *cgroup, char *path, size_t len)
 		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
 		return -ENOENT;
 	}
-	if (cgroup[0] == '/' && !access(cgroup, F_OK)) /* a path as it is */
+	/* "/" is the root; an absolute path in a cgroup2 tree is taken as it
+	 * is; anything else is from the root (so /user.slice is the slice) */
+	if (!strcmp(cgroup, "/")) {
+		snprintf(path, len, "%s", root);
+	} else if (cgroup[0] == '/' && !statfs(cgroup, &sf) && sf.f_type == CGROUP2_SUPER_MAGIC) {
 		snprintf(path, len, "%s", cgroup);
-	else if (snprintf(path, len, "%s/%s", root, cgroup[0] == '/' ? cgroup + 1 : cgroup) >= (int)len)
-		return -ENAMETOOLONG;
+	} else {
+		char rel[PATH_MAX];
+
+		if (snprintf(rel, sizeof(rel), "%s/%s", root, cgroup[0] == '/' ? cgroup + 1 : cgroup) >=
+		    (int)sizeof(rel))
+			return -ENAMETOOLONG;
+		/* an absolute path that exists elsewhere, when the root has
+		 * none of that name: said to be no cgroup below */
+		snprintf(path, len, "%s", cgroup[0] == '/' && access(rel, F_OK) && !access(cgroup, F_OK) ?
+						  cgroup : rel);
+	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;

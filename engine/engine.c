@@ -325,6 +325,10 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 		if (r)
 			goto out;
 	}
+	/* whoever must clean up after us learns what is ours before anything
+	 * is pinned (cgfilter run's cleaner) */
+	if (o->before_pin)
+		o->before_pin(cgf_prog_id(e.entry), o->ctx);
 	/* the maps first, the program last: a PIN is always complete; the
 	 * parent directories only now, when there is something to pin */
 	r = cgf_check_pin_path(e.pin, true);

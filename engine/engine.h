@@ -67,6 +67,9 @@ struct cgf_load_opts {
 	 * BPF_PROG_TEST_RUN can give each packet an executable */
 	bool exe_test;
 	int exe_test_fd;
+	/* called with the entry program's id before anything is pinned */
+	void (*before_pin)(uint32_t prog_id, void *ctx);
+	void *ctx;
 };
 
 /* Load an engine at pin (text: its filter; NULL for a shared engine). */
@@ -97,7 +100,8 @@ extern const char *const cgf_run_modes[CGF_RUN_NMODES];
  * cgroup), which must pass everything (observe or pass mode, or the filter
  * 1), rebuilt to record flows into learn_fd (struct cgf_learn_key, an LRU
  * hash); *prog_id: the recording program.  learn_fd < 0: stop; rebuilt
- * without recording if *prog_id is still in force (else left alone). */
+ * without recording if *prog_id is still in force, else left alone and 1
+ * returned (the filter was changed meanwhile). */
 int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uint32_t *prog_id);
 
 

@@ -246,21 +246,31 @@ static int attached(int cg, uint32_t id)
 	return 0;
 }
 
-static int mkdirs(const char *path)
+/* How many loaded programs other than skip use map id (-errno if the walk
+ * fails). */
+static int map_users(uint32_t map_id, uint32_t skip)
 {
-	char p[PATH_MAX];
-	size_t i;
+	uint32_t id = 0;
+	int n = 0;
 
-	snprintf(p, sizeof(p), "%s", path);
-	for (i = 1; p[i]; i++) {
-		if (p[i] != '/')
+	while (!bpf_prog_get_next_id(id, &id)) {
+		struct bpf_prog_info info = {};
+		uint32_t len = sizeof(info), ids[64], k;
+		int fd;
+
+		if (id == skip)
 			continue;
-		p[i] = 0;
-		if (mkdir(p, 0700) && errno != EEXIST)
-			return -errno;
-		p[i] = '/';
+		fd = bpf_prog_get_fd_by_id(id);
+		if (fd < 0)
+			continue;   /* gone meanwhile */
+		info.nr_map_ids = 64;
+		info.map_ids = (uint64_t)(unsigned long)ids;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+			for (k = 0; k < info.nr_map_ids && k < 64; k++)
+				n += ids[k] == map_id;
+		close(fd);
 	}
-	return mkdir(p, 0700) && errno != EEXIST ? -errno : 0;
+	return errno == ENOENT ? n : -errno;
 }
 
 int cgf_exe_ids(void)
@@ -268,11 +278,9 @@ int cgf_exe_ids(void)
 	char root[PATH_MAX], log[65536];
 	int lock, ids = -1, prog = -1, cg = -1, r, at;
 
-	r = mkdirs(CGF_EXE_DIR);
-	if (r) {
-		cgf_err("cannot make %s: %s (is bpffs mounted at /sys/fs/bpf?)", CGF_EXE_DIR, strerror(-r));
+	r = cgf_check_pin_path(IDS, true);  /* CGF_EXE_DIR, on a BPF filesystem */
+	if (r)
 		return r;
-	}
 	/* one at a time: two first filters with exe make one recorder */
 	lock = open(CGF_EXE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lock < 0 || flock(lock, LOCK_EX)) {
@@ -285,32 +293,35 @@ int cgf_exe_ids(void)
 		r = cg;
 		goto out;
 	}
+	/* the map: kept for good once made (filters hold it: a new one would
+	 * leave them reading a map nothing writes) */
 	ids = bpf_obj_get(IDS);
-	prog = bpf_obj_get(RECORD);
-	if (ids >= 0 && prog >= 0) {
+	if (ids >= 0) {
 		struct bpf_map_info mi = {};
 		uint32_t ml = sizeof(mi);
 
 		if (bpf_obj_get_info_by_fd(ids, &mi, &ml) || mi.type != BPF_MAP_TYPE_SK_STORAGE ||
 		    mi.value_size != sizeof(struct cgf_exe_id)) {
-			cgf_err("%s is not cgfilter's map of executables: remove it (cgfilter exe-ids --stop)", IDS);
+			cgf_err("%s is not cgfilter's map of executables: remove it", IDS);
 			r = -EINVAL;
 			goto out;
 		}
 	} else {
-		/* (a half-made set of pins, from a command killed: made anew) */
-		if (ids >= 0)
-			close(ids);
-		if (prog >= 0)
-			close(prog);
-		unlink(RECORD);
-		unlink(IDS);
 		ids = ids_map();
 		if (ids < 0) {
 			r = ids;
 			cgf_err("cannot make the map of executables: %s", strerror(-r));
 			goto out;
 		}
+		if (bpf_obj_pin(ids, IDS)) {
+			r = -errno;
+			cgf_err("cannot pin %s: %s", IDS, strerror(-r));
+			goto out;
+		}
+	}
+	/* the recorder, writing that map */
+	prog = bpf_obj_get(RECORD);
+	if (prog < 0) {
 		log[0] = 0;
 		prog = record_prog(ids, log, sizeof(log));
 		if (prog < 0) {
@@ -320,11 +331,9 @@ int cgf_exe_ids(void)
 			cgf_err("cannot load the program that records executables: %s", strerror(-r));
 			goto out;
 		}
-		if (bpf_obj_pin(ids, IDS) || bpf_obj_pin(prog, RECORD)) {
+		if (bpf_obj_pin(prog, RECORD)) {
 			r = -errno;
-			cgf_err("cannot pin under %s: %s", CGF_EXE_DIR, strerror(-r));
-			unlink(RECORD);
-			unlink(IDS);
+			cgf_err("cannot pin %s: %s", RECORD, strerror(-r));
 			goto out;
 		}
 	}
@@ -357,33 +366,58 @@ out:
 int cgf_exe_ids_status(bool stop)
 {
 	char root[PATH_MAX];
-	int prog = bpf_obj_get(RECORD), ids = bpf_obj_get(IDS), cg = -1, at = 0, r = 0;
+	int prog = bpf_obj_get(RECORD), ids = bpf_obj_get(IDS), cg, at = 0, users = 0, r = 0;
+	uint32_t prog_id = prog >= 0 ? cgf_prog_id(prog) : 0;
 
-	if (prog < 0 && ids < 0) {
-		if (stop)
-			return 0;
-		printf("executables are not recorded (no filter has named one)\n");
-		return 0;
-	}
 	cg = root_fd(root, sizeof(root));
-	if (cg >= 0 && prog >= 0)
-		at = attached(cg, cgf_prog_id(prog));
-	if (stop) {
-		if (at > 0 && bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
-			r = -errno;
-			cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
-		}
-		if (!r) {
-			unlink(RECORD);
-			unlink(IDS);
-			rmdir(CGF_EXE_DIR);
-		}
-	} else {
-		printf("executables are recorded for every socket made: %s %s cgroup %s (%s)\n", RECORD,
-		       at > 0 ? "attached to" : "NOT attached to", root, IDS);
-		if (at <= 0)
-			r = -ENOENT;
+	if (cg < 0) {
+		r = cg;
+		goto out;
 	}
+	if (prog >= 0) {
+		at = attached(cg, prog_id);
+		if (at < 0) {
+			r = at;
+			cgf_err("cannot read the programs of cgroup %s: %s", root, strerror(-r));
+			goto out;
+		}
+	}
+	if (ids >= 0) {
+		users = map_users(cgf_map_id(ids), prog_id);
+		if (users < 0) {
+			r = users;
+			cgf_err("cannot walk the loaded programs: %s", strerror(-r));
+			goto out;
+		}
+	}
+	if (!stop) {
+		if (prog < 0)
+			printf("executables are not recorded (no filter has named one%s)\n",
+			       ids >= 0 ? ", or exe-ids stop" : "");
+		else
+			printf("executables are recorded for every socket made: %s %s cgroup %s\n", RECORD,
+			       at ? "attached to" : "NOT attached to", root);
+		if (ids >= 0)
+			printf("%s: read by %d filter program%s\n", IDS, users, users == 1 ? "" : "s");
+		if (prog >= 0 && !at)
+			r = -ENOENT;
+		goto out;
+	}
+	if (at && bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
+		r = -errno;
+		cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
+		goto out;
+	}
+	unlink(RECORD);
+	/* the map only once no filter reads it: a later recorder writes the
+	 * one they hold */
+	if (ids >= 0 && users) {
+		printf("kept %s: %d filter program%s read it\n", IDS, users, users == 1 ? "" : "s");
+	} else {
+		unlink(IDS);
+		rmdir(CGF_EXE_DIR);
+	}
+out:
 	if (prog >= 0)
 		close(prog);
 	if (ids >= 0)

@@ -425,6 +425,14 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	memset(&g, 0, sizeof(g));
 	b->prog = -1;
 	b->mode = mode;
+	/* the filter in force put in block or pass mode: its program reads
+	 * nothing of the text, and the change must not fail for what the
+	 * text names (a file gone, a set removed): an emergency stop works
+	 * whatever the filter (its text is kept for the way back) */
+	if ((flags & CGF_BUILD_KEEP_SETS) && (mode == CGF_RUN_BLOCK || mode == CGF_RUN_PASS)) {
+		text = "1";
+		po.allow_decls = 0;
+	}
 	b->learning = learn_fd >= 0;
 	r = cgf_expr_parse(text, &po, &x, &pe);
 	if (r) {
@@ -779,6 +787,12 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			r = -errno;
 			cgf_err("cannot set the %s filter of cgroup %s in %s: %s",
 				d ? "egress" : "ingress", path, e->pin, strerror(-r));
+			/* nothing names the new slot yet: empty it again */
+			if (slot && (d == 0 || !present[0])) {
+				uint32_t k2 = slot;
+
+				bpf_map_delete_elem(e->slots, &k2);
+			}
 			goto out;
 		}
 	}
@@ -883,10 +897,45 @@ static int list_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 	return 0;
 }
 
+/* The dedicated engine's filter in force; -ENOENT, said, if none. */
+static int dedicated_view(struct cgf_engine *e, struct cgf_filter_view *v)
+{
+	int r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, v);
+
+	if (r) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (!v->text) {
+		cgf_err("%s has no filter in force", e->pin);
+		cgf_filter_view_free(v);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* The filter in force v made again in mode (recording into learn_fd if
+ * >= 0), its sets as they are, and put in force; *prog_id: the new one. */
+static int rebuild_dedicated(struct cgf_engine *e, const struct cgf_filter_view *v, int mode,
+			     int learn_fd, uint32_t *prog_id)
+{
+	struct cgf_built b;
+	int r;
+
+	r = cgf_filter_build(e, v->text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd, &b);
+	if (!r)
+		r = cgf_filter_seal(&b, v->text, 0, e->gen + 1);
+	if (!r)
+		r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
+	if (!r && prog_id)
+		*prog_id = cgf_prog_id(b.prog);
+	cgf_built_free(&b);
+	return r;
+}
+
 int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int *changed)
 {
 	struct cgf_filter_view v;
-	struct cgf_built b;
 	int r;
 
 	*changed = 0;
@@ -899,6 +948,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 		struct cg_list l = { 0 };
 		uint64_t cgid;
 		size_t i;
+		int r_first = 0;
 
 		if (cgroup) {
 			r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
@@ -907,17 +957,26 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 			*changed = !r;
 			return r;
 		}
-		/* every registered cgroup, one after the other */
+		/* every registered cgroup, one after the other; one that
+		 * fails (gone meanwhile, say) does not stop the others */
 		r = cgf_engine_each_cgroup(e, list_cgroup, &l);
 		if (r)
 			cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
 		for (i = 0; !r && i < l.n; i++) {
 			bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
+			int one;
 
-			snprintf(path, sizeof(path), "(cgroup id %llu)", (unsigned long long)l.ids[i]);
-			r = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true, -1);
-			if (!r)
+			cgf_cgroup_path(l.ids[i], path, sizeof(path));
+			one = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true, -1);
+			if (!one)
 				(*changed)++;
+			else if (!r_first)
+				r_first = one;
+		}
+		if (!r && r_first) {
+			cgf_err("%s: %zu of %zu cgroups changed to %s mode; the others kept theirs (see above)",
+				e->pin, (size_t)*changed, l.n, cgf_run_modes[mode]);
+			r = r_first;
 		}
 		free(l.ids);
 		free(l.dirs);
@@ -927,23 +986,12 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 		cgf_err("%s is a dedicated engine: its mode is the whole engine's (no --cgroup)", e->pin);
 		return -EINVAL;
 	}
-	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
-	if (r) {
-		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+	r = dedicated_view(e, &v);
+	if (r)
 		return r;
-	}
-	if (!v.text) {
-		cgf_err("%s has no filter in force", e->pin);
-		return -ENOENT;
-	}
-	r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, -1, &b);
-	if (!r)
-		r = cgf_filter_seal(&b, v.text, 0, e->gen + 1);
-	if (!r)
-		r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
+	r = rebuild_dedicated(e, &v, mode, -1, NULL);
 	if (!r)
 		*changed = 1;
-	cgf_built_free(&b);
 	cgf_filter_view_free(&v);
 	return r;
 }
@@ -1056,7 +1104,7 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 			return r;
 		snprintf(what, sizeof(what), " for cgroup %s", cgroup);
 		if (learn_fd >= 0 ? learnable(e, &v, what) : v.prog_id != *prog_id) {
-			r = learn_fd >= 0 ? -EPERM : 0;
+			r = learn_fd >= 0 ? -EPERM : 1;
 			goto out;
 		}
 		r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
@@ -1074,34 +1122,15 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 		cgf_err("%s is a dedicated engine: no --cgroup", e->pin);
 		return -EINVAL;
 	}
-	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
-	if (r) {
-		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+	r = dedicated_view(e, &v);
+	if (r)
 		return r;
-	}
-	if (!v.text) {
-		cgf_err("%s has no filter in force", e->pin);
-		r = -ENOENT;
-		goto out;
-	}
 	if (learn_fd >= 0 ? learnable(e, &v, "") : v.prog_id != *prog_id) {
 		/* stop: the filter changed meanwhile (set, mode): it stays */
-		r = learn_fd >= 0 ? -EPERM : 0;
+		r = learn_fd >= 0 ? -EPERM : 1;
 		goto out;
 	}
-	{
-		struct cgf_built b;
-
-		r = cgf_filter_build(e, v.text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, (int)v.info.mode,
-				     learn_fd, &b);
-		if (!r)
-			r = cgf_filter_seal(&b, v.text, 0, e->gen + 1);
-		if (!r)
-			r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
-		if (!r && learn_fd >= 0)
-			*prog_id = cgf_prog_id(b.prog);
-		cgf_built_free(&b);
-	}
+	r = rebuild_dedicated(e, &v, (int)v.info.mode, learn_fd, learn_fd >= 0 ? prog_id : NULL);
 out:
 	cgf_filter_view_free(&v);
 	return r;

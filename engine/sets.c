@@ -338,10 +338,16 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 		}
 		if (type == CGF_T_EXE) {
 			char path[CGF_EXE_PATH_MAX + 2];
-			size_t l = strlen(items[i]);
+			size_t l;
 
+			if (strlen(items[i]) >= sizeof(path)) {
+				cgf_err("bad element '%.60s...': a path longer than %d bytes", items[i],
+					CGF_EXE_PATH_MAX - 1);
+				return -EINVAL;
+			}
 			/* a "PATH" as in a filter: the quotes off (no escapes here) */
 			snprintf(path, sizeof(path), "%s", items[i]);
+			l = strlen(path);
 			if (l >= 2 && path[0] == '"' && path[l - 1] == '"') {
 				memmove(path, path + 1, l - 2);
 				path[l - 2] = 0;

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "expr.h"
 
@@ -1577,9 +1579,54 @@ fail:
 	return NULL;
 }
 
+/*
+ * The identity the kernel records for the file open at fd: its superblock's
+ * s_dev and its inode number, as /proc/self/fdinfo shows them for a lock
+ * held through fd ("lock: ... MAJ:MIN:INO", MAJOR(i_sb->s_dev) and
+ * MINOR() in hex).  stat() is not always that: btrfs reports a
+ * subvolume's own device, overlayfs may report a lower layer's.  An open
+ * file description lock, read, on one byte: taken and given back at once.
+ */
+#ifndef F_OFD_SETLK
+#define F_OFD_SETLK 37   /* (without _GNU_SOURCE, as port-firewall's checker builds) */
+#endif
+
+int cgf_exe_identify_fd(int fd, struct cgf_exe *out)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char path[64], buf[4096], *p;
+	unsigned int maj, min;
+	unsigned long long ino;
+	ssize_t n;
+	int info, r = -ENOENT;
+
+	if (fcntl(fd, F_OFD_SETLK, &fl))
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	info = open(path, O_RDONLY | O_CLOEXEC);
+	n = info < 0 ? -1 : read(info, buf, sizeof(buf) - 1);
+	if (info >= 0)
+		close(info);
+	fl.l_type = F_UNLCK;
+	fcntl(fd, F_OFD_SETLK, &fl);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	for (p = strstr(buf, "lock:"); p && *p && *p != '\n'; p++) {
+		if (p[-1] == ' ' && sscanf(p, "%x:%x:%llu", &maj, &min, &ino) == 3) {
+			out->dev = (uint64_t)maj << 20 | min;
+			out->ino = ino;
+			r = 0;
+			break;
+		}
+	}
+	return r;
+}
+
 int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t whylen)
 {
 	struct stat st;
+	int fd;
 
 	memset(out, 0, sizeof(*out));
 	if (path[0] != '/') {
@@ -1590,19 +1637,27 @@ int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t why
 		snprintf(why, whylen, "path longer than %zu bytes", sizeof(out->path) - 1);
 		return -ENAMETOOLONG;
 	}
-	if (stat(path, &st)) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st)) {
 		int r = -errno;
 
+		if (fd >= 0)
+			close(fd);
 		snprintf(why, whylen, "cannot find executable \"%s\": %s", path, strerror(-r));
 		return r;
 	}
 	if (!S_ISREG(st.st_mode)) {
+		close(fd);
 		snprintf(why, whylen, "\"%s\" is not a regular file", path);
 		return -EINVAL;
 	}
-	/* the kernel's own encoding of the device (struct super_block s_dev) */
-	out->dev = (uint64_t)major(st.st_dev) << 20 | minor(st.st_dev);
-	out->ino = st.st_ino;
+	/* as the kernel records it; if the lock cannot be had (a writer holds
+	 * one), stat's view, which is the kernel's on most file systems */
+	if (cgf_exe_identify_fd(fd, out)) {
+		out->dev = (uint64_t)major(st.st_dev) << 20 | minor(st.st_dev);
+		out->ino = st.st_ino;
+	}
+	close(fd);
 	snprintf(out->path, sizeof(out->path), "%s", path);
 	return 0;
 }

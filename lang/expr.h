@@ -89,6 +89,9 @@ struct cgf_exe {
 /* Resolve an absolute path to the file's identity: 0, or -errno with why. */
 typedef int (*cgf_exe_resolve_fn)(const char *path, struct cgf_exe *out, char *why, size_t whylen);
 int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t whylen);
+/* The identity (dev, ino) the kernel records for the file open at fd: 0 or
+ * -errno (then use stat()). */
+int cgf_exe_identify_fd(int fd, struct cgf_exe *out);
 /* Most executables in a literal set (a named set holds any number). */
 #define CGF_EXE_LITERAL_MAX 64
 

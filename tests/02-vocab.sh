@@ -20,8 +20,8 @@ ok "the man pages list the names of lang/vocab.c, as make vocab writes them"
 "$EXPR" --vocab names >"$W/names"
 "$EXPR" --vocab names --addresses >"$W/all"
 expect_eq "20 names for port-firewall" "$(wc -l <"$W/names")" 20
-expect_eq "... and src_ip, dst_ip for cgfilter" "$(comm -13 <(sort "$W/names") <(sort "$W/all") | tr "\n" " ")" \
-	"dst_ip src_ip "
+expect_eq "... and src_ip, dst_ip, exe for cgfilter" "$(comm -13 <(sort "$W/names") <(sort "$W/all") | tr "\n" " ")" \
+	"dst_ip exe src_ip "
 "$EXPR" --help >"$W/expr.help"
 "$CGF" set --help >"$W/cgf.help"
 while read -r n; do
@@ -31,12 +31,16 @@ while read -r n; do
 	grep -qE "^  $n +[^ ]" "$W/cgf.help" || fail "cgfilter set --help does not list $n"
 done <"$W/names"
 ok "each is taken by port-firewall's checker and cgfilter, and listed in both helps"
-for n in src_ip dst_ip; do
-	"$CGF" compile "$n == 10.0.0.1" >/dev/null || fail "cgfilter refuses $n"
+for n in src_ip dst_ip exe; do
+	if [ "$n" = exe ]; then
+		"$CGF" compile 'exe == "/bin/sh"' >/dev/null || fail "cgfilter refuses exe"
+	else
+		"$CGF" compile "$n == 10.0.0.1" >/dev/null || fail "cgfilter refuses $n"
+	fi
 	grep -qE "^  $n +[^ ]" "$W/cgf.help" || fail "cgfilter set --help does not list $n"
 	rc=0
 	"$EXPR" --check "$n == 1" 2>"$W/err" || rc=$?
-	expect_eq "port-firewall refuses $n (an address is cgfilter's)" "$rc" 1
+	expect_eq "port-firewall refuses $n (cgfilter's only)" "$rc" 1
 done
 rc=0
 "$EXPR" --check "tcp_cwr" 2>"$W/err" || rc=$?

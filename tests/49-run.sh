@@ -21,6 +21,9 @@ done
 make_tmpdir TMP
 RUN=/sys/fs/bpf/cgfilter-run
 N=$T_ID-run
+# the parents stay (another run may be making its own there): ours to remove
+[ -e "$RUN" ] || at_exit rmdir "$RUN"
+[ -e "$CG2/cgfilter-run" ] || at_exit rmdir "$CG2/cgfilter-run"
 at_exit rm -rf "$RUN/$N" "$RUN/${N}_maps" "$RUN/$N-k9" "$RUN/$N-k9_maps"
 at_exit rm_cgroup "$CG2/cgfilter-run/$N"
 at_exit rm_cgroup "$CG2/cgfilter-run/$N-k9"

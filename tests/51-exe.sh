@@ -6,8 +6,10 @@
 # with a filter naming one, only it connects; the file renamed still does;
 # replaced (a new inode, as a package upgrade) it does not until the filter
 # is set again; a server's accepted connections carry its listener's
-# executable; a socket made before executables were recorded matches none;
-# named sets of executables edited live; bad input refused.  In the private
+# executable; a socket made while nothing recorded matches none, and the
+# map of executables outlives 'exe-ids stop' for the filters reading it;
+# block mode works for a filter naming a file gone; named sets of
+# executables edited live; bad input refused.  In the private
 # systemd: 'systemctl reload cgfilter@NAME' makes a replaced file match
 # again, and cgfilter-apps.service is an application firewall on
 # user.slice (an allowed program connects, another is dropped, mode pass
@@ -98,11 +100,20 @@ for _ in $(seq 40); do grep -qs listening "$TMP/ls" && grep -qs listening "$TMP/
 "$PROBE" send tcp 127.0.0.1 "$TP" -t 300 >/dev/null 2>&1 && fail "a client reached the server the filter does not name"
 ok "a server: its handshake and accepted connection carry its executable; another server's do not"
 
-# a socket made before executables were recorded: its packets match no executable
+# a socket made while nothing records executables: its packets match none.
+# exe-ids stop removes the recorder but keeps the map the filter in force
+# reads; the next filter naming an executable starts a recorder writing that
+# same map, so the filter set before agrees with it
 PY=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
-"$CGF" unload --detach "$PIN"
-"$CGF" exe-ids stop || fail "exe-ids stop failed"
-"$CGF" exe-ids | grep -q "not recorded" || fail "exe-ids still says they are recorded"
+"$CGF" set "$PIN" "exe == \"$PY\"" || fail "set failed"
+ids_id() { bpftool map show pinned /sys/fs/bpf/cgfilter-exe/ids | sed -n 's/^\([0-9]*\):.*/\1/p'; }
+map0=$(ids_id)
+"$CGF" exe-ids stop >"$TMP/stop" || fail "exe-ids stop failed"
+grep -q "kept /sys/fs/bpf/cgfilter-exe/ids: 1 filter program read it" "$TMP/stop" ||
+	fail "exe-ids stop does not say the map is kept for the filter: $(cat "$TMP/stop")"
+"$CGF" exe-ids >"$TMP/st"
+grep -q "not recorded" "$TMP/st" && grep -q "read by 1 filter program" "$TMP/st" ||
+	fail "exe-ids after stop: $(cat "$TMP/st")"
 in_cg "$PY" - "$PU" "$TMP/go" >"$TMP/py" 2>&1 <<'EOF' &
 import os, socket, sys, time
 port, go = int(sys.argv[1]), sys.argv[2]
@@ -123,12 +134,25 @@ print("new socket:", ask(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)), flus
 EOF
 py=$!
 for _ in $(seq 100); do grep -qs ready "$TMP/py" && break; sleep 0.05; done
-"$CGF" load "$PIN" "exe == \"$PY\"" || fail "load failed"
-"$CGF" attach "$PIN" "$CG" || fail "attach failed"
+"$CGF" set "$PIN" "exe == \"$PY\" || exe == \"$A\"" || fail "set failed"
+expect_eq "the map of executables after the recorder started again" "$(ids_id)" "$map0"
 touch "$TMP/go"
 wait "$py" || fail "the python client failed: $(cat "$TMP/py")"
-expect_eq "a socket made before recording, then one made after" "$(grep socket: "$TMP/py")" "old socket: dropped
+expect_eq "a socket made while nothing recorded, then one made after" "$(grep socket: "$TMP/py")" "old socket: dropped
 new socket: answered"
+
+# block mode works whatever the filter names: here a file gone since
+cp "$PROBE" "$TMP/bin/gone"
+"$CGF" set "$PIN" "exe == \"$TMP/bin/gone\" || exe == \"$A\"" || fail "set failed"
+rm "$TMP/bin/gone"
+"$CGF" mode "$PIN" block || fail "block mode failed for a filter naming a file gone"
+connects "$A" 300 && fail "block mode: A connected"
+rc=0; "$CGF" mode "$PIN" enforce 2>"$TMP/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot find executable \"$TMP/bin/gone\"" "$TMP/err" ||
+	fail "enforce with a file gone: exit $rc: $(cat "$TMP/err")"
+expect_eq "the mode after the refused enforce" "$("$CGF" mode "$PIN")" block
+"$CGF" set "$PIN" "exe == \"$A\"" || fail "set failed"
+"$CGF" mode "$PIN" enforce || fail "enforce failed"
 
 # named sets, edited live
 "$CGF" set "$PIN" "@apps = { \"$A\" } exe in @apps" || fail "set with a named set failed"
@@ -165,6 +189,8 @@ expect_refused "set-add of an address to a set of executables" 1 "@apps holds ex
 	"$CGF" set-add "$PIN" @apps 10.0.0.1
 expect_refused "set-add of a file that does not exist" 1 "cannot find executable" \
 	"$CGF" set-add "$PIN" @apps "$TMP/none"
+expect_refused "set-add of a quoted path of 300 bytes" 1 "a path longer than 255 bytes" \
+	"$CGF" set-add "$PIN" @apps "\"/$(printf 'x%.0s' $(seq 300))\""
 expect_refused "classic BPF" 1 "a socket filter cannot tell who made a packet's socket" \
 	"$CGF" compile --classic "exe == \"$A\""
 connects "$A" || fail "after the refusals, A no longer connects"
