@@ -35,17 +35,10 @@ ok "enforce/observe/block/pass: verdicts and counters as the reference says; kep
 
 # ---- bad input changes nothing -----------------------------------------------------------------
 "$CGF" load "$PIN" 'udp' || fail "load failed"
-expect_refused() { # DESC STATUS MESSAGE-PART CMD...
-	local desc=$1 st=$2 msg=$3 rc=0
-	shift 3
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" = "$st" ] || fail "$desc: exit $rc, expected $st: $(cat "$TMP/err")"
-	grep -qF -- "$msg" "$TMP/err" || fail "$desc: the message does not say '$msg': $(cat "$TMP/err")"
-}
-expect_refused "an unknown mode" 2 "no such mode: 'observ'" "$CGF" mode "$PIN" observ
-expect_refused "two modes" 2 "expected PIN" "$CGF" mode "$PIN" observe block
-expect_refused "--cgroup on a dedicated engine" 1 "dedicated engine" "$CGF" mode "$PIN" --cgroup "$CG" block
-expect_refused "no engine" 1 "/sys/fs/bpf/${T_ID}_none" "$CGF" mode "/sys/fs/bpf/${T_ID}_none" block
+expect_status "an unknown mode" 2 "no such mode: 'observ'" "$CGF" mode "$PIN" observ
+expect_status "two modes" 2 "expected PIN" "$CGF" mode "$PIN" observe block
+expect_status "--cgroup on a dedicated engine" 1 "dedicated engine" "$CGF" mode "$PIN" --cgroup "$CG" block
+expect_status "no engine" 1 "/sys/fs/bpf/${T_ID}_none" "$CGF" mode "/sys/fs/bpf/${T_ID}_none" block
 expect_eq "the mode after refusals" "$("$CGF" mode "$PIN")" enforce
 ok "bad modes, directions and engines are refused; the mode is unchanged"
 
@@ -54,14 +47,14 @@ REL=${CG#"$CG2"}
 expect_ok "attach by a path from the cgroup2 root" "$CGF" attach "$PIN" "$REL"
 bpftool cgroup show "$CG" >"$TMP/bt"
 [ "$(grep -c cgf_dedicated "$TMP/bt")" = 2 ] || fail "not attached for both directions: $(cat "$TMP/bt")"
-expect_refused "attach twice" 1 "already attached to cgroup $CG for ingress" "$CGF" attach "$PIN" "$CG"
-expect_refused "attach egress again" 1 "already attached to cgroup $CG for egress" "$CGF" attach "$PIN" "$CG" egress
-expect_refused "a bad direction" 2 "no such direction: 'out'" "$CGF" attach "$PIN" "$CG" out
-expect_refused "a cgroup that does not exist" 1 "cannot open cgroup $CG2/${T_ID}-none" \
+expect_status "attach twice" 1 "already attached to cgroup $CG for ingress" "$CGF" attach "$PIN" "$CG"
+expect_status "attach egress again" 1 "already attached to cgroup $CG for egress" "$CGF" attach "$PIN" "$CG" egress
+expect_status "a bad direction" 2 "no such direction: 'out'" "$CGF" attach "$PIN" "$CG" out
+expect_status "a cgroup that does not exist" 1 "cannot open cgroup $CG2/${T_ID}-none" \
 	"$CGF" attach "$PIN" "${T_ID}-none"
-expect_refused "a directory that is no cgroup" 1 "not a cgroup2 directory" "$CGF" attach "$PIN" "$TMP"
+expect_status "a directory that is no cgroup" 1 "not a cgroup2 directory" "$CGF" attach "$PIN" "$TMP"
 expect_ok "detach ingress" "$CGF" detach "$PIN" "$CG" ingress
-expect_refused "detach what is not attached" 1 "is not attached to cgroup $CG for ingress" \
+expect_status "detach what is not attached" 1 "is not attached to cgroup $CG for ingress" \
 	"$CGF" detach "$PIN" "$CG"
 [ "$(bpftool cgroup show "$CG" | grep -c cgf_dedicated)" = 1 ] || fail "a refused detach changed the attachments"
 expect_ok "attach ingress again" "$CGF" attach "$PIN" "$CG" ingress
@@ -135,10 +128,10 @@ for c in "$CGA" "$CGB"; do
 	"$CGF" register "$SPIN" --cgroup "$c" "tcp && (dst_port == $PT || src_port == $PT)" ||
 		fail "register $c failed"
 done
-expect_refused "mode of a cgroup not attached" 1 "is not attached to cgroup $CG" \
+expect_status "mode of a cgroup not attached" 1 "is not attached to cgroup $CG" \
 	"$CGF" mode "$SPIN" --cgroup "$CG" observe
 "$CGF" attach "$SPIN" "$CG" || fail "attach failed"
-expect_refused "mode of a cgroup without a filter" 1 "cgroup $CG has no filter" \
+expect_status "mode of a cgroup without a filter" 1 "cgroup $CG has no filter" \
 	"$CGF" mode "$SPIN" --cgroup "$CG" observe
 "$CGF" mode "$SPIN" --cgroup "$CGA" observe || fail "mode --cgroup failed"
 expect_eq "A's mode" "$("$CGF" mode "$SPIN" --cgroup "$CGA")" observe
@@ -179,9 +172,9 @@ for _ in $(seq 40); do
 done
 "$CGF" load "$LPIN" 'tcp && dst_port == 1' || fail "load failed"
 "$CGF" attach "$LPIN" "$CGL" || fail "attach failed"
-expect_refused "learn in enforce mode" 1 "is in enforce mode: it would learn only what its filter passes" \
+expect_status "learn in enforce mode" 1 "is in enforce mode: it would learn only what its filter passes" \
 	"$CGF" learn "$LPIN" --seconds 1
-expect_refused "learn --seconds 0" 2 "invalid seconds: '0'" "$CGF" learn "$LPIN" --seconds 0
+expect_status "learn --seconds 0" 2 "invalid seconds: '0'" "$CGF" learn "$LPIN" --seconds 0
 "$CGF" mode "$LPIN" observe || fail "mode observe failed"
 traffic() { # FROM: a TCP connection to PL1 and a datagram to PL2 from FROM; prints what passed
 	"$PROBE" send tcp 127.0.0.1 "$PL1" -b "$1" -t "${2:-2000}" >/dev/null 2>&1 && echo "tcp $1"
@@ -228,6 +221,6 @@ sleep 0.3
 in_cg "$CGA" "$PROBE" send udp 127.0.0.1 "$PU" -t 1000 >/dev/null 2>&1 || fail "A with filter 1: UDP dropped"
 wait "$lp" || fail "learn --cgroup failed: $(cat "$TMP/learn.err")"
 grep -q "^# udp to port $PU of 1 peer" "$TMP/learned-a" || fail "learn --cgroup: $(cat "$TMP/learned-a")"
-expect_refused "learn a shared engine without --cgroup" 1 "learn the filter of one cgroup (--cgroup PATH)" \
+expect_status "learn a shared engine without --cgroup" 1 "learn the filter of one cgroup (--cgroup PATH)" \
 	"$CGF" learn "$SPIN" --seconds 1
 ok "learn --cgroup: one cgroup of a shared engine"

@@ -121,20 +121,17 @@ rm -f "$TMP/stop"
 ok "kill -9 of cgfilter run: CMD runs on, filtered; when it ends, its cgroup and the filter go"
 
 # bad input: refused, nothing left
-expect_refused() { # DESC STATUS MESSAGE-PART CMD...
-	local desc=$1 st=$2 msg=$3 rc=0
-	shift 3
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" = "$st" ] || fail "$desc: exit $rc, expected $st: $(cat "$TMP/err")"
-	grep -qF -- "$msg" "$TMP/err" || fail "$desc: the message does not say '$msg': $(cat "$TMP/err")"
-	left_behind "$N"
-}
-expect_refused "a bad filter" 1 "bad filter" "$CGF" run --name "$N" 'udp &&' -- true
-expect_refused "no --" 2 "expected (EXPR | -f FILE) -- CMD" "$CGF" run --name "$N" udp true
-expect_refused "no command" 2 "expected (EXPR | -f FILE) -- CMD" "$CGF" run --name "$N" udp --
-expect_refused "a bad name" 2 "invalid name 'a/b'" "$CGF" run --name a/b udp -- true
-expect_refused "a command that does not exist" 127 "cannot run /nonexistent" \
+expect_status "a bad filter" 1 "bad filter" "$CGF" run --name "$N" 'udp &&' -- true
+left_behind "$N"
+expect_status "no --" 2 "expected (EXPR | -f FILE) -- CMD" "$CGF" run --name "$N" udp true
+left_behind "$N"
+expect_status "no command" 2 "expected (EXPR | -f FILE) -- CMD" "$CGF" run --name "$N" udp --
+left_behind "$N"
+expect_status "a bad name" 2 "invalid name 'a/b'" "$CGF" run --name a/b udp -- true
+left_behind "$N"
+expect_status "a command that does not exist" 127 "cannot run /nonexistent" \
 	"$CGF" run --name "$N" udp -- /nonexistent
+left_behind "$N"
 "$CGF" run --name "$N" udp -- sleep 2 &
 pid=$!
 for _ in $(seq 50); do [ -e "$RUN/$N" ] && break; sleep 0.1; done

@@ -166,32 +166,25 @@ connects "$B" 300 && fail "B connected after it was removed"
 ok "a named set of executables: set-add lets one in, set-del out, show lists them"
 
 # bad input: refused, nothing changed
-expect_refused() { # DESC STATUS MESSAGE-PART CMD...
-	local desc=$1 st=$2 msg=$3 rc=0
-	shift 3
-	"$@" >"$TMP/out" 2>"$TMP/err" || rc=$?
-	[ "$rc" = "$st" ] || fail "$desc: exit $rc, expected $st: $(cat "$TMP/err")"
-	grep -qF -- "$msg" "$TMP/err" || fail "$desc: the message does not say '$msg': $(cat "$TMP/err")"
-}
-expect_refused "a file that does not exist" 1 "cannot find executable \"$TMP/none\"" \
+expect_status "a file that does not exist" 1 "cannot find executable \"$TMP/none\"" \
 	"$CGF" set "$PIN" "exe == \"$TMP/none\""
-expect_refused "a relative path" 1 "an executable is named by its absolute path" "$CGF" set "$PIN" 'exe == "bin/sh"'
-expect_refused "a directory" 1 "is not a regular file" "$CGF" set "$PIN" "exe == \"$TMP\""
-expect_refused "a string not closed" 1 "string not closed" "$CGF" set "$PIN" 'exe == "/bin/sh'
-expect_refused "a bad escape" 1 "bad escape in a string" "$CGF" set "$PIN" 'exe == "/bin\q"'
-expect_refused "a NUL byte" 1 "cannot hold a NUL byte" "$CGF" set "$PIN" 'exe == "/bin\x00"'
-expect_refused "exe in arithmetic" 1 "exe is an executable: compare it with" "$CGF" set "$PIN" 'exe + 1'
-expect_refused "exe compared with a number" 1 "an executable (\"PATH\") after" "$CGF" set "$PIN" 'exe == 1'
-expect_refused "a path in an address set" 1 "a string names an executable, but this set holds addresses" \
+expect_status "a relative path" 1 "an executable is named by its absolute path" "$CGF" set "$PIN" 'exe == "bin/sh"'
+expect_status "a directory" 1 "is not a regular file" "$CGF" set "$PIN" "exe == \"$TMP\""
+expect_status "a string not closed" 1 "string not closed" "$CGF" set "$PIN" 'exe == "/bin/sh'
+expect_status "a bad escape" 1 "bad escape in a string" "$CGF" set "$PIN" 'exe == "/bin\q"'
+expect_status "a NUL byte" 1 "cannot hold a NUL byte" "$CGF" set "$PIN" 'exe == "/bin\x00"'
+expect_status "exe in arithmetic" 1 "exe is an executable: compare it with" "$CGF" set "$PIN" 'exe + 1'
+expect_status "exe compared with a number" 1 "an executable (\"PATH\") after" "$CGF" set "$PIN" 'exe == 1'
+expect_status "a path in an address set" 1 "a string names an executable, but this set holds addresses" \
 	"$CGF" set "$PIN" 'src_ip in { 10.0.0.1, "/bin/sh" }'
-expect_refused "exe in a dynamic set" 1 "not executables" "$CGF" set "$PIN" '@d = { } timeout 5 exe in @d'
-expect_refused "set-add of an address to a set of executables" 1 "@apps holds executables" \
+expect_status "exe in a dynamic set" 1 "not executables" "$CGF" set "$PIN" '@d = { } timeout 5 exe in @d'
+expect_status "set-add of an address to a set of executables" 1 "@apps holds executables" \
 	"$CGF" set-add "$PIN" @apps 10.0.0.1
-expect_refused "set-add of a file that does not exist" 1 "cannot find executable" \
+expect_status "set-add of a file that does not exist" 1 "cannot find executable" \
 	"$CGF" set-add "$PIN" @apps "$TMP/none"
-expect_refused "set-add of a quoted path of 300 bytes" 1 "a path longer than 255 bytes" \
+expect_status "set-add of a quoted path of 300 bytes" 1 "a path longer than 255 bytes" \
 	"$CGF" set-add "$PIN" @apps "\"/$(printf 'x%.0s' $(seq 300))\""
-expect_refused "classic BPF" 1 "a socket filter cannot tell who made a packet's socket" \
+expect_status "classic BPF" 1 "a socket filter cannot tell who made a packet's socket" \
 	"$CGF" compile --classic "exe == \"$A\""
 connects "$A" || fail "after the refusals, A no longer connects"
 connects "$B" 300 && fail "after the refusals, B connects"

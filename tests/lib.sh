@@ -47,6 +47,22 @@ expect_fail() {
 	if "$@"; then fail "$what: '$*' succeeded but must fail"; else ok "$what"; fi
 }
 
+# expect_status DESCRIPTION STATUS MESSAGE CMD...   the command must exit
+# STATUS and say MESSAGE (a fixed string) on standard error; its output and
+# errors are left in $T_OUT and $T_ERR
+expect_status() {
+	local what=$1 st=$2 msg=$3 rc=0
+	shift 3
+	T_OUT=$(mktemp "/tmp/$T_ID.out.XXXXXX")
+	T_ERR=$(mktemp "/tmp/$T_ID.err.XXXXXX")
+	"$@" >"$T_OUT" 2>"$T_ERR" || rc=$?
+	local err
+	err=$(cat "$T_ERR")
+	rm -f "$T_OUT" "$T_ERR"
+	[ "$rc" = "$st" ] || fail "$what: exit $rc, expected $st: $err"
+	grep -qF -- "$msg" <<<"$err" || fail "$what: the message does not say '$msg': $err"
+}
+
 # expect_eq DESCRIPTION GOT WANT   the two must be equal
 expect_eq() {
 	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
