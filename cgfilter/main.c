@@ -92,11 +92,12 @@ static const struct cmd cmds[] = {
 	  "observe mode first (or give it the filter 1).  Shared engine: --cgroup PATH.\n",
 	  "cgfilter learn /sys/fs/bpf/web --seconds 600 > /etc/cgfilter/web.filter" },
 	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
-	  "add addresses/prefixes or ports/ranges to a named set",
+	  "add addresses, ports or executables to a named set",
 	  "Add items to a named set, creating it if needed (its type is that of the first\n"
-	  "item).  Items: 10.0.0.0/8, 192.0.2.1, fd00::/8 or 22, 8000..8100; -f FILE reads\n"
-	  "them one a line.  All items go in at once, or none: filters using the set see\n"
-	  "the old set or the new one.\n",
+	  "item).  Items: 10.0.0.0/8, 192.0.2.1, fd00::/8; 22, 8000..8100; or executables\n"
+	  "by absolute path (/usr/bin/curl), resolved now; -f FILE reads them one a line.\n"
+	  "All items go in at once, or none: filters using the set see the old set or the\n"
+	  "new one.\n",
 	  "cgfilter set-add /sys/fs/bpf/web @trusted 10.0.0.0/8 fd00::/8" },
 	{ "set-del", cmd_set_del, OPT_FILE, "PIN @SET (ITEM... | -f FILE)", "remove them",
 	  "Remove items (prefixes exactly as added) from a named set, all at once.\n", NULL },
@@ -190,10 +191,14 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: cgfilter [-v] COMMAND [ARGS]\n"
 		   "Per-service packet filters for systemd units, changed at run time.\n\nCommands:\n");
 	for (i = 0; i < NCMDS; i++) {
-		char left[80];
+		char left[160];
 
 		snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
-		fprintf(f, "  %-40s %s\n", left, cmds[i].summary);
+		left[strcspn(left, "\n")] = 0;
+		if (strlen(left) > 40)
+			fprintf(f, "  %s\n  %-40s %s\n", left, "", cmds[i].summary);
+		else
+			fprintf(f, "  %-40s %s\n", left, cmds[i].summary);
 	}
 	fprintf(f, "\n'cgfilter COMMAND --help' tells more; the language is in cgfilter(8).\n\n"
 		   "Examples:\n"
