@@ -12,9 +12,12 @@
  *    -p IPIngressFilterPath=PIN -p IPEgressFilterPath=PIN' (a transient
  *    scope: systemctl shows it) runs 'cgfilter __run-exec', which checks that
  *    the filter is attached to its cgroup for both directions before it
- *    executes CMD (systemd attaches best effort: fail closed); without
- *    systemd the child joins a cgroup made under the cgroup2 root
- *    (cgfilter-run/NAME) with the filter attached, checks the same, and
+ *    executes CMD (systemd attaches best effort: fail closed), and also
+ *    that every cgroup_skb program in force where run was started is in
+ *    force there (a run is no way out of a filter); without
+ *    systemd the child joins a cgroup made below the caller's
+ *    (cgfilter-run-NAME, so the caller's filters still apply) with the
+ *    filter attached, checks the same, and
  *    executes CMD;
  *  - the cleaner, a daemon of its own session: when the cgroup is empty
  *    (CMD and all it started ended) it removes the cgroup it made and the
@@ -116,10 +119,72 @@ static int my_cgroup(char *path, size_t len)
  * In the cgroup CMD is to run in: check that program id filters it in both
  * directions (attached here or above), tell the cleaner (fd), execute CMD.
  */
-static int run_exec(int fd, uint32_t id, char **cmd)
+/* The cgroup_skb programs in force in cgroup cg for each direction, as
+ * "INGRESS-IDS/EGRESS-IDS" (ids separated by ','): what CMD must stay
+ * under.  -errno. */
+static int effective(int cg, char *out, size_t len)
 {
 	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
-	char path[PATH_MAX];
+	size_t o = 0;
+	int d;
+
+	out[0] = 0;
+	for (d = 0; d < 2; d++) {
+		uint32_t ids[64], cnt = 64, flags = 0, i;
+
+		if (bpf_prog_query(cg, dirs[d], BPF_F_QUERY_EFFECTIVE, &flags, ids, &cnt))
+			return -errno;
+		for (i = 0; i < cnt && o + 16 < len; i++)
+			o += (size_t)snprintf(out + o, len - o, "%s%u", i ? "," : "", ids[i]);
+		if (!d && o + 2 < len)
+			out[o++] = '/', out[o] = 0;
+	}
+	return 0;
+}
+
+/* Whether every id of keep ("A,B/C,D") is in have, direction by direction;
+ * *missing: the first that is not. */
+static bool keeps(const char *keep, const char *have, unsigned long *missing)
+{
+	const char *k = keep, *hslash = strchr(have, '/');
+	int d = 0;
+
+	while (*k) {
+		char *end;
+		unsigned long id = strtoul(k, &end, 10);
+		const char *h = d ? (hslash ? hslash + 1 : "") : have;
+		const char *hend = d || !hslash ? h + strlen(h) : hslash;
+		bool found = false;
+
+		if (end == k) { /* '/' or ',' */
+			if (*k == '/')
+				d = 1;
+			k++;
+			continue;
+		}
+		while (h < hend) {
+			char *e2;
+			unsigned long x = strtoul(h, &e2, 10);
+
+			if (e2 == h)
+				break;
+			found |= x == id;
+			h = *e2 == ',' ? e2 + 1 : e2;
+		}
+		if (!found) {
+			*missing = id;
+			return false;
+		}
+		k = end;
+	}
+	return true;
+}
+
+static int run_exec(int fd, uint32_t id, const char *keep, char **cmd)
+{
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	char path[PATH_MAX], have[2048];
+	unsigned long missing;
 	int cg, d;
 
 	if (my_cgroup(path, sizeof(path))) {
@@ -145,6 +210,14 @@ static int run_exec(int fd, uint32_t id, char **cmd)
 			return 1;
 		}
 	}
+	/* the filters where cgfilter run was started apply here too: a run
+	 * must not be a way out of them */
+	missing = 0;
+	if (effective(cg, have, sizeof(have)) || !keeps(keep, have, &missing)) {
+		fprintf(stderr, "cgfilter run: the cgroup cgfilter run was started in has a filter (program id %lu) that would not apply in %s: not running %s (a run must not be a way out of a filter; start it from a cgroup without one)\n",
+			missing, path, cmd[0]);
+		return 1;
+	}
 	close(cg);
 	say(fd, 'C', path);
 	close(fd);
@@ -153,15 +226,15 @@ static int run_exec(int fd, uint32_t id, char **cmd)
 	return errno == ENOENT ? 127 : 126;
 }
 
-/* cgfilter __run-exec FD ID -- CMD...: the child's second half, in the
- * scope systemd-run made. */
+/* cgfilter __run-exec FD ID KEEP -- CMD...: the child's second half, in
+ * the scope systemd-run made (KEEP: effective()'s ids of where run began). */
 int cgf_run_exec_main(int argc, char **argv)
 {
 	char *end;
 	long fd;
 	unsigned long id;
 
-	if (argc < 5 || strcmp(argv[3], "--"))
+	if (argc < 6 || strcmp(argv[4], "--"))
 		return 2;
 	fd = strtol(argv[1], &end, 10);
 	if (*end || fd < 0)
@@ -169,7 +242,7 @@ int cgf_run_exec_main(int argc, char **argv)
 	id = strtoul(argv[2], &end, 10);
 	if (*end || !id || id > UINT32_MAX)
 		return 2;
-	return run_exec((int)fd, (uint32_t)id, argv + 4);
+	return run_exec((int)fd, (uint32_t)id, argv[3], argv + 5);
 }
 
 /* ---- the cleaner -------------------------------------------------------------------- */
@@ -444,6 +517,7 @@ static int exit_like(int st)
 int cmd_run(struct cmd_args *a)
 {
 	char name[NAME_MAX_LEN + 1], pin[PATH_MAX], made[PATH_MAX + 256] = "", self[PATH_MAX];
+	char keep[2048], caller[PATH_MAX];
 	struct cgf_load_opts lo = { .events_per_sec = (unsigned int)a->events_per_sec };
 	struct cgf_engine e;
 	char **cmd, *text;
@@ -489,6 +563,26 @@ int cmd_run(struct cmd_args *a)
 	}
 	self[n] = 0;
 
+	/* the filters where we run now: CMD must stay under them */
+	{
+		char here[PATH_MAX];
+		int cg;
+
+		if (my_cgroup(here, sizeof(here)) ||
+		    (cg = open(here, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			cgf_err("cannot open my cgroup (is cgroup2 mounted?)");
+			free(text);
+			return 1;
+		}
+		r = effective(cg, keep, sizeof(keep));
+		close(cg);
+		if (r) {
+			cgf_err("cannot read the programs of cgroup %s: %s", here, strerror(-r));
+			free(text);
+			return 1;
+		}
+		snprintf(caller, sizeof(caller), "%s", here);
+	}
 	/* the cleaner first: whatever happens to us from here, it cleans up */
 	signal(SIGPIPE, SIG_IGN);
 	tell = start_cleaner(pin, self, sd, &done);
@@ -514,18 +608,8 @@ int cmd_run(struct cmd_args *a)
 	}
 	id = e.entry_id;
 	if (!sd) {
-		char root[PATH_MAX];
-
-		if (cgf_cgroup2_root(root, sizeof(root))) {
-			cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
-			goto fail;
-		}
-		snprintf(made, sizeof(made), "%s/cgfilter-run", root);
-		if (mkdir(made, 0755) && errno != EEXIST) {
-			cgf_err("cannot make cgroup %s: %s", made, strerror(errno));
-			goto fail;
-		}
-		snprintf(made, sizeof(made), "%s/cgfilter-run/%s", root, name);
+		/* below the cgroup we run in: its filters apply to CMD too */
+		snprintf(made, sizeof(made), "%s/cgfilter-run-%s", caller, name);
 		if (mkdir(made, 0755)) {
 			cgf_err("cannot make cgroup %s: %s", made, strerror(errno));
 			made[0] = 0;
@@ -574,7 +658,7 @@ int cmd_run(struct cmd_args *a)
 				_exit(1);
 			}
 			close(p);
-			_exit(run_exec(fd, id, cmd));
+			_exit(run_exec(fd, id, keep, cmd));
 		}
 		snprintf(fds, sizeof(fds), "%d", fd);
 		snprintf(ids, sizeof(ids), "%u", id);
@@ -601,6 +685,7 @@ int cmd_run(struct cmd_args *a)
 		argv[n++] = "__run-exec";
 		argv[n++] = fds;
 		argv[n++] = ids;
+		argv[n++] = keep;
 		argv[n++] = "--";
 		for (i = 0; cmd[i]; i++)
 			argv[n++] = cmd[i];

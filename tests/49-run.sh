@@ -23,10 +23,13 @@ RUN=/sys/fs/bpf/cgfilter-run
 N=$T_ID-run
 # the parents stay (another run may be making its own there): ours to remove
 [ -e "$RUN" ] || at_exit rmdir "$RUN"
-[ -e "$CG2/cgfilter-run" ] || at_exit rmdir "$CG2/cgfilter-run"
 at_exit rm -rf "$RUN/$N" "$RUN/${N}_maps" "$RUN/$N-k9" "$RUN/$N-k9_maps"
-at_exit rm_cgroup "$CG2/cgfilter-run/$N"
-at_exit rm_cgroup "$CG2/cgfilter-run/$N-k9"
+# a run's cgroup is made below the cgroup it is started from (this one's)
+HERE=$(sed -n 's/^0:://p' /proc/self/cgroup)
+HERE=${HERE%/}
+RCG=$CG2$HERE/cgfilter-run-   # + NAME
+at_exit rm_cgroup "$RCG$N"
+at_exit rm_cgroup "$RCG$N-k9"
 
 # wait_gone SECONDS PATH...: until none of them exists
 wait_gone() {
@@ -43,7 +46,7 @@ wait_gone() {
 left_behind() { # NAME: fail if the run's pin or cgroup is there
 	local n=$1
 	[ -e "$RUN/$n" ] || [ -e "$RUN/${n}_maps" ] && fail "the pin of run $n was left behind: $(ls "$RUN")"
-	[ -e "$CG2/cgfilter-run/$n" ] && fail "the cgroup of run $n was left behind"
+	[ -e "$RCG$n" ] && fail "the cgroup of run $n was left behind"
 	return 0
 }
 
@@ -55,14 +58,24 @@ FILTER="udp && (dst_port == $PU || src_port == $PU)"
 export CGFILTER_RUN_NO_SYSTEMD=1
 rc=0
 "$CGF" run --name "$N" "$FILTER" -- sh -c "
-	grep -qx '0::/cgfilter-run/$N' /proc/self/cgroup || { echo 'not in its cgroup:'; cat /proc/self/cgroup; exit 10; }
+	grep -qx '0::$HERE/cgfilter-run-$N' /proc/self/cgroup || { echo 'not in its cgroup:'; cat /proc/self/cgroup; exit 10; }
 	[ -e '$RUN/$N' ] || { echo 'no pin'; exit 11; }
 	'$PROBE' send udp 127.0.0.1 $PU -t 2000 >/dev/null || exit 12
 	'$PROBE' send tcp 127.0.0.1 $PT -t 300 >/dev/null 2>&1 && exit 13
 	exit 7" >"$TMP/out" 2>&1 || rc=$?
 expect_eq "CMD's exit status, after its checks (10-13: a check failed)" "$rc" 7
 left_behind "$N"
-ok "no systemd: CMD runs in cgroup cgfilter-run/NAME; UDP to the allowed port passes, TCP is dropped; nothing is left"
+ok "no systemd: CMD runs in cgroup cgfilter-run-NAME below this one; UDP to the allowed port passes, TCP is dropped; nothing is left"
+
+# a run inside a run (or inside any filtered cgroup) stays under the outer filter
+rc=0
+"$CGF" run --name "$N" "$FILTER" -- sh -c "
+	'$CGF' run --name '$N-in' 1 -- sh -c \"
+		'$PROBE' send udp 127.0.0.1 $PU -t 2000 >/dev/null || exit 10
+		'$PROBE' send tcp 127.0.0.1 $PT -t 300 >/dev/null 2>&1 && exit 11
+		exit 6\"" >"$TMP/nest" 2>&1 || rc=$?
+expect_eq "a run inside a run with the filter 1 (10, 11: a check failed: $(cat "$TMP/nest"))" "$rc" 6
+left_behind "$N"
 
 rc=0; "$CGF" run "$FILTER" -- sh -c 'kill -TERM $$' || rc=$?
 expect_eq "CMD killed by SIGTERM: cgfilter run dies of it" "$rc" 143
@@ -83,7 +96,7 @@ rc=0
   printf 'grep 0:: /proc/self/cgroup\n'; printf 'exit 3\n'; } |
 	timeout 20 script -qec "$CGF run --name $N '$FILTER' -- bash --norc --noprofile -i" /dev/null >"$TMP/tty" 2>&1 || rc=$?
 expect_eq "the interactive shell's exit status" "$rc" 3
-grep -q UDP-PASSED "$TMP/tty" && grep -q "0::/cgfilter-run/$N" "$TMP/tty" ||
+grep -q UDP-PASSED "$TMP/tty" && grep -q "0::$HERE/cgfilter-run-$N" "$TMP/tty" ||
 	fail "the interactive shell did not run filtered: $(cat "$TMP/tty")"
 left_behind "$N"
 ok "an interactive shell: filtered, Ctrl-C interrupts its command, its exit status"
@@ -93,12 +106,12 @@ ok "an interactive shell: filtered, Ctrl-C interrupts its command, its exit stat
 pid=$!
 for _ in $(seq 50); do grep -q ready "$TMP/live" && break; sleep 0.1; done
 "$CGF" list "$RUN" >"$TMP/list"
-grep -q "^$RUN/$N  dedicated enforce" "$TMP/list" && grep -q "/cgfilter-run/$N ingress" "$TMP/list" ||
+grep -q "^$RUN/$N  dedicated enforce" "$TMP/list" && grep -q "$HERE/cgfilter-run-$N ingress" "$TMP/list" ||
 	fail "cgfilter list does not show the run: $(cat "$TMP/list")"
-bash -c 'echo $$ >"$1/cgroup.procs"; exec "$2" send udp 127.0.0.1 "$3" -t 2000' _ "$CG2/cgfilter-run/$N" "$PROBE" "$PU" >/dev/null ||
+bash -c 'echo $$ >"$1/cgroup.procs"; exec "$2" send udp 127.0.0.1 "$3" -t 2000' _ "$RCG$N" "$PROBE" "$PU" >/dev/null ||
 	fail "a process that joined the run's cgroup: UDP dropped"
 "$CGF" mode "$RUN/$N" block || fail "mode block on the run failed"
-bash -c 'echo $$ >"$1/cgroup.procs"; exec "$2" send udp 127.0.0.1 "$3" -t 300' _ "$CG2/cgfilter-run/$N" "$PROBE" "$PU" >/dev/null 2>&1 &&
+bash -c 'echo $$ >"$1/cgroup.procs"; exec "$2" send udp 127.0.0.1 "$3" -t 300' _ "$RCG$N" "$PROBE" "$PU" >/dev/null 2>&1 &&
 	fail "the run in block mode passed UDP"
 touch "$TMP/stop"
 wait "$pid" || fail "the live run failed"
@@ -112,10 +125,10 @@ pid=$!
 for _ in $(seq 50); do grep -q ready "$TMP/k9" && break; sleep 0.1; done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
-[ -e "$RUN/$N-k9" ] && [ -d "$CG2/cgfilter-run/$N-k9" ] || fail "the run's pin or cgroup went while CMD runs"
-[ "$(cat "$CG2/cgfilter-run/$N-k9/cgroup.procs" | wc -l)" -ge 1 ] || fail "CMD died with cgfilter run"
+[ -e "$RUN/$N-k9" ] && [ -d "$RCG$N-k9" ] || fail "the run's pin or cgroup went while CMD runs"
+[ "$(wc -l <"$RCG$N-k9/cgroup.procs")" -ge 1 ] || fail "CMD died with cgfilter run"
 touch "$TMP/stop"
-wait_gone 10 "$RUN/$N-k9" "$RUN/$N-k9_maps" "$CG2/cgfilter-run/$N-k9"
+wait_gone 10 "$RUN/$N-k9" "$RUN/$N-k9_maps" "$RCG$N-k9"
 [ -e "$TMP/k9-done" ] || fail "CMD did not finish its work"
 rm -f "$TMP/stop"
 ok "kill -9 of cgfilter run: CMD runs on, filtered; when it ends, its cgroup and the filter go"
@@ -168,6 +181,17 @@ for _ in $(seq 50); do sd_exec test -e "$RUN/web" || break; sleep 0.1; done
 sd_exec test -e "$RUN/web" && fail "systemd: the pin was left behind"
 sd_ctl is-active -q web.scope && fail "systemd: web.scope is still active"
 ok "systemd: CMD runs in the transient scope web.scope with IP*FilterPath= on the pin; UDP passes, TCP dropped; the scope and pin go"
+
+# from a service with a filter of its own: the scope would be outside it, so run refuses
+sd_exec "$SCGF" load /sys/fs/bpf/cgfilter/outer 1 || fail "cannot load the outer filter"
+rc=0
+sd_run --wait --pipe --quiet -p IPEgressFilterPath=/sys/fs/bpf/cgfilter/outer -- \
+	"$SCGF" run --name escape 1 -- sh -c 'echo RAN' >"$TMP/esc" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "would not apply in" "$TMP/esc" && ! grep -q RAN "$TMP/esc" ||
+	fail "systemd: a run from a filtered service was not refused: exit $rc: $(cat "$TMP/esc")"
+for _ in $(seq 50); do sd_exec test -e "$RUN/escape" || break; sleep 0.1; done
+sd_exec test -e "$RUN/escape" && fail "systemd: the refused run left its pin"
+ok "systemd: a run started from a filtered service is refused (its scope would be outside that filter), leaving nothing"
 
 # kill -9 of cgfilter run, run as a service: CMD goes on in its scope; then everything goes
 sd_run --quiet --unit runner -- "$SCGF" run --name k9 "$FILTER" -- sh -c 'while [ ! -e /run/k9-stop ]; do sleep 0.1; done' ||
