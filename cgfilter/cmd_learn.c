@@ -57,7 +57,7 @@ struct rule {
 	size_t npeers;
 	size_t naddrs;          /* peers seen, before they were joined */
 };
-enum { R_SERVED, R_CLIENT, R_ICMP, R_OTHER };
+enum { R_SERVED, R_CLIENT, R_ICMP_IN, R_ICMP_OUT, R_OTHER };
 
 static unsigned __int128 addr_of(const struct cgf_learn_key *k)
 {
@@ -270,7 +270,7 @@ static int learn_print(FILE *f, const char *pin, const char *cgroup, const struc
 				kind = k->local_port <= k->remote_port ? R_SERVED : R_CLIENT;
 			port = kind == R_SERVED ? k->local_port : k->remote_port;
 		} else if (k->proto == 1 || k->proto == 58) {
-			kind = R_ICMP;
+			kind = k->ingress ? R_ICMP_IN : R_ICMP_OUT;
 			port = k->local_port; /* the type */
 		} else {
 			kind = R_OTHER;
@@ -283,8 +283,9 @@ static int learn_print(FILE *f, const char *pin, const char *cgroup, const struc
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
 	fprintf(f, "# learned by cgfilter learn from %s%s%s over %.0f s, %s: %" PRIu64 " packets in %zu flows\n",
 		pin, cgroup ? " for cgroup " : "", cgroup ? cgroup : "", seconds, when, total, n);
-	fprintf(f, "# it passes exactly the traffic seen (peers as seen: a prefix only where every\n"
-		   "# address under it was seen); load it in enforce mode to drop everything else\n");
+	fprintf(f, "# it passes the traffic seen (peers as seen: a prefix only where every address\n"
+		   "# under it was seen; TCP connections opened only as they were; UDP by port and\n"
+		   "# peer, without state); load it in enforce mode to drop everything else\n");
 	if (!nrules) {
 		fprintf(f, "# nothing was seen: drop everything\n0\n");
 		return 0;
@@ -302,13 +303,15 @@ static int learn_print(FILE *f, const char *pin, const char *cgroup, const struc
 		first = 0;
 		switch (r->kind) {
 		case R_SERVED:
+			/* (answers never open a TCP connection: no SYN without
+			 * ACK from the served port) */
 			fprintf(f, "# %s port %u served to %s (%" PRIu64 " packet%s): requests in, answers out\n",
 				pn, r->port, peers_text(r, pt, sizeof(pt)), r->packets, pk);
 			fprintf(f, "%s%s && (dst_port == %u && src_ip in ", or, pn, r->port);
 			print_peers(f, r);
 			fprintf(f, "\n%*s|| src_port == %u && dst_ip in ", (int)(strlen(or) + strlen(pn) + 4), "", r->port);
 			print_peers(f, r);
-			fprintf(f, ")\n");
+			fprintf(f, "%s)\n", r->proto == 6 ? " && !(tcp_syn && !tcp_ack)" : "");
 			break;
 		case R_CLIENT:
 			fprintf(f, "# %s to port %u of %s (%" PRIu64 " packet%s): requests out, answers in\n",
@@ -317,17 +320,17 @@ static int learn_print(FILE *f, const char *pin, const char *cgroup, const struc
 			print_peers(f, r);
 			fprintf(f, "\n%*s|| src_port == %u && src_ip in ", (int)(strlen(or) + strlen(pn) + 4), "", r->port);
 			print_peers(f, r);
-			fprintf(f, ")\n");
+			fprintf(f, "%s)\n", r->proto == 6 ? " && !(tcp_syn && !tcp_ack)" : "");
 			break;
-		case R_ICMP:
-			fprintf(f, "# %s type %u with %s (%" PRIu64 " packet%s)\n",
-				r->proto == 1 ? "ICMP" : "ICMPv6", r->port, peers_text(r, pt, sizeof(pt)),
-				r->packets, pk);
-			fprintf(f, "%sicmp && ip_proto == %u && icmp_type == %u && (src_ip in ", or, r->proto, r->port);
+		case R_ICMP_IN:
+		case R_ICMP_OUT:
+			fprintf(f, "# %s type %u %s %s (%" PRIu64 " packet%s)\n",
+				r->proto == 1 ? "ICMP" : "ICMPv6", r->port,
+				r->kind == R_ICMP_IN ? "from" : "to", peers_text(r, pt, sizeof(pt)), r->packets, pk);
+			fprintf(f, "%sicmp && ip_proto == %u && icmp_type == %u && %s in ", or, r->proto, r->port,
+				r->kind == R_ICMP_IN ? "src_ip" : "dst_ip");
 			print_peers(f, r);
-			fprintf(f, " || dst_ip in ");
-			print_peers(f, r);
-			fprintf(f, ")\n");
+			fprintf(f, "\n");
 			break;
 		default:
 			fprintf(f, "# protocol %u with %s (%" PRIu64 " packet%s)\n", r->proto,

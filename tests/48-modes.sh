@@ -212,6 +212,28 @@ expect_eq "enforced: a third peer is dropped" "$(traffic 127.0.0.4 300)" ""
 "$PROBE" send tcp 127.0.0.1 "$PL3" -b 127.0.0.2 -t 300 >/dev/null 2>&1 &&
 	fail "enforced: the third port passed"
 ok "learn: observed two ports and two peers; enforced, the same traffic passes, a third peer and port are dropped"
+# the learned rules open TCP connections only as they were seen: the service may answer from
+# its port, not open a connection from it (a SYN without ACK); checked on crafted packets
+# against the reference model, in a fresh engine with the learned filter
+"$CGF" load "${LPIN}_chk" -f "$TMP/learned" || fail "the learned filter does not load alone"
+at_exit "$CGF" unload "${LPIN}_chk"
+PYTHONPATH=$TOP/tests/verdict python3 - "$TMP/learned" "$PL1" "$BUILD/tests/verdict-run" "${LPIN}_chk" <<'EOF' ||
+import subprocess, sys, tempfile
+import verdict as V
+text, port, runner, pin = open(sys.argv[1]).read(), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+specs = ["ip4 src=127.0.0.1 dst=127.0.0.2 / tcp sport=%d dport=40000 flags=S" % port,    # opens: no
+         "ip4 src=127.0.0.1 dst=127.0.0.2 / tcp sport=%d dport=40000 flags=SA" % port,   # answers: yes
+         "ip4 src=127.0.0.2 dst=127.0.0.1 / tcp sport=40000 dport=%d flags=S" % port,    # a request: yes
+         "ip4 src=127.0.0.4 dst=127.0.0.1 / tcp sport=40000 dport=%d flags=S" % port]    # a third peer: no
+want = "0110"
+frames = [V.build(s) for s in specs]
+ref = "".join(V.FullExpr(text).verdict(f) for f in frames)
+got = V.run_frames(frames, pins=[pin])[("pin", pin)]
+if ref != want or got != want:
+    sys.exit("learned filter: reference %s, engine %s, expected %s for %s" % (ref, got, want, specs))
+EOF
+	fail "the learned filter's TCP rules are wider than what was seen"
+ok "the learned TCP rules answer from the served port but do not open connections from it"
 
 # shared engine: learn one cgroup's filter
 "$CGF" register "$SPIN" --cgroup "$CGA" 1 || fail "register 1 failed"
