@@ -31,6 +31,7 @@ enum cgf_opt {
 	/* what the command returns is the exit status (run: CMD's) */
 	OPT_STATUS = 1 << 13,
 	OPT_SECONDS = 1 << 14,
+	OPT_FORCE = 1 << 15,
 };
 
 struct cmd_args {
@@ -40,7 +41,7 @@ struct cmd_args {
 	const char *file;
 	const char *cgroup;
 	const char *run_name;
-	bool shared, json, code, detach, quiet, classic;
+	bool shared, json, code, detach, quiet, classic, force;
 	unsigned long events_per_sec, count, timeout_ms, seconds;
 };
 

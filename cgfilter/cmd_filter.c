@@ -401,5 +401,7 @@ int cmd_exe_ids(struct cmd_args *a)
 {
 	if (a->argc > 1 || (a->argc == 1 && strcmp(a->argv[0], "status") && strcmp(a->argv[0], "stop")))
 		return usage_error(a, "expected nothing, status or stop");
-	return cgf_exe_ids_status(a->argc == 1 && !strcmp(a->argv[0], "stop"));
+	if (a->force && !(a->argc == 1 && !strcmp(a->argv[0], "stop")))
+		return usage_error(a, "--force goes with stop");
+	return cgf_exe_ids_status(a->argc == 1 && !strcmp(a->argv[0], "stop"), a->force);
 }

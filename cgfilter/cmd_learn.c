@@ -378,6 +378,10 @@ int cmd_learn(struct cmd_args *a)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	r = cgf_engine_learn(&e, a->cgroup, map, &id);
 	cgf_engine_close(&e);
 	if (r)

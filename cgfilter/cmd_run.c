@@ -286,9 +286,12 @@ static void clean(const char *pin, uint32_t id, const char *made)
 		now = cgf_prog_id(fd);
 		close(fd);
 	}
+	/* (no detach walk over the whole tree: the run's cgroup is gone, and
+	 * one cgroup that cannot be read must not keep the pin forever) */
 	if (fd < 0 ? errno == ENOENT : now == id) {
 		cgf_quiet = 1;
-		cgf_engine_unload(pin, true);
+		for (i = 0; i < 5 && cgf_engine_unload(pin, false) && !access(pin, F_OK); i++)
+			sleep(1);
 	}
 }
 
@@ -714,6 +717,13 @@ int cmd_run(struct cmd_args *a)
 	 * wait for that a little, so a normal end leaves nothing behind; what
 	 * CMD left running keeps the cgroup and the filter until it ends */
 	close(done);
+	/* CMD left processes in its cgroup: they keep it, and the filter */
+	if (made[0]) {
+		bool gone = false;
+
+		if (populated(made, &gone) && !gone)
+			return exit_like(st);
+	}
 	for (i = 0; i < 150; i++) {
 		int fd = bpf_obj_get(pin);
 		uint32_t now = fd >= 0 ? cgf_prog_id(fd) : 0;

@@ -273,6 +273,38 @@ static void print_text(FILE *f, const char *label, const char *text)
 	}
 }
 
+/* (show names no file: a path gone must not hide the filter) */
+static int resolve_none(const char *path, struct cgf_exe *out, char *why, size_t whylen)
+{
+	(void)why;
+	(void)whylen;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->path, sizeof(out->path), "%s", path);
+	return 0;
+}
+
+static int has_exe(struct cgf_node *n, void *ctx)
+{
+	(void)ctx;
+	return n->kind == CGF_N_EXE;
+}
+
+/* Whether a filter's text names executables. */
+static bool names_exe(const char *text)
+{
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
+				     .resolve_exe = resolve_none };
+	struct cgf_expr *x;
+	struct cgf_error pe;
+	bool r;
+
+	if (cgf_expr_parse(text, &po, &x, &pe))
+		return false;
+	r = cgf_expr_postorder(x->root, has_exe, NULL) == 1;
+	cgf_expr_free(x);
+	return r;
+}
+
 /* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
  * no filter in force). */
 static const char *dedicated_mode(const struct cgf_engine *e)
@@ -413,6 +445,8 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 				fprintf(f, "null");
 		} else {
 			fprintf(f, "  changed: %s (generation %u, program id %u)\n", t, v.info.gen, v.prog_id);
+			if (v.text && names_exe(v.text) && !cgf_exe_recording())
+				fprintf(f, "  warning: the filter names executables, but none are recorded now: sockets made from now on have none (cgfilter exe-ids)\n");
 			if (v.text && (v.info.flags & CGF_INFO_LEARNING))
 				fprintf(f, "  recording the flows it sees for cgfilter learn\n");
 			if (v.text)

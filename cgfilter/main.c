@@ -44,6 +44,7 @@ static const struct opt opts[] = {
 	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
 	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
 	{ OPT_SECONDS, "seconds", 0, "N", "record for N seconds (1..86400, default 60)" },
+	{ OPT_FORCE, "force", 0, NULL, "stop even while filters read executables" },
 	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter-run/NAME" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -85,7 +86,8 @@ static const struct cmd cmds[] = {
 	{ "learn", cmd_learn, OPT_SECONDS | OPT_CGROUP, "PIN [--seconds N] [--cgroup PATH]",
 	  "print the smallest filter that passes the traffic seen",
 	  "Record the flows the filter at PIN sees for N seconds (or until Ctrl-C), then\n"
-	  "print a filter file that passes exactly them, with comments saying what each\n"
+	  "print a filter file that passes them (and as little else as stateless rules\n"
+	  "can), with comments saying what each\n"
 	  "rule covers: each port served, with its peers; each port of peers connected\n"
 	  "to; ICMP by type and peer.  Peers are joined into a prefix only where every\n"
 	  "address of it was seen.  The filter must pass everything meanwhile: put it in\n"
@@ -139,13 +141,15 @@ static const struct cmd cmds[] = {
 	  "slots are emptied) until they go away or it is detached from them; --detach\n"
 	  "detaches it from every cgroup first, which then run unfiltered.\n",
 	  NULL },
-	{ "exe-ids", cmd_exe_ids, 0, "[status|stop]", "whether executables of sockets are recorded",
+	{ "exe-ids", cmd_exe_ids, OPT_FORCE, "[status | stop [--force]]", "whether executables of sockets are recorded",
 	  "A filter that names an executable (exe) has every socket made from then on\n"
 	  "recorded with the executable of the process that made it, by a program\n"
 	  "attached to the cgroup2 root (" CGF_EXE_DIR "/record).  status (the\n"
 	  "default): say whether it runs; exit 1 if it is pinned but not attached.  stop:\n"
 	  "detach and remove it: sockets made from then on have no executable, for every\n"
-	  "filter, until a filter with exe is set again (the map stays while one reads it).\n",
+	  "filter, until a filter with exe is set again (the map stays while one reads it).\n"
+	  "While filters read executables, stop is refused without --force: a rule such\n"
+	  "as !(exe == \"/usr/bin/nc\") would pass what nc makes then.\n",
 	  NULL },
 	{ "compile", cmd_compile, OPT_FILE | OPT_CLASSIC, "[--classic] (EXPR | -f FILE)",
 	  "print the BPF program of a filter (no root)",
@@ -158,7 +162,8 @@ static const struct cmd cmds[] = {
 	  "Run CMD, and everything it starts, in a new cgroup whose ingress and egress\n"
 	  "carry the filter before CMD executes: every socket it makes is filtered.  With\n"
 	  "systemd, the cgroup is a transient scope, NAME.scope (systemctl status shows\n"
-	  "it); without, cgfilter-run/NAME under the cgroup2 root.  The engine is pinned\n"
+	  "it); without, cgfilter-run-NAME below the cgroup it is started from.  CMD runs\n"
+	  "only where every filter in force where run started still applies.  Pinned\n"
 	  "at /sys/fs/bpf/cgfilter-run/NAME while CMD runs: 'cgfilter set', 'mode',\n"
 	  "'show' and 'monitor' work on it.  The exit status is CMD's (a CMD killed by a\n"
 	  "signal: cgfilter run dies of it); signals sent to cgfilter run reach CMD.\n"
@@ -326,6 +331,7 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		case OPT_DETACH: a->detach = true; break;
 		case OPT_QUIET: a->quiet = true; break;
 		case OPT_CLASSIC: a->classic = true; break;
+		case OPT_FORCE: a->force = true; break;
 		case OPT_CGROUP: a->cgroup = optarg; break;
 		case OPT_NAME: a->run_name = optarg; break;
 		case OPT_EVENTS:
@@ -431,5 +437,11 @@ int main(int argc, char **argv)
 	r = c->run(&a);
 	if (c->opts & OPT_STATUS)
 		return r;
+	/* what was printed must have been written (a full disk, /dev/full):
+	 * a learned filter lost is no success */
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "cgfilter %s: cannot write the output: %s\n", c->name, strerror(errno));
+		return 1;
+	}
 	return r == EXIT_USAGE ? EXIT_USAGE : r ? 1 : 0;
 }

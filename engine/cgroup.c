@@ -162,39 +162,52 @@ const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len)
 	return buf;
 }
 
-/* A cgroup given as a path: one that exists as it is, or else one from the
- * cgroup2 root ("user.slice", "/system.slice/web.service"). */
-int cgf_cgroup_open(const char *cgroup, char *path, size_t len)
+/* A cgroup given as a path: "/" is the root; an absolute path in a
+ * cgroup2 tree is taken as it is; anything else is from the root (so
+ * /user.slice and user.slice are the slice).  An empty path, or one that is
+ * the root only by "." and "/", is refused: an unset variable must not
+ * make a unit's filter the whole host's. */
+int cgf_cgroup_resolve(const char *cgroup, char *path, size_t len)
 {
-	char root[PATH_MAX];
+	char root[PATH_MAX], rel[PATH_MAX];
 	struct statfs sf;
-	int fd;
 
+	if (!cgroup[0] || (strcmp(cgroup, "/") && !cgroup[strspn(cgroup, "/.")])) {
+		cgf_err("no cgroup given ('%s'): name one, or '/' for the root of the cgroup2 tree", cgroup);
+		return -EINVAL;
+	}
 	if (cgf_cgroup2_root(root, sizeof(root))) {
 		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
 		return -ENOENT;
 	}
-	/* "/" is the root; an absolute path in a cgroup2 tree is taken as it
-	 * is; anything else is from the root (so /user.slice is the slice) */
 	if (!strcmp(cgroup, "/")) {
 		snprintf(path, len, "%s", root);
-	} else if (cgroup[0] == '/' && !statfs(cgroup, &sf) && sf.f_type == CGROUP2_SUPER_MAGIC) {
-		snprintf(path, len, "%s", cgroup);
-	} else {
-		char rel[PATH_MAX];
-
-		if (snprintf(rel, sizeof(rel), "%s/%s", root, cgroup[0] == '/' ? cgroup + 1 : cgroup) >=
-		    (int)sizeof(rel))
-			return -ENAMETOOLONG;
-		/* an absolute path that exists elsewhere, when the root has
-		 * none of that name: said to be no cgroup below */
-		snprintf(path, len, "%s", cgroup[0] == '/' && access(rel, F_OK) && !access(cgroup, F_OK) ?
-						  cgroup : rel);
+		return 0;
 	}
+	if (cgroup[0] == '/' && !statfs(cgroup, &sf) && sf.f_type == CGROUP2_SUPER_MAGIC) {
+		snprintf(path, len, "%s", cgroup);
+		return 0;
+	}
+	if (snprintf(rel, sizeof(rel), "%s/%s", root, cgroup[0] == '/' ? cgroup + 1 : cgroup) >=
+	    (int)sizeof(rel))
+		return -ENAMETOOLONG;
+	/* an absolute path that exists elsewhere, when the root has none of
+	 * that name: said to be no cgroup below */
+	snprintf(path, len, "%s", cgroup[0] == '/' && access(rel, F_OK) && !access(cgroup, F_OK) ? cgroup : rel);
+	return 0;
+}
+
+int cgf_cgroup_open(const char *cgroup, char *path, size_t len)
+{
+	struct statfs sf;
+	int fd, r;
+
+	r = cgf_cgroup_resolve(cgroup, path, len);
+	if (r)
+		return r;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		int r = -errno;
-
+		r = -errno;
 		cgf_err("cannot open cgroup %s: %s", path, strerror(-r));
 		return r;
 	}

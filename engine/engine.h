@@ -139,8 +139,11 @@ int cgf_engine_lease(const struct cgf_engine *e);
 int cgf_exe_ids(void);
 /* Print whether executables are recorded (exit status: 0 if they are);
  * stop: detach and remove the recorder (filters naming executables then
- * see none for sockets made from then on). */
-int cgf_exe_ids_status(bool stop);
+ * see none for sockets made from then on): refused while filters read the
+ * map, unless force. */
+int cgf_exe_ids_status(bool stop, bool force);
+/* 1 if the recorder runs (pinned and attached), else 0. */
+int cgf_exe_recording(void);
 
 /* ---- named sets -------------------------------------------------------------- */
 
@@ -175,6 +178,8 @@ const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len);
 /* Open a cgroup given as an absolute path in the cgroup2 tree or one
  * relative to its root (its path in path); -errno, said. */
 int cgf_cgroup_open(const char *cgroup, char *path, size_t len);
+/* The same, only the path; -errno, said. */
+int cgf_cgroup_resolve(const char *cgroup, char *path, size_t len);
 /* Attach (or detach) the engine's entry program to cgroup for the
  * directions in dirs (bit 0 ingress, bit 1 egress), with other programs
  * (multi); all or nothing; attaching twice and detaching what is not

@@ -363,7 +363,7 @@ out:
 	return r;
 }
 
-int cgf_exe_ids_status(bool stop)
+int cgf_exe_ids_status(bool stop, bool force)
 {
 	char root[PATH_MAX];
 	int prog = bpf_obj_get(RECORD), ids = bpf_obj_get(IDS), cg, at = 0, users = 0, r = 0;
@@ -394,13 +394,22 @@ int cgf_exe_ids_status(bool stop)
 		if (prog < 0)
 			printf("executables are not recorded (no filter has named one%s)\n",
 			       ids >= 0 ? ", or exe-ids stop" : "");
+		else if (at)
+			printf("executables are recorded for every socket made: %s attached to cgroup %s\n",
+			       RECORD, root);
 		else
-			printf("executables are recorded for every socket made: %s %s cgroup %s\n", RECORD,
-			       at ? "attached to" : "NOT attached to", root);
+			printf("executables are NOT recorded: %s is pinned but not attached to cgroup %s (the next filter naming one attaches it)\n",
+			       RECORD, root);
 		if (ids >= 0)
 			printf("%s: read by %d filter program%s\n", IDS, users, users == 1 ? "" : "s");
 		if (prog >= 0 && !at)
 			r = -ENOENT;
+		goto out;
+	}
+	if (users && !force) {
+		cgf_err("%d filter program%s read the executables of sockets: without the recorder, every socket made from now on has none, and a rule such as !(exe == \"PATH\") passes it; unload or set them first, or stop --force",
+			users, users == 1 ? "" : "s");
+		r = -EBUSY;
 		goto out;
 	}
 	if (at && bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
@@ -425,4 +434,22 @@ out:
 	if (cg >= 0)
 		close(cg);
 	return r;
+}
+
+int cgf_exe_recording(void)
+{
+	char root[PATH_MAX];
+	int prog = bpf_obj_get(RECORD), cg, at = 0;
+
+	if (prog < 0)
+		return 0;
+	cgf_quiet++;
+	cg = root_fd(root, sizeof(root));
+	cgf_quiet--;
+	if (cg >= 0) {
+		at = attached(cg, cgf_prog_id(prog)) > 0;
+		close(cg);
+	}
+	close(prog);
+	return at;
 }

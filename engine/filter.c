@@ -642,7 +642,10 @@ static int find_cgroup(struct cgf_engine *e, const char *cgroup, char *path, siz
 	FILE *f;
 
 	if (cgroup) {
-		snprintf(path, len, "%s", cgroup);
+		int r = cgf_cgroup_resolve(cgroup, path, len);
+
+		if (r)
+			return r;
 	} else {
 		if (cgf_cgroup2_root(root, sizeof(root)) || !(f = fopen("/proc/self/cgroup", "r"))) {
 			cgf_err("cannot find my cgroup (is cgroup2 mounted?)");
@@ -992,6 +995,10 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 	r = rebuild_dedicated(e, &v, mode, -1, NULL);
 	if (!r)
 		*changed = 1;
+	else
+		cgf_err("%s: the filter in force cannot be made again in %s mode (above: why); it stays in %s mode (block and pass always work; 'set' gives it a new filter)",
+			e->pin, cgf_run_modes[mode],
+			v.info.mode < CGF_RUN_NMODES ? cgf_run_modes[v.info.mode] : "its");
 	cgf_filter_view_free(&v);
 	return r;
 }

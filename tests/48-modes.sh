@@ -53,6 +53,8 @@ expect_status "a bad direction" 2 "no such direction: 'out'" "$CGF" attach "$PIN
 expect_status "a cgroup that does not exist" 1 "cannot open cgroup $CG2/${T_ID}-none" \
 	"$CGF" attach "$PIN" "${T_ID}-none"
 expect_status "a directory that is no cgroup" 1 "not a cgroup2 directory" "$CGF" attach "$PIN" "$TMP"
+expect_status "an empty cgroup (an unset variable)" 1 "no cgroup given ('')" "$CGF" attach "$PIN" ""
+expect_status "'.' for a cgroup" 1 "no cgroup given ('.')" "$CGF" attach "$PIN" .
 expect_ok "detach ingress" "$CGF" detach "$PIN" "$CG" ingress
 expect_status "detach what is not attached" 1 "is not attached to cgroup $CG for ingress" \
 	"$CGF" detach "$PIN" "$CG"

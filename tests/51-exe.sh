@@ -31,7 +31,7 @@ CG=$CG2/$T_ID-exe.service
 make_cgroup "$CG"
 # the recorder of executables is the host's: stop it at the end unless it ran before
 if [ ! -e /sys/fs/bpf/cgfilter-exe/record ]; then
-	at_exit "$CGF" exe-ids stop
+	at_exit "$CGF" exe-ids stop --force
 fi
 at_exit "$CGF" unload --detach "$PIN"
 
@@ -108,9 +108,14 @@ PY=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
 "$CGF" set "$PIN" "exe == \"$PY\"" || fail "set failed"
 ids_id() { bpftool map show pinned /sys/fs/bpf/cgfilter-exe/ids | sed -n 's/^\([0-9]*\):.*/\1/p'; }
 map0=$(ids_id)
-"$CGF" exe-ids stop >"$TMP/stop" || fail "exe-ids stop failed"
+expect_status "exe-ids stop while a filter reads executables" 1 \
+	"1 filter program read the executables of sockets" "$CGF" exe-ids stop
+"$CGF" exe-ids | grep -q "recorded for every socket made" || fail "a refused stop stopped the recorder"
+"$CGF" exe-ids stop --force >"$TMP/stop" || fail "exe-ids stop --force failed"
 grep -q "kept /sys/fs/bpf/cgfilter-exe/ids: 1 filter program read it" "$TMP/stop" ||
 	fail "exe-ids stop does not say the map is kept for the filter: $(cat "$TMP/stop")"
+"$CGF" show "$PIN" | grep -q "warning: the filter names executables, but none are recorded now" ||
+	fail "show does not warn that no executables are recorded: $("$CGF" show "$PIN")"
 "$CGF" exe-ids >"$TMP/st"
 grep -q "not recorded" "$TMP/st" && grep -q "read by 1 filter program" "$TMP/st" ||
 	fail "exe-ids after stop: $(cat "$TMP/st")"
@@ -136,6 +141,7 @@ py=$!
 for _ in $(seq 100); do grep -qs ready "$TMP/py" && break; sleep 0.05; done
 "$CGF" set "$PIN" "exe == \"$PY\" || exe == \"$A\"" || fail "set failed"
 expect_eq "the map of executables after the recorder started again" "$(ids_id)" "$map0"
+"$CGF" show "$PIN" | grep -q "warning: the filter names executables" && fail "show still warns once recording runs again"
 touch "$TMP/go"
 wait "$py" || fail "the python client failed: $(cat "$TMP/py")"
 expect_eq "a socket made while nothing recorded, then one made after" "$(grep socket: "$TMP/py")" "old socket: dropped
