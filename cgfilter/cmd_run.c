@@ -724,13 +724,17 @@ int cmd_run(struct cmd_args *a)
 		if (populated(made, &gone) && !gone)
 			return exit_like(st);
 	}
+	/* (until the pin and its maps are both gone: the cleaner unpins the
+	 * program first; or the name is another run's by now) */
 	for (i = 0; i < 150; i++) {
+		char maps[PATH_MAX + 8];
 		int fd = bpf_obj_get(pin);
 		uint32_t now = fd >= 0 ? cgf_prog_id(fd) : 0;
 
 		if (fd >= 0)
 			close(fd);
-		if (now != id)
+		snprintf(maps, sizeof(maps), "%s_maps", pin);
+		if (fd >= 0 ? now != id : access(maps, F_OK))
 			break;
 		usleep(20000);
 	}

@@ -172,8 +172,8 @@ sd_run --wait --pipe --quiet -- "$SCGF" run --name web "$FILTER" -- sh -c "
 	[ \"\$(systemctl show -P IPIngressFilterPath web.scope)\" = $RUN/web ] || { systemctl show web.scope | grep -i filter; exit 11; }
 	[ \"\$(systemctl show -P IPEgressFilterPath web.scope)\" = $RUN/web ] || exit 11
 	systemctl is-active -q web.scope || exit 12
-	'$PROBE' send udp 127.0.0.1 $PU -t 2000 >/dev/null || exit 13
-	'$PROBE' send tcp 127.0.0.1 $PT -t 300 >/dev/null 2>&1 && exit 14
+	/usr/local/bin/cgfilter-probe send udp 127.0.0.1 $PU -t 2000 >/dev/null || exit 13
+	/usr/local/bin/cgfilter-probe send tcp 127.0.0.1 $PT -t 300 >/dev/null 2>&1 && exit 14
 	$SCGF list $RUN | grep -q '/web.scope ingress' || exit 15
 	exit 7" >"$TMP/sdout" 2>&1 || rc=$?
 expect_eq "systemd: CMD's exit status, after its checks (10-15: a check failed: $(cat "$TMP/sdout"))" "$rc" 7

@@ -214,8 +214,9 @@ sd_boot --bind "$DEST/usr/local" /usr/local --bind "$ETC" /etc/cgfilter \
 	--unit-path /usr/local/lib/systemd/system
 SCGF=/usr/local/bin/cgfilter
 sd_exec mkdir -p /run/x
-sd_exec cp "$PROBE" /run/x/app
-sd_exec cp "$PROBE" /run/x/other
+# (the probe as installed: the build tree may be under /tmp, which is private inside)
+sd_exec cp /usr/local/bin/cgfilter-probe /run/x/app
+sd_exec cp /usr/local/bin/cgfilter-probe /run/x/other
 printf 'exe == "/run/x/app"\n' >"$ETC/exe.filter"
 sd_ctl start cgfilter@exe.service || unit_fail cgfilter@exe.service "cgfilter@exe did not start"
 srun() { # PROGRAM: one TCP connection from PROGRAM in a unit filtered by cgfilter@exe
