@@ -1073,7 +1073,7 @@ int cgf_engine_repair(struct cgf_engine *e)
 /* ---- learn ------------------------------------------------------------------------ */
 
 /* Whether a filter may be learned from: it passes everything it sees. */
-static int learnable(const struct cgf_engine *e, const struct cgf_filter_view *v, const char *what)
+static int learnable(const struct cgf_engine *e, const struct cgf_filter_view *v, const char *cgroup)
 {
 	const char *t = v->text;
 
@@ -1082,16 +1082,16 @@ static int learnable(const struct cgf_engine *e, const struct cgf_filter_view *v
 	if (v->info.mode == CGF_RUN_OBSERVE || v->info.mode == CGF_RUN_PASS ||
 	    (t[0] == '1' && !t[1 + strspn(t + 1, " \n\t")]))
 		return 0;
-	cgf_err("%s%s is in %s mode: it would learn only what its filter passes; put it in observe mode first (cgfilter mode %s%s%s observe), or give it the filter 1",
-		e->pin, what, cgf_run_modes[v->info.mode < CGF_RUN_NMODES ? v->info.mode : 0], e->pin,
-		what[0] ? " --cgroup " : "", what[0] ? what + strlen(" for cgroup ") : "");
+	cgf_err("%s%s%s is in %s mode: it would learn only what its filter passes; put it in observe mode first (cgfilter mode %s%s%s observe), or give it the filter 1",
+		e->pin, cgroup ? " for cgroup " : "", cgroup ? cgroup : "",
+		cgf_run_modes[v->info.mode < CGF_RUN_NMODES ? v->info.mode : 0], e->pin,
+		cgroup ? " --cgroup " : "", cgroup ? cgroup : "");
 	return -EPERM;
 }
 
 int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uint32_t *prog_id)
 {
 	struct cgf_filter_view v;
-	char what[PATH_MAX + 16] = "";
 	int r;
 
 	r = cgf_engine_lock(e);
@@ -1109,8 +1109,7 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 		r = cgf_engine_cgroup_filter(e, cgroup, &v);
 		if (r)
 			return r;
-		snprintf(what, sizeof(what), " for cgroup %s", cgroup);
-		if (learn_fd >= 0 ? learnable(e, &v, what) : v.prog_id != *prog_id) {
+		if (learn_fd >= 0 ? learnable(e, &v, cgroup) : v.prog_id != *prog_id) {
 			r = learn_fd >= 0 ? -EPERM : 1;
 			goto out;
 		}
@@ -1132,7 +1131,7 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 	r = dedicated_view(e, &v);
 	if (r)
 		return r;
-	if (learn_fd >= 0 ? learnable(e, &v, "") : v.prog_id != *prog_id) {
+	if (learn_fd >= 0 ? learnable(e, &v, NULL) : v.prog_id != *prog_id) {
 		/* stop: the filter changed meanwhile (set, mode): it stays */
 		r = learn_fd >= 0 ? -EPERM : 1;
 		goto out;
