@@ -13,6 +13,14 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 export BUILD=${BUILD:-$TOP/build}
 
+# One run at a time on a machine: the host check compares the whole host's
+# pins, cgroups and mounts, and a second run's would show as a leak.
+exec 9>/tmp/.cgfilter-tests.lock
+if ! flock -n 9; then
+	echo "tests: waiting for another run of the tests to end (lock /tmp/.cgfilter-tests.lock)" >&2
+	flock 9
+fi
+
 mounted_bpffs=
 if [ "$(id -u)" -eq 0 ] && [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
 	mount -t bpf bpf /sys/fs/bpf && mounted_bpffs=1
