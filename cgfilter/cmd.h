@@ -32,6 +32,8 @@ enum cgf_opt {
 	OPT_STATUS = 1 << 13,
 	OPT_SECONDS = 1 << 14,
 	OPT_FORCE = 1 << 15,
+	OPT_INGRESS = 1 << 16,
+	OPT_EGRESS = 1 << 17,
 };
 
 struct cmd_args {
@@ -41,7 +43,7 @@ struct cmd_args {
 	const char *file;
 	const char *cgroup;
 	const char *run_name;
-	bool shared, json, code, detach, quiet, classic, force;
+	bool shared, json, code, detach, quiet, classic, force, ingress, egress;
 	unsigned long events_per_sec, count, timeout_ms, seconds;
 };
 
@@ -76,6 +78,9 @@ int cmd_wrap(struct cmd_args *a);
 int cmd_run(struct cmd_args *a);
 int cmd_learn(struct cmd_args *a);
 int cmd_exe_ids(struct cmd_args *a);
+int cmd_enable(struct cmd_args *a);
+int cmd_disable(struct cmd_args *a);
+int cmd_status(struct cmd_args *a);
 int cgf_run_exec_main(int argc, char **argv);
 int cgf_run_clean_main(int argc, char **argv);
 
@@ -88,6 +93,9 @@ int usage_error(const struct cmd_args *a, const char *fmt, ...) __attribute__((f
 /* The filter text of a command: argument `at` or -f FILE (NULL: an error
  * was printed; *usage set for a usage error). */
 char *filter_text(const struct cmd_args *a, int at, bool *usage);
+/* Check a filter as it would be loaded (named sets: as used) and, with
+ * print, print the program (classic: the classic BPF socket filter). */
+int compile_filter(const char *text, bool classic, bool print);
 /* A whole file ('-': standard input), at most CGF_EXPR_MAX_TEXT bytes. */
 char *read_text_file(const char *path);
 

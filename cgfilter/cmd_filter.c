@@ -219,20 +219,16 @@ static int compile_classic(const struct cgf_expr *x, const char *text)
 	return 0;
 }
 
-int cmd_compile(struct cmd_args *a)
+int compile_filter(const char *text, bool classic, bool print)
 {
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
 	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;
 	struct cgf_gen g;
-	char why[256], msg[400], *text;
-	bool usage;
+	char why[256], msg[400];
 	int r;
 
-	text = filter_text(a, 0, &usage);
-	if (!text)
-		return usage ? EXIT_USAGE : 1;
 	/* without an engine, a named set is what its use says */
 	po.any_set = 1;
 	r = cgf_expr_parse(text, &po, &x, &pe);
@@ -242,19 +238,32 @@ int cmd_compile(struct cmd_args *a)
 		cgf_error_show_place(stderr, text, &pe);
 	} else if (r) {
 		cgf_err("cannot parse the filter: %s", strerror(-r));
-	} else if (a->classic) {
+	} else if (classic) {
 		r = compile_classic(x, text);
 	} else {
 		r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
 		if (r) {
 			cgf_err("%s", why);
-		} else {
+		} else if (print) {
 			printf("%u BPF instructions\n", g.a.n);
 			cgf_asm_print(&g.a, stdout);
 		}
 		cgf_gen_free(&g);
 	}
 	cgf_expr_free(x);
+	return r;
+}
+
+int cmd_compile(struct cmd_args *a)
+{
+	char *text;
+	bool usage;
+	int r;
+
+	text = filter_text(a, 0, &usage);
+	if (!text)
+		return usage ? EXIT_USAGE : 1;
+	r = compile_filter(text, a->classic, true);
 	free(text);
 	return r;
 }

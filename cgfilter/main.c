@@ -45,11 +45,35 @@ static const struct opt opts[] = {
 	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
 	{ OPT_SECONDS, "seconds", 0, "N", "record for N seconds (1..86400, default 60)" },
 	{ OPT_FORCE, "force", 0, NULL, "stop even while filters read executables" },
+	{ OPT_INGRESS, "ingress", 0, NULL, "the unit's incoming packets only" },
+	{ OPT_EGRESS, "egress", 0, NULL, "the unit's outgoing packets only" },
 	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter-run/NAME" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 static const struct cmd cmds[] = {
+	{ "enable", cmd_enable, OPT_FILE | OPT_INGRESS | OPT_EGRESS,
+	  "UNIT [--ingress|--egress] (EXPR | -f FILE)", "give a systemd unit a persistent filter",
+	  "Give UNIT (a .service or .socket) this filter, for good: write it to\n"
+	  "/etc/cgfilter/UNIT.filter (loaded by cgfilter@UNIT.service at\n"
+	  "/sys/fs/bpf/cgfilter/UNIT) and a drop-in /etc/systemd/system/UNIT.d/cgfilter.conf\n"
+	  "that requires the loader, names the pin (IPIngressFilterPath=, IPEgressFilterPath=)\n"
+	  "and checks it before the unit starts; the .socket unit that starts a service\n"
+	  "gets the same drop-in (its filter is the one on the sockets it passes in).  Then\n"
+	  "systemd is reloaded.  A filter already loaded changes now, atomically; a unit\n"
+	  "running without it gets it when restarted, and the command says which restart.\n"
+	  "Enabling again replaces the filter.  A bad filter changes nothing.\n",
+	  "cgfilter enable nginx.service 'tcp && local_port in { 80, 443 }'" },
+	{ "disable", cmd_disable, 0, "UNIT", "remove what enable wrote",
+	  "Remove exactly the files 'cgfilter enable UNIT' wrote (and a drop-in directory\n"
+	  "it made), reload systemd and stop the loader.  A running unit keeps its filter\n"
+	  "until it is restarted.\n",
+	  NULL },
+	{ "status", cmd_status, 0, "[UNIT]", "whether each enabled filter is in force now",
+	  "For each unit given a filter by 'cgfilter enable' (or UNIT): whether the filter\n"
+	  "is in force on the unit's cgroup now, for the directions it names, read from\n"
+	  "the kernel.  Exit status 1 if a running unit's filter is not in force.\n",
+	  "cgfilter status nginx.service" },
 	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--shared] PIN (EXPR | -f FILE)",
 	  "load a filter, pin it at PIN",
 	  "Load an engine with this filter and pin its entry program at PIN and its maps\n"
@@ -332,6 +356,8 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		case OPT_QUIET: a->quiet = true; break;
 		case OPT_CLASSIC: a->classic = true; break;
 		case OPT_FORCE: a->force = true; break;
+		case OPT_INGRESS: a->ingress = true; break;
+		case OPT_EGRESS: a->egress = true; break;
 		case OPT_CGROUP: a->cgroup = optarg; break;
 		case OPT_NAME: a->run_name = optarg; break;
 		case OPT_EVENTS:

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# cgfilter enable, disable and status in a private systemd (tests/sysd.sh),
+# with the units `make install` puts in place and /etc/systemd/system and
+# /etc/cgfilter of the namespace scratch directories of the test:
+# - a running service: enable says which restart puts the filter in force,
+#   status exits 1 until then (read from the kernel), the filter then drops
+#   and passes loopback traffic as it says, a second enable changes it live
+#   (same MainPID), disable leaves the unit files exactly as they were;
+# - a socket-activated service: enable gives its .socket unit the filter
+#   too, which is the one on the connections it passes in;
+# - bad input (a bad filter, no such unit, a file enable did not write, a
+#   drop-in directory of the user's) changes nothing.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sysd.sh"
+
+need_sysd
+need_cmd make clang python3
+PROBE=$BUILD/tools/cgfilter-probe
+[ -x "$PROBE" ] || skip "$PROBE is not built (make tools)"
+
+make_tmpdir TMP
+DEST=$TMP/dest
+make -C "$TOP" --no-print-directory install DESTDIR="$DEST" >"$TMP/install.log" 2>&1 || {
+	sed 's/^/    /' "$TMP/install.log" >&2
+	fail "make install DESTDIR=$DEST failed"
+}
+CGF=/usr/local/bin/cgfilter
+
+# /etc/cgfilter and /etc/systemd/system inside are scratch directories
+ETC=$TMP/etc-cgfilter
+SYS=$TMP/etc-systemd
+mkdir "$ETC" "$SYS"
+if [ ! -d /etc/cgfilter ]; then
+	mkdir /etc/cgfilter
+	at_exit rmdir /etc/cgfilter
+fi
+[ -d /etc/systemd/system ] || skip "/etc/systemd/system is not there to bind over"
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PW=$(free_port)
+PS=$(free_port)
+
+# the user's units, in /etc/systemd/system as on a real system; a service
+# with a drop-in directory of its own
+cat >"$SYS/cgft-web.service" <<EOF
+[Service]
+ExecStart=/usr/local/bin/cgfilter-probe listen tcp $PW -a 127.0.0.1
+EOF
+mkdir "$SYS/cgft-web.service.d"
+printf '[Service]\nEnvironment=USER_DROPIN=1\n' >"$SYS/cgft-web.service.d/user.conf"
+cat >"$SYS/cgft-sk.socket" <<EOF
+[Socket]
+ListenStream=127.0.0.1:$PS
+FileDescriptorName=sk
+EOF
+cat >"$SYS/cgft-sk.service" <<EOF
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/share/cgft-echod.py
+EOF
+mkdir -p "$DEST/usr/local/share"
+cp "$TOP/tests/wrap/echod.py" "$DEST/usr/local/share/cgft-echod.py"
+
+# what the files are now: paths, modes and contents
+tree_state() { (cd "$1" && find . -printf '%p %M\n' | sort && find . -type f -exec sha256sum {} + | sort); }
+sys0=$(tree_state "$SYS")
+etc0=$(tree_state "$ETC")
+
+sd_boot --bind "$DEST/usr/local" /usr/local --bind "$ETC" /etc/cgfilter \
+	--bind "$SYS" /etc/systemd/system --unit-path /etc/systemd/system \
+	"$DEST/usr/local/lib/systemd/system"
+ok "systemd boots with the installed units and the user's units in /etc/systemd/system"
+
+# client SRC PORT: the echo's answer, or "timeout" / "error ..."
+client() {
+	python3 - "$@" <<-'PY'
+		import socket, sys
+		s = socket.socket()
+		s.settimeout(1.5)
+		s.bind((sys.argv[1], 0))
+		try:
+		    s.connect(("127.0.0.1", int(sys.argv[2])))
+		    s.sendall(b"hi")
+		    print(s.recv(100).decode() or "closed")
+		except socket.timeout:
+		    print("timeout")
+		except OSError as e:
+		    print("error %s" % e.strerror)
+	PY
+}
+# answered SRC PORT WANT WHAT: poll until SRC gets WANT (a service may still
+# be starting), at most 5 s
+answered() {
+	local i got
+	for i in $(seq 10); do
+		got=$(client "$1" "$2")
+		[ "$got" = "$3" ] && { ok "$4"; return 0; }
+		sleep 0.5
+	done
+	fail "$4: got '$got', want '$3'"
+}
+
+# ---- a running service ---------------------------------------------------------------
+start_ok cgft-web.service "the user's service starts"
+answered 127.0.0.3 "$PW" hi "without a filter, 127.0.0.3 is answered"
+
+# the filter passes 127.0.0.2 only, both ways
+F2='src_ip == 127.0.0.2 || dst_ip == 127.0.0.2'
+sd_exec "$CGF" enable cgft-web.service "$F2" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+expect_eq "enable of a running service says which restart puts the filter in force" "$(cat "$TMP/out")" \
+	"cgft-web.service runs without this filter: it applies after 'systemctl restart cgft-web.service'"
+expect_eq "the filter file is the filter, marked as enable's" "$(cat "$ETC/cgft-web.filter")" \
+	"# Written by cgfilter enable cgft-web.service
+$F2"
+d=$SYS/cgft-web.service.d/cgfilter.conf
+grep -qx 'Requires=cgfilter@cgft-web.service' "$d" &&
+	grep -qx 'After=cgfilter@cgft-web.service' "$d" &&
+	grep -qx 'IPIngressFilterPath=/sys/fs/bpf/cgfilter/cgft-web' "$d" &&
+	grep -qx 'IPEgressFilterPath=/sys/fs/bpf/cgfilter/cgft-web' "$d" &&
+	grep -qx "ExecStartPre=$CGF check --quiet /sys/fs/bpf/cgfilter/cgft-web" "$d" ||
+	fail "the drop-in: $(cat "$d")"
+ok "the drop-in requires the loader, names the pin both ways and checks it"
+expect_eq "systemd was reloaded: it names the pin" \
+	"$(sd_ctl show -P IPIngressFilterPath cgft-web.service)" /sys/fs/bpf/cgfilter/cgft-web
+expect_status "status: enabled but not in force is exit 1" 1 "" sd_exec "$CGF" status
+sd_exec "$CGF" status >"$TMP/st" || true
+grep -q '^cgft-web.service .* NOT ATTACHED (nothing at the pin: restart the unit)$' "$TMP/st" || fail "status: $(cat "$TMP/st")"
+ok "status says the filter is not attached"
+
+pid0=$(sd_ctl show -P MainPID cgft-web.service)
+sd_ctl restart cgft-web.service || unit_fail cgfilter@cgft-web.service "restart failed"; ok "the service restarts with the filter (and its loader)"
+expect_eq "the loader is active" "$(sd_ctl is-active cgfilter@cgft-web.service)" active
+sd_exec "$CGF" status >"$TMP/st" || fail "status after the restart: exit $?: $(cat "$TMP/st")"
+grep -q '^cgft-web.service  *active  *both  */sys/fs/bpf/cgfilter/cgft-web  *attached$' "$TMP/st" ||
+	fail "status: $(cat "$TMP/st")"
+ok "status: attached, exit 0"
+answered 127.0.0.2 "$PW" hi "127.0.0.2 is answered through the filter"
+expect_eq "127.0.0.3 is dropped" "$(client 127.0.0.3 "$PW")" timeout
+[ "$(sd_ctl show -P MainPID cgft-web.service)" != "$pid0" ] || fail "the service did not restart"
+
+# enable again: a live change, no restart
+pid1=$(sd_ctl show -P MainPID cgft-web.service)
+F3='src_ip == 127.0.0.3 || dst_ip == 127.0.0.3'
+sd_exec "$CGF" enable cgft-web.service "$F3" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+expect_eq "a second enable puts the new filter in force now" "$(cat "$TMP/out")" \
+	"/sys/fs/bpf/cgfilter/cgft-web: the new filter of cgft-web.service is in force"
+answered 127.0.0.3 "$PW" hi "127.0.0.3 is answered after the live change"
+expect_eq "127.0.0.2 is dropped now" "$(client 127.0.0.2 "$PW")" timeout
+expect_eq "same MainPID" "$(sd_ctl show -P MainPID cgft-web.service)" "$pid1"
+sd_ctl reload cgfilter@cgft-web.service || fail "systemctl reload of the loader failed"
+sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web | grep -qF "$F3" ||
+	fail "after reload, show: $(sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web)"
+ok "systemctl reload of the loader reads the file enable wrote"
+
+# bad input changes nothing
+st=$(tree_state "$SYS")$(tree_state "$ETC")
+expect_status "a bad filter is refused" 1 "bad filter" sd_exec "$CGF" enable cgft-web.service 'tcp &&'
+expect_status "no such unit is refused" 1 "cgft-none.service: no such unit" \
+	sd_exec "$CGF" enable cgft-none.service tcp
+expect_status "a unit that is neither service nor socket is refused" 2 "not the name of a .service or .socket unit" \
+	sd_exec "$CGF" enable cgft-web.timer tcp
+printf 'tcp\n' >"$ETC/cgft-sk.filter"
+expect_status "a filter file enable did not write is refused" 1 \
+	"/etc/cgfilter/cgft-sk.filter exists and cgfilter enable cgft-sk.service did not write it" \
+	sd_exec "$CGF" enable cgft-sk.service tcp
+rm "$ETC/cgft-sk.filter"
+expect_eq "bad input changed no file" "$(tree_state "$SYS")$(tree_state "$ETC")" "$st"
+answered 127.0.0.3 "$PW" hi "... and not the filter in force"
+
+# ---- a socket-activated service ----------------------------------------------------------
+start_ok cgft-sk.socket "the user's socket unit starts"
+answered 127.0.0.3 "$PS" sk:hi "its service answers 127.0.0.3"
+sd_exec "$CGF" enable cgft-sk.service "$F2" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+expect_eq "enable names both restarts" "$(cat "$TMP/out")" \
+	"cgft-sk.service runs without this filter: it applies after 'systemctl restart cgft-sk.service cgft-sk.socket'"
+grep -qx 'IPIngressFilterPath=/sys/fs/bpf/cgfilter/cgft-sk' "$SYS/cgft-sk.socket.d/cgfilter.conf" &&
+	grep -qx '\[Socket\]' "$SYS/cgft-sk.socket.d/cgfilter.conf" ||
+	fail "the socket unit's drop-in: $(cat "$SYS/cgft-sk.socket.d/cgfilter.conf")"
+ok "the socket unit gets the drop-in too"
+expect_status "status: exit 1 while the socket-activated service runs without it" 1 "" sd_exec "$CGF" status cgft-sk.service
+sd_ctl stop cgft-sk.service cgft-sk.socket || fail "cannot stop the socket-activated service"
+start_ok cgft-sk.socket "the socket unit starts again, with the filter"
+answered 127.0.0.2 "$PS" sk:hi "the passed-in socket answers 127.0.0.2"
+expect_eq "... and drops 127.0.0.3 (the socket unit's filter)" "$(client 127.0.0.3 "$PS")" timeout
+sd_exec "$CGF" status cgft-sk.service >"$TMP/st" || fail "status: exit $?: $(cat "$TMP/st")"
+grep -q '^cgft-sk.socket .* attached$' "$TMP/st" && grep -q '^cgft-sk.service .* attached$' "$TMP/st" ||
+	fail "status: $(cat "$TMP/st")"
+ok "status: the socket unit and the service both have it"
+sd_exec "$CGF" enable cgft-sk.service "$F3" >/dev/null || fail "the second enable failed"
+answered 127.0.0.3 "$PS" sk:hi "a second enable changes the socket unit's filter live"
+
+# ---- disable: exactly what enable wrote goes --------------------------------------------
+sd_exec "$CGF" disable cgft-web.service >"$TMP/out" || fail "disable failed"
+grep -q "^cgft-web.service keeps the filter it started with until 'systemctl restart cgft-web.service'$" "$TMP/out" ||
+	fail "disable: $(cat "$TMP/out")"
+ok "disable says the running service keeps its filter until restarted"
+sd_exec "$CGF" disable cgft-sk.service >"$TMP/out" || fail "disable failed"
+expect_eq "disable leaves /etc/systemd/system exactly as before enable" "$(tree_state "$SYS")" "$sys0"
+expect_eq "... and /etc/cgfilter" "$(tree_state "$ETC")" "$etc0"
+expect_eq "the loader is stopped" "$(sd_ctl is-active cgfilter@cgft-web.service)" inactive
+expect_eq "systemd no longer names the pin" "$(sd_ctl show -P IPIngressFilterPath cgft-web.service)" ""
+expect_eq "the service kept running" "$(sd_ctl is-active cgft-web.service)" active
+start_ok cgft-web.service "after a restart" restart
+answered 127.0.0.2 "$PW" hi "the service runs unfiltered again"
+expect_status "disable of a unit without a filter" 1 "cgft-web.service has no filter of cgfilter enable" \
+	sd_exec "$CGF" disable cgft-web.service
+expect_eq "status with nothing enabled" "$(sd_exec "$CGF" status)" "no unit has a filter of cgfilter enable"
