@@ -146,23 +146,19 @@ static int socket_of(const char *service, char *out, size_t len)
 }
 
 /* The name of unit's filter: the unit's name without ".service", every
- * other '.' written \x2e (a BPF filesystem name has no '.'); cgfilter@NAME
- * loads CONF_DIR/NAME.filter at PIN_DIR/NAME. */
+ * other '.' written '_' (a BPF filesystem name has no '.', and systemd
+ * would undo an escape in ExecStart=); cgfilter@NAME loads
+ * CONF_DIR/NAME.filter at PIN_DIR/NAME.  Two units with one name (a.b and
+ * a_b): the second is refused, the filter file naming the first. */
 static void filter_name(const char *unit, char *out, size_t len)
 {
-	size_t n = strlen(unit), i, k = 0;
+	size_t n = strlen(unit), i;
 
 	if (n > 8 && !strcmp(unit + n - 8, ".service"))
 		n -= 8;
-	for (i = 0; i < n && k + 5 < len; i++) {
-		if (unit[i] == '.') {
-			memcpy(out + k, "\\x2e", 4);
-			k += 4;
-		} else {
-			out[k++] = unit[i];
-		}
-	}
-	out[k] = 0;
+	for (i = 0; i < n && i + 1 < len; i++)
+		out[i] = unit[i] == '.' ? '_' : unit[i];
+	out[i] = 0;
 }
 
 static void paths(const char *unit, char *filter, char *dropin_dir, char *dropin, char *pin)

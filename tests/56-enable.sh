@@ -59,6 +59,11 @@ cat >"$SYS/cgft-sk.service" <<EOF
 [Service]
 ExecStart=/usr/bin/python3 /usr/local/share/cgft-echod.py
 EOF
+# a name with dots, a unit that is not running
+cat >"$SYS/cgft.dot.service" <<EOF
+[Service]
+ExecStart=/bin/sleep 600
+EOF
 mkdir -p "$DEST/usr/local/share"
 cp "$TOP/tests/wrap/echod.py" "$DEST/usr/local/share/cgft-echod.py"
 
@@ -189,6 +194,24 @@ grep -q '^cgft-sk.socket .* attached$' "$TMP/st" && grep -q '^cgft-sk.service .*
 ok "status: the socket unit and the service both have it"
 sd_exec "$CGF" enable cgft-sk.service "$F3" >/dev/null || fail "the second enable failed"
 answered 127.0.0.3 "$PS" sk:hi "a second enable changes the socket unit's filter live"
+
+# ---- a unit not running, with dots in its name, one direction; an enable cut short -----
+# (its filter file written, its drop-in not: what a kill -9 between the two leaves)
+printf '# Written by cgfilter enable cgft.dot.service\ntcp\n' >"$ETC/cgft_dot.filter"
+sd_exec "$CGF" enable --ingress cgft.dot.service 'udp' >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+expect_eq "enable of a unit not running" "$(cat "$TMP/out")" \
+	"cgft.dot.service is not running: the filter applies when it starts"
+expect_eq "a name with dots: its filter file has _ for them" "$(tail -n 1 "$ETC/cgft_dot.filter")" udp
+grep -q '^IPEgressFilterPath=' "$SYS/cgft.dot.service.d/cgfilter.conf" && fail "--ingress wrote an egress filter"
+start_ok cgft.dot.service "it starts with its filter"
+sd_exec "$CGF" status cgft.dot.service >"$TMP/st" || fail "status: exit $?: $(cat "$TMP/st")"
+grep -q '^cgft.dot.service  *active  *ingress  */sys/fs/bpf/cgfilter/cgft_dot  *attached$' "$TMP/st" ||
+	fail "status: $(cat "$TMP/st")"
+ok "status: the ingress filter of a unit with dots in its name is attached"
+sd_ctl stop cgft.dot.service || fail "cannot stop cgft.dot.service"
+sd_exec "$CGF" status cgft.dot.service | grep -q ' not running$' || fail "status of a stopped unit"
+expect_ok "status of an enabled unit that is not running: exit 0" sd_exec "$CGF" status cgft.dot.service
+sd_exec "$CGF" disable cgft.dot.service >/dev/null || fail "disable of cgft.dot.service failed"
 
 # ---- disable: exactly what enable wrote goes --------------------------------------------
 sd_exec "$CGF" disable cgft-web.service >"$TMP/out" || fail "disable failed"
