@@ -396,6 +396,10 @@ int cmd_enable(struct cmd_args *a)
 	unit = a->argv[0];
 	if (!valid_unit(unit))
 		return usage_error(a, "'%s' is not the name of a .service or .socket unit", unit);
+	if (access("/run/systemd/system", F_OK)) {
+		cgf_err("cannot enable %s: systemd is not running here (no /run/systemd/system)", unit);
+		return 1;
+	}
 	text = filter_text(a, 1, &usage);
 	if (!text)
 		return usage ? EXIT_USAGE : 1;

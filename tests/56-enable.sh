@@ -229,3 +229,13 @@ answered 127.0.0.2 "$PW" hi "the service runs unfiltered again"
 expect_status "disable of a unit without a filter" 1 "cgft-web.service has no filter of cgfilter enable" \
 	sd_exec "$CGF" disable cgft-web.service
 expect_eq "status with nothing enabled" "$(sd_exec "$CGF" status)" "no unit has a filter of cgfilter enable"
+
+# without systemd running (the host here, when PID 1 is not systemd): refused
+# before anything is written
+if [ ! -d /run/systemd/system ]; then
+	expect_status "enable without systemd is refused" 1 "systemd is not running here" \
+		"$BUILD/cgfilter/cgfilter" enable cgft-web.service tcp
+	[ -e /etc/cgfilter/cgft-web.filter ] && fail "enable without systemd wrote /etc/cgfilter/cgft-web.filter"
+	[ -e /etc/systemd/system/cgft-web.service.d ] && fail "enable without systemd wrote a drop-in"
+	ok "... and writes nothing"
+fi
