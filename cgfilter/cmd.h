@@ -93,9 +93,11 @@ int usage_error(const struct cmd_args *a, const char *fmt, ...) __attribute__((f
 /* The filter text of a command: argument `at` or -f FILE (NULL: an error
  * was printed; *usage set for a usage error). */
 char *filter_text(const struct cmd_args *a, int at, bool *usage);
-/* Check a filter as it would be loaded (named sets: as used) and, with
- * print, print the program (classic: the classic BPF socket filter). */
-int compile_filter(const char *text, bool classic, bool print);
+/* Check a filter as it would be loaded and, with print, print the program
+ * (classic: the classic BPF socket filter).  any_set: a named set the
+ * filter does not declare is what its use says (else it is refused, as a
+ * new engine, which has no sets, refuses it). */
+int compile_filter(const char *text, bool classic, bool print, bool any_set);
 /* A whole file ('-': standard input), at most CGF_EXPR_MAX_TEXT bytes. */
 char *read_text_file(const char *path);
 

@@ -219,7 +219,7 @@ static int compile_classic(const struct cgf_expr *x, const char *text)
 	return 0;
 }
 
-int compile_filter(const char *text, bool classic, bool print)
+int compile_filter(const char *text, bool classic, bool print, bool any_set)
 {
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
 	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
@@ -230,7 +230,7 @@ int compile_filter(const char *text, bool classic, bool print)
 	int r;
 
 	/* without an engine, a named set is what its use says */
-	po.any_set = 1;
+	po.any_set = any_set;
 	r = cgf_expr_parse(text, &po, &x, &pe);
 	if (r == -EINVAL) {
 		cgf_error_format(&pe, msg, sizeof(msg));
@@ -263,7 +263,7 @@ int cmd_compile(struct cmd_args *a)
 	text = filter_text(a, 0, &usage);
 	if (!text)
 		return usage ? EXIT_USAGE : 1;
-	r = compile_filter(text, a->classic, true);
+	r = compile_filter(text, a->classic, true, true);
 	free(text);
 	return r;
 }

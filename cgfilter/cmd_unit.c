@@ -3,17 +3,23 @@
  * cgfilter enable, disable and status: a persistent filter for a systemd
  * unit in one command.
  *
- * enable UNIT writes the filter to /etc/cgfilter/UNIT.filter, which
- * cgfilter@UNIT.service loads at /sys/fs/bpf/cgfilter/UNIT, and a drop-in
+ * enable UNIT writes the filter to /etc/cgfilter/NAME.filter, which
+ * cgfilter@NAME.service loads at /sys/fs/bpf/cgfilter/NAME, and a drop-in
  * /etc/systemd/system/UNIT.d/cgfilter.conf that requires that loader, names
  * the pin with IPIngressFilterPath=/IPEgressFilterPath= and guards the
- * start with `cgfilter check`; a service started by a .socket unit gets the
- * same drop-in for the socket unit, whose filter is the one that applies to
- * the sockets it passes in.  Each file says on its first line that enable
- * wrote it, and for which unit: disable removes exactly those files (and a
- * drop-in directory only where enable made it), and status finds the units
- * from them.  What status reports is read from the kernel: the programs in
- * force on the unit's cgroup.
+ * start with `cgfilter check`; the .socket units that start a service get
+ * the same drop-in, as their filter is the one on the sockets they pass in.
+ * Each file says on its first line that enable wrote it, and for which
+ * unit: disable removes exactly those files (and a drop-in directory only
+ * where enable made it), and status finds the units from them.
+ *
+ * Order, so that a failure or a kill leaves a filter in force that some
+ * file names: every check first (nothing written), then the new filter in
+ * force if it is loaded (the verifier's word, atomic), then the files, each
+ * replaced by a rename, then systemd reloaded.  status reads the kernel:
+ * the programs in force on the unit's cgroup, and the text of the filter
+ * in force, which must be the file's.  One enable or disable at a time
+ * (a flock on /etc/systemd/system).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,39 +41,84 @@
 #define UNIT_DIR "/etc/systemd/system"
 #define PIN_DIR "/sys/fs/bpf/cgfilter"
 #define DROPIN "cgfilter.conf"
+#define TMP_SUFFIX ".cgf-"                      /* + XXXXXX: a file being written */
 #define MARK "# Written by cgfilter enable "  /* + UNIT; disable removes it */
 #define MADE_DIR "# cgfilter made this directory"
+#define MAX_SOCKETS 8
+#define NAME_MAX_LEN 200
 
-/* ---- small helpers --------------------------------------------------------------- */
+/* ---- names ------------------------------------------------------------------------- */
 
-/* Unit names as systemd takes them: [A-Za-z0-9:_.\\@-], at most 255
- * bytes, a name before the suffix; only services and sockets have the
- * IP filter settings and ExecStartPre= that enable writes. */
-static bool valid_unit(const char *u)
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && !strcmp(s + n - k, suffix);
+}
+
+/* Unit names as systemd takes them ([A-Za-z0-9:_.\\@-], a name before the
+ * suffix); only services and sockets have the IP filter settings and
+ * ExecStartPre= that enable writes; a template has no cgroup. */
+static int check_unit(const struct cmd_args *a, const char *u)
 {
 	const char *dot = strrchr(u, '.');
 	size_t i;
 
-	if (!*u || strlen(u) > 255 || !dot || dot == u)
-		return false;
+	if (strlen(u) > NAME_MAX_LEN)
+		return usage_error(a, "unit name too long: %zu bytes, at most %d", strlen(u), NAME_MAX_LEN);
 	for (i = 0; u[i]; i++)
 		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-", u[i]))
-			return false;
-	return !strcmp(dot, ".service") || !strcmp(dot, ".socket");
+			break;
+	if (u[i] || !dot || dot == u || (!has_suffix(u, ".service") && !has_suffix(u, ".socket")))
+		return usage_error(a, "'%s' is not the name of a .service or .socket unit", u);
+	if (strstr(u, "@."))
+		return usage_error(a, "%s is a template: name an instance (%.*s@NAME%s)", u,
+				   (int)(strstr(u, "@.") - u), u, dot);
+	return 0;
 }
 
-static bool is_socket(const char *u)
+/* The name of unit's filter: the unit's name without ".service", every
+ * character but [A-Za-z0-9:_@-] written '_' (a BPF filesystem name has no
+ * '.', and systemd undoes a '\' escape in ExecStart=, which would make the
+ * loader and the guard use another pin than IPIngressFilterPath=);
+ * cgfilter@NAME loads CONF_DIR/NAME.filter at PIN_DIR/NAME.  Two units
+ * with one name (a.b and a_b): the second is refused, the filter file
+ * naming the first. */
+static void filter_name(const char *unit, char *out, size_t len)
 {
-	size_t n = strlen(u);
+	size_t n = strlen(unit), i;
 
-	return n > 7 && !strcmp(u + n - 7, ".socket");
+	if (has_suffix(unit, ".service"))
+		n -= 8;
+	for (i = 0; i < n && i + 1 < len; i++)
+		out[i] = strchr(":_@-", unit[i]) || (unit[i] >= 'a' && unit[i] <= 'z') ||
+				 (unit[i] >= 'A' && unit[i] <= 'Z') || (unit[i] >= '0' && unit[i] <= '9') ?
+			 unit[i] : '_';
+	out[i] = 0;
 }
+
+struct names {
+	char name[NAME_MAX_LEN + 1];
+	char filter[PATH_MAX];  /* CONF_DIR/NAME.filter */
+	char pin[PATH_MAX];     /* PIN_DIR/NAME */
+	char loader[NAME_MAX_LEN + 32];
+};
+
+static void names_of(const char *unit, struct names *n)
+{
+	filter_name(unit, n->name, sizeof(n->name));
+	snprintf(n->filter, sizeof(n->filter), CONF_DIR "/%s.filter", n->name);
+	snprintf(n->pin, sizeof(n->pin), PIN_DIR "/%s", n->name);
+	snprintf(n->loader, sizeof(n->loader), "cgfilter@%s.service", n->name);
+}
+
+/* ---- systemctl --------------------------------------------------------------------- */
 
 /* Run argv; its standard output (at most len - 1 bytes) in out if out.
  * Returns the exit status, or -1 if it could not run (said). */
 static int run(char *const argv[], char *out, size_t len)
 {
-	int p[2], st;
+	int p[2] = { -1, -1 }, st;
 	size_t n = 0;
 	ssize_t k;
 	pid_t pid;
@@ -91,7 +143,7 @@ static int run(char *const argv[], char *out, size_t len)
 	}
 	if (out) {
 		close(p[1]);
-		while (len && (k = read(p[0], out + n, len - 1 - n)) > 0)
+		while (n + 1 < len && (k = read(p[0], out + n, len - 1 - n)) > 0)
 			n += k;
 		out[n] = 0;
 		close(p[0]);
@@ -127,182 +179,163 @@ static int unit_prop(const char *unit, const char *prop, char *out, size_t len)
 	return 0;
 }
 
-/* The .socket unit that starts service, "" if none (or -1, said). */
-static int socket_of(const char *service, char *out, size_t len)
+/* 1 if unit is running (active, activating, reloading), 0 if not, -1 if
+ * systemctl failed (said). */
+static int running(const char *unit)
+{
+	char v[64];
+
+	if (unit_prop(unit, "ActiveState", v, sizeof(v)))
+		return -1;
+	return !strcmp(v, "active") || !strcmp(v, "reloading") || !strcmp(v, "activating");
+}
+
+/* The .socket units that start service (none for a socket), into socks
+ * (at most MAX_SOCKETS); how many, or -1 (said). */
+static int sockets_of(const char *service, char socks[][NAME_MAX_LEN + 1])
 {
 	char v[4096], *tok, *save;
+	int n = 0;
 
-	*out = 0;
-	if (is_socket(service))
+	if (has_suffix(service, ".socket"))
 		return 0;
 	if (unit_prop(service, "TriggeredBy", v, sizeof(v)))
 		return -1;
-	for (tok = strtok_r(v, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		if (is_socket(tok) && strlen(tok) < len) {
-			strcpy(out, tok);
-			break;
+	for (tok = strtok_r(v, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (!has_suffix(tok, ".socket"))
+			continue;
+		if (n == MAX_SOCKETS || strlen(tok) > NAME_MAX_LEN) {
+			cgf_err("%s: more than %d .socket units start it, or a name too long: not enabled",
+				service, MAX_SOCKETS);
+			return -1;
 		}
-	return 0;
+		strcpy(socks[n++], tok);
+	}
+	return n;
 }
 
-/* The name of unit's filter: the unit's name without ".service", every
- * other '.' written '_' (a BPF filesystem name has no '.', and systemd
- * would undo an escape in ExecStart=); cgfilter@NAME loads
- * CONF_DIR/NAME.filter at PIN_DIR/NAME.  Two units with one name (a.b and
- * a_b): the second is refused, the filter file naming the first. */
-static void filter_name(const char *unit, char *out, size_t len)
-{
-	size_t n = strlen(unit), i;
+/* ---- files ------------------------------------------------------------------------- */
 
-	if (n > 8 && !strcmp(unit + n - 8, ".service"))
-		n -= 8;
-	for (i = 0; i < n && i + 1 < len; i++)
-		out[i] = unit[i] == '.' ? '_' : unit[i];
-	out[i] = 0;
+static void dropin_path(const char *unit, char *dir, char *path)
+{
+	snprintf(dir, PATH_MAX, UNIT_DIR "/%s.d", unit);
+	snprintf(path, PATH_MAX, UNIT_DIR "/%s.d/" DROPIN, unit);
 }
 
-static void paths(const char *unit, char *filter, char *dropin_dir, char *dropin, char *pin)
+/* The whole of path (NULL with *gone if it is not there; NULL and -1 in
+ * *gone if it cannot be read, said). */
+static char *slurp(const char *path, int *gone)
 {
-	char name[1100];
+	struct stat st;
 
-	filter_name(unit, name, sizeof(name));
-	snprintf(filter, PATH_MAX, CONF_DIR "/%s.filter", name);
-	snprintf(dropin_dir, PATH_MAX, UNIT_DIR "/%s.d", unit);
-	snprintf(dropin, PATH_MAX, UNIT_DIR "/%s.d/" DROPIN, unit);
-	snprintf(pin, PATH_MAX, PIN_DIR "/%s", name);
+	*gone = 0;
+	if (stat(path, &st)) {
+		*gone = errno == ENOENT ? 1 : -1;
+		if (*gone < 0)
+			cgf_err("cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	return read_text_file(path);
 }
 
-/* The first line of path, "" if it is not there (or -1 if it cannot be
- * read, said). */
-static int first_line(const char *path, char *out, size_t len)
+/* 1 if path was written by `cgfilter enable owner` (its text in *text if
+ * text), 0 if it is not there, -1 if it is someone else's or unreadable
+ * (said). */
+static int ours(const char *path, const char *owner, char **text)
 {
-	FILE *f = fopen(path, "re");
+	size_t n = strlen(MARK) + strlen(owner);
+	int gone;
+	char *t = slurp(path, &gone);
 
-	*out = 0;
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		cgf_err("cannot read %s: %s", path, strerror(errno));
+	if (!t)
+		return gone > 0 ? 0 : -1;
+	if (strncmp(t, MARK, strlen(MARK)) || strncmp(t + strlen(MARK), owner, strlen(owner)) ||
+	    (t[n] != '\n' && t[n])) {
+		cgf_err("%s exists and cgfilter enable %s did not write it: move it away first", path, owner);
+		free(t);
 		return -1;
 	}
-	if (!fgets(out, (int)len, f))
-		*out = 0;
-	out[strcspn(out, "\n")] = 0;
-	fclose(f);
-	return 0;
+	if (text)
+		*text = t;
+	else
+		free(t);
+	return 1;
 }
 
-/* 1 if path was written by `cgfilter enable owner`, 0 if it is not there,
- * -1 if it is someone else's or unreadable (said). */
-static int ours(const char *path, const char *owner)
-{
-	char line[512], want[512];
-
-	if (first_line(path, line, sizeof(line)))
-		return -1;
-	if (!*line && access(path, F_OK))
-		return 0;
-	snprintf(want, sizeof(want), MARK "%s", owner);
-	if (!strcmp(line, want))
-		return 1;
-	cgf_err("%s exists and cgfilter enable %s did not write it: move it away first", path, owner);
-	return -1;
-}
-
-/* Write text to path atomically (a temporary file beside it, renamed). */
+/* Write text to path atomically: a temporary file beside it, renamed. */
 static int write_file(const char *path, const char *text)
 {
 	char tmp[PATH_MAX + 16];
 	size_t n = strlen(text);
-	int fd, r = 0;
+	int fd, r = 0, err = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s.cgf-tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	snprintf(tmp, sizeof(tmp), "%s" TMP_SUFFIX "XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		cgf_err("cannot write %s: %s", tmp, strerror(errno));
+		cgf_err("cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (write(fd, text, n) != (ssize_t)n || fsync(fd))
-		r = -1;
-	if (close(fd))
-		r = -1;
+	if (fchmod(fd, 0644) || write(fd, text, n) != (ssize_t)n || fsync(fd))
+		r = -1, err = errno ? errno : EIO;
+	if (close(fd) && !r)
+		r = -1, err = errno;
 	if (!r && rename(tmp, path))
-		r = -1;
+		r = -1, err = errno;
 	if (r) {
-		cgf_err("cannot write %s: %s", path, strerror(errno ? errno : EIO));
+		cgf_err("cannot write %s: %s", path, strerror(err));
 		unlink(tmp);
 	}
 	return r;
 }
 
-/* ---- enable ------------------------------------------------------------------------ */
-
-/* The drop-in of unit (the service or its socket) for the filter of owner. */
-static char *dropin_text(const char *unit, const char *owner, unsigned int dirs, bool made_dir)
+/* Remove what a write_file() killed before its rename left in dir. */
+static void remove_tmp(const char *dir, const char *base)
 {
-	char pin[PATH_MAX], self[PATH_MAX], name[1100], *t = NULL;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char pre[NAME_MAX_LEN + 64], path[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *d = opendir(dir);
 
-	if (n <= 0) {
-		cgf_err("cannot read /proc/self/exe: %s", strerror(errno));
-		return NULL;
-	}
-	self[n] = 0;
-	filter_name(owner, name, sizeof(name));
-	snprintf(pin, sizeof(pin), PIN_DIR "/%s", name);
-	if (asprintf(&t,
-		     MARK "%s\n"
-		     "%s"
-		     "# The filter: " CONF_DIR "/%s.filter, loaded by cgfilter@%s.service.\n"
-		     "# 'cgfilter disable %s' removes this file.\n"
-		     "[Unit]\n"
-		     "Requires=cgfilter@%s.service\n"
-		     "After=cgfilter@%s.service\n\n"
-		     "[%s]\n"
-		     "%s%s%s%s%s%s"
-		     "ExecStartPre=%s check --quiet %s\n",
-		     owner, made_dir ? MADE_DIR "\n" : "", name, name, owner, name, name,
-		     is_socket(unit) ? "Socket" : "Service",
-		     dirs & 1 ? "IPIngressFilterPath=" : "", dirs & 1 ? pin : "", dirs & 1 ? "\n" : "",
-		     dirs & 2 ? "IPEgressFilterPath=" : "", dirs & 2 ? pin : "", dirs & 2 ? "\n" : "",
-		     self, pin) < 0)
-		return NULL;
-	return t;
+	snprintf(pre, sizeof(pre), "%s" TMP_SUFFIX, base);
+	while (d && (de = readdir(d)))
+		if (!strncmp(de->d_name, pre, strlen(pre)) && strlen(de->d_name) == strlen(pre) + 6) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
 }
 
-static int write_dropin(const char *unit, const char *owner, unsigned int dirs)
+/* One enable or disable at a time: an flock on UNIT_DIR (fd, or -1). */
+static int lock_units(void)
 {
-	char f[PATH_MAX], dir[PATH_MAX], dropin[PATH_MAX], pin[PATH_MAX], line[512], *t;
-	bool made = false;
+	int fd = open(UNIT_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || flock(fd, LOCK_EX)) {
+		cgf_err("cannot lock " UNIT_DIR ": %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- the filter in force ------------------------------------------------------------ */
+
+/* 1 if a cgfilter engine is loaded at pin, 0 if nothing is there, -1 if
+ * something else is (said). */
+static int loaded(const char *pin)
+{
+	struct cgf_engine e;
 	int r;
 
-	paths(unit, f, dir, dropin, pin);
-	r = ours(dropin, owner);
-	if (r < 0)
-		return -1;
-	if (r == 1) { /* rewritten: keep what it says about the directory */
-		FILE *in = fopen(dropin, "re");
-
-		while (in && fgets(line, sizeof(line), in))
-			if (!strncmp(line, MADE_DIR, strlen(MADE_DIR)))
-				made = true;
-		if (in)
-			fclose(in);
-	} else if (mkdir(dir, 0755) == 0) {
-		made = true;
-	} else if (errno != EEXIST) {
-		cgf_err("cannot make %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	t = dropin_text(unit, owner, dirs, made);
-	r = t ? write_file(dropin, t) : -1;
-	free(t);
-	if (r && made)
-		rmdir(dir);
-	return r;
+	if (access(pin, F_OK))
+		return 0;
+	r = cgf_engine_open(&e, pin, false);
+	cgf_engine_close(&e);
+	return r ? -1 : 1;
 }
 
-/* Put text in force now in the loaded engine at pin (like 'cgfilter set'). */
+/* Put text in force now in the engine at pin (like 'cgfilter set'). */
 static int set_live(const char *pin, const char *text)
 {
 	struct cgf_engine e;
@@ -314,160 +347,324 @@ static int set_live(const char *pin, const char *text)
 	return r;
 }
 
-static bool active(const char *unit)
+/* The text of the filter in force at pin (NULL if none; free it). */
+static char *text_in_force(const char *pin)
 {
-	char v[64];
+	struct cgf_filter_view v = {};
+	struct cgf_engine e;
+	char *t = NULL;
 
-	return !unit_prop(unit, "ActiveState", v, sizeof(v)) &&
-	       (!strcmp(v, "active") || !strcmp(v, "reloading") || !strcmp(v, "activating"));
+	if (!cgf_engine_open(&e, pin, false) && e.mode == CGF_MODE_DEDICATED &&
+	    !cgf_engine_filter(&e, CGF_SLOT_DEDICATED, &v) && v.text)
+		t = strdup(v.text);
+	cgf_filter_view_free(&v);
+	cgf_engine_close(&e);
+	return t;
 }
 
-static int attached_dirs(const char *unit, const char *pin, unsigned int dirs);
-
-/* After the files are written and systemd has read them: the filter in
- * force now where it can be, else which restart puts it there. */
-static int take_effect(const char *unit, const char *sock, const char *pin, const char *text,
-		       unsigned int dirs)
+/* 1 if prog_id is in force on cgroup cg for the attach type, 0 if not,
+ * -errno if the kernel cannot say. */
+static int in_force(int cg, enum bpf_attach_type type, uint32_t prog_id)
 {
-	const char *units[2] = { unit, *sock ? sock : NULL };
-	char loader[PATH_MAX + 32], restart[600] = "", name[1100];
-	bool running = false;
-	int r, i;
+	uint32_t ids[1024], i;
+	LIBBPF_OPTS(bpf_prog_query_opts, q, .query_flags = BPF_F_QUERY_EFFECTIVE, .prog_ids = ids,
+		    .prog_cnt = 1024);
 
-	filter_name(unit, name, sizeof(name));
-	snprintf(loader, sizeof(loader), "cgfilter@%s.service", name);
-	if (active(loader) && !access(pin, F_OK)) {
-		r = set_live(pin, text);
-		if (r)
-			return r;
-		printf("%s: the new filter of %s is in force\n", pin, unit);
-	}
-	for (i = 0; i < 2; i++) {
-		if (!units[i] || !active(units[i]))
-			continue;
-		running = true;
-		if (attached_dirs(units[i], pin, dirs) != (int)dirs)
-			snprintf(restart + strlen(restart), sizeof(restart) - strlen(restart), " %s", units[i]);
-	}
-	if (!running)
-		printf("%s is not running: the filter applies when it starts\n", unit);
-	else if (*restart)
-		printf("%s runs without this filter: it applies after 'systemctl restart%s'\n", unit, restart);
+	if (bpf_prog_query_opts(cg, type, &q))
+		return -errno;
+	for (i = 0; i < q.prog_cnt && i < 1024; i++)
+		if (ids[i] == prog_id)
+			return 1;
 	return 0;
 }
 
-static int enable_files(const char *unit, const char *sock, const char *text, unsigned int dirs,
-			char **old)
+/* Which directions (bit 0 ingress, bit 1 egress) of dirs have the program
+ * at pin in force on unit's cgroup; -ENOENT: nothing at pin, -ESRCH: the
+ * unit has no cgroup now, other -errno: the kernel cannot say. */
+static int attached_dirs(const char *unit, const char *pin, unsigned int dirs)
 {
-	char f[PATH_MAX], d[PATH_MAX], dropin[PATH_MAX], pin[PATH_MAX], *t;
-	int r;
+	char cgpath[4096], root[PATH_MAX], full[PATH_MAX + 4096];
+	int fd, cg, got = 0, r = 0;
+	uint32_t id;
 
-	paths(unit, f, d, dropin, pin);
-	/* a filter file of ours without the drop-in: an enable cut short */
-	if (ours(dropin, unit) < 0 || (r = ours(f, unit)) < 0)
+	if (unit_prop(unit, "ControlGroup", cgpath, sizeof(cgpath)))
+		return -EIO;
+	if (!*cgpath)
+		return -ESRCH;
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	id = cgf_prog_id(fd);
+	close(fd);
+	if (cgf_cgroup2_root(root, sizeof(root)))
+		return -ENODEV;
+	snprintf(full, sizeof(full), "%s%s", root, cgpath);
+	cg = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	if ((dirs & 1) && (r = in_force(cg, BPF_CGROUP_INET_INGRESS, id)) > 0)
+		got |= 1;
+	if (r >= 0 && (dirs & 2) && (r = in_force(cg, BPF_CGROUP_INET_EGRESS, id)) > 0)
+		got |= 2;
+	close(cg);
+	return r < 0 ? r : got;
+}
+
+/* ---- enable ------------------------------------------------------------------------ */
+
+struct dropin {
+	char unit[NAME_MAX_LEN + 1];
+	char dir[PATH_MAX], path[PATH_MAX];
+	char *old;              /* its text, if enable wrote it before */
+	bool made_dir;          /* enable made dir (now or before) */
+	bool written;
+};
+
+struct plan {
+	const char *unit;
+	struct names n;
+	unsigned int dirs;
+	char *text;             /* the filter file: MARK UNIT, then the filter */
+	char *old;              /* the filter file before, if enable wrote it */
+	char self[PATH_MAX];    /* this program, for ExecStartPre= */
+	struct dropin d[1 + MAX_SOCKETS]; /* the unit's, then its sockets' */
+	int nd;
+};
+
+/* This program's path, for ExecStartPre=: refused if systemd would read it
+ * as something else (a specifier, an escape, a space). */
+static int self_path(char *out, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", out, len - 1);
+	size_t i;
+
+	if (n <= 0) {
+		cgf_err("cannot read /proc/self/exe: %s", strerror(errno));
 		return -1;
-	*old = r == 1 ? read_text_file(f) : NULL;
+	}
+	out[n] = 0;
+	for (i = 0; out[i]; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-", out[i])) {
+			cgf_err("cannot name %s in a unit file: its path has a '%c' (run an installed cgfilter)",
+				out, out[i]);
+			return -1;
+		}
+	return 0;
+}
+
+static char *dropin_text(const struct plan *p, const struct dropin *d)
+{
+	const char *pin = p->n.pin;
+	char *t = NULL;
+
+	if (asprintf(&t,
+		     MARK "%s\n"
+		     "%s"
+		     "# The filter: %s, loaded by %s.\n"
+		     "# 'cgfilter disable %s' removes this file.\n"
+		     "[Unit]\n"
+		     "Requires=%s\n"
+		     "After=%s\n\n"
+		     "[%s]\n"
+		     "%s%s%s%s%s%s"
+		     "ExecStartPre=%s check --quiet %s\n",
+		     p->unit, d->made_dir ? MADE_DIR "\n" : "", p->n.filter, p->n.loader, p->unit, p->n.loader,
+		     p->n.loader, has_suffix(d->unit, ".socket") ? "Socket" : "Service",
+		     p->dirs & 1 ? "IPIngressFilterPath=" : "", p->dirs & 1 ? pin : "", p->dirs & 1 ? "\n" : "",
+		     p->dirs & 2 ? "IPEgressFilterPath=" : "", p->dirs & 2 ? pin : "", p->dirs & 2 ? "\n" : "",
+		     p->self, pin) < 0) {
+		cgf_err("out of memory");
+		return NULL;
+	}
+	return t;
+}
+
+/* Every check before anything is written: the files there are enable's
+ * for this unit, or not there. */
+static int plan_files(struct plan *p, char socks[][NAME_MAX_LEN + 1], int ns)
+{
+	struct stat st;
+	int i;
+
+	if (ours(p->n.filter, p->unit, &p->old) < 0)
+		return -1;
+	p->nd = 1 + ns;
+	for (i = 0; i < p->nd; i++) {
+		struct dropin *d = &p->d[i];
+
+		snprintf(d->unit, sizeof(d->unit), "%s", i ? socks[i - 1] : p->unit);
+		dropin_path(d->unit, d->dir, d->path);
+		if (ours(d->path, p->unit, &d->old) < 0)
+			return -1;
+		d->made_dir = d->old && strstr(d->old, "\n" MADE_DIR "\n");
+		if (stat(d->dir, &st) && errno != ENOENT) {
+			cgf_err("cannot use %s: %s", d->dir, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Undo what write_files() wrote (best effort: each file back as it was). */
+static void unwrite(struct plan *p, bool filter_written)
+{
+	int i;
+
+	for (i = 0; i < p->nd; i++) {
+		struct dropin *d = &p->d[i];
+
+		if (d->written && !(d->old ? write_file(d->path, d->old) : unlink(d->path)) && !d->old &&
+		    d->made_dir)
+			rmdir(d->dir);
+	}
+	if (filter_written && (p->old ? write_file(p->n.filter, p->old) : unlink(p->n.filter)))
+		cgf_err("%s: could not put it back as it was", p->n.filter);
+}
+
+static int write_files(struct plan *p)
+{
+	int i, r;
+
 	if (mkdir(CONF_DIR, 0755) && errno != EEXIST) {
 		cgf_err("cannot make " CONF_DIR ": %s", strerror(errno));
 		return -1;
 	}
-	if (asprintf(&t, MARK "%s\n%s%s", unit, text, text[0] && text[strlen(text) - 1] != '\n' ? "\n" : "") < 0)
+	if (write_file(p->n.filter, p->text))
 		return -1;
-	r = write_file(f, t);
-	free(t);
-	if (!r)
-		r = write_dropin(unit, unit, dirs);
-	if (!r && *sock)
-		r = write_dropin(sock, unit, dirs);
-	return r;
+	for (i = 0; i < p->nd; i++) {
+		struct dropin *d = &p->d[i];
+		char *t;
+
+		if (!d->old) {
+			if (!mkdir(d->dir, 0755))
+				d->made_dir = true;
+			else if (errno != EEXIST) {
+				cgf_err("cannot make %s: %s", d->dir, strerror(errno));
+				unwrite(p, true);
+				return -1;
+			}
+		}
+		t = dropin_text(p, d);
+		r = t ? write_file(d->path, t) : -1;
+		free(t);
+		if (r) {
+			if (!d->old && d->made_dir)
+				rmdir(d->dir);
+			unwrite(p, true);
+			return -1;
+		}
+		d->written = true;
+	}
+	return 0;
+}
+
+/* The filter in force where a unit runs without it: which restart. */
+static int say_restart(const struct plan *p)
+{
+	char socks[600] = "";
+	int i, r, run_any = 0, need_unit = 0;
+
+	for (i = 0; i < p->nd; i++) {
+		r = running(p->d[i].unit);
+		if (r < 0)
+			return -1;
+		run_any |= r;
+		if (!r || attached_dirs(p->d[i].unit, p->n.pin, p->dirs) == (int)p->dirs)
+			continue;
+		if (!i)
+			need_unit = 1;
+		else
+			snprintf(socks + strlen(socks), sizeof(socks) - strlen(socks), " %s", p->d[i].unit);
+	}
+	if (!run_any)
+		printf("%s is not running: the filter applies when it starts\n", p->unit);
+	else if (*socks) /* a socket cannot be restarted while its service holds it */
+		printf("%s runs without this filter: it applies after 'systemctl stop %s && systemctl restart%s'\n",
+		       p->unit, p->unit, socks);
+	else if (need_unit)
+		printf("%s runs without this filter: it applies after 'systemctl restart %s'\n", p->unit, p->unit);
+	return 0;
+}
+
+static int do_enable(struct plan *p, const char *filter)
+{
+	char socks[MAX_SOCKETS][NAME_MAX_LEN + 1], load[64];
+	int ns, live;
+
+	if (asprintf(&p->text, MARK "%s\n%s%s", p->unit, filter,
+		     *filter && filter[strlen(filter) - 1] != '\n' ? "\n" : "") < 0)
+		return -1;
+	if (compile_filter(p->text, false, false, false) || self_path(p->self, sizeof(p->self)) ||
+	    unit_prop(p->unit, "LoadState", load, sizeof(load)))
+		return -1;
+	if (strcmp(load, "loaded")) {
+		cgf_err("cannot enable %s: no such unit (systemd says: %s)", p->unit, *load ? load : "nothing");
+		return -1;
+	}
+	ns = sockets_of(p->unit, socks);
+	if (ns < 0 || plan_files(p, socks, ns))
+		return -1;
+	live = loaded(p->n.pin);
+	if (live < 0 || (live && set_live(p->n.pin, p->text)))
+		return -1;
+	if (write_files(p)) {
+		if (live && p->old && !set_live(p->n.pin, p->old))
+			cgf_err("%s: the filter in force is the one before again", p->n.pin);
+		return -1;
+	}
+	if (live)
+		printf("%s: the new filter of %s is in force\n", p->n.pin, p->unit);
+	if (systemctl("daemon-reload", NULL)) {
+		cgf_err("the files are written, but systemd has not read them: run systemctl daemon-reload");
+		return -1;
+	}
+	return say_restart(p);
 }
 
 int cmd_enable(struct cmd_args *a)
 {
-	char f[PATH_MAX], d[PATH_MAX], dropin[PATH_MAX], pin[PATH_MAX], sock[256], *text, *old = NULL;
-	unsigned int dirs = a->ingress || a->egress ? (a->ingress ? 1 : 0) | (a->egress ? 2 : 0) : 3;
-	const char *unit;
-	char load[64];
+	struct plan p = { .dirs = a->ingress || a->egress ? (a->ingress ? 1u : 0) | (a->egress ? 2u : 0) : 3 };
+	char *filter;
 	bool usage;
-	int r;
+	int r, lock, i;
 
 	if (a->argc < 1)
-		return usage_error(a, "expected UNIT and a filter");
-	unit = a->argv[0];
-	if (!valid_unit(unit))
-		return usage_error(a, "'%s' is not the name of a .service or .socket unit", unit);
+		return usage_error(a, "expected UNIT and a filter (or -f FILE)");
+	if (check_unit(a, a->argv[0]))
+		return EXIT_USAGE;
+	p.unit = a->argv[0];
+	names_of(p.unit, &p.n);
 	if (access("/run/systemd/system", F_OK)) {
-		cgf_err("cannot enable %s: systemd is not running here (no /run/systemd/system)", unit);
+		cgf_err("cannot enable %s: systemd is not running here (no /run/systemd/system)", p.unit);
 		return 1;
 	}
-	text = filter_text(a, 1, &usage);
-	if (!text)
+	filter = filter_text(a, 1, &usage);
+	if (!filter)
 		return usage ? EXIT_USAGE : 1;
-	paths(unit, f, d, dropin, pin);
-	r = compile_filter(text, false, false);
-	if (!r && (r = unit_prop(unit, "LoadState", load, sizeof(load))) == 0 && strcmp(load, "loaded")) {
-		cgf_err("%s: no such unit (systemd says: %s)", unit, *load ? load : "nothing");
-		r = -1;
-	}
-	if (!r)
-		r = socket_of(unit, sock, sizeof(sock));
-	if (!r)
-		r = enable_files(unit, sock, text, dirs, &old);
-	if (!r)
-		r = systemctl("daemon-reload", NULL);
-	if (!r) {
-		r = take_effect(unit, sock, pin, text, dirs);
-		if (r && old) { /* the old filter stays in force: so does its file */
-			write_file(f, old);
-			cgf_err("%s: kept the filter that was in force", f);
-		}
-	}
-	free(old);
-	free(text);
+	lock = lock_units();
+	r = lock < 0 ? -1 : do_enable(&p, filter);
+	if (lock >= 0)
+		close(lock);
+	for (i = 0; i < p.nd; i++)
+		free(p.d[i].old);
+	free(p.old);
+	free(p.text);
+	free(filter);
 	return r ? 1 : 0;
 }
 
 /* ---- disable ----------------------------------------------------------------------- */
 
-/* Remove the drop-in of unit written for owner (and its directory if
- * enable made it); 0 if there was none. */
-static int remove_dropin(const char *unit, const char *owner, bool *removed)
-{
-	char f[PATH_MAX], dir[PATH_MAX], dropin[PATH_MAX], pin[PATH_MAX], line[512];
-	bool made = false;
-	FILE *in;
-	int r;
-
-	paths(unit, f, dir, dropin, pin);
-	r = ours(dropin, owner);
-	if (r <= 0)
-		return r;
-	in = fopen(dropin, "re");
-	while (in && fgets(line, sizeof(line), in))
-		if (!strncmp(line, MADE_DIR, strlen(MADE_DIR)))
-			made = true;
-	if (in)
-		fclose(in);
-	if (unlink(dropin)) {
-		cgf_err("cannot remove %s: %s", dropin, strerror(errno));
-		return -1;
-	}
-	printf("removed %s\n", dropin);
-	*removed = true;
-	if (made && rmdir(dir) == 0)
-		printf("removed %s\n", dir);
-	return 0;
-}
-
 /* Every drop-in written by `cgfilter enable owner` (owner NULL: by any
- * enable): fn gets the unit it is for and the owner.  Returns -1 if fn
- * did (or the directory cannot be read, said). */
+ * enable): fn gets the unit it is for and the owner.  -1 if fn returned
+ * it, or UNIT_DIR cannot be read (said). */
 static int each_dropin(const char *owner, int (*fn)(const char *unit, const char *owner, void *ctx),
 		       void *ctx)
 {
-	char path[PATH_MAX], line[512], unit[256];
+	char path[PATH_MAX], line[NAME_MAX_LEN + 64], unit[NAME_MAX_LEN + 1];
 	struct dirent *de;
 	DIR *dir = opendir(UNIT_DIR);
+	FILE *f;
 	int r = 0;
 
 	if (!dir) {
@@ -479,12 +676,22 @@ static int each_dropin(const char *owner, int (*fn)(const char *unit, const char
 	while (!r && (de = readdir(dir))) {
 		size_t n = strlen(de->d_name);
 
-		if (n < 3 || n - 2 >= sizeof(unit) || strcmp(de->d_name + n - 2, ".d"))
+		if (n < 3 || n - 2 > NAME_MAX_LEN || !has_suffix(de->d_name, ".d"))
 			continue;
 		snprintf(path, sizeof(path), UNIT_DIR "/%s/" DROPIN, de->d_name);
-		if (first_line(path, line, sizeof(line)) || strncmp(line, MARK, strlen(MARK)))
+		f = fopen(path, "re");
+		if (!f) {
+			if (errno != ENOENT) {
+				cgf_err("cannot read %s: %s", path, strerror(errno));
+				r = -1;
+			}
 			continue;
-		if (owner && strcmp(line + strlen(MARK), owner))
+		}
+		if (!fgets(line, sizeof(line), f))
+			*line = 0;
+		fclose(f);
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, MARK, strlen(MARK)) || (owner && strcmp(line + strlen(MARK), owner)))
 			continue;
 		memcpy(unit, de->d_name, n - 2);
 		unit[n - 2] = 0;
@@ -494,98 +701,86 @@ static int each_dropin(const char *owner, int (*fn)(const char *unit, const char
 	return r;
 }
 
-static int disable_one(const char *unit, const char *owner, void *ctx)
+/* Remove the drop-in of unit that `cgfilter enable owner` wrote (and its
+ * directory where enable made it). */
+static int remove_dropin(const char *unit, const char *owner, void *ctx)
 {
-	return remove_dropin(unit, owner, ctx);
+	char dir[PATH_MAX], path[PATH_MAX], *t = NULL;
+	bool made;
+	int *removed = ctx;
+
+	dropin_path(unit, dir, path);
+	if (ours(path, owner, &t) <= 0)
+		return -1;
+	made = strstr(t, "\n" MADE_DIR "\n");
+	free(t);
+	if (unlink(path)) {
+		cgf_err("cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	printf("removed %s\n", path);
+	(*removed)++;
+	remove_tmp(dir, DROPIN);
+	if (made && rmdir(dir) == 0)
+		printf("removed %s\n", dir);
+	return 0;
 }
 
-int cmd_disable(struct cmd_args *a)
+static int do_disable(const char *unit, const struct names *n)
 {
-	char f[PATH_MAX], d[PATH_MAX], dropin[PATH_MAX], pin[PATH_MAX], loader[PATH_MAX + 32], name[1100];
-	bool removed = false;
-	const char *unit;
-	int r;
+	char pin[PATH_MAX];
+	int removed = 0, r;
 
-	if (a->argc != 1)
-		return usage_error(a, "expected UNIT");
-	unit = a->argv[0];
-	if (!valid_unit(unit))
-		return usage_error(a, "'%s' is not the name of a .service or .socket unit", unit);
-	paths(unit, f, d, dropin, pin);
-	r = ours(f, unit);
-	if (r >= 0)
-		r = each_dropin(unit, disable_one, &removed);
-	if (r < 0)
-		return 1;
-	if (!removed && access(f, F_OK)) {
-		cgf_err("%s has no filter of cgfilter enable", unit);
-		return 1;
-	}
-	if (!access(f, F_OK)) {
-		if (unlink(f)) {
-			cgf_err("cannot remove %s: %s", f, strerror(errno));
-			return 1;
+	r = ours(n->filter, unit, NULL);
+	if (r < 0 || each_dropin(unit, remove_dropin, &removed))
+		return -1;
+	if (r == 1) {
+		if (unlink(n->filter)) {
+			cgf_err("cannot remove %s: %s", n->filter, strerror(errno));
+			return -1;
 		}
-		printf("removed %s\n", f);
+		printf("removed %s\n", n->filter);
+		removed++;
+	}
+	remove_tmp(CONF_DIR, strrchr(n->filter, '/') + 1);
+	/* none: it has no filter; or a disable cut short, which the loader
+	 * still running or systemd still naming the pin tell */
+	if (!removed && running(n->loader) <= 0 &&
+	    (unit_prop(unit, "IPIngressFilterPath", pin, sizeof(pin)) || !strstr(pin, n->pin)) &&
+	    (unit_prop(unit, "IPEgressFilterPath", pin, sizeof(pin)) || !strstr(pin, n->pin))) {
+		cgf_err("%s has no filter of cgfilter enable", unit);
+		return -1;
 	}
 	if (systemctl("daemon-reload", NULL))
-		return 1;
+		return -1;
 	/* no unit requires the loader now: stopping it stops nothing else */
-	filter_name(unit, name, sizeof(name));
-	snprintf(loader, sizeof(loader), "cgfilter@%s.service", name);
-	if (active(loader) && systemctl("stop", loader))
-		return 1;
-	if (active(unit))
+	r = running(n->loader);
+	if (r < 0 || (r && systemctl("stop", n->loader)))
+		return -1;
+	if (running(unit) > 0)
 		printf("%s keeps the filter it started with until 'systemctl restart %s'\n", unit, unit);
 	return 0;
 }
 
+int cmd_disable(struct cmd_args *a)
+{
+	struct names n;
+	int lock, r;
+
+	if (a->argc != 1)
+		return usage_error(a, "expected UNIT");
+	if (check_unit(a, a->argv[0]))
+		return EXIT_USAGE;
+	names_of(a->argv[0], &n);
+	lock = lock_units();
+	if (lock < 0)
+		return 1;
+	r = do_disable(a->argv[0], &n);
+	close(lock);
+	return r ? 1 : 0;
+}
+
 /* ---- status ------------------------------------------------------------------------ */
-
-/* 1 if prog_id is in force on cgroup cg for the attach type, 0 if not. */
-static int in_force(int cg, enum bpf_attach_type type, uint32_t prog_id)
-{
-	uint32_t ids[64], n = 64, i;
-	LIBBPF_OPTS(bpf_prog_query_opts, q, .query_flags = BPF_F_QUERY_EFFECTIVE, .prog_ids = ids,
-		    .prog_cnt = n);
-
-	if (bpf_prog_query_opts(cg, type, &q))
-		return 0;
-	for (i = 0; i < q.prog_cnt && i < n; i++)
-		if (ids[i] == prog_id)
-			return 1;
-	return 0;
-}
-
-/* Which directions (bit 0 ingress, bit 1 egress) of dirs have the program
- * pinned at pin in force on unit's cgroup; -1: unit has no cgroup now,
- * -2: nothing at pin. */
-static int attached_dirs(const char *unit, const char *pin, unsigned int dirs)
-{
-	char cgpath[4096], root[PATH_MAX], full[PATH_MAX + 4096];
-	int fd, cg, got = 0;
-	uint32_t id;
-
-	if (unit_prop(unit, "ControlGroup", cgpath, sizeof(cgpath)) || !*cgpath)
-		return -1;
-	fd = bpf_obj_get(pin);
-	if (fd < 0)
-		return -2;
-	id = cgf_prog_id(fd);
-	close(fd);
-	if (cgf_cgroup2_root(root, sizeof(root)))
-		return -1;
-	snprintf(full, sizeof(full), "%s%s", root, cgpath);
-	cg = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0)
-		return -1;
-	if ((dirs & 1) && in_force(cg, BPF_CGROUP_INET_INGRESS, id))
-		got |= 1;
-	if ((dirs & 2) && in_force(cg, BPF_CGROUP_INET_EGRESS, id))
-		got |= 2;
-	close(cg);
-	return got;
-}
 
 /* 1 if the space-separated list has the word w. */
 static bool has_word(const char *list, const char *w)
@@ -599,65 +794,110 @@ static bool has_word(const char *list, const char *w)
 	return false;
 }
 
-/* The directions unit's configuration names pin for. */
-static unsigned int wanted_dirs(const char *unit, const char *pin)
+/* The directions unit's configuration names pin for (-1: cannot say). */
+static int wanted_dirs(const char *unit, const char *pin)
 {
-	char v[PATH_MAX];
-	unsigned int d = 0;
+	char in[PATH_MAX], out[PATH_MAX];
 
-	if (!unit_prop(unit, "IPIngressFilterPath", v, sizeof(v)) && has_word(v, pin))
-		d |= 1;
-	if (!unit_prop(unit, "IPEgressFilterPath", v, sizeof(v)) && has_word(v, pin))
-		d |= 2;
-	return d;
+	if (unit_prop(unit, "IPIngressFilterPath", in, sizeof(in)) ||
+	    unit_prop(unit, "IPEgressFilterPath", out, sizeof(out)))
+		return -1;
+	return (has_word(in, pin) ? 1 : 0) | (has_word(out, pin) ? 2 : 0);
 }
 
 struct status {
-	int bad;
-	int n;
-	bool header;
+	int bad, n;
 };
 
-static const char *dirs_name(unsigned int d)
+static const char *dirs_name(int d)
 {
 	return d == 3 ? "both" : d == 1 ? "ingress" : d == 2 ? "egress" : "none";
 }
 
-static int status_one(const char *unit, const char *owner, void *ctx)
+/* Whether the filter of the file is the one in force at pin. */
+static const char *same_text(const struct names *n)
 {
-	char pin[PATH_MAX], state[64] = "", name[1100];
-	struct status *s = ctx;
-	unsigned int want;
-	const char *what;
+	int gone;
+	char *file = slurp(n->filter, &gone), *live = text_in_force(n->pin);
+	const char *what = !file ? "NOT THE FILE'S (the filter file is not there)" :
+			   !live || strcmp(file, live) ? "NOT THE FILE'S (run cgfilter enable again)" :
+							 NULL;
+
+	free(file);
+	free(live);
+	return what;
+}
+
+static const char *judge(const char *unit, const struct names *n, int want, int state, char *buf,
+			 size_t len)
+{
 	int got;
 
-	filter_name(owner, name, sizeof(name));
-	snprintf(pin, sizeof(pin), PIN_DIR "/%s", name);
-	want = wanted_dirs(unit, pin);
-	unit_prop(unit, "ActiveState", state, sizeof(state));
-	if (!want) {
-		what = "NOT CONFIGURED (systemctl daemon-reload?)";
-		s->bad = 1;
-	} else if (strcmp(state, "active") && strcmp(state, "reloading") && strcmp(state, "activating")) {
-		what = "not running";
-	} else if ((got = attached_dirs(unit, pin, want)) == -2) {
-		what = "NOT ATTACHED (nothing at the pin: restart the unit)";
-		s->bad = 1;
-	} else if (got == -1) {
-		what = "NOT ATTACHED (the unit has no cgroup)";
-		s->bad = 1;
-	} else if (got != (int)want) {
-		what = got ? "PARTLY ATTACHED (restart the unit)" : "NOT ATTACHED (restart the unit)";
-		s->bad = 1;
-	} else {
-		what = "attached";
+	if (want < 0 || state < 0)
+		return "UNKNOWN (systemctl failed)";
+	if (!want)
+		return "NOT CONFIGURED (systemd does not name the pin: systemctl daemon-reload?)";
+	if (!state)
+		return NULL;
+	got = attached_dirs(unit, n->pin, (unsigned int)want);
+	if (got == -ENOENT)
+		return "NOT ATTACHED (nothing at the pin: restart the unit)";
+	if (got == -ESRCH)
+		return "NOT ATTACHED (the unit has no cgroup)";
+	if (got < 0) {
+		snprintf(buf, len, "UNKNOWN (the kernel cannot say: %s)", strerror(-got));
+		return buf;
 	}
-	if (!s->header)
+	if (got != want)
+		return got ? "PARTLY ATTACHED (restart the unit)" : "NOT ATTACHED (restart the unit)";
+	return same_text(n);
+}
+
+static int status_one(const char *unit, const char *owner, void *ctx)
+{
+	struct status *s = ctx;
+	struct names n;
+	char buf[128], state[64] = "?";
+	const char *what;
+	int want, st;
+
+	names_of(owner, &n);
+	want = wanted_dirs(unit, n.pin);
+	unit_prop(unit, "ActiveState", state, sizeof(state));
+	st = running(unit);
+	what = judge(unit, &n, want, st, buf, sizeof(buf));
+	if (!what)
+		what = st ? "attached" : "not running";
+	else
+		s->bad = 1;
+	if (!s->n)
 		printf("%-24s %-10s %-8s %-40s %s\n", "UNIT", "STATE", "FILTERS", "PIN", "IN FORCE");
-	s->header = true;
-	printf("%-24s %-10s %-8s %-40s %s\n", unit, *state ? state : "?", dirs_name(want), pin, what);
+	printf("%-24s %-10s %-8s %-40s %s\n", unit, state, dirs_name(want), n.pin, what);
 	s->n++;
 	return 0;
+}
+
+/* The sockets of owner that should have its drop-in and have none (an
+ * enable cut short, or a socket unit added since). */
+static int check_sockets(const char *owner, struct status *s)
+{
+	char socks[MAX_SOCKETS][NAME_MAX_LEN + 1], dir[PATH_MAX], path[PATH_MAX];
+	int n = sockets_of(owner, socks), i;
+
+	for (i = 0; i < n; i++) {
+		dropin_path(socks[i], dir, path);
+		if (access(path, F_OK)) {
+			printf("%-24s %-10s %-8s %-40s %s\n", socks[i], "", "", "",
+			       "NOT CONFIGURED (no drop-in: run cgfilter enable again)");
+			s->bad = 1;
+		}
+	}
+	return n < 0 ? -1 : 0;
+}
+
+static int status_owner(const char *unit, const char *owner, void *ctx)
+{
+	return strcmp(unit, owner) ? 0 : check_sockets(owner, ctx);
 }
 
 int cmd_status(struct cmd_args *a)
@@ -666,9 +906,10 @@ int cmd_status(struct cmd_args *a)
 
 	if (a->argc > 1)
 		return usage_error(a, "expected at most one UNIT");
-	if (a->argc == 1 && !valid_unit(a->argv[0]))
-		return usage_error(a, "'%s' is not the name of a .service or .socket unit", a->argv[0]);
-	if (each_dropin(a->argc ? a->argv[0] : NULL, status_one, &s))
+	if (a->argc == 1 && check_unit(a, a->argv[0]))
+		return EXIT_USAGE;
+	if (each_dropin(a->argc ? a->argv[0] : NULL, status_one, &s) ||
+	    each_dropin(a->argc ? a->argv[0] : NULL, status_owner, &s))
 		return 1;
 	if (!s.n) {
 		if (a->argc) {

@@ -54,15 +54,17 @@ static const struct opt opts[] = {
 static const struct cmd cmds[] = {
 	{ "enable", cmd_enable, OPT_FILE | OPT_INGRESS | OPT_EGRESS,
 	  "UNIT [--ingress|--egress] (EXPR | -f FILE)", "give a systemd unit a persistent filter",
-	  "Give UNIT (a .service or .socket) this filter, for good: write it to\n"
-	  "/etc/cgfilter/UNIT.filter (loaded by cgfilter@UNIT.service at\n"
-	  "/sys/fs/bpf/cgfilter/UNIT) and a drop-in /etc/systemd/system/UNIT.d/cgfilter.conf\n"
-	  "that requires the loader, names the pin (IPIngressFilterPath=, IPEgressFilterPath=)\n"
-	  "and checks it before the unit starts; the .socket unit that starts a service\n"
-	  "gets the same drop-in (its filter is the one on the sockets it passes in).  Then\n"
-	  "systemd is reloaded.  A filter already loaded changes now, atomically; a unit\n"
-	  "running without it gets it when restarted, and the command says which restart.\n"
-	  "Enabling again replaces the filter.  A bad filter changes nothing.\n",
+	  "Give UNIT (a .service or .socket) this filter, for good.  Its NAME is UNIT\n"
+	  "without .service, other characters than [A-Za-z0-9:_@-] as '_' (nginx.service:\n"
+	  "nginx).  Write the filter to /etc/cgfilter/NAME.filter (cgfilter@NAME.service\n"
+	  "loads it at /sys/fs/bpf/cgfilter/NAME) and a drop-in\n"
+	  "/etc/systemd/system/UNIT.d/cgfilter.conf that requires the loader, names the pin\n"
+	  "(IPIngressFilterPath=, IPEgressFilterPath=) and checks it before the unit\n"
+	  "starts; the .socket units that start a service get it too (their filter is the\n"
+	  "one on the sockets they pass in).  Then reload systemd.  A filter already\n"
+	  "loaded changes now, atomically; a unit running without it gets it when\n"
+	  "restarted, and the command says which restart.  Enabling again replaces the\n"
+	  "filter.  A bad filter, or a file enable did not write, changes nothing.\n",
 	  "cgfilter enable nginx.service 'tcp && local_port in { 80, 443 }'" },
 	{ "disable", cmd_disable, 0, "UNIT", "remove what enable wrote",
 	  "Remove exactly the files 'cgfilter enable UNIT' wrote (and a drop-in directory\n"

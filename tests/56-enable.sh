@@ -59,11 +59,16 @@ cat >"$SYS/cgft-sk.service" <<EOF
 [Service]
 ExecStart=/usr/bin/python3 /usr/local/share/cgft-echod.py
 EOF
-# a name with dots, a unit that is not running
+# a name with dots, a unit that is not running; one whose filter has the same
+# name; a user's drop-in named as enable's
 cat >"$SYS/cgft.dot.service" <<EOF
 [Service]
 ExecStart=/bin/sleep 600
 EOF
+cp "$SYS/cgft.dot.service" "$SYS/cgft_dot.service"
+cp "$SYS/cgft.dot.service" "$SYS/cgft-own.service"
+mkdir "$SYS/cgft-own.service.d"
+printf '[Service]\nIPEgressFilterPath=/sys/fs/bpf/mine\n' >"$SYS/cgft-own.service.d/cgfilter.conf"
 mkdir -p "$DEST/usr/local/share"
 cp "$TOP/tests/wrap/echod.py" "$DEST/usr/local/share/cgft-echod.py"
 
@@ -166,6 +171,13 @@ expect_status "no such unit is refused" 1 "cgft-none.service: no such unit" \
 expect_status "a unit that is neither service nor socket is refused" 2 "not the name of a .service or .socket unit" \
 	sd_exec "$CGF" enable cgft-web.timer tcp
 printf 'tcp\n' >"$ETC/cgft-sk.filter"
+expect_status "a template is refused" 2 "cgft-x@.service is a template: name an instance" \
+	sd_exec "$CGF" enable cgft-x@.service tcp
+expect_status "a drop-in of the user's named cgfilter.conf is refused" 1 \
+	"/etc/systemd/system/cgft-own.service.d/cgfilter.conf exists and cgfilter enable cgft-own.service did not write it" \
+	sd_exec "$CGF" enable cgft-own.service tcp
+expect_status "a named set the filter does not declare is refused (the loader could not load it)" 1 \
+	"@nosuch" sd_exec "$CGF" enable cgft-web.service 'src_ip in @nosuch'
 expect_status "a filter file enable did not write is refused" 1 \
 	"/etc/cgfilter/cgft-sk.filter exists and cgfilter enable cgft-sk.service did not write it" \
 	sd_exec "$CGF" enable cgft-sk.service tcp
@@ -177,17 +189,22 @@ answered 127.0.0.3 "$PW" hi "... and not the filter in force"
 start_ok cgft-sk.socket "the user's socket unit starts"
 answered 127.0.0.3 "$PS" sk:hi "its service answers 127.0.0.3"
 sd_exec "$CGF" enable cgft-sk.service "$F2" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
-expect_eq "enable names both restarts" "$(cat "$TMP/out")" \
-	"cgft-sk.service runs without this filter: it applies after 'systemctl restart cgft-sk.service cgft-sk.socket'"
+expect_eq "enable says how to restart the socket unit" "$(cat "$TMP/out")" \
+	"cgft-sk.service runs without this filter: it applies after 'systemctl stop cgft-sk.service && systemctl restart cgft-sk.socket'"
 grep -qx 'IPIngressFilterPath=/sys/fs/bpf/cgfilter/cgft-sk' "$SYS/cgft-sk.socket.d/cgfilter.conf" &&
 	grep -qx '\[Socket\]' "$SYS/cgft-sk.socket.d/cgfilter.conf" ||
 	fail "the socket unit's drop-in: $(cat "$SYS/cgft-sk.socket.d/cgfilter.conf")"
 ok "the socket unit gets the drop-in too"
 expect_status "status: exit 1 while the socket-activated service runs without it" 1 "" sd_exec "$CGF" status cgft-sk.service
-sd_ctl stop cgft-sk.service cgft-sk.socket || fail "cannot stop the socket-activated service"
-start_ok cgft-sk.socket "the socket unit starts again, with the filter"
+after=$(sd_ctl show -P After cgfilter@cgft-sk.service)
+case " $after " in *" basic.target "*) fail "the loader starts after basic.target, which a socket unit cannot wait for: $after" ;; esac
+expect_eq "the loader has no default dependencies (a socket unit starts before basic.target)" \
+	"$(sd_ctl show -P DefaultDependencies cgfilter@cgft-sk.service)" no
+sd_exec sh -c 'systemctl stop cgft-sk.service && systemctl restart cgft-sk.socket' ||
+	fail "the restart enable named failed"
+ok "the restart enable names works"
 answered 127.0.0.2 "$PS" sk:hi "the passed-in socket answers 127.0.0.2"
-expect_eq "... and drops 127.0.0.3 (the socket unit's filter)" "$(client 127.0.0.3 "$PS")" timeout
+expect_eq "... and drops 127.0.0.3" "$(client 127.0.0.3 "$PS")" timeout
 sd_exec "$CGF" status cgft-sk.service >"$TMP/st" || fail "status: exit $?: $(cat "$TMP/st")"
 grep -q '^cgft-sk.socket .* attached$' "$TMP/st" && grep -q '^cgft-sk.service .* attached$' "$TMP/st" ||
 	fail "status: $(cat "$TMP/st")"
@@ -208,6 +225,19 @@ sd_exec "$CGF" status cgft.dot.service >"$TMP/st" || fail "status: exit $?: $(ca
 grep -q '^cgft.dot.service  *active  *ingress  */sys/fs/bpf/cgfilter/cgft_dot  *attached$' "$TMP/st" ||
 	fail "status: $(cat "$TMP/st")"
 ok "status: the ingress filter of a unit with dots in its name is attached"
+expect_status "a unit whose filter name is taken is refused" 1 \
+	"/etc/cgfilter/cgft_dot.filter exists and cgfilter enable cgft_dot.service did not write it" \
+	sd_exec "$CGF" enable cgft_dot.service tcp
+[ -e "$SYS/cgft_dot.service.d" ] && fail "the refused enable wrote a drop-in"
+# the file edited, not applied: status says the filter in force is not the file's
+printf '# Written by cgfilter enable cgft.dot.service\nudp || icmp\n' >"$ETC/cgft_dot.filter"
+expect_status "status: a filter file that is not the filter in force is exit 1" 1 "" \
+	sd_exec "$CGF" status cgft.dot.service
+sd_exec "$CGF" status cgft.dot.service >"$TMP/st" || true
+grep -q "NOT THE FILE'S (run cgfilter enable again)$" "$TMP/st" || fail "status: $(cat "$TMP/st")"
+ok "... and says so"
+sd_ctl reload cgfilter@cgft_dot.service || fail "reload of the loader failed"
+expect_ok "after the loader's reload, status is 0" sd_exec "$CGF" status cgft.dot.service
 sd_ctl stop cgft.dot.service || fail "cannot stop cgft.dot.service"
 sd_exec "$CGF" status cgft.dot.service | grep -q ' not running$' || fail "status of a stopped unit"
 expect_ok "status of an enabled unit that is not running: exit 0" sd_exec "$CGF" status cgft.dot.service

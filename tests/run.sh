@@ -15,11 +15,18 @@ export BUILD=${BUILD:-$TOP/build}
 
 # One run at a time on a machine: the host check compares the whole host's
 # pins, cgroups and mounts, and a second run's would show as a leak.
-exec 9>/tmp/.cgfilter-tests.lock
-if ! flock -n 9; then
-	echo "tests: waiting for another run of the tests to end (lock /tmp/.cgfilter-tests.lock)" >&2
-	flock 9
+# A run inside a test of a run (tests/01-harness.sh runs this script) has
+# it already: waiting for it would wait for itself.
+if [ -z "${CGF_TESTS_LOCKED:-}" ]; then
+	exec 9>/tmp/.cgfilter-tests.lock
+	if ! flock -n 9; then
+		echo "tests: waiting for another run of the tests to end (lock /tmp/.cgfilter-tests.lock)" >&2
+		flock 9
+	fi
+	export CGF_TESTS_LOCKED=1
 fi
+# (each test runs without fd 9: a process it leaves behind, such as a
+# daemon's cleaner, must not keep the lock)
 
 mounted_bpffs=
 if [ "$(id -u)" -eq 0 ] && [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
@@ -85,7 +92,7 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 	# a test without a FAIL line, and its last line is then the reason
 	# (not a pipe the runner waits on: a process the test left behind may
 	# hold it open)
-	timeout -k 30 "$T_TIMEOUT" bash "$t" 2> >(tee "$T_REASON.stderr" >&2)
+	timeout -k 30 "$T_TIMEOUT" bash "$t" 9>&- 2> >(tee "$T_REASON.stderr" >&2)
 	rc=$?
 	secs=$(( $(date +%s) - start ))
 	[ $rc -ne 124 ] || echo "$t: stopped after ${T_TIMEOUT}s (CGF_TEST_TIMEOUT)" >>"$T_REASON"
