@@ -417,21 +417,8 @@ static uint8_t load_size(int bits)
 }
 
 /*
- * r = a field, read from skb->cb where it is used, not from a stack slot:
- *  - a read of the stack is work for the verifier's stack liveness, which
- *    it redoes over the whole program after each path it finishes (a chain
- *    of 5000 'tcp ||' took a second, and grew with the square);
- *  - a register filled from a slot shares an id with it, and a test of the
- *    register narrows the slot too ('ttl < 5' leaves ttl in [0, 4] on one
- *    path, [5, 255] on the other): with many tests the paths met with the
- *    slots in many ranges and the verifier could not merge them (a few
- *    hundred terms were past its million instructions).
- * A field of 8, 16 or 32 bits is one load; a flag is its byte, shifted and
- * masked.
- */
-/*
  * r = local_port or remote_port: the half of cb[0] (src_port | dst_port <<
- * 16) the direction picks, without a branch (see gen_field() below): the
+ * 16) the direction picks, without a branch (see gen_field()): the
  * shift is 16 * (ingress_ifindex != 0) for local_port, the other half for
  * remote_port.  r5 is scratch (dst is r0 or r1).
  */
@@ -454,6 +441,19 @@ static void dir_port(struct gen *g, uint8_t dst, int field)
 	i_alu(g, BPF_AND, dst, 0xffff);
 }
 
+/*
+ * r = a field, read from skb->cb where it is used, not from a stack slot:
+ *  - a read of the stack is work for the verifier's stack liveness, which
+ *    it redoes over the whole program after each path it finishes (a chain
+ *    of 5000 'tcp ||' took a second, and grew with the square);
+ *  - a register filled from a slot shares an id with it, and a test of the
+ *    register narrows the slot too ('ttl < 5' leaves ttl in [0, 4] on one
+ *    path, [5, 255] on the other): with many tests the paths met with the
+ *    slots in many ranges and the verifier could not merge them (a few
+ *    hundred terms were past its million instructions).
+ * A field of 8, 16 or 32 bits is one load; a flag is its byte, shifted and
+ * masked.
+ */
 void gen_field(struct gen *g, uint8_t dst, int field)
 {
 	size_t i;
