@@ -38,10 +38,11 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	  ".B \"tcp && local_port == 80\"\n"
 	  "for its requests and its answers.  The direction is the kernel's\n"
 	  "(a received packet has an incoming interface, loopback's too), so this\n"
-	  "holds for every packet, also those no connected socket has sent (a\n"
-	  "SYN\\-ACK, a RST, a reply of an unconnected UDP socket).  A socket filter\n"
-	  "(cgfilter wrap) only sees packets received: there local is dst and remote\n"
-	  "is src." },
+	  "holds for every packet, also those sent without a full socket of their\n"
+	  "own (a SYN\\-ACK, a RST, the reply of an unconnected UDP socket).  Both are\n"
+	  "0 where the ports are (other protocols, a fragment that is not the\n"
+	  "first).  A socket filter (cgfilter wrap) only sees packets received:\n"
+	  "there local is dst and remote is src." },
 	{ "remote_port", CGF_F_REMOTE_PORT, 0, 0,
 	  "the peer's port: src_port if received, dst_port if sent", NULL },
 	{ "len", CGF_F_LEN, 0, 0, "packet length in bytes from the IP header on",
