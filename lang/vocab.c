@@ -38,8 +38,8 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	  ".B \"tcp && local_port == 80\"\n"
 	  "for its requests and its answers.  The direction is the kernel's\n"
 	  "(a received packet has an incoming interface, loopback's too), so this\n"
-	  "holds for every packet, also those sent without a full socket of their\n"
-	  "own (a SYN\\-ACK, a RST, the reply of an unconnected UDP socket).  Both are\n"
+	  "holds for every packet: also a SYN\\-ACK or a RST sent without a full\n"
+	  "socket of its own, and the reply of an unconnected UDP socket.  Both are\n"
 	  "0 where the ports are (other protocols, a fragment that is not the\n"
 	  "first).  A socket filter (cgfilter wrap) only sees packets received:\n"
 	  "there local is dst and remote is src." },
