@@ -122,8 +122,10 @@ case_sockets() {
 	talk ok tcp ::1
 	talk dropped tcp 127.0.0.1 -b 127.0.0.3
 	talk dropped udp 127.0.0.1
+	# the server's own address as the peer's: never on either direction
 	filters "remote_ip == 127.0.0.1 || remote_ip == ::1 && local_ip != ::1" 1
-	talk dropped tcp 127.0.0.1
+	talk dropped tcp 127.0.0.1 -b 127.0.0.2
+	talk dropped udp 127.0.0.1 -b 127.0.0.2
 	talk dropped tcp ::1
 	ok "local_ip, remote_ip: the server's and the peer's address on both directions (TCP, UDP, IPv4, IPv6)"
 }
