@@ -261,7 +261,7 @@ static void cmd_help(const struct cmd *c, FILE *f)
 	if (strstr(c->args, "EXPR")) { /* the names, from the language's one table */
 		fprintf(f, "\nNames in a filter (cgfilter(8) has the language):\n");
 		for (i = 0; i < cgf_vocab_len; i++)
-			fprintf(f, "  %-10s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
+			fprintf(f, "  %-11s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
 	}
 	if (c->example)
 		fprintf(f, "\nExample: %s\n", c->example);

@@ -46,10 +46,10 @@
 /*
  * A user may reserve room after the fields (the cgfilter engine keeps its
  * scratch registers there) by defining CGF_PKT_REGS before the include;
- * cgf_parse() fills only the first CGF_NFIELDS.
+ * cgf_parse() fills only the first CGF_NALLFIELDS.
  */
 #ifndef CGF_PKT_REGS
-#define CGF_PKT_REGS CGF_NFIELDS
+#define CGF_PKT_REGS CGF_NALLFIELDS
 #endif
 
 struct cgf_pkt {
@@ -150,13 +150,12 @@ static __always_inline int cgf_parse_l4(struct __sk_buff *skb, __u32 off, __u32 
 	return 0;
 }
 
-/* Fill *p from the packet; 0 on success, -1 if the packet is malformed. */
-static __always_inline int cgf_parse(struct __sk_buff *skb, struct cgf_pkt *p)
+static __always_inline int cgf_parse_headers(struct __sk_buff *skb, struct cgf_pkt *p)
 {
 	__u32 off, proto;
 	int nonfirst = 0;
 
-	__builtin_memset(p, 0, __builtin_offsetof(struct cgf_pkt, f) + CGF_NFIELDS * 8);
+	__builtin_memset(p, 0, __builtin_offsetof(struct cgf_pkt, f) + CGF_NALLFIELDS * 8);
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
@@ -210,6 +209,21 @@ static __always_inline int cgf_parse(struct __sk_buff *skb, struct cgf_pkt *p)
 	if (nonfirst)
 		return 0;
 	return cgf_parse_l4(skb, off, proto, p);
+}
+
+/*
+ * Fill *p from the packet; 0 on success, -1 if the packet is malformed.
+ * local_port and remote_port by the direction: a packet received has an
+ * incoming interface (ingress_ifindex, 1 on loopback), one sent has none.
+ */
+static __always_inline int cgf_parse(struct __sk_buff *skb, struct cgf_pkt *p)
+{
+	int r = cgf_parse_headers(skb, p);
+	int received = skb->ingress_ifindex != 0;
+
+	p->f[CGF_F_LOCAL_PORT] = received ? p->f[CGF_F_DST_PORT] : p->f[CGF_F_SRC_PORT];
+	p->f[CGF_F_REMOTE_PORT] = received ? p->f[CGF_F_SRC_PORT] : p->f[CGF_F_DST_PORT];
+	return r;
 }
 
 #endif /* CGF_PARSE_BPF_H */

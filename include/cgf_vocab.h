@@ -34,7 +34,18 @@ enum cgf_field {
 	CGF_F_TCP_FLAGS,  /* TCP flags byte (FIN 0x01 ... CWR 0x80), 0 if not TCP */
 	CGF_F_FRAG,       /* 1 if the packet is any fragment (first or later) */
 	CGF_F_TTL,        /* IPv4 TTL or IPv6 hop limit */
-	CGF_NFIELDS
+	CGF_NFIELDS,
+	/*
+	 * Derived from the direction, not parsed (no room in skb->cb, none
+	 * needed): the service's port and the peer's.  A packet is received
+	 * when __sk_buff.ingress_ifindex is not 0 (the kernel's skb_iif; 1 on
+	 * loopback), sent when it is 0; received, local_port is dst_port and
+	 * remote_port src_port; sent, the other way round.  The same holds
+	 * for local_ip and remote_ip (cgfilter's addresses).
+	 */
+	CGF_F_LOCAL_PORT = CGF_NFIELDS,
+	CGF_F_REMOTE_PORT,
+	CGF_NALLFIELDS
 };
 
 /* Verdicts of a cgroup_skb program. */

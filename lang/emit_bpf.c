@@ -773,6 +773,14 @@ static int note_addrs(struct cgf_node *n, void *ctx)
 	return 0;
 }
 
+/* Whether it reads local_ip or remote_ip. */
+static int note_local_addrs(struct cgf_node *n, void *ctx)
+{
+	if (n->kind == CGF_N_ADDR && (n->field == CGF_A_LOCAL || n->field == CGF_A_REMOTE))
+		*(bool *)ctx = true;
+	return 0;
+}
+
 /* Whether it reads exe. */
 static int note_exe(struct cgf_node *n, void *ctx)
 {
@@ -894,6 +902,14 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 		 * from skb->cb where they are used, the addresses from the
 		 * packet */
 		gen_unpack_cb(&g, 0, addrs);
+		if (addrs) {
+			bool lr = false;
+
+			if (cgf_expr_postorder(e->root, note_local_addrs, &lr))
+				return -ENOMEM;
+			if (lr)
+				gen_local_remote(&g);
+		}
 		cgf_asm_note(g.a, mode == CGF_RUN_OBSERVE ? "the filter (observe mode: it passes all)" :
 							     "the filter");
 		cond(&g, e->root, g.l_pass, g.l_drop, 0, g.l_pass);

@@ -12,7 +12,7 @@
 
 #include "expr.h"
 
-static const char *const field_enum[CGF_NFIELDS] = {
+static const char *const field_enum[CGF_NALLFIELDS] = {
 	[CGF_F_IP] = "CGF_F_IP",
 	[CGF_F_IPV6] = "CGF_F_IPV6",
 	[CGF_F_TCP] = "CGF_F_TCP",
@@ -27,6 +27,8 @@ static const char *const field_enum[CGF_NFIELDS] = {
 	[CGF_F_TCP_FLAGS] = "CGF_F_TCP_FLAGS",
 	[CGF_F_FRAG] = "CGF_F_FRAG",
 	[CGF_F_TTL] = "CGF_F_TTL",
+	[CGF_F_LOCAL_PORT] = "CGF_F_LOCAL_PORT",
+	[CGF_F_REMOTE_PORT] = "CGF_F_REMOTE_PORT",
 };
 
 /* ---- C emitter (port-firewall) ---------------------------------------- */

@@ -486,7 +486,9 @@ static void parse(struct cb *c)
 
 /* ---- ranges: what fits in 32 bits ------------------------------------------- */
 
-static const struct { uint64_t hi; uint8_t slot, shift; uint32_t mask; } fields[CGF_NFIELDS] = {
+/* A socket filter only sees packets received: local_port is dst_port and
+ * remote_port src_port (local_ip dst_ip, remote_ip src_ip: in_set()). */
+static const struct { uint64_t hi; uint8_t slot, shift; uint32_t mask; } fields[CGF_NALLFIELDS] = {
 	[CGF_F_IP] = { 1, M_FLAGS, B_IP, 1 },
 	[CGF_F_IPV6] = { 1, M_FLAGS, B_IPV6, 1 },
 	[CGF_F_TCP] = { 1, M_FLAGS, B_TCP, 1 },
@@ -495,6 +497,8 @@ static const struct { uint64_t hi; uint8_t slot, shift; uint32_t mask; } fields[
 	[CGF_F_FRAG] = { 1, M_FLAGS, B_FRAG, 1 },
 	[CGF_F_SRC_PORT] = { 65535, M_PORTS, 16, 0xffff },
 	[CGF_F_DST_PORT] = { 65535, M_PORTS, 0, 0xffff },
+	[CGF_F_LOCAL_PORT] = { 65535, M_PORTS, 0, 0xffff },
+	[CGF_F_REMOTE_PORT] = { 65535, M_PORTS, 16, 0xffff },
 	/* skb->len's 32 bits: segmentation offload (BIG TCP) makes packets
 	 * longer than an IP length field can say */
 	[CGF_F_LEN] = { 0xffffffff, M_LEN, 0, 0 },
@@ -986,7 +990,8 @@ static void in_set(struct cb *c, const struct cgf_node *n)
 	}
 	if (n->a->kind == CGF_N_ADDR) {
 		uint32_t v4 = label(c), v6 = label(c), n1 = label(c);
-		int dst = n->a->field;
+		/* received: the local address is the destination */
+		int dst = n->a->field == CGF_A_DST || n->a->field == CGF_A_LOCAL;
 
 		ld_mem(c, M_FLAGS);
 		jmp(c, BPF_JSET, 1u << B_IP, v4, n1);

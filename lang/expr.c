@@ -613,7 +613,7 @@ static bool want_int(struct parser *p, const struct cgf_node *n)
 		return false;
 	}
 	if (n->type != CGF_T_INT) {
-		fail_at(p, n->line, n->col, "%s %s", n->field ? "dst_ip" : "src_ip", addr_hint);
+		fail_at(p, n->line, n->col, "%s %s", cgf_addr_name(n->field), addr_hint);
 		return false;
 	}
 	return true;
@@ -907,7 +907,7 @@ static struct cgf_node *parse_name(struct parser *p, const struct token *t)
 		n = new_node(p, CGF_N_ADDR, t);
 		if (n) {
 			n->type = CGF_T_ADDR;
-			n->field = !strcmp(cgf_vocab[i].name, "dst_ip");
+			n->field = cgf_vocab[i].field;
 		}
 		return n;
 	}

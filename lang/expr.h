@@ -33,10 +33,19 @@ enum cgf_type {
 	CGF_T_EXE,    /* an executable file (exe) */
 };
 
+/* The addresses: which one a CGF_N_ADDR node reads.  Local and remote are
+ * dst and src on a packet received, src and dst on one sent (cgf_vocab.h). */
+enum cgf_addr {
+	CGF_A_SRC,
+	CGF_A_DST,
+	CGF_A_LOCAL,
+	CGF_A_REMOTE,
+};
+
 enum cgf_node_kind {
 	CGF_N_NUM,    /* val */
 	CGF_N_FIELD,  /* field: enum cgf_field */
-	CGF_N_ADDR,   /* field: 0 = src_ip, 1 = dst_ip (only under CGF_N_IN) */
+	CGF_N_ADDR,   /* field: enum cgf_addr (only under CGF_N_IN) */
 	CGF_N_UNARY,  /* op a */
 	CGF_N_BINARY, /* a op b */
 	CGF_N_COND,   /* a ? b : c */
@@ -208,8 +217,9 @@ void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err
  * pages' list. */
 struct cgf_vocab_entry {
 	const char *name;
-	int field;            /* enum cgf_field; -1 for derived names */
-	int addr;             /* 1 for src_ip / dst_ip */
+	int field;            /* enum cgf_field (addresses: enum cgf_addr); -1 for
+			       * derived names */
+	int addr;             /* 1 for src_ip, dst_ip, local_ip, remote_ip; 2 exe */
 	uint8_t flag_mask;    /* derived tcp_* booleans: tcp_flags & mask */
 	const char *help;     /* one line, for --help */
 	const char *doc;      /* roff, for the man pages; NULL: as the entry above */
@@ -217,9 +227,10 @@ struct cgf_vocab_entry {
 extern const struct cgf_vocab_entry cgf_vocab[];
 extern const size_t cgf_vocab_len;
 const char *cgf_field_name(int field);
+const char *cgf_addr_name(int which);   /* enum cgf_addr */
 
 /* Print the vocabulary: one name a line, the man pages' list (roff), or
- * the grammar's field production; addrs: with src_ip and dst_ip. */
+ * the grammar's field production; addrs: with the addresses and exe. */
 enum cgf_vocab_format { CGF_VOCAB_NAMES, CGF_VOCAB_MAN, CGF_VOCAB_GRAMMAR };
 void cgf_vocab_print(FILE *f, enum cgf_vocab_format fmt, bool addrs);
 

@@ -20,6 +20,7 @@
 #include "cgf_abi.h"
 #include "cgf_vocab.h"
 #include "emit_bpf.h"
+#include "expr.h"
 
 #define R_CTX BPF_REG_6
 
@@ -43,7 +44,11 @@
 #define FP_KEY        (-488)                        /* 32 bytes: an LPM key */
 #define FP_MALFORMED  (-496)                        /* u64: the drop was malformed */
 #define FP_EXE        (-512)                        /* struct cgf_exe_id of the socket */
-#define FP_ADDR(which) ((which) ? FP_DADDR : FP_SADDR)
+/* local_ip and remote_ip in a filter program, copied from the two above
+ * (gen_local_remote()): in the fields' slots, which a filter program does
+ * not use (it reads its fields from skb->cb, gen_field()) */
+#define FP_LADDR      FP_FIELD(2)                   /* 16 bytes: -288 */
+#define FP_RADDR      FP_FIELD(4)                   /* 16 bytes: -304 */
 
 /*
  * Why an opaque 0: the verifier forks its state in two (maybe_fork_scalars(),
@@ -72,6 +77,18 @@ struct gen {
 	enum cgf_sock_ctx sock_ctx;
 	uint32_t deep_at;       /* the prologue's store there, set in gen_finish() */
 };
+
+/* The stack slot of address which (enum cgf_addr).  A socket filter only
+ * sees packets received: there local is dst and remote is src. */
+static inline int16_t fp_addr(const struct gen *g, int which)
+{
+	switch (which) {
+	case CGF_A_SRC: return FP_SADDR;
+	case CGF_A_DST: return FP_DADDR;
+	case CGF_A_LOCAL: return g->sock ? FP_DADDR : FP_LADDR;
+	default: return g->sock ? FP_SADDR : FP_RADDR;
+	}
+}
 
 /* note a use of the stack at r10 + off */
 static inline void gen_stack(struct gen *g, uint8_t reg, int16_t off)
@@ -208,6 +225,9 @@ int gen_field_test(struct gen *g, uint8_t dst, int field);
  * jump to g->l_drop if they cannot be) */
 void gen_pack_cb(struct gen *g);
 void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs);
+/* FP_LADDR and FP_RADDR from FP_SADDR and FP_DADDR (unpacked), by the
+ * packet's direction: received (ingress_ifindex not 0), local is dst */
+void gen_local_remote(struct gen *g);
 /* read n bytes at packet offset r7 (or k) into FP_BUF; to g->l_malformed
  * if the packet is shorter */
 void gen_fetch(struct gen *g, bool in_r7, int k, int n);

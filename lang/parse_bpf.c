@@ -417,6 +417,31 @@ static uint8_t load_size(int bits)
 }
 
 /*
+ * r = local_port or remote_port: the half of cb[0] (src_port | dst_port <<
+ * 16) the direction picks, without a branch (see gen_field()): the
+ * shift is 16 * (ingress_ifindex != 0) for local_port, the other half for
+ * remote_port.  r5 is scratch (dst is r0 or r1).
+ */
+static void dir_port(struct gen *g, uint8_t dst, int field)
+{
+	bool local = field == CGF_F_LOCAL_PORT;
+
+	if (g->sock) { /* a socket filter only sees packets received */
+		gen_field(g, dst, local ? CGF_F_DST_PORT : CGF_F_SRC_PORT);
+		return;
+	}
+	i_ldx(g, BPF_W, BPF_REG_5, R_CTX, offsetof(struct __sk_buff, ingress_ifindex));
+	i_neg(g, BPF_REG_5);                    /* bit 63 set if it was not 0 */
+	i_alu(g, BPF_RSH, BPF_REG_5, 63);
+	i_alu(g, BPF_LSH, BPF_REG_5, 4);        /* 16 if received, else 0 */
+	if (!local)
+		i_alu(g, BPF_XOR, BPF_REG_5, 16);
+	i_ldx(g, BPF_W, dst, R_CTX, CB(0));
+	i_alur(g, BPF_RSH, dst, BPF_REG_5);
+	i_alu(g, BPF_AND, dst, 0xffff);
+}
+
+/*
  * r = a field, read from skb->cb where it is used, not from a stack slot:
  *  - a read of the stack is work for the verifier's stack liveness, which
  *    it redoes over the whole program after each path it finishes (a chain
@@ -432,6 +457,11 @@ static uint8_t load_size(int bits)
 void gen_field(struct gen *g, uint8_t dst, int field)
 {
 	size_t i;
+
+	if (field == CGF_F_LOCAL_PORT || field == CGF_F_REMOTE_PORT) {
+		dir_port(g, dst, field);
+		return;
+	}
 
 	for (i = 0; i < NPACK && packing[i].field != field; i++)
 		;
@@ -522,4 +552,29 @@ void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs)
 		}
 		cgf_asm_place(g->a, done);
 	}
+}
+
+void gen_local_remote(struct gen *g)
+{
+	uint32_t sent = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
+	int i, dir;
+
+	cgf_asm_note(g->a, "local_ip, remote_ip: dst_ip, src_ip if received, else src_ip, dst_ip");
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, ingress_ifindex));
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, sent);
+	for (dir = 0; dir < 2; dir++) {
+		int16_t l = dir ? FP_SADDR : FP_DADDR, r = dir ? FP_DADDR : FP_SADDR;
+
+		if (dir)
+			cgf_asm_place(g->a, sent);
+		for (i = 0; i < 2; i++) {
+			i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(l + 8 * i));
+			i_stx(g, BPF_DW, BPF_REG_10, (int16_t)(FP_LADDR + 8 * i), BPF_REG_0);
+			i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(r + 8 * i));
+			i_stx(g, BPF_DW, BPF_REG_10, (int16_t)(FP_RADDR + 8 * i), BPF_REG_0);
+		}
+		if (!dir)
+			cgf_asm_ja(g->a, done);
+	}
+	cgf_asm_place(g->a, done);
 }

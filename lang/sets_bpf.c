@@ -542,9 +542,9 @@ static void lit_family(struct gen *g, const struct cgf_set *s, int which, int fa
 	if (n == 0)
 		cgf_asm_ja(g->a, f);
 	else if (fam == 4)
-		lit4(g, s, FP_ADDR(which), n, t, f);
+		lit4(g, s, fp_addr(g, which), n, t, f);
 	else
-		lit6(g, s, FP_ADDR(which), n, t, f);
+		lit6(g, s, fp_addr(g, which), n, t, f);
 }
 
 /* A named address set: its LPM trie, keyed by family and address. */
@@ -553,7 +553,7 @@ static void named_addr(struct gen *g, const struct cgf_set *s, int which, uint32
 {
 	int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_ADDR, g->env->ctx) : -1;
 	uint32_t v6 = cgf_asm_label(g->a), key = cgf_asm_label(g->a), m;
-	int addr = FP_ADDR(which);
+	int addr = fp_addr(g, which);
 	char name[80];
 
 	snprintf(name, sizeof(name), "@%s", s->name);
@@ -607,7 +607,7 @@ static void cidr_word(const struct cgf_cidr *c, int w, uint64_t *mask, uint64_t 
 static void addr_inline(struct gen *g, const struct cgf_set *s, int which, uint32_t t,
 			uint32_t f, uint32_t next)
 {
-	int addr = FP_ADDR(which);
+	int addr = fp_addr(g, which);
 	size_t i;
 
 	if (s->n > 1)
@@ -724,7 +724,7 @@ void gen_dyn_maps(struct gen *g, const struct cgf_expr *e)
  * address which; to none when the packet has no address. */
 static void dyn_key(struct gen *g, const struct cgf_set *s, int which, uint32_t none)
 {
-	int addr = FP_ADDR(which);
+	int addr = fp_addr(g, which);
 
 	if (s->type == CGF_T_INT) {
 		i_stx(g, BPF_DW, BPF_REG_10, FP_KEY, BPF_REG_0);

@@ -15,7 +15,8 @@
 	{ name, -1, 0, mask, "1 if TCP and the " what " flag is set", doc }
 
 /* doc: roff for the man pages; NULL continues the entry above (one item
- * for the six tcp_* names, one for the two addresses). */
+ * for the six tcp_* names, one for src_ip and dst_ip,
+ * one for local_port and remote_port, ...). */
 const struct cgf_vocab_entry cgf_vocab[] = {
 	{ "ip", CGF_F_IP, 0, 0, "1 for IPv4 packets", "1 for IPv4, else 0." },
 	{ "ipv6", CGF_F_IPV6, 0, 0, "1 for IPv6 packets", "1 for IPv6, else 0." },
@@ -28,6 +29,22 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	  "fragment that is not the first." },
 	{ "dst_port", CGF_F_DST_PORT, 0, 0, "TCP/UDP destination port, 0 for other protocols",
 	  "TCP or UDP destination port, 0 to 65535; likewise." },
+	{ "local_port", CGF_F_LOCAL_PORT, 0, 0,
+	  "the service's port: dst_port if received, src_port if sent",
+	  "The service's port and the peer's, the same on both directions: on a\n"
+	  "packet received (ingress) local_port is dst_port and remote_port is\n"
+	  "src_port; on a packet sent (egress) local_port is src_port and\n"
+	  "remote_port is dst_port.  So one filter of a server says\n"
+	  ".B \"tcp && local_port == 80\"\n"
+	  "for its requests and its answers.  The direction is the kernel's\n"
+	  "(a received packet has an incoming interface, loopback's too), so this\n"
+	  "holds for every packet: also a SYN\\-ACK or a RST sent without a full\n"
+	  "socket of its own, and the reply of an unconnected UDP socket.  Both are\n"
+	  "0 where the ports are (other protocols, a fragment that is not the\n"
+	  "first).  A socket filter (cgfilter wrap) only sees packets received:\n"
+	  "there local is dst and remote is src." },
+	{ "remote_port", CGF_F_REMOTE_PORT, 0, 0,
+	  "the peer's port: src_port if received, dst_port if sent", NULL },
 	{ "len", CGF_F_LEN, 0, 0, "packet length in bytes from the IP header on",
 	  "The packet's length in bytes from the first byte of the IP header on (the\n"
 	  "kernel's\n.BR skb\\->len ),\n"
@@ -59,7 +76,7 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	TCP_FLAG("tcp_psh", 0x08, "PSH", NULL),
 	TCP_FLAG("tcp_ack", 0x10, "ACK", NULL),
 	TCP_FLAG("tcp_urg", 0x20, "URG", NULL),
-	{ "src_ip", -1, 1, 0, "source address (cgfilter): == ADDR[/LEN] or in SET",
+	{ "src_ip", CGF_A_SRC, 1, 0, "source address (cgfilter): == ADDR[/LEN] or in SET",
 	  "The source and destination addresses, IPv4 or IPv6, compared in network\n"
 	  "byte order as written.\n"
 	  "They are not numbers: they can only be tested with\n.BR == ,\n.B !=\nand\n.B in\n"
@@ -67,7 +84,14 @@ const struct cgf_vocab_entry cgf_vocab[] = {
 	  "An IPv4 prefix only matches IPv4 packets and an IPv6 prefix only IPv6\n"
 	  "packets (an IPv4\\-mapped address such as\n.B ::ffff:192.0.2.1\n"
 	  "is IPv6); a non\\-IP packet is in no set and equal to no address." },
-	{ "dst_ip", -1, 1, 0, "destination address (cgfilter): == ADDR[/LEN] or in SET", NULL },
+	{ "dst_ip", CGF_A_DST, 1, 0, "destination address (cgfilter): == ADDR[/LEN] or in SET", NULL },
+	{ "local_ip", CGF_A_LOCAL, 1, 0,
+	  "the service's address (cgfilter): dst_ip if received, src_ip if sent",
+	  "The service's address and the peer's, as\n.B local_port\nand\n.BR remote_port :\n"
+	  "on a packet received local_ip is dst_ip and remote_ip is src_ip, on a\n"
+	  "packet sent the other way round; tested as src_ip and dst_ip are." },
+	{ "remote_ip", CGF_A_REMOTE, 1, 0,
+	  "the peer's address (cgfilter): src_ip if received, dst_ip if sent", NULL },
 	{ "exe", -1, 2, 0, "the executable that made the packet's socket (cgfilter): == \"PATH\" or in SET",
 	  "The executable file of the process that made the packet's socket, recorded\n"
 	  "when the socket was made; compared with\n"
@@ -92,7 +116,17 @@ const char *cgf_field_name(int field)
 	size_t i;
 
 	for (i = 0; i < cgf_vocab_len; i++)
-		if (cgf_vocab[i].field == field)
+		if (!cgf_vocab[i].addr && cgf_vocab[i].field == field)
+			return cgf_vocab[i].name;
+	return "?";
+}
+
+const char *cgf_addr_name(int which)
+{
+	size_t i;
+
+	for (i = 0; i < cgf_vocab_len; i++)
+		if (cgf_vocab[i].addr == 1 && cgf_vocab[i].field == which)
 			return cgf_vocab[i].name;
 	return "?";
 }

@@ -19,9 +19,10 @@ ok "the man pages list the names of lang/vocab.c, as make vocab writes them"
 
 "$EXPR" --vocab names >"$W/names"
 "$EXPR" --vocab names --addresses >"$W/all"
-expect_eq "20 names for port-firewall" "$(wc -l <"$W/names")" 20
-expect_eq "... and src_ip, dst_ip, exe for cgfilter" "$(comm -13 <(sort "$W/names") <(sort "$W/all") | tr "\n" " ")" \
-	"dst_ip exe src_ip "
+expect_eq "22 names for port-firewall" "$(wc -l <"$W/names")" 22
+expect_eq "... and src_ip, dst_ip, local_ip, remote_ip, exe for cgfilter" \
+	"$(comm -13 <(sort "$W/names") <(sort "$W/all") | tr "\n" " ")" \
+	"dst_ip exe local_ip remote_ip src_ip "
 "$EXPR" --help >"$W/expr.help"
 "$CGF" set --help >"$W/cgf.help"
 while read -r n; do
@@ -31,7 +32,7 @@ while read -r n; do
 	grep -qE "^  $n +[^ ]" "$W/cgf.help" || fail "cgfilter set --help does not list $n"
 done <"$W/names"
 ok "each is taken by port-firewall's checker and cgfilter, and listed in both helps"
-for n in src_ip dst_ip exe; do
+for n in src_ip dst_ip local_ip remote_ip exe; do
 	if [ "$n" = exe ]; then
 		"$CGF" compile 'exe == "/bin/sh"' >/dev/null || fail "cgfilter refuses exe"
 	else

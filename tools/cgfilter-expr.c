@@ -28,13 +28,13 @@ static void usage(FILE *f, const char *prog)
 		"      --check          only check, write nothing\n"
 		"      --vocab FORMAT   print the names: 'names' (one a line), 'man' (the\n"
 		"                       man pages' list) or 'grammar'; with --addresses,\n"
-		"                       src_ip and dst_ip (cgfilter's) too\n"
+		"                       src_ip, dst_ip, local_ip, remote_ip and exe (cgfilter's) too\n"
 		"  -h, --help           this help\n\n"
 		"Vocabulary:\n",
 		prog);
 	for (i = 0; i < cgf_vocab_len; i++)
 		if (!cgf_vocab[i].addr)
-			fprintf(f, "  %-10s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
+			fprintf(f, "  %-11s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
 	fprintf(f, "\nExample:\n  %s 'icmp || (udp && dst_port == 53)'\n", prog);
 }
 

@@ -27,3 +27,15 @@ $(O)/exe-run: verdict/exe-run.c verdict/frames.h $(EXE_RUN_SRC) $(wildcard $(TOP
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -I$(TOP)/engine \
 		-o $@ $< $(EXE_RUN_SRC) $(LIBBPF_LIBS)
+
+# dir-probe: what ingress_ifindex holds on each hook of a cgroup, with real
+# sockets (tests/52-direction.sh)
+TEST_PROGS += $(O)/dir-probe $(O)/dir-probe.bpf.o
+
+$(O)/dir-probe: verdict/dir-probe.c | $(O)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -o $@ $< $(LIBBPF_LIBS)
+
+$(O)/dir-probe.bpf.o: verdict/dir-probe.bpf.c | $(O)
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -target bpf $(BPF_INCLUDES) -c -o $@ $<

@@ -35,6 +35,20 @@ SET_FILTERS = [
      " icmp_type == 128 || icmp_type == 129)"),
     ("@web = { 80, 443 } tcp && dst_port in @web", "tcp && (dst_port == 80 || dst_port == 443)"),
     ("(len + 14) in { 60..100 }", "len + 14 >= 60 && len + 14 <= 100"),
+    ("tcp && local_port in { 80, 443 }", "tcp && (local_port == 80 || local_port == 443)"),
+    ("remote_port in { 53, 8000..8100 } || local_port in { 22 }",
+     "remote_port == 53 || (remote_port >= 8000 && remote_port <= 8100) || local_port == 22"),
+]
+
+# Filters of the direction-free names, judged by the reference (FullExpr):
+# the builder's packets go 10.0.0.1 -> 10.0.0.2 (fd00::1 -> fd00::2), so
+# local_ip is 10.0.0.2 on those received and 10.0.0.1 on those sent.
+DIR_FILTERS = [
+    "local_ip == 10.0.0.2 || local_ip == fd00::2",
+    "remote_ip in { 10.0.0.1/32, fd00::1/128 } && udp",
+    "@peers = { 10.0.0.1, fd00::1 } remote_ip in @peers && !(local_ip in @peers)",
+    "local_ip != 10.0.0.1 && tcp && local_port in { 80, 443, 22 }",
+    "(remote_ip in { 10.0.0.0/31, fd00::/127 }) ^ (src_ip == 10.0.0.1)",
 ]
 
 
@@ -82,7 +96,7 @@ def main():
     fpath = os.path.join(a.work, "frames.hex")
     with open(fpath, "w") as f:
         for fr in frames:
-            f.write(fr.hex() + "\n")
+            f.write(fr.line() + "\n")
     runner = os.path.join(V.BUILD, "tests", "verdict-run")
 
     def engine(text):
@@ -152,6 +166,22 @@ def main():
         v = engine(text)
         probs += ["%r: %s" % (text, x) for x in V.compare(V.Expr(meaning), frames, v, specs, fields, limit=2)]
     check(probs, "address sets and address comparisons")
+
+    # local_ip and remote_ip: dst_ip and src_ip on a packet received, src_ip
+    # and dst_ip on one sent; the packets go both ways, the reference says
+    probs = []
+    for text in DIR_FILTERS:
+        v = engine(text)
+        e = V.FullExpr(text)
+        for j, fr in enumerate(frames):
+            if v[j] != e.verdict(fr) and not (v[j] == "x" and V.kernel_refuses(fr)):
+                probs.append("%r: packet %s: engine %s, reference %s" % (text, specs[j], v[j],
+                                                                       e.verdict(fr)))
+                break
+        if not ("0" in v and "1" in v):
+            probs.append("%r never both passes and drops" % text)
+    check(probs, "%d filters of local_ip, remote_ip, local_port, remote_port, both directions"
+          % len(DIR_FILTERS))
 
     # random filters of the whole language (sets, addresses, named sets;
     # now and then thousands of terms): each loads and does what the

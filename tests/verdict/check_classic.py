@@ -37,6 +37,9 @@ ADDR_FILTERS = [
     "src_ip in { 10.0.0.0/8, 10.0.0.0/16, 10.0.0.1/32, 0.0.0.0/0 } && dst_ip in { ::/0 }",
     "dst_ip in { 10.0.0.3/32, 10.0.0.0/31, 192.0.2.0/24, fd00::3/128, fd00::/127 } || udp",
     "src_ip in { 10.0.0.1, 10.0.0.3, 10.0.0.5, 10.0.0.7, 10.0.0.9, 10.0.0.11, 10.0.0.13 }",
+    # a socket filter sees packets received: local is dst, remote src
+    "local_ip in { 10.0.0.2, fd00::2 } && remote_ip == 10.0.0.1",
+    "remote_ip != fd00::1 && local_port in { 80, 443 } || remote_port == 53",
 ]
 
 
@@ -57,6 +60,8 @@ def main():
     print("  seed %d (set CGF_SEED to change)" % a.seed)
 
     specs = [s for s, _ in PF.crafted()] + [V.random_packet(rng) for _ in range(a.random_packets)]
+    # every frame reaches the socket received: that is what the reference judges
+    specs = [V.received(s) for s in specs]
     frames = [V.build(s) for s in specs]
     keep = [i for i, f in enumerate(frames) if (f[12] << 8 | f[13]) not in VLAN_TYPES]
     print("  %d packets (%d left out: a VLAN tag, which the receiving end strips)"
@@ -75,7 +80,7 @@ def main():
     fpath = os.path.join(a.work, "frames.hex")
     with open(fpath, "w") as f:
         for fr in frames:
-            f.write(fr.hex() + "\n")
+            f.write(fr.line() + "\n")
     tpath = os.path.join(a.work, "filters.txt")
     with open(tpath, "w") as f:
         for t in texts:

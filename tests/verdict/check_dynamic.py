@@ -44,6 +44,10 @@ FILTERS = [
     # integers: ports seen
     "@p = { } timeout 60\n(dst_port in @p) ^ add(@p, dst_port) ^ (udp && del(@p, dst_port + 1))",
     "@p = { } timeout 60\n@q = { } timeout 60\nadd(@p, ttl * 256 + ip_proto) && (len in @q || add(@q, len) && 0)",
+    # the peer's side: a peer that sent to port 4242 (or was sent to from
+    # it) may use any port
+    "@peer = { } timeout 60\nremote_ip in @peer || (local_port == 4242 && add(@peer, remote_ip) && 0)"
+    " || remote_port in { 53 } && add(@peer, local_ip) && 0",
 ]
 
 
@@ -72,7 +76,8 @@ def knock_seq(rng):
         out.append("%s src=%s / icmp%s type=8" % (v, src, "6" if v == "ip6" else ""))
         out.append(syn(src, 15000))                       # starts over
         out.append(syn(src, 40002))
-    return out
+    # the knocks reach the server: received (the random packets go both ways)
+    return [s if s.startswith(("ingress ", "egress ")) else "ingress " + s for s in out]
 
 
 def main():
@@ -87,13 +92,15 @@ def main():
     a = ap.parse_args()
     rng = random.Random(a.seed)
     specs = knock_seq(rng) + [V.random_packet(rng) for _ in range(60)] + knock_seq(rng)
+    if a.socket:   # a socket filter sees packets received
+        specs = [V.received(s) for s in specs]
     frames = [V.build(s) for s in specs]
     probs, opened = [], 0
     if a.socket:
         fpath = os.path.join(a.work, "dyn-frames.hex")
         tpath = os.path.join(a.work, "dyn-filters.txt")
         with open(fpath, "w") as f:
-            f.write("".join(fr.hex() + "\n" for fr in frames))
+            f.write("".join(fr.line() + "\n" for fr in frames))
         with open(tpath, "w") as f:
             # one filter a line: the harness reads lines
             f.write("".join(" ".join(t.split("\n")) + "\n" for t in
@@ -114,7 +121,7 @@ def main():
                 continue
             fpath = os.path.join(a.work, "dyn-frames.hex")
             with open(fpath, "w") as f:
-                f.write("".join(fr.hex() + "\n" for fr in frames))
+                f.write("".join(fr.line() + "\n" for fr in frames))
             r = subprocess.run([os.path.join(V.BUILD, "tests", "verdict-run"), "-p", fpath,
                                 "--pin", a.pin], capture_output=True, text=True)
             if r.returncode:

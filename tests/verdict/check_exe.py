@@ -69,7 +69,7 @@ def main():
     ipath = os.path.join(a.work, "exe-ids.txt")
     tpath = os.path.join(a.work, "exe-filters.txt")
     with open(fpath, "w") as f:
-        f.write("".join(fr.hex() + "\n" for fr in frames))
+        f.write("".join(fr.line() + "\n" for fr in frames))
     with open(ipath, "w") as f:
         f.write("".join("%d %d\n" % (e if e else (0, 0)) for e in exes))
     with open(tpath, "w") as f:

@@ -48,6 +48,10 @@ HAND = [
     "tcp_psh >> tcp_fin",
     "frag",
     "icmp ? icmp_type : dst_port == 80 ? 1 : src_port < 1024",
+    # the direction-free names: the same filter for both directions
+    "tcp && local_port == 80",
+    "udp && (remote_port == 53 || local_port == 53)",
+    "local_port < remote_port && (local_port ^ remote_port) == (src_port ^ dst_port)",
 ]
 
 
@@ -58,6 +62,14 @@ def crafted():
     # IPv4 without and with options, bad IHL, wrong version
     add("ip4 / tcp dport=80 flags=S", "IPv4 TCP to 80")
     add("ip4 / tcp dport=22 flags=S", "IPv4 TCP to 22")
+    # both directions: local and remote swap with src and dst
+    add("ingress ip4 / tcp sport=40000 dport=80 flags=S", "IPv4 TCP to 80, received")
+    add("ip4 / tcp sport=80 dport=40000 flags=SA", "IPv4 TCP from 80, sent")
+    add("ingress ip4 / tcp sport=80 dport=40000 flags=SA", "IPv4 TCP from 80, received")
+    add("ingress ip6 / udp sport=53 dport=40000", "IPv6 UDP from 53, received")
+    add("ip6 / udp sport=40000 dport=53", "IPv6 UDP to 53, sent")
+    add("ingress ip6 / frag off=3 / udp sport=53 dport=53", "a later fragment, received: no ports")
+    add("ingress ip4 / icmp type=8", "ICMP received: no ports")
     add("ip4 ttl=1 / tcp sport=443 dport=80 flags=SA / data 10")
     add("ip4 opts=4 / tcp dport=80 flags=A", "IPv4 4 bytes of options")
     add("ip4 opts=40 / udp dport=53", "IPv4 IHL 15")
@@ -183,8 +195,18 @@ def reference_selfcheck():
         ("ip4 ihl=4 / udp", None),
     ]
     problems = []
+    want += [
+        ("ingress ip4 / tcp sport=1 dport=80 flags=SA",
+         dict(ip=1, tcp=1, src_port=1, dst_port=80, len=40, ip_proto=6, tcp_flags=0x12, ttl=64,
+              local_port=80, remote_port=1)),
+        ("ingress ip6 / udp sport=53 dport=40001",
+         dict(ipv6=1, udp=1, src_port=53, dst_port=40001, len=48, ip_proto=17, ttl=64,
+              local_port=40001, remote_port=53)),
+    ]
     for spec, w in want:
         got = V.decode(V.build(spec))
+        if w is not None and not spec.startswith("ingress"):   # sent: local is src
+            w = dict(w, local_port=w.get("src_port", 0), remote_port=w.get("dst_port", 0))
         if w is not None:
             w = dict(dict.fromkeys(V.FIELDS, 0), **w)
         if got != w:

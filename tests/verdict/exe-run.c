@@ -110,8 +110,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		for (i = 0; i < fr.n; i++) {
+			/* received or sent, as the frame says (frames.h) */
+			struct __sk_buff ctx = { .ingress_ifindex = (__u32)fr.v[i].ingress };
 			LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = fr.v[i].data,
-				    .data_size_in = (__u32)fr.v[i].len, .repeat = 1);
+				    .data_size_in = (__u32)fr.v[i].len, .repeat = 1, .ctx_in = &ctx,
+				    .ctx_size_in = sizeof(ctx));
 			uint32_t zero = 0;
 
 			if (bpf_map_update_elem(map, &zero, &ids[i], BPF_ANY)) {

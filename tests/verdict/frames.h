@@ -3,8 +3,10 @@
  * Reading test frames, for the tools that run them through cgroup_skb
  * programs with BPF_PROG_TEST_RUN (tests/verdict/verdict-run.c,
  * bench/pktcost.c).  A frames file has one Ethernet frame per line in hex
- * (whitespace inside ignored), optionally after a LABEL word; empty lines
- * and lines starting with '#' are skipped.
+ * (whitespace inside ignored), optionally after a LABEL word and then the
+ * word "ingress": a frame received (run with __sk_buff.ingress_ifindex 1,
+ * as loopback's), else one sent (ingress_ifindex 0); empty lines and lines
+ * starting with '#' are skipped.
  */
 #ifndef CGF_FRAMES_H
 #define CGF_FRAMES_H
@@ -16,6 +18,7 @@
 
 struct frame {
 	char *label;            /* NULL when the file has no labels */
+	int ingress;            /* received: ingress_ifindex 1 */
 	unsigned char *data;
 	size_t len;
 };
@@ -57,6 +60,11 @@ static int frames_parse_line(const char *prog, const char *path, int lineno, cha
 		fm->label = strdup(label);
 		if (!fm->label)
 			return -ENOMEM;
+	}
+	p += strspn(p, " \t");
+	if (!strncmp(p, "ingress", 7) && (p[7] == ' ' || p[7] == '\t')) {
+		fm->ingress = 1;
+		p += 8;
 	}
 	fm->data = malloc(strlen(p) / 2 + 1);
 	if (!fm->data)

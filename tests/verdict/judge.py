@@ -83,7 +83,7 @@ def main():
     if a.frames:
         with open(a.frames, "w") as f:
             for spec in a.specs:
-                f.write(V.build(spec).hex() + "\n")
+                f.write(V.build(spec).line() + "\n")
         return 0
 
     r = subprocess.run([a.cgfilter, "show", "--json", a.pin], capture_output=True, text=True)

@@ -7,7 +7,9 @@
  *   verdict-run -p PACKETS [--pin PATH]... [OBJECT.bpf.o]...
  *
  * PACKETS has one frame per line in hex (whitespace inside is ignored; empty
- * lines and lines starting with '#' are skipped).  Output: one line per
+ * lines and lines starting with '#' are skipped), after the word "ingress"
+ * for a frame received (run with __sk_buff.ingress_ifindex 1), else sent
+ * (ingress_ifindex 0).  Output: one line per
  * program, tab-separated:
  *   SOURCE <TAB> NAME <TAB> VERDICTS
  * SOURCE is the object path or "pin", NAME the program's name or the pin
@@ -46,7 +48,8 @@ static void usage(FILE *f)
 		"Usage: verdict-run -p PACKETS [--pin PATH]... [OBJECT.bpf.o]...\n"
 		"Run every frame of PACKETS through every cgroup_skb program of each OBJECT\n"
 		"and each pinned program, with BPF_PROG_TEST_RUN.\n\n"
-		"  -p, --packets FILE  frames in hex, one per line ('-' for stdin)\n"
+		"  -p, --packets FILE  frames in hex, one per line ('-' for stdin); a line\n"
+		"                      'ingress HEX' is a frame received, else one sent\n"
 		"      --pin PATH      a pinned cgroup_skb program (repeatable)\n"
 		"  -v, --verbose       show libbpf's messages\n"
 		"  -h, --help          this help\n\n"
@@ -63,8 +66,12 @@ static int run_prog(int fd, const char *source, const char *name, const struct f
 	size_t i;
 
 	for (i = 0; i < fr->n; i++) {
+		/* the direction, as the kernel tells it (skb_iif): a frame
+		 * received came in on an interface (1: loopback) */
+		struct __sk_buff ctx = { .ingress_ifindex = (__u32)fr->v[i].ingress };
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fr->v[i].data,
-			    .data_size_in = (__u32)fr->v[i].len, .repeat = 1);
+			    .data_size_in = (__u32)fr->v[i].len, .repeat = 1, .ctx_in = &ctx,
+			    .ctx_size_in = sizeof(ctx));
 		int r = bpf_prog_test_run_opts(fd, &opts);
 
 		if (r && errno == EINVAL) {

@@ -7,7 +7,8 @@ build/tests/verdict-run.
 
 Reusable by any test (import it with tests/verdict on sys.path):
 
-    frame = build("ip4 ttl=64 / tcp dport=80 flags=S")   # Ethernet frame
+    frame = build("ip4 ttl=64 / tcp dport=80 flags=S")   # Ethernet frame, sent
+    frame = build("ingress ip4 / tcp dport=80")   # ... received
     fields = decode(frame)              # dict of the vocabulary, None = malformed
     expr = Expr("tcp && dst_port == 80")
     expected_verdict(expr, frame)       # '1' pass, '0' drop
@@ -35,7 +36,10 @@ BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 
 # ---- the vocabulary (include/cgf_vocab.h), in enum order -------------------
 FIELDS = ["ip", "ipv6", "tcp", "udp", "icmp", "src_port", "dst_port", "len",
-          "ip_proto", "icmp_type", "icmp_code", "tcp_flags", "frag", "ttl"]
+          "ip_proto", "icmp_type", "icmp_code", "tcp_flags", "frag", "ttl",
+          # from the direction (cgf_vocab.h): received, local is dst and
+          # remote src; sent, local is src and remote dst
+          "local_port", "remote_port"]
 FIELD_INDEX = {n: i for i, n in enumerate(FIELDS)}
 TCP_FLAG_NAMES = {"tcp_fin": 0x01, "tcp_syn": 0x02, "tcp_rst": 0x04,
                   "tcp_psh": 0x08, "tcp_ack": 0x10, "tcp_urg": 0x20}
@@ -46,7 +50,8 @@ MASK64 = (1 << 64) - 1
 
 # ---- packet builder ---------------------------------------------------------
 # A spec is layers separated by '/', each a word and key=value settings
-# (numbers in decimal or 0x hex), outermost first:
+# (numbers in decimal or 0x hex), outermost first, after the word "ingress"
+# for a packet received (else it is one sent, "egress" if said):
 #   ether type=N             the ethertype (default: from the next layer)
 #   ip4 ttl= proto= ihl= ver= opts=BYTES mf=1 df=1 off=N(8-byte units) tlen=
 #       src=ADDR dst=ADDR (default 10.0.0.1 -> 10.0.0.2)
@@ -165,8 +170,36 @@ def _layer_bytes(kind, a, nxt, payload):
     raise ValueError("unknown layer %r" % kind)
 
 
+class Frame(bytes):
+    """An Ethernet frame and its direction: ingress, received (the kernel's
+    ingress_ifindex not 0), or sent."""
+
+    def __new__(cls, data, ingress=False):
+        f = super().__new__(cls, data)
+        f.ingress = ingress
+        return f
+
+    def line(self):
+        """The frame as a line of verdict-run's PACKETS file."""
+        return ("ingress " if self.ingress else "") + self.hex()
+
+
+def _direction(spec):
+    """(ingress, the spec without its direction word)"""
+    w = spec.split(None, 1)
+    if w and w[0] in ("ingress", "egress"):
+        return w[0] == "ingress", w[1] if len(w) > 1 else ""
+    return False, spec
+
+
+def received(spec):
+    """The spec as a packet received (what a socket filter sees)."""
+    return "ingress " + _direction(spec)[1]
+
+
 def build(spec):
-    """The Ethernet frame (bytes) a spec describes."""
+    """The Ethernet frame (Frame) a spec describes."""
+    ingress, spec = _direction(spec)
     layers = _parse_spec(spec)
     cut = None
     if layers[-1][0] == "cut":
@@ -185,7 +218,7 @@ def build(spec):
         ethertype = ETH_P_IP if first == "ip4" else ETH_P_IPV6 if first == "ip6" else ETH_P_ARP
     if cut is not None:
         payload = payload[:cut]
-    return bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]) + _u16(ethertype) + payload
+    return Frame(bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]) + _u16(ethertype) + payload, ingress)
 
 
 # ---- reference decoder ------------------------------------------------------
@@ -201,7 +234,16 @@ MAX_EXT = 8
 
 
 def decode(frame):
-    """Vocabulary values (dict) of an Ethernet frame, or None if malformed."""
+    """Vocabulary values (dict) of an Ethernet frame, or None if malformed.
+    local_port and remote_port by the frame's direction."""
+    f = _decode(frame)
+    if f is not None:
+        ports = (f["dst_port"], f["src_port"])
+        f["local_port"], f["remote_port"] = ports if getattr(frame, "ingress", False) else ports[::-1]
+    return f
+
+
+def _decode(frame):
     f = dict.fromkeys(FIELDS, 0)
     etype = frame[12] << 8 | frame[13]
     p = frame[14:]
@@ -758,7 +800,7 @@ class _FullParser:
             return ("set" + w, d, v)
         if w[0].isdigit():
             return ("num", _tokens(w)[0][1])
-        if w in ("src_ip", "dst_ip"):
+        if w in ("src_ip", "dst_ip", "local_ip", "remote_ip"):
             return ("addr", w[0])
         if w == "exe":
             return ("exe",)
@@ -796,13 +838,18 @@ class Dyn:
         return 1
 
 
+# where an address is in the tuple FullExpr.value() passes: (src, dst, exe,
+# local, remote)
+ADDR_AT = {"s": 0, "d": 1, "l": 3, "r": 4}
+
+
 def _fn(t):
-    """A Python function (fields tuple, (src, dst)) -> u64 of a full tree."""
+    """A Python function (fields tuple, addresses) -> u64 of a full tree."""
     k = t[0]
     if k in ("setadd", "setdel"):
         d, add, v = t[1], k == "setadd", t[2]
         if v[0] == "addr":
-            w = 0 if v[1] == "s" else 1
+            w = ADDR_AT[v[1]]
             return lambda f, a: d.change(a[w], add)
         x = _fn(v)
         return lambda f, a: d.change(x(f, a), add)
@@ -820,7 +867,7 @@ def _fn(t):
         x, d = _fn(t[1]), t[2]
         return lambda f, a: 1 if d.has(x(f, a)) else 0
     if k == "ain" and isinstance(t[2], Dyn):
-        w, d = (0 if t[1] == "s" else 1), t[2]
+        w, d = ADDR_AT[t[1]], t[2]
         return lambda f, a: 1 if d.has(a[w]) else 0
     if k == "ein":
         # a[2]: the packet's executable, (dev, ino); None or (0, 0): none
@@ -831,7 +878,7 @@ def _fn(t):
         x, ranges = _fn(t[1]), t[2]
         return lambda f, a: 1 if any(lo <= x(f, a) <= hi for lo, hi in ranges) else 0
     if k == "ain":
-        w, nets = (0 if t[1] == "s" else 1), t[2]
+        w, nets = ADDR_AT[t[1]], t[2]
         return lambda f, a: 1 if a[w] is not None and any(
             a[w].version == n.version and a[w] in n for n in nets) else 0
     if k == "?:":
@@ -883,8 +930,12 @@ class FullExpr:
             raise ExprError("an address can only be tested")
         self.fn = _fn(self.tree)
 
-    def value(self, fields, addrs):
-        return self.fn(tuple(fields[n] for n in FIELDS), addrs)
+    def value(self, fields, addrs, ingress=False):
+        """addrs: (src, dst) or (src, dst, exe); ingress: the direction"""
+        src, dst = addrs[0], addrs[1]
+        exe = addrs[2] if len(addrs) > 2 else None
+        a = (src, dst, exe) + ((dst, src) if ingress else (src, dst))
+        return self.fn(tuple(fields[n] for n in FIELDS), a)
 
     def verdict(self, frame, exe=None):
         """'1' pass or '0' drop: malformed drops, else non-zero passes.
@@ -893,7 +944,8 @@ class FullExpr:
         fields = decode(frame)
         if fields is None:
             return "0"
-        return "1" if self.value(fields, decode_addrs(frame) + (exe,)) else "0"
+        return "1" if self.value(fields, decode_addrs(frame) + (exe,),
+                                 getattr(frame, "ingress", False)) else "0"
 
 
 # ---- random expressions ----------------------------------------------------
@@ -904,7 +956,8 @@ PROTOS = [0, 1, 6, 17, 43, 44, 47, 51, 58, 59, 60, 132, 135]
 ICMP_TYPES = [0, 3, 8, 11, 128, 129, 135, 255]
 EDGE = [0, 1, 2, 3, 7, 8, 31, 32, 63, 64, 65, 127, 255, 256, 1500, 65535,
         0xFFFFFFFF, 1 << 63, MASK64]
-CONSTS_FOR = {"src_port": PORTS, "dst_port": PORTS, "ttl": TTLS,
+CONSTS_FOR = {"src_port": PORTS, "dst_port": PORTS, "local_port": PORTS, "remote_port": PORTS,
+              "ttl": TTLS,
               "ip_proto": PROTOS, "icmp_type": ICMP_TYPES, "icmp_code": [0, 1, 3, 4, 255],
               "tcp_flags": [0, 1, 2, 0x10, 0x12, 0x11, 0x04, 0x18, 0xFF],
               "len": [0, 20, 28, 40, 41, 48, 60, 64, 100, 128, 1500],
@@ -1037,6 +1090,9 @@ def _exe_leaf(rng, sets, exes):
     return "exe in { %s }" % ", ".join('"%s"' % rng.choice(exes) for _ in range(rng.randint(1, 4)))
 
 
+ADDR_NAMES = ["src_ip", "dst_ip", "local_ip", "remote_ip"]
+
+
 def _full_leaf(rng, sets, exes=None):
     """One predicate of the full language: a set test, an address test or
     a random C predicate (and with exes, paths of executables, exe tests)."""
@@ -1044,17 +1100,18 @@ def _full_leaf(rng, sets, exes=None):
         return _exe_leaf(rng, sets, exes)
     r = rng.random()
     if r < 0.2:
-        f = rng.choice(["src_ip", "dst_ip"])
+        f = rng.choice(ADDR_NAMES)
         if sets and rng.random() < 0.5:
             names = [n for n, k in sets.items() if k == "addr"]
             if names:
                 return "%s in @%s" % (f, rng.choice(names))
         return "%s in { %s }" % (f, _rand_items(rng, ADDR_ITEMS, rng.randint(1, 6)))
     if r < 0.3:
-        return "%s %s %s" % (rng.choice(["src_ip", "dst_ip"]), rng.choice(["==", "!="]),
+        return "%s %s %s" % (rng.choice(ADDR_NAMES), rng.choice(["==", "!="]),
                              rng.choice(ADDR_ITEMS))
     if r < 0.5:
-        f = rng.choice(["src_port", "dst_port", "ttl", "ip_proto", "icmp_type", "len"])
+        f = rng.choice(["src_port", "dst_port", "local_port", "remote_port", "ttl", "ip_proto",
+                        "icmp_type", "len"])
         names = [n for n, k in sets.items() if k == "int"]
         if names and rng.random() < 0.4:
             return "%s in @%s" % (f, rng.choice(names))
@@ -1136,7 +1193,14 @@ def _ext_spec(rng):
 
 
 def random_packet(rng):
-    """A spec: mostly well-formed packets, with edge cases mixed in."""
+    """A spec: mostly well-formed packets, with edge cases mixed in, half
+    of them received and half sent."""
+    ingress = rng.random() < 0.5
+    spec = _random_packet(rng)
+    return ("ingress " if ingress else "egress ") + spec
+
+
+def _random_packet(rng):
     r = rng.random()
     v6 = rng.random() < 0.4
     ttl = rng.choice(TTLS + [rng.randrange(256)])
@@ -1267,7 +1331,7 @@ def run_frames(frames, objects=(), pins=(), runner=None, workdir=None, jobs=None
     fd, path = tempfile.mkstemp(prefix="frames", suffix=".hex", dir=workdir)
     with os.fdopen(fd, "w") as f:
         for fr in frames:
-            f.write(fr.hex() + "\n")
+            f.write(Frame(fr, getattr(fr, "ingress", False)).line() + "\n")
 
     def one(args):
         r = subprocess.run([runner, "-p", path] + args, capture_output=True, text=True)
@@ -1296,7 +1360,8 @@ def explain(frame, spec=None):
     lines = []
     if spec:
         lines.append("packet: %s" % spec)
-    lines.append("hex:    %s" % frame.hex())
+    lines.append("hex:    %s (%s)" % (frame.hex(), "received" if getattr(frame, "ingress", False)
+                                          else "sent"))
     f = decode(frame)
     if f is None:
         lines.append("fields: malformed (must be dropped)")
