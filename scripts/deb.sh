@@ -44,7 +44,7 @@ cgfilter ($VERSION) unstable; urgency=medium
  -- $maint  $when
 EOC
 
-echo "  DPKG     $SRC (log: $OUT/build.log)"
+echo "  DPKG     ${SRC#"$CGF_TOP"/} (log: ${OUT#"$CGF_TOP"/}/build.log)"
 if ! (cd "$SRC" && dpkg-buildpackage -us -uc) >"$OUT/build.log" 2>&1; then
 	tail -n 40 "$OUT/build.log" | sed 's/^/    /' >&2
 	die "dpkg-buildpackage failed in $SRC (the whole log: $OUT/build.log)"
