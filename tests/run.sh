@@ -15,10 +15,15 @@ export BUILD=${BUILD:-$TOP/build}
 
 # One run at a time on a machine: the host check compares the whole host's
 # pins, cgroups and mounts, and a second run's would show as a leak.
-exec 9>/tmp/.cgfilter-tests.lock
-if ! flock -n 9; then
-	echo "tests: waiting for another run of the tests to end (lock /tmp/.cgfilter-tests.lock)" >&2
-	flock 9
+# A run inside a test of a run (tests/01-harness.sh runs this script) has
+# it already: waiting for it would wait for itself.
+if [ -z "${CGF_TESTS_LOCKED:-}" ]; then
+	exec 9>/tmp/.cgfilter-tests.lock
+	if ! flock -n 9; then
+		echo "tests: waiting for another run of the tests to end (lock /tmp/.cgfilter-tests.lock)" >&2
+		flock 9
+	fi
+	export CGF_TESTS_LOCKED=1
 fi
 
 mounted_bpffs=
