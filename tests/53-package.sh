@@ -163,10 +163,13 @@ verdicts() {
 	done
 }
 start_ok cgft-pkg.service "a service using the package's cgfilter@web starts"
-# the completion's units, from this systemd (enable/disable/status take UNIT)
-expect_eq "the completion offers systemd's units" \
-	"$(sd_exec bash -c '. /run/cgf-pkg/usr/share/bash-completion/completions/cgfilter
-		cur=cgft-p; _cgfilter_units; printf "%s\n" "${COMPREPLY[@]}"')" cgft-pkg.service
+# the completion's UNIT (enable, disable, status): the units of this systemd
+for c in enable disable status; do
+	expect_eq "cgfilter $c cgft-p<TAB>: the unit of this systemd" \
+		"$(sd_exec bash -c '. /run/cgf-pkg/usr/share/bash-completion/completions/cgfilter
+			COMP_WORDS=(/usr/bin/cgfilter "$1" cgft-p); COMP_CWORD=2; _cgfilter
+			printf "%s\n" "${COMPREPLY[@]}"' complete "$c")" cgft-pkg.service
+done
 sd_ctl show -P ExecStart cgfilter@web.service | grep -q 'path=/usr/bin/cgfilter ;' ||
 	fail "cgfilter@web does not run /usr/bin/cgfilter: $(sd_ctl show -P ExecStart cgfilter@web.service)"
 ok "cgfilter@web runs /usr/bin/cgfilter"
