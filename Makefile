@@ -4,6 +4,7 @@
 #   make check        install what the tests need, run every test (as root)
 #   make demo         install what is missing, load a filter, show it working
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make deb          the Debian package: build/deb/cgfilter_VERSION_ARCH.deb
 #   make install-wrap-cap  give the installed cgfilter-wrap CAP_NET_ADMIN (opt-in:
 #                     it lets any user filter TCP sockets of their daemons)
 #   make bench        measure what filters cost
@@ -18,8 +19,11 @@ LIBEXECDIR ?= $(PREFIX)/libexec/cgfilter
 PKGDATADIR ?= $(PREFIX)/share/cgfilter
 MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 BUILD := $(CURDIR)/build
+# the one version (cgfilter --version, the package's)
+VERSION := $(shell sed -n 's/^\#define CGF_VERSION "\(.*\)"$$/\1/p' include/cgf_version.h)
 # the filter `make` builds port-firewall with, to show the toolchain works
 EXAMPLE_FILTER := icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)
 
@@ -27,7 +31,7 @@ include mk/bpf.mk
 include mk/user.mk
 
 .PHONY: all port-firewall bpf-program-only standalone tools cgfilter wrap tests check demo \
-	install install-wrap-cap uninstall bench clean deps deps-tests vocab
+	install install-wrap-cap uninstall deb bench clean deps deps-tests vocab
 
 all: port-firewall bpf-program-only standalone tools cgfilter wrap tests
 
@@ -80,9 +84,15 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
-install: all
+# what install.sh installs (port-firewall's sources, not a build of them)
+install: tools standalone cgfilter wrap
 	$(Q)scripts/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" "$(LIBEXECDIR)" \
-		"$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)"
+		"$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)" "$(BASHCOMPDIR)"
+
+# debhelper (debian/) in a copy of the tree under build/deb/: make deps-tests
+# installs what it needs
+deb:
+	$(Q)scripts/deb.sh "$(VERSION)" "$(BUILD)/deb"
 
 # The kernel lets only a process with CAP_NET_ADMIN attach a filter to a TCP
 # socket; cgfilter-wrap uses it for that alone and drops it before it runs
@@ -96,7 +106,7 @@ install-wrap-cap:
 
 uninstall:
 	$(Q)scripts/install.sh --uninstall "$(DESTDIR)" "$(PREFIX)" "$(BINDIR)" \
-		"$(LIBEXECDIR)" "$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)"
+		"$(LIBEXECDIR)" "$(PKGDATADIR)" "$(MANDIR)" "$(UNITDIR)" "$(BUILD)" "$(BASHCOMPDIR)"
 
 clean:
 	$(Q)rm -rf $(BUILD) port-firewall/build bpf-program-only/build standalone/build \

@@ -385,6 +385,91 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 	return 0;
 }
 
+/* The option of a usage word ("--cgroup", "-f"), or NULL. */
+static const struct opt *usage_opt(const char *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++)
+		if ((n == strlen(opts[i].name) + 2 && !strncmp(w + 2, opts[i].name, n - 2)) ||
+		    (n == 2 && opts[i].shortopt == w[1]))
+			return &opts[i];
+	return NULL;
+}
+
+/* The positional arguments of a usage ("PIN [--cgroup PATH] [a|b]"), one a
+ * line ("PIN", "a|b"): its words without brackets, options and their
+ * values; "x | y" alternatives joined by '|'; nothing after "--". */
+static void print_positionals(const char *args)
+{
+	const char *p = args;
+	bool skip = false, alt = false, any = false;
+
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, " \n[]()");
+		n = strcspn(p, " \n[]()");
+		if (!n)
+			continue;
+		if (n == 2 && !strncmp(p, "--", 2))
+			break;
+		if (n == 1 && *p == '|') {
+			alt = any;
+		} else if (*p == '-') {
+			const struct opt *o = usage_opt(p, n);
+
+			skip = o && o->arg;
+		} else if (skip) {
+			skip = false;
+		} else {
+			printf("%s%.*s", alt ? "|" : any ? "\n" : "", (int)n, p);
+			alt = false;
+			any = true;
+		}
+		p += n;
+	}
+	if (any)
+		putchar('\n');
+}
+
+/* cgfilter __complete commands | options CMD | args CMD: what the bash
+ * completion (cgfilter/completion.bash) offers, from the one table: the
+ * commands; a command's options, "--name ARG" when one takes a value; the
+ * kinds of its positional arguments (PIN, CGROUP, UNIT, a|b...). */
+static int complete_main(int argc, char **argv)
+{
+	const struct cmd *c = argc == 3 ? find_cmd(argv[2]) : NULL;
+	size_t i;
+
+	if (argc == 2 && !strcmp(argv[1], "commands")) {
+		for (i = 0; i < NCMDS; i++)
+			printf("%s\n", cmds[i].name);
+		printf("help\n");
+		return 0;
+	}
+	if (!c || (strcmp(argv[1], "options") && strcmp(argv[1], "args"))) {
+		fprintf(stderr, "cgfilter: usage: cgfilter __complete commands | options CMD | args CMD\n");
+		return EXIT_USAGE;
+	}
+	if (c->opts & OPT_RAW)
+		return 0;
+	if (!strcmp(argv[1], "args")) {
+		print_positionals(c->args);
+		return 0;
+	}
+	for (i = 0; i < NOPTS; i++) {
+		if (!(c->opts & opts[i].bit))
+			continue;
+		printf("--%s%s%s\n", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		if (opts[i].shortopt)
+			printf("-%c%s%s\n", opts[i].shortopt, opts[i].arg ? " " : "",
+			       opts[i].arg ? opts[i].arg : "");
+	}
+	printf("--help\n");
+	return 0;
+}
+
 /* libbpf's messages: shown with -v only (the commands say what failed). */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -428,6 +513,8 @@ int main(int argc, char **argv)
 		return cgf_run_exec_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "__run-clean")) /* cgfilter run's cleaner, as a unit */
 		return cgf_run_clean_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "__complete")) /* for the bash completion */
+		return complete_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help")) {
 		if (argc > 3) {
 			fprintf(stderr, "cgfilter: help takes at most one command\n");

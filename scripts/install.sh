@@ -2,7 +2,7 @@
 # Install (or remove) what `make` built: called by `make install` and
 # `make uninstall` with the directories from the top Makefile.
 #
-#   install.sh [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD
+#   install.sh [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD [BASHCOMPDIR]
 #
 #   BINDIR       cgfilter-probe, and load_and_control_filter, cgfilter and
 #                cgfilter-wrap when they are built
@@ -13,6 +13,8 @@
 #   PKGDATADIR/examples  examples/*.filter
 #   MANDIR/man8  man/*.8
 #   UNITDIR      units/*.in with @BINDIR@ @LIBEXECDIR@ @PKGDATADIR@ filled in
+#   BASHCOMPDIR  cgfilter/completion.bash as cgfilter (default
+#                PREFIX/share/bash-completion/completions)
 #
 # Every file written is listed in PKGDATADIR/install-manifest (paths without
 # DESTDIR); --uninstall removes exactly those files, then the directories
@@ -25,7 +27,7 @@ CGF_TOP=$(cd "$(dirname "$0")/.." && pwd)
 prog=install.sh
 die() { echo "$prog: $*" >&2; exit 1; }
 usage() {
-	echo "Usage: $prog [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD" >&2
+	echo "Usage: $prog [--uninstall] DESTDIR PREFIX BINDIR LIBEXECDIR PKGDATADIR MANDIR UNITDIR BUILD [BASHCOMPDIR]" >&2
 	exit 2
 }
 
@@ -34,9 +36,10 @@ if [ "${1:-}" = --uninstall ]; then
 	uninstall=1
 	shift
 fi
-[ $# -eq 8 ] || usage
+[ $# -eq 8 ] || [ $# -eq 9 ] || usage
 DESTDIR=$1 PREFIX=$2 BINDIR=$3 LIBEXECDIR=$4 PKGDATADIR=$5 MANDIR=$6 UNITDIR=$7 BUILD=$8
-for d in "$PREFIX" "$BINDIR" "$LIBEXECDIR" "$PKGDATADIR" "$MANDIR" "$UNITDIR"; do
+BASHCOMPDIR=${9:-$PREFIX/share/bash-completion/completions}
+for d in "$PREFIX" "$BINDIR" "$LIBEXECDIR" "$PKGDATADIR" "$MANDIR" "$UNITDIR" "$BASHCOMPDIR"; do
 	case $d in
 	/*) ;;
 	*) die "cannot install to '$d': directories must be absolute paths" ;;
@@ -148,6 +151,8 @@ for f in "$SRC"/man/*.8; do
 	[ -f "$f" ] || continue
 	put 0644 "$f" "$MANDIR/man8/$(basename "$f")"
 done
+
+put 0644 "$SRC/cgfilter/completion.bash" "$BASHCOMPDIR/cgfilter"
 
 for f in "$SRC"/units/*.in; do
 	[ -f "$f" ] || continue

@@ -39,7 +39,8 @@ for f in bin/cgfilter lib/systemd/system/cgfilter@.service lib/systemd/system/cg
 	[ -e "$DEST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
 done
 ok "make install installs cgfilter, its man page and units"
-for f in bin/cgfilter-wrap share/man/man8/cgfilter-wrap.8 share/cgfilter/examples/port-knocking.filter; do
+for f in bin/cgfilter-wrap share/man/man8/cgfilter-wrap.8 share/cgfilter/examples/port-knocking.filter \
+	share/bash-completion/completions/cgfilter; do
 	[ -e "$DEST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
 done
 getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q cap_net_admin &&
@@ -48,7 +49,7 @@ make -C "$TOP" --no-print-directory install-wrap-cap DESTDIR="$DEST" >"$TMP/cap.
 	fail "make install-wrap-cap failed: $(cat "$TMP/cap.log")"
 getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q 'cap_net_admin=ep' ||
 	fail "make install-wrap-cap did not give cgfilter-wrap cap_net_admin=ep: $(getcap "$DEST/usr/local/bin/cgfilter-wrap")"
-ok "make install installs cgfilter-wrap (no capability) and the examples; make install-wrap-cap gives it cap_net_admin=ep"
+ok "make install installs cgfilter-wrap (no capability), the examples and the completion; make install-wrap-cap gives it cap_net_admin=ep"
 CGF=/usr/local/bin/cgfilter
 
 # /etc/cgfilter inside the namespace is a scratch directory of ours; the bind
