@@ -47,7 +47,7 @@ static const char *proto_name(int family, int p, char *buf, size_t len)
 
 /* The systemd unit a cgroup path belongs to: its deepest component that
  * names a unit (a slice only when nothing below it does); NULL: none. */
-static const char *unit_of(const char *path, char *buf, size_t len)
+const char *unit_of(const char *path, char *buf, size_t len)
 {
 	static const char *const kinds[] = { ".service", ".scope", ".socket", ".mount", ".swap" };
 	const char *p = path, *best = NULL, *slice = NULL;
