@@ -19,8 +19,9 @@ BUILD_PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev m
 # the private systemd (systemd, dbus, util-linux's unshare/nsenter), ps,
 # throughput (iperf3), the nftables row, the plots, fault injection (strace),
 # script(1) for a terminal (bsdutils), the man page check (groff-base),
-# file capabilities for the cgfilter-wrap test (libcap2-bin: setcap)
-TEST_PKGS="systemd dbus util-linux procps iperf3 nftables gnuplot-nox strace bsdutils groff-base libcap2-bin"
+# file capabilities for the cgfilter-wrap test (libcap2-bin: setcap),
+# promtool to check the Prometheus metrics (Debian's prometheus ships it)
+TEST_PKGS="systemd dbus util-linux procps iperf3 nftables gnuplot-nox strace bsdutils groff-base libcap2-bin prometheus"
 
 tests=
 case ${1:-} in
