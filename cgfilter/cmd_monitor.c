@@ -216,6 +216,23 @@ static int journal_open(void)
 	return r;
 }
 
+/* --journal: the socket and an entry's buffer in m; 0 or -errno (said). */
+static int journal_start(struct mon *m)
+{
+	m->jentry = malloc(sizeof(*m->jentry));
+	if (!m->jentry) {
+		cgf_err("cannot send drops to the journal: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	m->journal = journal_open();
+	if (m->journal < 0) {
+		free(m->jentry);
+		m->jentry = NULL;
+		return m->journal;
+	}
+	return 0;
+}
+
 /* What on_event found out about a drop. */
 struct drop {
 	const struct cgf_event *ev;
@@ -375,14 +392,9 @@ int cmd_monitor(struct cmd_args *a)
 	if (r)
 		return r;
 	m.pin = e.pin;
-	if (a->journal) {
-		m.jentry = malloc(sizeof(*m.jentry));
-		m.journal = m.jentry ? journal_open() : -ENOMEM;
-		if (m.journal < 0) {
-			free(m.jentry);
-			cgf_engine_close(&e);
-			return m.journal;
-		}
+	if (a->journal && (r = journal_start(&m))) {
+		cgf_engine_close(&e);
+		return r;
 	}
 	rb = ring_buffer__new(e.events, on_event, &m, NULL);
 	if (!rb) {
