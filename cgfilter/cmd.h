@@ -34,6 +34,9 @@ enum cgf_opt {
 	OPT_FORCE = 1 << 15,
 	OPT_INGRESS = 1 << 16,
 	OPT_EGRESS = 1 << 17,
+	OPT_PROMETHEUS = 1 << 18,
+	OPT_OUTPUT = 1 << 19,
+	OPT_JOURNAL = 1 << 20,
 };
 
 struct cmd_args {
@@ -43,7 +46,8 @@ struct cmd_args {
 	const char *file;
 	const char *cgroup;
 	const char *run_name;
-	bool shared, json, code, detach, quiet, classic, force, ingress, egress;
+	const char *output;
+	bool shared, json, code, detach, quiet, classic, force, ingress, egress, prometheus, journal;
 	unsigned long events_per_sec, count, timeout_ms, seconds;
 };
 
@@ -81,6 +85,8 @@ int cmd_exe_ids(struct cmd_args *a);
 int cmd_enable(struct cmd_args *a);
 int cmd_disable(struct cmd_args *a);
 int cmd_status(struct cmd_args *a);
+/* stats --prometheus (cmd_metrics.c) */
+int stats_prometheus(struct cmd_args *a);
 int cgf_run_exec_main(int argc, char **argv);
 int cgf_run_clean_main(int argc, char **argv);
 
@@ -104,5 +110,15 @@ char *read_text_file(const char *path);
 /* s as a JSON string (quotes, backslashes, control characters escaped;
  * bytes that are not UTF-8 as the code points of the same value). */
 void json_str(FILE *f, const char *s);
+
+/* Every engine pinned under dir (PIN where PIN_maps/ is), depth first, by
+ * name: the sum of what fn returns (1: an engine, 0: skipped).  A directory
+ * that cannot be read is said and counted in *errors. */
+int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void *ctx, int *errors);
+/* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
+ * no filter in force). */
+const char *dedicated_mode(const struct cgf_engine *e);
+/* The systemd unit a cgroup path belongs to (NULL: none), in buf. */
+const char *unit_of(const char *path, char *buf, size_t len);
 
 #endif /* CGF_CMD_H */

@@ -10,12 +10,15 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,10 +28,16 @@
 
 static volatile sig_atomic_t stop;
 
+struct jentry;
+
 struct mon {
 	unsigned long count, max;
 	bool json;
 	uint64_t start_ns;      /* CLOCK_MONOTONIC, as bpf_ktime_get_ns() */
+	const char *pin;
+	int journal;            /* --journal: the socket, else -1 */
+	struct jentry *jentry;  /* the entry being made */
+	int err;                /* a send to the journal failed */
 };
 
 static const char *proto_name(int family, int p, char *buf, size_t len)
@@ -47,7 +56,7 @@ static const char *proto_name(int family, int p, char *buf, size_t len)
 
 /* The systemd unit a cgroup path belongs to: its deepest component that
  * names a unit (a slice only when nothing below it does); NULL: none. */
-static const char *unit_of(const char *path, char *buf, size_t len)
+const char *unit_of(const char *path, char *buf, size_t len)
 {
 	static const char *const kinds[] = { ".service", ".scope", ".socket", ".mount", ".swap" };
 	const char *p = path, *best = NULL, *slice = NULL;
@@ -155,15 +164,160 @@ static const char *verdict_of(const struct cgf_event *ev)
 	}
 }
 
+/* ---- the journal ------------------------------------------------------------ */
+
+/* The journal's native protocol (systemd's journal-native-protocol): one
+ * datagram per entry, a field a line, KEY=VALUE; a value with a newline as
+ * KEY, newline, its length (64 bits, little endian), the value, newline. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+struct jentry {
+	char b[16384];
+	size_t n;
+	bool full;
+};
+
+static void jfield(struct jentry *j, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val), i;
+	uint64_t le = vl;
+
+	if (j->full || j->n + kl + vl + 10 > sizeof(j->b)) {
+		j->full = true;
+		return;
+	}
+	memcpy(j->b + j->n, key, kl);
+	j->n += kl;
+	if (!strchr(val, '\n')) {
+		j->b[j->n++] = '=';
+	} else {
+		j->b[j->n++] = '\n';
+		for (i = 0; i < 8; i++, le >>= 8)
+			j->b[j->n++] = (char)(le & 0xff);
+	}
+	memcpy(j->b + j->n, val, vl);
+	j->n += vl;
+	j->b[j->n++] = '\n';
+}
+
+/* A datagram socket connected to the journal: its fd, or -errno (said). */
+static int journal_open(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return fd;
+	r = -errno;
+	if (fd >= 0)
+		close(fd);
+	cgf_err("cannot send drops to the journal, on %s: %s (is systemd-journald running?)",
+		JOURNAL_SOCKET, strerror(-r));
+	return r;
+}
+
+/* --journal: the socket and an entry's buffer in m; 0 or -errno (said). */
+static int journal_start(struct mon *m)
+{
+	m->jentry = malloc(sizeof(*m->jentry));
+	if (!m->jentry) {
+		cgf_err("cannot send drops to the journal: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	m->journal = journal_open();
+	if (m->journal < 0) {
+		free(m->jentry);
+		m->jentry = NULL;
+		return m->journal;
+	}
+	return 0;
+}
+
+/* What on_event found out about a drop. */
+struct drop {
+	const struct cgf_event *ev;
+	const char *line, *verdict, *proto, *sa, *da, *cgroup, *unit, *exe;
+};
+
+static int journal_drop(struct mon *m, const struct drop *d)
+{
+	struct jentry *j = m->jentry;
+	char num[16];
+	int tries;
+
+	j->n = 0;
+	j->full = false;
+	jfield(j, "MESSAGE", d->line);
+	/* a drop is a warning; what observe mode would drop, a notice */
+	jfield(j, "PRIORITY", !strcmp(d->verdict, "would-drop") ? "5" : "4");
+	jfield(j, "SYSLOG_IDENTIFIER", "cgfilter");
+	jfield(j, "CGFILTER_PIN", m->pin);
+	if (d->unit)
+		jfield(j, "UNIT", d->unit);
+	jfield(j, "CGFILTER_CGROUP", d->cgroup);
+	jfield(j, "CGFILTER_VERDICT", d->verdict);
+	jfield(j, "CGFILTER_DIRECTION", d->ev->ingress ? "ingress" : "egress");
+	jfield(j, "CGFILTER_PROTO", d->proto);
+	if (d->ev->family) {
+		jfield(j, "CGFILTER_SRC", d->sa);
+		jfield(j, "CGFILTER_DST", d->da);
+	}
+	if (d->ev->proto == 6 || d->ev->proto == 17) {
+		snprintf(num, sizeof(num), "%u", d->ev->sport);
+		jfield(j, "CGFILTER_SRC_PORT", num);
+		snprintf(num, sizeof(num), "%u", d->ev->dport);
+		jfield(j, "CGFILTER_DST_PORT", num);
+	}
+	snprintf(num, sizeof(num), "%u", d->ev->len);
+	jfield(j, "CGFILTER_LEN", num);
+	if (d->exe)
+		jfield(j, "CGFILTER_EXE", d->exe);
+	/* a journald restarted meanwhile: connect again, once */
+	for (tries = 0; tries < 2; tries++) {
+		if (send(m->journal, j->b, j->n, MSG_NOSIGNAL) == (ssize_t)j->n)
+			return 0;
+		if (tries || (errno != ECONNREFUSED && errno != ENOTCONN && errno != ENOENT))
+			break;
+		close(m->journal);
+		m->journal = journal_open();
+		if (m->journal < 0)
+			return m->journal;
+	}
+	m->err = -errno;
+	cgf_err("cannot send a drop to the journal, on %s: %s", JOURNAL_SOCKET, strerror(errno));
+	return m->err;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static void print_json(const struct drop *d, const char *tb, long ms)
+{
+	const struct cgf_event *ev = d->ev;
+
+	printf("{\"time\":\"%s.%03ld\",\"verdict\":\"%s\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
+	       tb, ms, d->verdict, d->proto, d->sa, ev->sport, d->da, ev->dport, ev->len, ev->malformed);
+	json_str(stdout, d->cgroup);
+	printf(",\"unit\":");
+	if (d->unit)
+		json_str(stdout, d->unit);
+	else
+		printf("null");
+	printf(",\"exe\":");
+	if (d->exe)
+		json_str(stdout, d->exe);
+	else
+		printf("null");
+	printf(",\"direction\":\"%s\"}\n", ev->ingress ? "ingress" : "egress");
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	const struct cgf_event *ev = data;
 	struct mon *m = ctx;
 	char sa[INET6_ADDRSTRLEN] = "-", da[INET6_ADDRSTRLEN] = "-", pb[16], cg[PATH_MAX], tb[32];
-	char ub[256], eb[CGF_EXE_PATH_MAX + 64];
-	const char *unit, *exe = NULL;
+	char ub[256], eb[CGF_EXE_PATH_MAX + 64], line[PATH_MAX + CGF_EXE_PATH_MAX + 512];
+	struct drop d = { .ev = ev, .line = line, .sa = sa, .da = da, .cgroup = cg };
 	struct timespec now;
-	const char *proto;
 	struct tm tm;
 	time_t t;
 
@@ -178,36 +332,31 @@ static int on_event(void *ctx, void *data, size_t len)
 		inet_ntop(ev->family == 4 ? AF_INET : AF_INET6, ev->saddr, sa, sizeof(sa));
 		inet_ntop(ev->family == 4 ? AF_INET : AF_INET6, ev->daddr, da, sizeof(da));
 	}
-	proto = proto_name(ev->family, ev->proto, pb, sizeof(pb));
+	d.proto = proto_name(ev->family, ev->proto, pb, sizeof(pb));
+	d.verdict = verdict_of(ev);
 	cgf_cgroup_path(ev->cgroup_id, cg, sizeof(cg));
-	unit = unit_of(cg, ub, sizeof(ub));
+	d.unit = unit_of(cg, ub, sizeof(ub));
 	if (ev->exe_ino)
-		exe = exe_path(ev->exe_dev, ev->exe_ino, eb, sizeof(eb));
-	if (m->json) {
-		printf("{\"time\":\"%s.%03ld\",\"verdict\":\"%s\",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,\"len\":%u,\"malformed\":%u,\"cgroup\":",
-		       tb, now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
-		       ev->len, ev->malformed);
-		json_str(stdout, cg);
-		printf(",\"unit\":");
-		if (unit)
-			json_str(stdout, unit);
-		else
-			printf("null");
-		printf(",\"exe\":");
-		if (exe)
-			json_str(stdout, exe);
-		else
-			printf("null");
-		printf("}\n");
-	} else if (ev->proto == 6 || ev->proto == 17) {
-		printf("%s.%03ld %s %s %s:%u -> %s:%u len %u%s cgroup %s%s%s%s%s\n", tb,
-		       now.tv_nsec / 1000000, verdict_of(ev), proto, sa, ev->sport, da, ev->dport,
-		       ev->len, ev->malformed ? " malformed" : "", cg, unit ? " unit " : "",
-		       unit ? unit : "", exe ? " exe " : "", exe ? exe : "");
+		d.exe = exe_path(ev->exe_dev, ev->exe_ino, eb, sizeof(eb));
+	if (ev->proto == 6 || ev->proto == 17)
+		snprintf(line, sizeof(line), "%s %s %s:%u -> %s:%u len %u%s cgroup %s%s%s%s%s",
+			 d.verdict, d.proto, sa, ev->sport, da, ev->dport, ev->len,
+			 ev->malformed ? " malformed" : "", cg, d.unit ? " unit " : "",
+			 d.unit ? d.unit : "", d.exe ? " exe " : "", d.exe ? d.exe : "");
+	else
+		snprintf(line, sizeof(line), "%s %s %s -> %s len %u%s cgroup %s%s%s%s%s", d.verdict,
+			 d.proto, sa, da, ev->len, ev->malformed ? " malformed" : "", cg,
+			 d.unit ? " unit " : "", d.unit ? d.unit : "", d.exe ? " exe " : "",
+			 d.exe ? d.exe : "");
+	if (m->journal >= 0) {
+		if (journal_drop(m, &d)) {
+			stop = 1;
+			return 0;
+		}
+	} else if (m->json) {
+		print_json(&d, tb, now.tv_nsec / 1000000);
 	} else {
-		printf("%s.%03ld %s %s %s -> %s len %u%s cgroup %s%s%s%s%s\n", tb, now.tv_nsec / 1000000,
-		       verdict_of(ev), proto, sa, da, ev->len, ev->malformed ? " malformed" : "", cg,
-		       unit ? " unit " : "", unit ? unit : "", exe ? " exe " : "", exe ? exe : "");
+		printf("%s.%03ld %s\n", tb, now.tv_nsec / 1000000, line);
 	}
 	fflush(stdout);
 	if (m->max && ++m->count >= m->max)
@@ -228,7 +377,7 @@ static long ms_between(const struct timespec *a, const struct timespec *b)
 
 int cmd_monitor(struct cmd_args *a)
 {
-	struct mon m = { .max = a->count, .json = a->json };
+	struct mon m = { .max = a->count, .json = a->json, .journal = -1 };
 	uint64_t st0[CGF_NSTATS], st[CGF_NSTATS];
 	struct timespec t0, t, renewed;
 	struct ring_buffer *rb;
@@ -237,15 +386,21 @@ int cmd_monitor(struct cmd_args *a)
 
 	if (a->argc != 1)
 		return usage_error(a, "expected PIN");
+	if (a->json && a->journal)
+		return usage_error(a, "--json and --journal are two outputs: give one");
 	r = cgf_engine_open(&e, a->argv[0], false);
 	if (r)
 		return r;
+	m.pin = e.pin;
+	if (a->journal && (r = journal_start(&m))) {
+		cgf_engine_close(&e);
+		return r;
+	}
 	rb = ring_buffer__new(e.events, on_event, &m, NULL);
 	if (!rb) {
 		r = -errno;
 		cgf_err("cannot read the drop events of %s: %s", e.pin, strerror(-r));
-		cgf_engine_close(&e);
-		return r;
+		goto out;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -261,7 +416,8 @@ int cmd_monitor(struct cmd_args *a)
 	renewed = t0;
 	m.start_ns = (uint64_t)t0.tv_sec * 1000000000ULL + t0.tv_nsec;
 	if (!a->json)
-		fprintf(stderr, "watching drops of %s (Ctrl-C to stop)\n", e.pin);
+		fprintf(stderr, "watching drops of %s%s (Ctrl-C to stop)\n", e.pin,
+			a->journal ? ", sending them to the journal" : "");
 	while (!stop) {
 		r = ring_buffer__poll(rb, 200);
 		if (r < 0 && r != -EINTR) {
@@ -285,6 +441,8 @@ int cmd_monitor(struct cmd_args *a)
 	if (!a->json && st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
 		fprintf(stderr, "%llu more drops not shown (rate limit, or the event ring was full)\n",
 			(unsigned long long)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
+	if (!r && m.err)
+		r = m.err;
 	if (!r && m.max && m.count < m.max) {
 		cgf_err("%lu of %lu drops seen before %s", m.count, m.max,
 			stop ? "the monitor was stopped" : "the timeout");
@@ -292,6 +450,9 @@ int cmd_monitor(struct cmd_args *a)
 	}
 out:
 	ring_buffer__free(rb);
+	if (m.journal >= 0)
+		close(m.journal);
+	free(m.jentry);
 	cgf_engine_close(&e);
 	return r;
 }

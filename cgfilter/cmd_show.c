@@ -307,7 +307,7 @@ static bool names_exe(const char *text)
 
 /* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
  * no filter in force). */
-static const char *dedicated_mode(const struct cgf_engine *e)
+const char *dedicated_mode(const struct cgf_engine *e)
 {
 	struct cgf_filter_view v;
 	const char *m = NULL;
@@ -560,6 +560,10 @@ int cmd_stats(struct cmd_args *a)
 	struct cgf_engine e;
 	int r;
 
+	if (a->prometheus)
+		return stats_prometheus(a);
+	if (a->output)
+		return usage_error(a, "--output goes with --prometheus");
 	if (a->argc != 1)
 		return usage_error(a, "expected PIN");
 	r = cgf_engine_open(&e, a->argv[0], false);
@@ -610,13 +614,14 @@ static int list_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 }
 
 /* An engine at pin (quietly skip what is not one). */
-static int list_one(const char *pin)
+static int list_one(const char *pin, void *ctx)
 {
 	uint64_t st[CGF_NSTATS];
 	struct cgf_engine e;
 	int r, n, saved = cgf_quiet;
 	char count[16];
 
+	(void)ctx;
 	cgf_quiet = 1;
 	r = cgf_engine_open(&e, pin, false);
 	cgf_quiet = saved;
@@ -634,9 +639,7 @@ static int list_one(const char *pin)
 	return 1;
 }
 
-/* The engines under dir, counted; a directory that cannot be read is an
- * error (a filter may be there), said and counted in *errors. */
-static int list_dir(const char *dir, int *errors)
+int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void *ctx, int *errors)
 {
 	struct dirent **names;
 	int n, i, found = 0;
@@ -656,9 +659,9 @@ static int list_dir(const char *dir, int *errors)
 		    snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name) < (int)sizeof(path)) {
 			if (l > 5 && !strcmp(names[i]->d_name + l - 5, "_maps")) {
 				path[strlen(path) - 5] = 0;
-				found += list_one(path);
+				found += fn(path, ctx);
 			} else {
-				found += list_dir(path, errors);
+				found += each_engine_pin(path, fn, ctx, errors);
 			}
 		}
 		free(names[i]);
@@ -685,7 +688,7 @@ int cmd_list(struct cmd_args *a)
 		cgf_err("cannot list %s: not a directory", dir);
 		return -ENOTDIR;
 	}
-	if (!list_dir(dir, &errors) && !errors)
+	if (!each_engine_pin(dir, list_one, NULL, &errors) && !errors)
 		printf("no cgfilter filters under %s\n", dir);
 	return errors ? -EACCES : 0;
 }

@@ -48,6 +48,11 @@ static const struct opt opts[] = {
 	{ OPT_INGRESS, "ingress", 0, NULL, "the unit's incoming packets only" },
 	{ OPT_EGRESS, "egress", 0, NULL, "the unit's outgoing packets only" },
 	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter-run/NAME" },
+	{ OPT_PROMETHEUS, "prometheus", 0, NULL,
+	  "every engine under DIR (/sys/fs/bpf) in the Prometheus text format" },
+	{ OPT_OUTPUT, "output", 'o', "FILE",
+	  "with --prometheus: replace FILE atomically (temporary file, fsync, rename)" },
+	{ OPT_JOURNAL, "journal", 0, NULL, "send each drop to the journal, with fields, not to standard output" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -147,14 +152,24 @@ static const struct cmd cmds[] = {
 	  NULL },
 	{ "list", cmd_list, 0, "[DIR]", "every cgfilter engine under DIR (/sys/fs/bpf)",
 	  "Every cgfilter engine pinned under DIR (default /sys/fs/bpf).\n", NULL },
-	{ "stats", cmd_stats, OPT_JSON, "PIN [--json]", "packets and bytes passed and dropped",
-	  "Packets and bytes passed and dropped, summed over CPUs.\n", NULL },
-	{ "monitor", cmd_monitor, OPT_COUNT | OPT_TIMEOUT | OPT_JSON, "PIN [-c N] [-t MS] [--json]",
-	  "stream dropped packets",
+	{ "stats", cmd_stats, OPT_JSON | OPT_PROMETHEUS | OPT_OUTPUT,
+	  "PIN [--json] | --prometheus [-o FILE] [DIR]", "packets and bytes passed and dropped",
+	  "Packets and bytes passed and dropped, summed over CPUs.  --prometheus: the\n"
+	  "counters of every engine under DIR (default /sys/fs/bpf) in the Prometheus\n"
+	  "text format, labelled by pin; cgfilter_attached_info names the cgroups and\n"
+	  "units each is attached to, cgfilter_filter_info the mode of each filter.\n"
+	  "-o FILE: write them to FILE for node_exporter's textfile collector, all at\n"
+	  "once; a failed write leaves FILE as it was (cgfilter-metrics.timer does it).\n",
+	  "cgfilter stats --prometheus -o /var/lib/prometheus/node-exporter/cgfilter.prom" },
+	{ "monitor", cmd_monitor, OPT_COUNT | OPT_TIMEOUT | OPT_JSON | OPT_JOURNAL,
+	  "PIN [-c N] [-t MS] [--json | --journal]", "stream dropped packets",
 	  "Print dropped packets as they happen, at most --events-per-sec a second per\n"
 	  "CPU (set at load).  -c: stop after N drops; -t: stop after MS ms; with -c, the\n"
-	  "exit status is 1 if fewer than N were seen.\n",
-	  NULL },
+	  "exit status is 1 if fewer than N were seen.  --journal: send each to the\n"
+	  "journal instead, the line as MESSAGE with fields CGFILTER_PIN, UNIT,\n"
+	  "CGFILTER_PROTO, _SRC, _DST, _SRC_PORT, _DST_PORT, _DIRECTION, _VERDICT, _EXE\n"
+	  "(cgfilter-monitor@NAME.service does it for /sys/fs/bpf/cgfilter/NAME).\n",
+	  "journalctl -o json CGFILTER_PIN=/sys/fs/bpf/cgfilter/web" },
 	{ "check", cmd_check, OPT_QUIET, "[-q] PIN",
 	  "fail unless PIN is a loaded cgroup_skb program",
 	  "Exit 0 if PIN is a loaded cgroup_skb program, else 1.  systemd attaches a\n"
@@ -362,6 +377,9 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		case OPT_EGRESS: a->egress = true; break;
 		case OPT_CGROUP: a->cgroup = optarg; break;
 		case OPT_NAME: a->run_name = optarg; break;
+		case OPT_PROMETHEUS: a->prometheus = true; break;
+		case OPT_OUTPUT: a->output = optarg; break;
+		case OPT_JOURNAL: a->journal = true; break;
 		case OPT_EVENTS:
 			if (number(a, "events per second", optarg, 0, 1000000, &a->events_per_sec))
 				return EXIT_USAGE;

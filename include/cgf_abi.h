@@ -144,7 +144,8 @@ struct cgf_event {
 	__u8 malformed;
 	__u8 reason;        /* enum cgf_reason: CGF_WOULD_*: passed in observe mode */
 	__u16 sport, dport; /* host order */
-	__u8 icmp_type, icmp_code, tcp_flags, pad2;
+	__u8 icmp_type, icmp_code, tcp_flags;
+	__u8 ingress;       /* 1: received (ingress_ifindex set), 0: sent */
 	__u8 saddr[16], daddr[16];  /* network order */
 	__u64 exe_dev, exe_ino;     /* the executable that made the socket, when
 				     * the filter names executables; else 0 */

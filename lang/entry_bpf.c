@@ -140,7 +140,10 @@ void gen_report_drop(struct gen *g)
 	ev_field(g, CGF_F_ICMP_TYPE, BPF_B, offsetof(struct cgf_event, icmp_type));
 	ev_field(g, CGF_F_ICMP_CODE, BPF_B, offsetof(struct cgf_event, icmp_code));
 	ev_field(g, CGF_F_TCP_FLAGS, BPF_B, offsetof(struct cgf_event, tcp_flags));
-	i_st(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, pad2), 0);
+	/* received: the kernel has set the interface it came in on */
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, ingress_ifindex));
+	i_bool(g, BPF_REG_0);
+	i_stx(g, BPF_B, BPF_REG_9, offsetof(struct cgf_event, ingress), BPF_REG_0);
 	for (i = 0; i < 2; i++) {
 		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_SADDR + 8 * i));
 		i_stx(g, BPF_DW, BPF_REG_9, (int16_t)(offsetof(struct cgf_event, saddr) + 8 * i), BPF_REG_0);

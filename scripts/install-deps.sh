@@ -20,9 +20,10 @@ BUILD_PKGS="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev m
 # throughput (iperf3), the nftables row, the plots, fault injection (strace),
 # script(1) for a terminal (bsdutils), the man page check (groff-base),
 # file capabilities for the cgfilter-wrap test (libcap2-bin: setcap), the
-# Debian package (make deb: debhelper, dpkg-dev; its test: lintian)
+# Debian package (make deb: debhelper, dpkg-dev; its test: lintian),
+# promtool to check the Prometheus metrics (Debian's prometheus ships it)
 TEST_PKGS="systemd dbus util-linux procps iperf3 nftables gnuplot-nox strace bsdutils groff-base libcap2-bin
-	debhelper dpkg-dev lintian"
+	debhelper dpkg-dev lintian prometheus"
 
 tests=
 case ${1:-} in
