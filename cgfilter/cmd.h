@@ -76,6 +76,9 @@ int cmd_wrap(struct cmd_args *a);
 int cmd_run(struct cmd_args *a);
 int cmd_learn(struct cmd_args *a);
 int cmd_exe_ids(struct cmd_args *a);
+int cmd_refresh(struct cmd_args *a);
+/* fn(PIN) for every PIN_maps/ directory under dir: the sum of what fn returned */
+int cmd_each_engine(const char *dir, int *errors, int (*fn)(const char *pin));
 int cgf_run_exec_main(int argc, char **argv);
 int cgf_run_clean_main(int argc, char **argv);
 

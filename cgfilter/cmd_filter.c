@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -404,4 +405,43 @@ int cmd_exe_ids(struct cmd_args *a)
 	if (a->force && !(a->argc == 1 && !strcmp(a->argv[0], "stop")))
 		return usage_error(a, "--force goes with stop");
 	return cgf_exe_ids_status(a->argc == 1 && !strcmp(a->argv[0], "stop"), a->force);
+}
+
+static bool refresh_force;
+
+/* One engine refreshed: 1 (counted), its failure said. */
+static int refresh_pin(const char *pin)
+{
+	struct cgf_engine e;
+	int r, changed = 0;
+
+	r = cgf_engine_open(&e, pin, true);
+	if (!r) {
+		r = cgf_engine_refresh(&e, refresh_force, &changed);
+		if (!r && cgf_verbose)
+			printf("%s: %d update%s\n", pin, changed, changed == 1 ? "" : "s");
+		cgf_engine_close(&e);
+	}
+	return r ? -1000000 : 1;
+}
+
+int cmd_refresh(struct cmd_args *a)
+{
+	int i, errors = 0, r = 0;
+
+	refresh_force = a->force;
+	for (i = 0; i < a->argc; i++) {
+		struct stat st;
+
+		/* a directory: every engine under it, as list DIR */
+		if (!stat(a->argv[i], &st) && S_ISDIR(st.st_mode)) {
+			if (cmd_each_engine(a->argv[i], &errors, refresh_pin) < 0)
+				r = -EINVAL;
+		} else if (refresh_pin(a->argv[i]) < 0) {
+			r = -EINVAL;
+		}
+	}
+	if (!a->argc && cmd_each_engine("/sys/fs/bpf", &errors, refresh_pin) < 0)
+		r = -EINVAL;
+	return r ? r : errors ? -EACCES : 0;
 }
