@@ -115,8 +115,8 @@ static const struct cmd cmds[] = {
 	  "(--force: all of them), and put the new addresses in force as 'set' and\n"
 	  "'set-add' do: each filter in one update, each set all at once.  Names are\n"
 	  "resolved with getaddrinfo (/etc/hosts, DNS).  A name that no longer resolves\n"
-	  "keeps its last\n"
-	  "addresses, with a warning, and the exit status stays 0; other failures exit 1.\n"
+	  "keeps its last addresses, with a warning, and the exit status stays 0; other\n"
+	  "failures exit 1.\n"
 	  "A name's lifetime is 300 s ($CGFILTER_NAME_LIFETIME when set); the timer\n"
 	  "cgfilter-refresh.timer runs this every minute.\n",
 	  "cgfilter refresh --force /sys/fs/bpf/web" },

@@ -1255,8 +1255,9 @@ static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, bo
 	if (!r) {
 		(*changed)++;
 		if (cgf_verbose)
-			printf("%s%s%s: %d names resolved, %d with new addresses\n", e->pin,
-			       path ? " cgroup " : "", path ? path : "", names.resolved, names.changed);
+			printf("%s%s%s: %d name%s resolved again, %d with new addresses\n", e->pin,
+			       path ? " cgroup " : "", path ? path : "", names.resolved,
+			       names.resolved == 1 ? "" : "s", names.changed);
 	}
 	cgf_names_free(&names);
 	return r;

@@ -55,9 +55,17 @@ int cgf_resolve_host(const char *name, struct cgf_cidr **addrs, size_t *n, char 
 	size_t cnt = 0, cap = 0, i, j;
 	int r;
 
+	char bare[CGF_HOST_MAX + 2];
+	size_t l;
+
 	*addrs = NULL;
 	*n = 0;
-	r = getaddrinfo(name, NULL, &hints, &res);
+	/* "tcp." writes the host tcp (a field's name): /etc/hosts has it without the dot */
+	snprintf(bare, sizeof(bare), "%s", name);
+	l = strlen(bare);
+	if (l > 1 && bare[l - 1] == '.')
+		bare[l - 1] = 0;
+	r = getaddrinfo(bare, NULL, &hints, &res);
 	if (r) {
 		snprintf(why, whylen, "cannot resolve host name '%s': %s", name,
 			 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
