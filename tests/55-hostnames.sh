@@ -5,14 +5,17 @@
 # and named sets (set-add, set-del); cgfilter refresh (--force, and after
 # the lifetime) puts the new addresses in force; a name that does not
 # resolve is refused at set and changes nothing; one gone at refresh keeps
-# its addresses with a warning; the back ends that cannot re-resolve refuse.
+# its addresses with a warning; the back ends that cannot re-resolve refuse;
+# refresh killed (or given an error) at each of its bpf() calls leaves each
+# filter and set old or new, whole, as shown.
 # The verdicts (BPF_PROG_TEST_RUN) are judged from the addresses this test
 # wrote in its hosts file.
 . "$(dirname "$0")/lib.sh"
 
 need_root
+need_cgroup2
 need_bpffs
-need_cmd unshare python3
+need_cmd unshare python3 strace
 CGF=$BUILD/cgfilter/cgfilter
 for p in "$CGF" "$BUILD/tests/verdict-run"; do
 	[ -x "$p" ] || fail "$p is not built (make)"
@@ -164,3 +167,90 @@ expect_eq "the set lists the name" "$(shown_names d)" "web.cgft=198.51.100.10"
 hosts "198.51.100.20 web.cgft"
 expect_ok "refresh DIR: every engine under it" cgf refresh --force "$DIR"
 expect_eq "the declared set follows" "$(verdicts)" "$(reference 198.51.100.20/32)"
+
+# ---- a trailing dot writes a host whose name is a field's ------------------------------
+hosts "198.51.100.10 tcp"
+expect_ok "'tcp.' names the host tcp (and == takes a host name)" cgf set "$PIN" 'dst_ip == tcp. || dst_ip in { 192.0.2.0/24 }'
+expect_eq "its verdicts" "$(verdicts)" "$(reference 198.51.100.10/32 192.0.2.0/24)"
+
+# ---- a shared engine: each cgroup's filter refreshed -----------------------------------
+# (its filters live in cgroup storage, which BPF_PROG_TEST_RUN does not
+# reach: what show says of the cgroup's program)
+SH=$DIR/shared
+CG=$CG2/$T_ID-hn
+make_cgroup "$CG"
+at_exit "$CGF" unload --detach "$SH"
+hosts "198.51.100.10 web.cgft"
+expect_ok "a shared engine" cgf load --shared "$SH"
+expect_ok "attached to a cgroup" cgf attach "$SH" "$CG" egress
+expect_ok "register a filter with a host name" cgf register "$SH" --cgroup "$CG" 'dst_ip in { web.cgft }'
+cg_names() {
+	"$CGF" show --json "$SH" | python3 -c '
+import json, sys
+print(" ".join("%s=%s" % (n["name"], ",".join(n["addresses"])) for f in json.load(sys.stdin)["filters"] for n in f.get("names", [])))'
+}
+expect_eq "show lists the cgroup's names" "$(cg_names)" "web.cgft=198.51.100.10"
+hosts "198.51.100.20 web.cgft"
+expect_ok "refresh --force the shared engine" cgf refresh --force "$SH"
+expect_eq "the cgroup's filter has the new address" "$(cg_names)" "web.cgft=198.51.100.20"
+expect_ok "unload it" "$CGF" unload --detach "$SH"
+
+# ---- refresh killed (or failing) at each of its bpf() calls -----------------------------
+# the filter's names and the set's are each old or new, whole, as shown, and
+# the verdicts are those of the addresses shown; the refresh again is right
+cgfx() { # CMD...: run in the namespace with the scratch hosts file
+	unshare -m -- sh -c 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/nsswitch.conf &&
+		shift 2 && exec "$@"' sh "$TMP/hosts" "$TMP/nsswitch.conf" "$@"
+}
+crash_setup() {
+	clean
+	hosts "198.51.100.10 web.cgft" "203.0.113.7 repo.cgft"
+	cgf load "$PIN" '@repos = { repo.cgft } dst_ip in { web.cgft } || dst_ip in @repos' ||
+		fail "cannot load"
+	hosts "198.51.100.20 web.cgft" "203.0.113.8 repo.cgft"
+}
+crash_check() { # WHAT RC HOW
+	local f s want
+	f=$(shown_names filter) && s=$(shown_names repos) || fail "$1: show fails"
+	case $f in
+	web.cgft=198.51.100.10) want="198.51.100.10/32" ;;
+	web.cgft=198.51.100.20) want="198.51.100.20/32" ;;
+	*) fail "$1: the filter's names are neither old nor new: $f" ;;
+	esac
+	case $s in
+	repo.cgft=203.0.113.7) want="$want 203.0.113.7/32" ;;
+	repo.cgft=203.0.113.8) want="$want 203.0.113.8/32" ;;
+	*) fail "$1: the set's names are neither old nor new: $s" ;;
+	esac
+	if [ "$2" -eq 0 ] && [ "$3" != signal=SIGKILL ]; then
+		[ "$want" = "198.51.100.20/32 203.0.113.8/32" ] || fail "$1: exit 0, but not all new: $f $s"
+	fi
+	# shellcheck disable=SC2086
+	[ "$(verdicts)" = "$(reference $want)" ] || fail "$1: shows $f $s, but the verdicts are $(verdicts)"
+}
+crash_setup
+cgfx strace -f -qq -e trace=bpf -o "$TMP/trace" "$CGF" refresh --force "$PIN" >/dev/null 2>&1 ||
+	fail "refresh under strace failed"
+total=$(grep -c 'bpf(' "$TMP/trace")
+[ "$total" -gt 3 ] || fail "refresh made only $total bpf() calls"
+for how in signal=SIGKILL error=ENOSPC; do
+	for ((n = 1; n <= total; n++)); do
+		crash_setup
+		rc=0
+		(
+			cgfx strace -f -qq -o /dev/null -e trace=bpf -e "inject=bpf:$how:when=$n" \
+				"$CGF" refresh --force "$PIN" >"$TMP/out" 2>"$TMP/err"
+			exit $?
+		) 2>/dev/null || rc=$?
+		if [ "$how" = error=ENOSPC ] && [ $rc -ne 0 ] && [ ! -s "$TMP/err" ]; then
+			fail "refresh: ENOSPC at bpf() call $n: exit $rc without a message"
+		fi
+		crash_check "refresh, $how at bpf() call $n of $total (exit $rc: $(head -c 200 "$TMP/err"))" "$rc" "$how"
+		cgf refresh --force "$PIN" >/dev/null 2>"$TMP/err2" ||
+			fail "refresh: after $how at call $n, refresh again failed: $(cat "$TMP/err2")"
+		crash_check "refresh again after $how at call $n" 0 none
+		[ "$(shown_names filter) $(shown_names repos)" = "web.cgft=198.51.100.20 repo.cgft=203.0.113.8" ] ||
+			fail "refresh again after $how at call $n: not all new"
+	done
+	ok "refresh: $how at each of its $total bpf() calls: each filter and set old or new, whole, as shown"
+done
