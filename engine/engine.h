@@ -212,6 +212,8 @@ void cgf_names_free(struct cgf_names *t);
  * a filter's text again as it was made, without resolving anything. */
 int cgf_names_stored(const char *name, const struct cgf_set *s, struct cgf_cidr **addrs,
 		     size_t *n, char *why, size_t whylen, void *ctx);
+/* Every name of t->old into t as it is. */
+int cgf_names_keep_old(struct cgf_names *t);
 /* How many names are due (expired; every one with force). */
 int cgf_names_due(const struct cgf_names *t, bool force);
 

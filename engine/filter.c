@@ -441,13 +441,21 @@ static bool uses_exe(const struct cgf_expr *x)
 	return cgf_expr_postorder(x->root, has_exe, NULL) == 1;
 }
 
-static void print_parse_error(const char *text, const struct cgf_error *pe)
+/* Parse text; a bad filter is said, with the place. */
+static int parse_filter(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x)
 {
+	struct cgf_error pe;
 	char msg[400];
+	int r = cgf_expr_parse(text, po, x, &pe);
 
-	cgf_error_format(pe, msg, sizeof(msg));
-	cgf_err("bad filter: %s", msg);
-	cgf_error_show_place(stderr, text, pe);
+	if (r == -EINVAL) {
+		cgf_error_format(&pe, msg, sizeof(msg));
+		cgf_err("bad filter: %s", msg);
+		cgf_error_show_place(stderr, text, &pe);
+	} else if (r) {
+		cgf_err("cannot parse the filter: %s", strerror(-r));
+	}
+	return r;
 }
 
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
@@ -466,7 +474,6 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd,
 				   .exe_fd = -1, .scratch_fd = e->scratch };
 	struct cgf_expr *x = NULL;
-	struct cgf_error pe;
 	struct cgf_gen g;
 	char why[256];
 	int r, exe_fd = -1;
@@ -483,20 +490,13 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 		text = "1";
 		po.allow_decls = 0;
 		/* its names kept, as its text is, for the way back */
-		for (size_t i = 0; c.names->old && i < c.names->old->n; i++) {
-			const struct cgf_name *o = &c.names->old->v[i];
-
-			if (cgf_names_put(c.names, o->name, o->expires, o->addrs, o->n))
-				break;
-		}
+		r = cgf_names_keep_old(c.names);
+		if (r)
+			return r;
 	}
 	b->learning = learn_fd >= 0;
-	r = cgf_expr_parse(text, &po, &x, &pe);
+	r = parse_filter(text, &po, &x);
 	if (r) {
-		if (r == -EINVAL)
-			print_parse_error(text, &pe);
-		else
-			cgf_err("cannot parse the filter: %s", strerror(-r));
 		cgf_names_free(&fresh);
 		return r;
 	}
@@ -642,6 +642,27 @@ static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
 			return false;
 	}
 	return true;
+}
+
+/* The filter v built again from its text (its sets as they are), its host
+ * names by names' policy (NULL: the addresses it has, resolving nothing). */
+static int build_again(struct cgf_engine *e, const struct cgf_filter_view *v, unsigned int flags,
+		       int mode, int learn_fd, struct cgf_names *names, struct cgf_built *b)
+{
+	struct cgf_names old = { 0 }, kept = { .policy = CGF_NAMES_KEEP };
+	int r;
+
+	if (!names)
+		names = &kept;
+	r = cgf_names_parse(v->names, &old);
+	if (r)
+		return r;
+	names->old = &old;
+	r = cgf_filter_build(e, v->text, flags, mode, learn_fd, names, b);
+	names->old = NULL;
+	cgf_names_free(&old);
+	cgf_names_free(&kept);
+	return r;
 }
 
 int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
@@ -827,19 +848,8 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 	if (mode < 0) /* a new filter keeps the cgroup's mode */
 		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;
 	if (text) {
-		struct cgf_names old = { 0 }, kept = { .old = &old, .policy = CGF_NAMES_KEEP };
-
-		if (keep && !names)
-			names = &kept;
-		if (keep && (r = cgf_names_parse(cur.names, &old)))
-			goto out;
-		if (keep)
-			names->old = &old;
-		r = cgf_filter_build(e, text, keep ? CGF_BUILD_KEEP_SETS : 0, mode, learn_fd, names, &b);
-		if (keep)
-			names->old = NULL;
-		cgf_names_free(&old);
-		cgf_names_free(&kept);
+		r = keep ? build_again(e, &cur, CGF_BUILD_KEEP_SETS, mode, learn_fd, names, &b)
+			 : cgf_filter_build(e, text, 0, mode, learn_fd, NULL, &b);
 		if (!r)
 			r = cgf_filter_seal(&b, text, cgid, cur.info.gen + 1);
 		if (r)
@@ -999,21 +1009,10 @@ static int dedicated_view(struct cgf_engine *e, struct cgf_filter_view *v)
 static int rebuild_dedicated(struct cgf_engine *e, const struct cgf_filter_view *v, int mode,
 			     int learn_fd, uint32_t *prog_id, struct cgf_names *names)
 {
-	struct cgf_names old = { 0 }, kept = { .policy = CGF_NAMES_KEEP };
 	struct cgf_built b;
 	int r;
 
-	if (!names)
-		names = &kept;
-	r = cgf_names_parse(v->names, &old);
-	if (r)
-		return r;
-	names->old = &old;
-	r = cgf_filter_build(e, v->text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd,
-			     names, &b);
-	names->old = NULL;
-	cgf_names_free(&old);
-	cgf_names_free(&kept);
+	r = build_again(e, v, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd, names, &b);
 	if (!r)
 		r = cgf_filter_seal(&b, v->text, 0, e->gen + 1);
 	if (!r)

@@ -302,3 +302,16 @@ int cgf_names_stored(const char *name, const struct cgf_set *s, struct cgf_cidr 
 		memcpy(*addrs, e->addrs, e->n * sizeof(**addrs));
 	return 0;
 }
+
+int cgf_names_keep_old(struct cgf_names *t)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; t->old && i < t->old->n && !r; i++) {
+		const struct cgf_name *o = &t->old->v[i];
+
+		r = cgf_names_put(t, o->name, o->expires, o->addrs, o->n);
+	}
+	return r;
+}

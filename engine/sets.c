@@ -405,13 +405,87 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 	return 0;
 }
 
-int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
+/* The set's new contents, whole, in *inner (old: outer's, unless created);
+ * what failed is said. */
+static int new_contents(const struct cgf_engine *e, const char *name, int outer, bool created,
+			enum cgf_type type, const struct cgf_set *s, char **hosts, int nhosts,
+			bool add, int n, int *inner)
 {
 	uint64_t *bits = NULL;
+	uint32_t zero = 0;
+	int old = -1, r;
+
+	if (type == CGF_T_ADDR) {
+		/* addresses and host names: the new trie made whole from the old */
+		old = created ? -1 : inner_of(outer);
+		r = old < 0 && !created ? old : addr_set_edit(old, s, hosts, nhosts, add, inner);
+		if (r && r != -EINVAL) {   /* (-EINVAL: said) */
+			if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+				cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
+					name, CGF_LPM_MAX_PREFIXES);
+			else
+				cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+		}
+		goto out;
+	}
+	if (type == CGF_T_EXE) {
+		/* as big as it needs: what it holds and what comes */
+		uint32_t held = 0;
+		int cur = created ? -1 : inner_of(outer);
+
+		if (cur >= 0) {
+			struct cgf_exe_id k, nx;
+			int more;
+
+			for (more = cgf_next_key(cur, NULL, &nx); more > 0; more = cgf_next_key(cur, &k, &nx)) {
+				k = nx;
+				held++;
+			}
+			close(cur);
+		}
+		*inner = inner_new_exe(held + (add ? (uint32_t)n : 0));
+	} else {
+		*inner = inner_new(type);
+	}
+	bits = calloc(CGF_BITMAP_BYTES, 1);
+	if (*inner < 0 || !bits) {
+		r = *inner < 0 ? *inner : -ENOMEM;
+		cgf_err("cannot make a set: %s", strerror(-r));
+		goto out;
+	}
+	/* the new contents, whole, before anything switches */
+	if (!created) {
+		old = inner_of(outer);
+		r = old < 0 ? old : copy(old, *inner, type, bits);
+		if (r) {
+			cgf_err("cannot read set @%s of %s: %s", name, e->pin, strerror(-r));
+			goto out;
+		}
+	}
+	r = fill(*inner, type, s, add, bits);
+	if (!r && type == CGF_T_INT && bpf_map_update_elem(*inner, &zero, bits, BPF_ANY))
+		r = -errno;
+	if (r) {
+		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+			cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
+				name, CGF_LPM_MAX_PREFIXES);
+		else
+			cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+		goto out;
+	}
+out:
+	free(bits);
+	if (old >= 0)
+		close(old);
+	return r;
+}
+
+int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
+{
 	struct cgf_set s;
 	enum cgf_type type;
 	uint32_t zero = 0;
-	int outer = -1, old = -1, inner = -1, r, nhosts = 0;
+	int outer = -1, inner = -1, r, nhosts = 0;
 	bool created = false;
 	char **hosts = NULL;
 
@@ -443,68 +517,9 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 	r = hosts ? parse_items(items, n, type, name, add, &s, hosts, &nhosts) : -ENOMEM;
 	if (r)
 		goto out;
-	if (type == CGF_T_ADDR) {
-		/* addresses and host names: the new trie made whole from the old */
-		old = created ? -1 : inner_of(outer);
-		r = old < 0 && !created ? old : addr_set_edit(old, &s, hosts, nhosts, add, &inner);
-		if (r == -EINVAL)
-			goto out;       /* said */
-		if (r) {
-			if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
-				cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
-					name, CGF_LPM_MAX_PREFIXES);
-			else
-				cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
-			goto out;
-		}
-		goto put;
-	}
-	if (type == CGF_T_EXE) {
-		/* as big as it needs: what it holds and what comes */
-		uint32_t held = 0;
-		int cur = created ? -1 : inner_of(outer);
-
-		if (cur >= 0) {
-			struct cgf_exe_id k, nx;
-			int more;
-
-			for (more = cgf_next_key(cur, NULL, &nx); more > 0; more = cgf_next_key(cur, &k, &nx)) {
-				k = nx;
-				held++;
-			}
-			close(cur);
-		}
-		inner = inner_new_exe(held + (add ? (uint32_t)n : 0));
-	} else {
-		inner = inner_new(type);
-	}
-	bits = calloc(CGF_BITMAP_BYTES, 1);
-	if (inner < 0 || !bits) {
-		r = inner < 0 ? inner : -ENOMEM;
-		cgf_err("cannot make a set: %s", strerror(-r));
+	r = new_contents(e, name, outer, created, type, &s, hosts, nhosts, add, n, &inner);
+	if (r)
 		goto out;
-	}
-	/* the new contents, whole, before anything switches */
-	if (!created) {
-		old = inner_of(outer);
-		r = old < 0 ? old : copy(old, inner, type, bits);
-		if (r) {
-			cgf_err("cannot read set @%s of %s: %s", name, e->pin, strerror(-r));
-			goto out;
-		}
-	}
-	r = fill(inner, type, &s, add, bits);
-	if (!r && type == CGF_T_INT && bpf_map_update_elem(inner, &zero, bits, BPF_ANY))
-		r = -errno;
-	if (r) {
-		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
-			cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
-				name, CGF_LPM_MAX_PREFIXES);
-		else
-			cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
-		goto out;
-	}
-put:
 	/* the switch: one update (or, for a new set, one pin) */
 	if (created) {
 		outer = outer_new(inner);
@@ -518,14 +533,11 @@ put:
 	}
 out:
 	free(hosts);
-	free(bits);
 	free(s.cidrs);
 	free(s.ranges);
 	free(s.exes);
 	if (inner >= 0)
 		close(inner);
-	if (old >= 0)
-		close(old);
 	if (outer >= 0)
 		close(outer);
 	return r;
