@@ -6,11 +6,13 @@
  * new one, an edit that does not fit changes nothing, and a command killed
  * half-way leaves the old set, since nothing was switched.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -333,6 +335,14 @@ static bool looks_like_exe(const char *s)
 	return s[0] == '/' || s[0] == '"';
 }
 
+static bool any_letter(const char *s)
+{
+	for (; *s; s++)
+		if (isalpha((unsigned char)*s))
+			return true;
+	return false;
+}
+
 /* The items as a parsed set of type (each checked; the first bad one is
  * refused with its reason). */
 static int parse_items(char **items, int n, enum cgf_type type, const char *name, bool add,
@@ -391,6 +401,9 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 				hosts[(*nhosts)++] = items[i];  /* resolved by the edit */
 				continue;
 			}
+			if (bad && !strpbrk(items[i], ":/") && any_letter(items[i]) &&
+			    strncasecmp(items[i], "0x", 2))
+				snprintf(why, sizeof(why), "%s", hwhy); /* meant as a name */
 		}
 		else if (looks_like_addr(items[i]))
 			bad = (snprintf(why, sizeof(why), "@%s holds integers", name), -1);
