@@ -117,7 +117,8 @@ static const struct cmd cmds[] = {
 	  "resolved with getaddrinfo (/etc/hosts, DNS).  A name that no longer resolves\n"
 	  "keeps its last addresses, with a warning, and the exit status stays 0; other\n"
 	  "failures exit 1.\n"
-	  "A name's lifetime is 300 s ($CGFILTER_NAME_LIFETIME when set); the timer\n"
+	  "A name's lifetime is its DNS TTL, or 300 s for one from /etc/hosts\n"
+	  "($CGFILTER_NAME_LIFETIME, when set, for every name); the timer\n"
 	  "cgfilter-refresh.timer runs this every minute.\n",
 	  "cgfilter refresh --force /sys/fs/bpf/web" },
 	{ "attach", cmd_attach, 0, "PIN CGROUP [ingress|egress|both]",

@@ -169,10 +169,14 @@ int cgf_set_type(int outer, enum cgf_type *type);
 /* ---- host names (names.c) ------------------------------------------------------ */
 
 /* How long a name's addresses hold before cgfilter refresh resolves it
- * again, in seconds: CGF_NAME_LIFETIME, or $CGFILTER_NAME_LIFETIME (1 s to
- * a week).  getaddrinfo gives no TTL, so DNS records' TTLs are not used. */
+ * again: the smallest TTL of its DNS answers (A, AAAA: res_query; at most
+ * CGF_NAME_TTL_MAX) when the hosts file does not name it and DNS answers,
+ * else CGF_NAME_LIFETIME seconds; $CGFILTER_NAME_LIFETIME (1 s to a week),
+ * when set, for every name. */
 #define CGF_NAME_LIFETIME 300
-uint32_t cgf_name_lifetime(void);
+#define CGF_NAME_TTL_MAX 86400
+uint32_t cgf_name_lifetime(void);           /* the default, in seconds */
+uint64_t cgf_name_expiry(const char *name); /* when name, resolved now, expires */
 uint64_t cgf_now(void);         /* CLOCK_REALTIME seconds */
 struct cgf_name {
 	char name[CGF_HOST_MAX + 2];

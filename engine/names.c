@@ -7,8 +7,12 @@
  * and re-resolved by cgfilter refresh once they expire.
  */
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
+#include <resolv.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,70 @@ uint32_t cgf_name_lifetime(void)
 		return CGF_NAME_LIFETIME;
 	v = strtoul(s, &end, 10);
 	return *end || v < 1 || v > 86400 * 7 ? CGF_NAME_LIFETIME : (uint32_t)v;
+}
+
+/* Whether the hosts file names this host (then DNS has no say in it). */
+static bool in_hosts_file(const char *name)
+{
+	FILE *f = fopen("/etc/hosts", "re");
+	char line[1024], *tok, *save;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "#\n")] = 0;
+		tok = strtok_r(line, " \t", &save);   /* the address */
+		while (!found && tok && (tok = strtok_r(NULL, " \t", &save)))
+			found = !strcasecmp(tok, name);
+	}
+	fclose(f);
+	return found;
+}
+
+/* The smallest TTL of the DNS answers for name, A and AAAA (0: none). */
+static uint32_t dns_ttl(const char *name)
+{
+	static const int types[2] = { ns_t_a, ns_t_aaaa };
+	unsigned char ans[4096];
+	uint32_t best = 0;
+	int t, i, len;
+
+	for (t = 0; t < 2; t++) {
+		ns_msg m;
+
+		len = res_query(name, ns_c_in, types[t], ans, sizeof(ans));
+		if (len <= 0 || ns_initparse(ans, len, &m))
+			continue;
+		for (i = 0; i < ns_msg_count(m, ns_s_an); i++) {
+			ns_rr rr;
+
+			if (ns_parserr(&m, ns_s_an, i, &rr))
+				break;
+			if (!best || ns_rr_ttl(rr) < best)
+				best = ns_rr_ttl(rr);
+		}
+	}
+	return best;
+}
+
+uint64_t cgf_name_expiry(const char *name)
+{
+	const char *s = getenv("CGFILTER_NAME_LIFETIME");
+	char bare[CGF_HOST_MAX + 2];
+	size_t l;
+	uint32_t ttl;
+
+	if (s && *s)
+		return cgf_now() + cgf_name_lifetime();
+	snprintf(bare, sizeof(bare), "%s", name);
+	l = strlen(bare);
+	if (l > 1 && bare[l - 1] == '.')
+		bare[l - 1] = 0;
+	ttl = in_hosts_file(bare) ? 0 : dns_ttl(bare);
+	if (ttl > CGF_NAME_TTL_MAX)
+		ttl = CGF_NAME_TTL_MAX;
+	return cgf_now() + (ttl ? ttl : cgf_name_lifetime());
 }
 
 uint64_t cgf_now(void)
@@ -253,8 +321,9 @@ int cgf_names_get(struct cgf_names *t, const char *name, struct cgf_cidr **addrs
 			a = NULL;
 			cnt = 0;
 			r = cgf_names_put(t, name, now + cgf_name_lifetime(), old->addrs, old->n);
+			/* (tried again after the default lifetime: no TTL to go by) */
 		} else {
-			r = cgf_names_put(t, name, now + cgf_name_lifetime(), a, cnt);
+			r = cgf_names_put(t, name, cgf_name_expiry(name), a, cnt);
 			if (!old || old->n != cnt || memcmp(old->addrs, a, cnt * sizeof(*a)))
 				t->changed++;
 		}

@@ -981,7 +981,7 @@ static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nho
 			r = -EINVAL;
 			break;
 		}
-		r = cgf_names_put(&t, hosts[i], cgf_now() + cgf_name_lifetime(), a, n);
+		r = cgf_names_put(&t, hosts[i], cgf_name_expiry(hosts[i]), a, n);
 		free(a);
 	}
 	if (!r)
@@ -1078,7 +1078,6 @@ static int addr_set_new(const struct cgf_set *s, int *inner)
 {
 	struct cgf_names t = { 0 };
 	struct keys lits = { 0 };
-	uint64_t expires = cgf_now() + cgf_name_lifetime();
 	size_t i, h;
 	int r = 0;
 
@@ -1094,8 +1093,8 @@ static int addr_set_new(const struct cgf_set *s, int *inner)
 	}
 	keys_settle(&lits);
 	for (h = 0; !r && h < s->nhosts; h++)
-		r = cgf_names_put(&t, s->hosts[h].name, expires, s->cidrs + s->hosts[h].first,
-				  s->hosts[h].n);
+		r = cgf_names_put(&t, s->hosts[h].name, cgf_name_expiry(s->hosts[h].name),
+				  s->cidrs + s->hosts[h].first, s->hosts[h].n);
 	if (!r)
 		r = addr_set_make(&lits, &t, inner);
 	free(lits.v);

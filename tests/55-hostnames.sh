@@ -15,7 +15,7 @@
 need_root
 need_cgroup2
 need_bpffs
-need_cmd unshare python3 strace
+need_cmd unshare python3 strace ip
 CGF=$BUILD/cgfilter/cgfilter
 for p in "$CGF" "$BUILD/tests/verdict-run"; do
 	[ -x "$p" ] || fail "$p is not built (make)"
@@ -172,6 +172,51 @@ expect_eq "the declared set follows" "$(verdicts)" "$(reference 198.51.100.20/32
 hosts "198.51.100.10 tcp"
 expect_ok "'tcp.' names the host tcp (and == takes a host name)" cgf set "$PIN" 'dst_ip == tcp. || dst_ip in { 192.0.2.0/24 }'
 expect_eq "its verdicts" "$(verdicts)" "$(reference 198.51.100.10/32 192.0.2.0/24)"
+
+# ---- a DNS answer's TTL is the lifetime ------------------------------------------------
+# a DNS server of the test's own on 127.0.0.1 of a network namespace of its
+# own: dns.cgft has 198.51.100.20 with a TTL of 7 s (no AAAA)
+cat >"$TMP/dns.py" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").write("ready\n")
+while True:
+    q, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode())
+        i += q[i] + 1
+    qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+    name = ".".join(labels).lower()
+    ans, rcode = b"", 0 if name == "dns.cgft" else 3
+    if name == "dns.cgft" and qtype == 1:
+        ans = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 7, 4) + socket.inet_aton("198.51.100.20")
+    hdr = q[:2] + struct.pack(">HHHHH", 0x8180 | rcode, 1, 1 if ans else 0, 0, 0)
+    s.sendto(hdr + q[12:i + 5] + ans, peer)
+PY
+printf 'hosts: files dns\n' >"$TMP/nss-dns"
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$TMP/resolv.conf"
+dns_cgf() {
+	env -u CGFILTER_NAME_LIFETIME unshare -m -n -- sh -c '
+		ip link set lo up && mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/nsswitch.conf &&
+			mount --bind "$3" /etc/resolv.conf || exit 1
+		python3 "$4" "$5" & pid=$!
+		for _ in $(seq 50); do [ -s "$5" ] && break; sleep 0.1; done
+		shift 5; "$@"; rc=$?; kill $pid; wait $pid 2>/dev/null; exit $rc' \
+		sh "$TMP/hosts" "$TMP/nss-dns" "$TMP/resolv.conf" "$TMP/dns.py" "$TMP/dns.ready" "$CGF" "$@"
+}
+expires_in() { "$CGF" show --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["names"][0]["expires_in"])'; }
+hosts "198.51.100.10 web.cgft"
+expect_ok "a name from the hosts file" cgf set "$PIN" 'dst_ip in { web.cgft }'
+e=$(expires_in)
+[ "$e" -ge 290 ] && [ "$e" -le 300 ] || fail "a name from the hosts file expires in $e s, not 300"
+ok "... holds for the default lifetime, 300 s"
+expect_ok "a name from DNS" dns_cgf set "$PIN" 'dst_ip in { dns.cgft }'
+expect_eq "its verdicts" "$(verdicts)" "$(reference 198.51.100.20/32)"
+e=$(expires_in)
+[ "$e" -ge 1 ] && [ "$e" -le 7 ] || fail "a name with a TTL of 7 s expires in $e s"
+ok "... holds for its DNS TTL, 7 s"
 
 # ---- a shared engine: each cgroup's filter refreshed -----------------------------------
 # (its filters live in cgroup storage, which BPF_PROG_TEST_RUN does not
