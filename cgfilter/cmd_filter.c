@@ -408,8 +408,9 @@ int cmd_exe_ids(struct cmd_args *a)
 }
 
 static bool refresh_force;
+static int refresh_failed;
 
-/* One engine refreshed: 1 (counted), its failure said. */
+/* One engine refreshed (1: counted); a failure is said and counted. */
 static int refresh_pin(const char *pin)
 {
 	struct cgf_engine e;
@@ -422,26 +423,25 @@ static int refresh_pin(const char *pin)
 			printf("%s: %d update%s\n", pin, changed, changed == 1 ? "" : "s");
 		cgf_engine_close(&e);
 	}
-	return r ? -1000000 : 1;
+	refresh_failed += r != 0;
+	return 1;
 }
 
 int cmd_refresh(struct cmd_args *a)
 {
-	int i, errors = 0, r = 0;
+	int i, errors = 0;
 
 	refresh_force = a->force;
 	for (i = 0; i < a->argc; i++) {
 		struct stat st;
 
 		/* a directory: every engine under it, as list DIR */
-		if (!stat(a->argv[i], &st) && S_ISDIR(st.st_mode)) {
-			if (cmd_each_engine(a->argv[i], &errors, refresh_pin) < 0)
-				r = -EINVAL;
-		} else if (refresh_pin(a->argv[i]) < 0) {
-			r = -EINVAL;
-		}
+		if (!stat(a->argv[i], &st) && S_ISDIR(st.st_mode))
+			cmd_each_engine(a->argv[i], &errors, refresh_pin);
+		else
+			refresh_pin(a->argv[i]);
 	}
-	if (!a->argc && cmd_each_engine("/sys/fs/bpf", &errors, refresh_pin) < 0)
-		r = -EINVAL;
-	return r ? r : errors ? -EACCES : 0;
+	if (!a->argc)
+		cmd_each_engine("/sys/fs/bpf", &errors, refresh_pin);
+	return refresh_failed ? -EINVAL : errors ? -EACCES : 0;
 }
