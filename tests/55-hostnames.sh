@@ -80,6 +80,8 @@ expect_status "compile refuses a host name (nothing there resolves it again)" 1 
 	cgf compile 'dst_ip in { web.cgft }'
 expect_status "compile --classic (cgfilter wrap) refuses it too" 1 \
 	"'web.cgft' is a host name" cgf compile --classic 'dst_ip in { web.cgft }'
+expect_status "cgfilter wrap refuses it" 1 "'web.cgft' is a host name" \
+	cgf wrap --listen 127.0.0.1:0/udp 'src_ip in { web.cgft }' -- true
 expect_status "a name that is a field is refused, with the way to write it" 1 \
 	"'tcp' is a name of the language: write the host as 'tcp.'" \
 	cgf load "$PIN" 'dst_ip in { tcp }'
