@@ -1282,13 +1282,17 @@ static int refresh_shared(struct cgf_engine *e, bool force, int *changed)
 		uint32_t slot = 0;
 		int one;
 
-		if (bpf_map_lookup_elem(e->cgroups, &k, &slot) || !slot ||
-		    cgf_engine_filter(e, slot, &v) || !v.text) {
-			cgf_filter_view_free(&v);
-			continue;
-		}
 		cgf_cgroup_path(l.ids[i], path, sizeof(path));
-		one = refresh_one(e, &v, force, path, l.ids[i], p, changed);
+		one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
+		if (one == -ENOENT || (!one && !slot))
+			continue;       /* gone meanwhile, or no filter */
+		if (!one)
+			one = cgf_engine_filter(e, slot, &v);
+		if (one)
+			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
+				strerror(-one));
+		else if (v.text)
+			one = refresh_one(e, &v, force, path, l.ids[i], p, changed);
 		if (one && !r_first)
 			r_first = one;
 		cgf_filter_view_free(&v);

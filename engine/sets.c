@@ -1026,10 +1026,9 @@ static int refresh_set(const char *name, int outer, enum cgf_type type, void *ct
 	if (type != CGF_T_ADDR)
 		return 0;
 	old = inner_of(outer);
-	if (old < 0)
-		return 0;
-	r = read_addr_set(old, &lits, &t);
-	close(old);
+	r = old < 0 ? old : read_addr_set(old, &lits, &t);
+	if (old >= 0)
+		close(old);
 	if (!r)
 		r = addr_set_split(&lits, &t);
 	cgf_names_del(&t, PLUS);
@@ -1048,12 +1047,12 @@ static int refresh_set(const char *name, int outer, enum cgf_type type, void *ct
 		r = addr_set_make(&lits, &names, &inner);
 	if (!r && bpf_map_update_elem(outer, &zero, &inner, BPF_ANY))
 		r = -errno;
+	if (!r)
+		c->changed++;
+out:
 	if (r)
 		cgf_err("cannot refresh the names of @%s of %s: %s; it is unchanged", name,
 			c->e->pin, strerror(-r));
-	else
-		c->changed++;
-out:
 	if (inner >= 0)
 		close(inner);
 	free(lits.v);
@@ -1067,10 +1066,37 @@ out:
 int cgf_set_refresh(struct cgf_engine *e, bool force, int *changed)
 {
 	struct refresh_ctx c = { .e = e, .force = force };
-	int r = cgf_set_each(e, NULL, refresh_set, &c);
+	struct dirent **names;
+	int n, i, r;
 
+	/* every set pinned (one that cannot be opened is said: cgf_set_each
+	 * would pass over it) */
+	n = scandir(e->dir, &names, NULL, alphasort);
+	if (n < 0) {
+		r = -errno;
+		cgf_err("cannot read the sets of %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	for (i = 0; i < n; i++) {
+		const char *f = names[i]->d_name, *name = f + strlen(SET_PREFIX);
+		enum cgf_type type;
+		int outer;
+
+		if (!strncmp(f, SET_PREFIX, strlen(SET_PREFIX))) {
+			r = cgf_set_open(e, name, &outer, &type);
+			if (r) {
+				cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
+				c.r = c.r ? c.r : r;
+			} else {
+				refresh_set(name, outer, type, &c);
+				close(outer);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
 	*changed += c.changed;
-	return r ? r : c.r;
+	return c.r;
 }
 
 /* A declared set's contents with its host names (s->hosts): a new trie. */
