@@ -87,6 +87,7 @@ int cmd_disable(struct cmd_args *a);
 int cmd_status(struct cmd_args *a);
 /* stats --prometheus (cmd_metrics.c) */
 int stats_prometheus(struct cmd_args *a);
+int cmd_refresh(struct cmd_args *a);
 int cgf_run_exec_main(int argc, char **argv);
 int cgf_run_clean_main(int argc, char **argv);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -413,4 +414,44 @@ int cmd_exe_ids(struct cmd_args *a)
 	if (a->force && !(a->argc == 1 && !strcmp(a->argv[0], "stop")))
 		return usage_error(a, "--force goes with stop");
 	return cgf_exe_ids_status(a->argc == 1 && !strcmp(a->argv[0], "stop"), a->force);
+}
+
+static bool refresh_force;
+static int refresh_failed;
+
+/* One engine refreshed (1: counted); a failure is said and counted. */
+static int refresh_pin(const char *pin, void *ctx)
+{
+	struct cgf_engine e;
+	int r, changed = 0;
+
+	(void)ctx;
+	r = cgf_engine_open(&e, pin, true);
+	if (!r) {
+		r = cgf_engine_refresh(&e, refresh_force, &changed);
+		if (!r && cgf_verbose)
+			printf("%s: %d update%s\n", pin, changed, changed == 1 ? "" : "s");
+		cgf_engine_close(&e);
+	}
+	refresh_failed += r != 0;
+	return 1;
+}
+
+int cmd_refresh(struct cmd_args *a)
+{
+	int i, errors = 0;
+
+	refresh_force = a->force;
+	for (i = 0; i < a->argc; i++) {
+		struct stat st;
+
+		/* a directory: every engine under it, as list DIR */
+		if (!stat(a->argv[i], &st) && S_ISDIR(st.st_mode))
+			each_engine_pin(a->argv[i], refresh_pin, NULL, &errors);
+		else
+			refresh_pin(a->argv[i], NULL);
+	}
+	if (!a->argc)
+		each_engine_pin("/sys/fs/bpf", refresh_pin, NULL, &errors);
+	return refresh_failed ? -EINVAL : errors ? -EACCES : 0;
 }

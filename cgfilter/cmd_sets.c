@@ -55,7 +55,9 @@ static int read_items(const char *file, struct items *it)
  * filter changes it, set-add and set-del would make a named set beside it */
 static int dynamic_in_force(const struct cgf_engine *e, const char *name)
 {
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct cgf_names none = { 0 };
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
+				     .resolve_name = cgf_names_stored, .resolve_ctx = &none };
 	struct cgf_filter_view v = { 0 };
 	struct cgf_expr *x = NULL;
 	struct cgf_error pe;

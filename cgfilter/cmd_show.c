@@ -114,6 +114,48 @@ static int print_item(const char *item, void *ctx)
 	return 0;
 }
 
+/* Host names with their addresses and when refresh resolves them again:
+ * text lines under indent, or JSON ',"names":[...]'. */
+static void print_names(FILE *f, bool json, const char *text, const char *indent)
+{
+	struct cgf_names t;
+	uint64_t now = cgf_now();
+	size_t i, j;
+	char a[64];
+
+	if (!text || cgf_names_parse(text, &t))
+		return;
+	if (json)
+		fprintf(f, ",\"names\":[");
+	for (i = 0; i < t.n; i++) {
+		const struct cgf_name *n = &t.v[i];
+		long long left = (long long)n->expires - (long long)now;
+
+		if (json) {
+			fputs(i ? "," : "", f);
+			fprintf(f, "{\"name\":");
+			json_str(f, n->name);
+			fprintf(f, ",\"expires\":%llu,\"expires_in\":%lld,\"addresses\":[",
+				(unsigned long long)n->expires, left);
+		} else {
+			fprintf(f, "%s%s:", indent, n->name);
+		}
+		for (j = 0; j < n->n; j++) {
+			cgf_format_cidr(&n->addrs[j], a, sizeof(a));
+			fprintf(f, json ? "%s\"%s\"" : "%s%s", j ? (json ? "," : ", ") : (json ? "" : " "), a);
+		}
+		if (json)
+			fprintf(f, "]}");
+		else if (left > 0)
+			fprintf(f, " (resolved again in %lld s)\n", left);
+		else
+			fprintf(f, " (due: resolved again at the next refresh)\n");
+	}
+	if (json)
+		fprintf(f, "]");
+	cgf_names_free(&t);
+}
+
 static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 {
 	struct show *s = ctx;
@@ -138,7 +180,7 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 	if (s->json) {
 		fputs(s->n++ ? "," : "", s->f);
 		json_str(s->f, name);
-		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]}", tn, count,
+		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]", tn, count,
 			buf ? buf : "");
 	} else {
 		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name, tn, count,
@@ -147,6 +189,20 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 			(count == 1 ? "value" : "values"), buf ? buf : "");
 		s->n++;
 	}
+	if (type == CGF_T_ADDR) {
+		struct cgf_names t;
+		char *text;
+
+		if (!cgf_set_names(outer, &t) && t.n && (text = cgf_names_format(&t))) {
+			if (!s->json)
+				fprintf(s->f, "      host names:\n");
+			print_names(s->f, s->json, text, "        ");
+			free(text);
+		}
+		cgf_names_free(&t);
+	}
+	if (s->json)
+		fprintf(s->f, "}");
 	free(buf);
 	return 0;
 }
@@ -190,7 +246,9 @@ static int dyn_entry(unsigned int idx, const char *item, uint64_t left_ns, void 
  */
 static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
 {
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct cgf_names none = { 0 };
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
+				     .resolve_name = cgf_names_stored, .resolve_ctx = &none };
 	struct dyn_show d = { .f = f, .json = json };
 	const struct cgf_set *sets[256], *s;
 	struct cgf_expr *x = NULL;
@@ -292,8 +350,10 @@ static int has_exe(struct cgf_node *n, void *ctx)
 /* Whether a filter's text names executables. */
 static bool names_exe(const char *text)
 {
+	struct cgf_names none = { 0 };
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
-				     .resolve_exe = resolve_none };
+				     .resolve_exe = resolve_none, .resolve_name = cgf_names_stored,
+				     .resolve_ctx = &none };
 	struct cgf_expr *x;
 	struct cgf_error pe;
 	bool r;
@@ -363,11 +423,15 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 			json_str(s->f, v.text);
 		else
 			fprintf(s->f, "null");
+		print_names(s->f, true, v.names, "");
 		fprintf(s->f, "}");
 	} else {
 		fprintf(s->f, "    %s %s%s%s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
 			v.text && v.info.mode ? ", mode " : "", v.text && v.info.mode ? run_mode(v.info.mode) : "",
 			v.text ? v.text : "(none: drop)");
+		if (v.names)
+			fprintf(s->f, "      host names:\n");
+		print_names(s->f, false, v.names, "        ");
 		s->n++;
 	}
 	cgf_filter_view_free(&v);
@@ -392,15 +456,21 @@ static int print_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 /* The code of the filter in force, generated again from its text. */
 static void print_code(FILE *f, const struct cgf_filter_view *v)
 {
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1 };
+	struct cgf_names stored = { 0 };
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
+				     .resolve_name = cgf_names_stored, .resolve_ctx = &stored };
 	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
 	struct cgf_expr *x;
 	struct cgf_error pe;
 	struct cgf_gen g;
 	char why[256];
 
-	if (!v->text || cgf_expr_parse(v->text, &po, &x, &pe))
+	if (!v->text || cgf_names_parse(v->names, &stored))
 		return;
+	if (cgf_expr_parse(v->text, &po, &x, &pe)) {
+		cgf_names_free(&stored);
+		return;
+	}
 	env.mode = v->info.mode < CGF_RUN_NMODES ? (int)v->info.mode : CGF_RUN_ENFORCE;
 	if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
 		fprintf(f, "  code (%u BPF instructions, as generated):\n", g.a.n);
@@ -408,6 +478,7 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 	}
 	cgf_gen_free(&g);
 	cgf_expr_free(x);
+	cgf_names_free(&stored);
 }
 
 static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
@@ -443,6 +514,7 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 				json_str(f, v.text);
 			else
 				fprintf(f, "null");
+			print_names(f, true, v.names, "");
 		} else {
 			fprintf(f, "  changed: %s (generation %u, program id %u)\n", t, v.info.gen, v.prog_id);
 			if (v.text && names_exe(v.text) && !cgf_exe_recording())
@@ -455,6 +527,9 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 					v.info.mode == CGF_RUN_BLOCK ? " (drops everything)" :
 					v.info.mode == CGF_RUN_PASS ? " (passes everything)" : "");
 			print_text(f, "  filter:", v.text ? v.text : "(none: drop)");
+			if (v.names)
+				fprintf(f, "  host names (resolved by getaddrinfo; cgfilter refresh):\n");
+			print_names(f, false, v.names, "    ");
 		}
 	} else {
 		fprintf(f, json ? ",\"filters\":[" :
@@ -639,6 +714,9 @@ static int list_one(const char *pin, void *ctx)
 	return 1;
 }
 
+/* fn(PIN, ctx) for every engine under dir (a PIN_maps/ directory), counted
+ * by what fn returns; a directory that cannot be read is an error (a filter
+ * may be there), said and counted in *errors. */
 int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void *ctx, int *errors)
 {
 	struct dirent **names;

@@ -44,7 +44,7 @@ static const struct opt opts[] = {
 	{ OPT_QUIET, "quiet", 'q', NULL, "print nothing, only the exit status" },
 	{ OPT_CLASSIC, "classic", 0, NULL, "classic BPF, as 'cgfilter wrap' attaches to sockets" },
 	{ OPT_SECONDS, "seconds", 0, "N", "record for N seconds (1..86400, default 60)" },
-	{ OPT_FORCE, "force", 0, NULL, "stop even while filters read executables" },
+	{ OPT_FORCE, "force", 0, NULL, "exe-ids stop: even while filters read executables; refresh: every name now" },
 	{ OPT_INGRESS, "ingress", 0, NULL, "the unit's incoming packets only" },
 	{ OPT_EGRESS, "egress", 0, NULL, "the unit's outgoing packets only" },
 	{ OPT_NAME, "name", 0, "NAME", "the run's name: unit NAME.scope, pin /sys/fs/bpf/cgfilter-run/NAME" },
@@ -127,13 +127,31 @@ static const struct cmd cmds[] = {
 	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
 	  "add addresses, ports or executables to a named set",
 	  "Add items to a named set, creating it if needed (its type is that of the first\n"
-	  "item).  Items: 10.0.0.0/8, 192.0.2.1, fd00::/8; 22, 8000..8100; or executables\n"
-	  "by absolute path (/usr/bin/curl), resolved now; -f FILE reads them one a line.\n"
-	  "All items go in at once, or none: filters using the set see the old set or the\n"
-	  "new one.\n",
+	  "item).  Items: 10.0.0.0/8, 192.0.2.1, fd00::/8, host names (updates.example.org,\n"
+	  "resolved now to their IPv4 and IPv6 addresses, again by 'cgfilter refresh');\n"
+	  "22, 8000..8100; or executables by absolute path (/usr/bin/curl), resolved now;\n"
+	  "-f FILE reads them one a line.  All items go in at once, or none: filters using\n"
+	  "the set see the old set or the new one.  A name that does not resolve changes\n"
+	  "nothing.\n",
 	  "cgfilter set-add /sys/fs/bpf/web @trusted 10.0.0.0/8 fd00::/8" },
 	{ "set-del", cmd_set_del, OPT_FILE, "PIN @SET (ITEM... | -f FILE)", "remove them",
-	  "Remove items (prefixes exactly as added) from a named set, all at once.\n", NULL },
+	  "Remove items (prefixes exactly as added) from a named set, all at once.  A host\n"
+	  "name takes its addresses with it, except those the set holds otherwise (added\n"
+	  "by themselves or by another name).\n", NULL },
+	{ "refresh", cmd_refresh, OPT_FORCE, "[--force] [PIN|DIR...]",
+	  "resolve host names again, update what changed",
+	  "Resolve again the host names of the filters in force (every cgroup's, in a\n"
+	  "shared engine) and of the named sets of each engine at PIN, or under DIR\n"
+	  "(default: every engine under /sys/fs/bpf), whose lifetime has passed\n"
+	  "(--force: all of them), and put the new addresses in force as 'set' and\n"
+	  "'set-add' do: each filter in one update, each set all at once.  Names are\n"
+	  "resolved with getaddrinfo (/etc/hosts, DNS).  A name that no longer resolves\n"
+	  "keeps its last addresses, with a warning, and the exit status stays 0; other\n"
+	  "failures exit 1.\n"
+	  "A name's lifetime is its DNS TTL, or 300 s for one from /etc/hosts\n"
+	  "($CGFILTER_NAME_LIFETIME, when set, for every name); the timer\n"
+	  "cgfilter-refresh.timer runs this every minute.\n",
+	  "cgfilter refresh --force /sys/fs/bpf/web" },
 	{ "attach", cmd_attach, 0, "PIN CGROUP [ingress|egress|both]",
 	  "attach a filter to a cgroup (and all below it)",
 	  "Attach the engine at PIN to CGROUP (a cgroup2 directory, or a path from the\n"

@@ -316,7 +316,7 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 	if (r)
 		goto out;
 	if (text) {
-		r = cgf_filter_build(&e, text, CGF_BUILD_DECLS, CGF_RUN_ENFORCE, -1, &b);
+		r = cgf_filter_build(&e, text, CGF_BUILD_DECLS, CGF_RUN_ENFORCE, -1, NULL, &b);
 		if (!r)
 			r = cgf_filter_seal(&b, text, 0, 1);
 		if (r)

@@ -113,6 +113,7 @@ struct cgf_filter_view {
 	struct cgf_info info;
 	struct cgf_info_set *sets;
 	char *text;
+	char *names;    /* its host names: "NAME EXPIRES ADDR ...\n" lines, or NULL */
 };
 /* The filter in slot (NULL text and prog_id 0 if the slot is empty). */
 int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filter_view *v);
@@ -164,6 +165,69 @@ int cgf_dyn_each(uint32_t prog_id,
 		 int (*fn)(unsigned int idx, const char *item, uint64_t left_ns, void *ctx), void *ctx);
 /* The type of a named set's array of maps: 0, or -errno. */
 int cgf_set_type(int outer, enum cgf_type *type);
+
+/* ---- host names (names.c) ------------------------------------------------------ */
+
+/* How long a name's addresses hold before cgfilter refresh resolves it
+ * again: the smallest TTL of its DNS answers (A, AAAA: res_query; at most
+ * CGF_NAME_TTL_MAX) when the hosts file does not name it and DNS answers,
+ * else CGF_NAME_LIFETIME seconds; $CGFILTER_NAME_LIFETIME (1 s to a week),
+ * when set, for every name. */
+#define CGF_NAME_LIFETIME 300
+#define CGF_NAME_TTL_MAX 86400
+uint32_t cgf_name_lifetime(void);           /* the default, in seconds */
+uint64_t cgf_name_expiry(const char *name); /* when name, resolved now, expires */
+uint64_t cgf_now(void);         /* CLOCK_REALTIME seconds */
+struct cgf_name {
+	char name[CGF_HOST_MAX + 2];
+	uint64_t expires;       /* CLOCK_REALTIME seconds */
+	struct cgf_cidr *addrs; /* sorted, /32 and /128 */
+	size_t n;
+};
+enum cgf_names_policy {
+	CGF_NAMES_RESOLVE,      /* every name resolved now; one that fails is an error */
+	CGF_NAMES_KEEP,         /* the addresses in old (a mode change) */
+	CGF_NAMES_DUE,          /* old's, resolved again once expired (refresh) */
+	CGF_NAMES_FORCE,        /* every name resolved again (refresh --force) */
+};
+struct cgf_names {
+	struct cgf_name *v;
+	size_t n, cap;
+	/* for cgf_names_get: */
+	const struct cgf_names *old;   /* what runs now */
+	int policy;                    /* enum cgf_names_policy */
+	int resolved, changed, failed; /* names resolved, with new addresses, kept
+					* after a failure (warned) */
+};
+/* The addresses of host name now: 0, or -1 with why (one line). */
+int cgf_resolve_host(const char *name, struct cgf_cidr **addrs, size_t *n, char *why, size_t whylen);
+/* The addresses of name by t's policy, remembered in t (*addrs: a copy). */
+int cgf_names_get(struct cgf_names *t, const char *name, struct cgf_cidr **addrs, size_t *n,
+		  char *why, size_t whylen);
+struct cgf_name *cgf_names_find(const struct cgf_names *t, const char *name);
+int cgf_names_put(struct cgf_names *t, const char *name, uint64_t expires,
+		  const struct cgf_cidr *addrs, size_t n);
+void cgf_names_del(struct cgf_names *t, const char *name);
+int cgf_names_parse(const char *text, struct cgf_names *t);
+char *cgf_names_format(const struct cgf_names *t);   /* NULL: out of memory */
+void cgf_names_free(struct cgf_names *t);
+/* For the parser (cgf_parse_opts.resolve_name, ctx a struct cgf_names):
+ * the addresses a table holds for a name, none if it has none; for reading
+ * a filter's text again as it was made, without resolving anything. */
+int cgf_names_stored(const char *name, const struct cgf_set *s, struct cgf_cidr **addrs,
+		     size_t *n, char *why, size_t whylen, void *ctx);
+/* Every name of t->old into t as it is. */
+int cgf_names_keep_old(struct cgf_names *t);
+/* How many names are due (expired; every one with force). */
+int cgf_names_due(const struct cgf_names *t, bool force);
+
+/* cgfilter refresh: resolve again the names of the filters in force (every
+ * cgroup's in a shared engine) and of the named sets that are due (all with
+ * force), each filter switched, each set changed, in one update.  A name
+ * that fails keeps its addresses, with a warning.  *changed: updates made. */
+int cgf_engine_refresh(struct cgf_engine *e, bool force, int *changed);
+/* A named set's host names (t zeroed if none): 0 or -errno. */
+int cgf_set_names(int outer, struct cgf_names *t);
 
 /* ---- cgroups ------------------------------------------------------------------ */
 

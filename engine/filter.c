@@ -112,6 +112,23 @@ int cgf_filter_read(int prog_fd, struct cgf_filter_view *v)
 	memcpy(v->text, buf + sizeof(v->info) + (size_t)v->info.nsets * sizeof(*v->sets),
 	       v->info.text_len);
 	v->text[v->info.text_len] = 0;
+	if (v->info.flags & CGF_INFO_NAMES) {
+		size_t at = need;
+		uint32_t nlen;
+
+		if (at + 4 > (size_t)mi.max_entries * CGF_INFO_CHUNK) {
+			r = -EINVAL;
+			goto out;
+		}
+		memcpy(&nlen, buf + at, 4);
+		if (at + 4 + nlen > (size_t)mi.max_entries * CGF_INFO_CHUNK ||
+		    !(v->names = malloc(nlen + 1))) {
+			r = at + 4 + nlen > (size_t)mi.max_entries * CGF_INFO_CHUNK ? -EINVAL : -ENOMEM;
+			goto out;
+		}
+		memcpy(v->names, buf + at + 4, nlen);
+		v->names[nlen] = 0;
+	}
 out:
 	free(buf);
 	close(fd);
@@ -124,6 +141,7 @@ void cgf_filter_view_free(struct cgf_filter_view *v)
 {
 	free(v->sets);
 	free(v->text);
+	free(v->names);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -148,7 +166,27 @@ int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filt
 struct build_ctx {
 	struct cgf_engine *e;
 	struct cgf_built *b;
+	struct cgf_names *names;
+	bool keep_sets;
 };
+
+/* For the parser: the addresses of a host name.  A literal set's are the
+ * filter's (c->names); a declared set's become the set's own (its trie
+ * keeps them), or are the engine's set as it is (keep_sets). */
+static int resolve_name(const char *name, const struct cgf_set *s, struct cgf_cidr **addrs,
+			size_t *n, char *why, size_t whylen, void *ctx)
+{
+	struct build_ctx *c = ctx;
+
+	if (s->name[0] && c->keep_sets) {
+		*addrs = NULL;
+		*n = 0;
+		return 0;
+	}
+	if (s->name[0])
+		return cgf_resolve_host(name, addrs, n, why, whylen);
+	return cgf_names_get(c->names, name, addrs, n, why, whylen);
+}
 
 /* For the parser: the type of a named set the engine holds. */
 static int lookup_type(const char *name, enum cgf_type *type, void *ctx)
@@ -329,7 +367,7 @@ static int make_info(const struct cgf_built *b, const char *text, uint64_t owner
 {
 	struct cgf_info info = { .magic = CGF_INFO_MAGIC, .gen = b->gen, .owner = owner,
 				 .mode = (uint32_t)b->mode, .flags = b->learning ? CGF_INFO_LEARNING : 0 };
-	size_t tlen = strlen(text), total, n, i;
+	size_t tlen = strlen(text), nlen = b->names ? strlen(b->names) : 0, total, n, i;
 	struct timespec ts;
 	char *buf;
 	int fd = -1, r = 0;
@@ -338,7 +376,9 @@ static int make_info(const struct cgf_built *b, const char *text, uint64_t owner
 	info.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	info.text_len = (uint32_t)tlen;
 	info.nsets = (uint32_t)b->nsets;
-	total = sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen;
+	if (b->names)
+		info.flags |= CGF_INFO_NAMES;
+	total = sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen + (b->names ? 4 + nlen : 0);
 	n = (total + CGF_INFO_CHUNK - 1) / CGF_INFO_CHUNK;
 	buf = calloc(n, CGF_INFO_CHUNK);
 	if (!buf)
@@ -357,6 +397,13 @@ static int make_info(const struct cgf_built *b, const char *text, uint64_t owner
 		memcpy(buf + sizeof(info) + i * sizeof(s), &s, sizeof(s));
 	}
 	memcpy(buf + sizeof(info) + b->nsets * sizeof(struct cgf_info_set), text, tlen);
+	if (b->names) {
+		uint32_t l32 = (uint32_t)nlen;
+		char *at = buf + sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen;
+
+		memcpy(at, &l32, 4);
+		memcpy(at + 4, b->names, nlen);
+	}
 	fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, CGF_INFO_NAME, 4, CGF_INFO_CHUNK, (uint32_t)n,
 				BPF_F_RDONLY_PROG, -1);
 	if (fd < 0) {
@@ -394,21 +441,32 @@ static bool uses_exe(const struct cgf_expr *x)
 	return cgf_expr_postorder(x->root, has_exe, NULL) == 1;
 }
 
-static void print_parse_error(const char *text, const struct cgf_error *pe)
+/* Parse text; a bad filter is said, with the place. */
+static int parse_filter(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x)
 {
+	struct cgf_error pe;
 	char msg[400];
+	int r = cgf_expr_parse(text, po, x, &pe);
 
-	cgf_error_format(pe, msg, sizeof(msg));
-	cgf_err("bad filter: %s", msg);
-	cgf_error_show_place(stderr, text, pe);
+	if (r == -EINVAL) {
+		cgf_error_format(&pe, msg, sizeof(msg));
+		cgf_err("bad filter: %s", msg);
+		cgf_error_show_place(stderr, text, &pe);
+	} else if (r) {
+		cgf_err("cannot parse the filter: %s", strerror(-r));
+	}
+	return r;
 }
 
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
-		     int learn_fd, struct cgf_built *b)
+		     int learn_fd, struct cgf_names *names, struct cgf_built *b)
 {
-	struct build_ctx c = { .e = e, .b = b };
+	struct cgf_names fresh = { .policy = CGF_NAMES_RESOLVE };
+	struct build_ctx c = { .e = e, .b = b, .names = names ? names : &fresh,
+			       .keep_sets = flags & CGF_BUILD_KEEP_SETS };
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .lookup_set = lookup_type,
-				     .lookup_ctx = &c, .allow_decls = flags & CGF_BUILD_DECLS };
+				     .lookup_ctx = &c, .allow_decls = flags & CGF_BUILD_DECLS,
+				     .resolve_name = resolve_name, .resolve_ctx = &c };
 	struct cgf_gen_env env = { .stats_fd = e->stats, .slots_fd = e->slots, .drops_fd = e->drops,
 				   .ctl_fd = e->ctl,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
@@ -416,7 +474,6 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd,
 				   .exe_fd = -1, .scratch_fd = e->scratch };
 	struct cgf_expr *x = NULL;
-	struct cgf_error pe;
 	struct cgf_gen g;
 	char why[256];
 	int r, exe_fd = -1;
@@ -432,15 +489,20 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	if ((flags & CGF_BUILD_KEEP_SETS) && (mode == CGF_RUN_BLOCK || mode == CGF_RUN_PASS)) {
 		text = "1";
 		po.allow_decls = 0;
+		/* its names kept, as its text is, for the way back */
+		r = cgf_names_keep_old(c.names);
+		if (r)
+			return r;
 	}
 	b->learning = learn_fd >= 0;
-	r = cgf_expr_parse(text, &po, &x, &pe);
+	r = parse_filter(text, &po, &x);
 	if (r) {
-		if (r == -EINVAL)
-			print_parse_error(text, &pe);
-		else
-			cgf_err("cannot parse the filter: %s", strerror(-r));
+		cgf_names_free(&fresh);
 		return r;
+	}
+	if (c.names->n && !(b->names = cgf_names_format(c.names))) {
+		r = -ENOMEM;
+		goto out;
 	}
 	r = open_sets(e, x, b, flags & CGF_BUILD_KEEP_SETS);
 	if (r)
@@ -477,6 +539,7 @@ out:
 	close_lits(&g);
 	cgf_gen_free(&g);
 	cgf_expr_free(x);
+	cgf_names_free(&fresh);
 	if (r)
 		cgf_built_free(b);
 	return r;
@@ -506,6 +569,7 @@ void cgf_built_free(struct cgf_built *b)
 	for (i = 0; i < b->nsets; i++)
 		close(b->sets[i].outer);
 	free(b->sets);
+	free(b->names);
 	if (b->prog >= 0)
 		close(b->prog);
 	memset(b, 0, sizeof(*b));
@@ -580,6 +644,27 @@ static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
 	return true;
 }
 
+/* The filter v built again from its text (its sets as they are), its host
+ * names by names' policy (NULL: the addresses it has, resolving nothing). */
+static int build_again(struct cgf_engine *e, const struct cgf_filter_view *v, unsigned int flags,
+		       int mode, int learn_fd, struct cgf_names *names, struct cgf_built *b)
+{
+	struct cgf_names old = { 0 }, kept = { .policy = CGF_NAMES_KEEP };
+	int r;
+
+	if (!names)
+		names = &kept;
+	r = cgf_names_parse(v->names, &old);
+	if (r)
+		return r;
+	names->old = &old;
+	r = cgf_filter_build(e, v->text, flags, mode, learn_fd, names, b);
+	names->old = NULL;
+	cgf_names_free(&old);
+	cgf_names_free(&kept);
+	return r;
+}
+
 int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 {
 	struct cgf_built b;
@@ -596,7 +681,7 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 	mode = slot_mode(e, CGF_SLOT_DEDICATED);
 	if (mode < 0)
 		return mode;
-	r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, &b);
+	r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, NULL, &b);
 	if (r)
 		return r;
 	r = cgf_engine_lock(e);
@@ -611,7 +696,7 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 		/* a set it names was replaced, or the mode changed, meanwhile:
 		 * build again, locked */
 		cgf_built_free(&b);
-		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, &b);
+		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, NULL, &b);
 		if (r)
 			goto out;
 	}
@@ -726,7 +811,8 @@ static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, voi
  * keep: the text is the one in force (a mode change): its sets as they are.
  */
 static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
-			 const bool present[2], const char *text, int mode, bool keep, int learn_fd)
+			 const bool present[2], const char *text, int mode, bool keep, int learn_fd,
+			 struct cgf_names *names)
 {
 	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
 	struct used_ctx uc = { .cgid = cgid };
@@ -762,7 +848,8 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 	if (mode < 0) /* a new filter keeps the cgroup's mode */
 		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;
 	if (text) {
-		r = cgf_filter_build(e, text, keep ? CGF_BUILD_KEEP_SETS : 0, mode, learn_fd, &b);
+		r = keep ? build_again(e, &cur, CGF_BUILD_KEEP_SETS, mode, learn_fd, names, &b)
+			 : cgf_filter_build(e, text, 0, mode, learn_fd, NULL, &b);
 		if (!r)
 			r = cgf_filter_seal(&b, text, cgid, cur.info.gen + 1);
 		if (r)
@@ -827,7 +914,7 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 	r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
 	if (r)
 		return r;
-	r = switch_cgroup(e, path, cgid, present, text, -1, false, -1);
+	r = switch_cgroup(e, path, cgid, present, text, -1, false, -1, NULL);
 	if (!r && cgf_verbose)
 		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
 	return r;
@@ -920,12 +1007,12 @@ static int dedicated_view(struct cgf_engine *e, struct cgf_filter_view *v)
 /* The filter in force v made again in mode (recording into learn_fd if
  * >= 0), its sets as they are, and put in force; *prog_id: the new one. */
 static int rebuild_dedicated(struct cgf_engine *e, const struct cgf_filter_view *v, int mode,
-			     int learn_fd, uint32_t *prog_id)
+			     int learn_fd, uint32_t *prog_id, struct cgf_names *names)
 {
 	struct cgf_built b;
 	int r;
 
-	r = cgf_filter_build(e, v->text, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd, &b);
+	r = build_again(e, v, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd, names, &b);
 	if (!r)
 		r = cgf_filter_seal(&b, v->text, 0, e->gen + 1);
 	if (!r)
@@ -956,7 +1043,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 		if (cgroup) {
 			r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
 			if (!r)
-				r = switch_cgroup(e, path, cgid, present, NULL, mode, true, -1);
+				r = switch_cgroup(e, path, cgid, present, NULL, mode, true, -1, NULL);
 			*changed = !r;
 			return r;
 		}
@@ -970,7 +1057,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 			int one;
 
 			cgf_cgroup_path(l.ids[i], path, sizeof(path));
-			one = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true, -1);
+			one = switch_cgroup(e, path, l.ids[i], p, NULL, mode, true, -1, NULL);
 			if (!one)
 				(*changed)++;
 			else if (!r_first)
@@ -992,7 +1079,7 @@ int cgf_engine_set_mode(struct cgf_engine *e, const char *cgroup, int mode, int 
 	r = dedicated_view(e, &v);
 	if (r)
 		return r;
-	r = rebuild_dedicated(e, &v, mode, -1, NULL);
+	r = rebuild_dedicated(e, &v, mode, -1, NULL, NULL);
 	if (!r)
 		*changed = 1;
 	else
@@ -1115,7 +1202,7 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 		}
 		r = find_cgroup(e, cgroup, path, sizeof(path), &cgid, present);
 		if (!r)
-			r = switch_cgroup(e, path, cgid, present, NULL, -1, true, learn_fd);
+			r = switch_cgroup(e, path, cgid, present, NULL, -1, true, learn_fd, NULL);
 		if (!r && learn_fd >= 0) {
 			cgf_filter_view_free(&v);
 			r = cgf_engine_cgroup_filter(e, cgroup, &v);
@@ -1136,8 +1223,106 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 		r = learn_fd >= 0 ? -EPERM : 1;
 		goto out;
 	}
-	r = rebuild_dedicated(e, &v, (int)v.info.mode, learn_fd, learn_fd >= 0 ? prog_id : NULL);
+	r = rebuild_dedicated(e, &v, (int)v.info.mode, learn_fd, learn_fd >= 0 ? prog_id : NULL,
+			      NULL);
 out:
 	cgf_filter_view_free(&v);
 	return r;
+}
+
+/* ---- refresh (host names) ------------------------------------------------------ */
+
+/* The filter v made again with its names resolved again if due (all with
+ * force); *changed counts it.  mode < 0: a dedicated engine's. */
+static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, bool force,
+		       const char *path, uint64_t cgid, const bool present[2], int *changed)
+{
+	struct cgf_names old = { 0 }, names = { .policy = force ? CGF_NAMES_FORCE : CGF_NAMES_DUE };
+	int r, due;
+
+	r = cgf_names_parse(v->names, &old);
+	if (r)
+		return r;
+	due = cgf_names_due(&old, force);
+	cgf_names_free(&old);
+	if (!due)
+		return 0;
+	if (path)
+		r = switch_cgroup(e, path, cgid, present, NULL, -1, true, -1, &names);
+	else
+		r = rebuild_dedicated(e, v, (int)v->info.mode, -1, NULL, &names);
+	if (!r) {
+		(*changed)++;
+		if (cgf_verbose)
+			printf("%s%s%s: %d name%s resolved again, %d with new addresses\n", e->pin,
+			       path ? " cgroup " : "", path ? path : "", names.resolved,
+			       names.resolved == 1 ? "" : "s", names.changed);
+	}
+	cgf_names_free(&names);
+	return r;
+}
+
+/* Every registered cgroup's filter, one after the other. */
+static int refresh_shared(struct cgf_engine *e, bool force, int *changed)
+{
+	struct cg_list l = { 0 };
+	char path[PATH_MAX];
+	size_t i;
+	int r, r_first = 0;
+
+	r = cgf_engine_each_cgroup(e, list_cgroup, &l);
+	if (r)
+		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
+	for (i = 0; !r && i < l.n; i++) {
+		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = l.ids[i],
+						    .attach_type = (l.dirs[i] & 1) ? BPF_CGROUP_INET_INGRESS
+										   : BPF_CGROUP_INET_EGRESS };
+		bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
+		struct cgf_filter_view v = { 0 };
+		uint32_t slot = 0;
+		int one;
+
+		cgf_cgroup_path(l.ids[i], path, sizeof(path));
+		one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
+		if (one == -ENOENT || (!one && !slot))
+			continue;       /* gone meanwhile, or no filter */
+		if (!one)
+			one = cgf_engine_filter(e, slot, &v);
+		if (one)
+			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
+				strerror(-one));
+		else if (v.text)
+			one = refresh_one(e, &v, force, path, l.ids[i], p, changed);
+		if (one && !r_first)
+			r_first = one;
+		cgf_filter_view_free(&v);
+	}
+	free(l.ids);
+	free(l.dirs);
+	return r ? r : r_first;
+}
+
+int cgf_engine_refresh(struct cgf_engine *e, bool force, int *changed)
+{
+	struct cgf_filter_view v;
+	int r, rs;
+
+	*changed = 0;
+	r = cgf_engine_lock(e);
+	if (r)
+		return r;
+	rs = cgf_set_refresh(e, force, changed);
+	if (e->mode == CGF_MODE_SHARED) {
+		r = refresh_shared(e, force, changed);
+		return r ? r : rs;
+	}
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (v.text)
+		r = refresh_one(e, &v, force, NULL, 0, NULL, changed);
+	cgf_filter_view_free(&v);
+	return r ? r : rs;
 }

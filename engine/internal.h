@@ -45,6 +45,7 @@ struct cgf_built {
 	uint32_t gen;
 	int mode;               /* enum cgf_run_mode */
 	bool learning;          /* records flows (cgfilter learn) */
+	char *names;            /* its literal sets' host names (CGF_INFO_NAMES) */
 };
 /* cgf_filter_build(): declarations in the text make new sets; or are the
  * engine's sets as they are (a mode change rebuilds the filter in force) */
@@ -52,8 +53,9 @@ struct cgf_built {
 #define CGF_BUILD_KEEP_SETS 2
 /* Parse, generate, create the literal sets, load: a program; nothing of
  * the engine changed (no lock needed: the verifier's time is spent here). */
+/* names: how host names are resolved (NULL: all now) */
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
-		     int learn_fd, struct cgf_built *b);
+		     int learn_fd, struct cgf_names *names, struct cgf_built *b);
 /* Give it its text, owner and generation (the info map), to go in a slot. */
 int cgf_filter_seal(struct cgf_built *b, const char *text, uint64_t owner, uint32_t gen);
 /* Pin the sets the filter declared (once it is in force). */
@@ -70,6 +72,9 @@ int cgf_engine_repair(struct cgf_engine *e);
 int cgf_set_open(const struct cgf_engine *e, const char *name, int *outer, enum cgf_type *type);
 /* A new set (array of maps and contents), not pinned. */
 int cgf_set_new(const struct cgf_set *s, int *outer);
+/* refresh: the named sets' host names that are due (all with force), each
+ * set changed in one update; *changed counts them. */
+int cgf_set_refresh(struct cgf_engine *e, bool force, int *changed);
 /* Pin outer as set_NAME, replacing what is there in one step. */
 int cgf_set_pin(const struct cgf_engine *e, const char *name, int outer);
 

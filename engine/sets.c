@@ -6,11 +6,13 @@
  * new one, an edit that does not fit changes nothing, and a command killed
  * half-way leaves the old set, since nothing was switched.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +133,11 @@ int cgf_set_pin(const struct cgf_engine *e, const char *name, int outer)
 	}
 	return 0;
 }
+
+static int cmp_key(const void *x, const void *y);
+static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nhosts, bool add,
+			 int *inner);
+static int addr_set_new(const struct cgf_set *s, int *inner);
 
 /* ---- contents ------------------------------------------------------------------- */
 
@@ -262,8 +269,22 @@ int cgf_set_new(const struct cgf_set *s, int *outer)
 {
 	uint64_t *bits = NULL;
 	uint32_t zero = 0;
-	int inner = s->type == CGF_T_EXE ? inner_new_exe((uint32_t)s->n) : inner_new(s->type), r = 0;
+	int inner = -1, r = 0;
 
+	if (s->type == CGF_T_ADDR && s->nhosts) {
+		r = addr_set_new(s, &inner);
+		if (!r) {
+			int fd = outer_new(inner);
+
+			r = fd < 0 ? fd : 0;
+			if (!r)
+				*outer = fd;
+		}
+		if (inner >= 0)
+			close(inner);
+		return r;
+	}
+	inner = s->type == CGF_T_EXE ? inner_new_exe((uint32_t)s->n) : inner_new(s->type);
 	if (inner < 0)
 		return inner;
 	if (s->type == CGF_T_INT) {
@@ -314,10 +335,18 @@ static bool looks_like_exe(const char *s)
 	return s[0] == '/' || s[0] == '"';
 }
 
+static bool any_letter(const char *s)
+{
+	for (; *s; s++)
+		if (isalpha((unsigned char)*s))
+			return true;
+	return false;
+}
+
 /* The items as a parsed set of type (each checked; the first bad one is
  * refused with its reason). */
 static int parse_items(char **items, int n, enum cgf_type type, const char *name, bool add,
-		       struct cgf_set *s)
+		       struct cgf_set *s, char **hosts, int *nhosts)
 {
 	int i;
 
@@ -364,8 +393,18 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 		} else if (looks_like_exe(items[i]))
 			bad = (snprintf(why, sizeof(why), "@%s holds %s, not executables", name,
 					type == CGF_T_ADDR ? "addresses" : "integers"), -1);
-		else if (type == CGF_T_ADDR)
+		else if (type == CGF_T_ADDR) {
+			char hwhy[200];
+
 			bad = cgf_parse_cidr(items[i], &s->cidrs[s->n], why, sizeof(why));
+			if (bad && cgf_host_name_ok(items[i], hwhy, sizeof(hwhy))) {
+				hosts[(*nhosts)++] = items[i];  /* resolved by the edit */
+				continue;
+			}
+			if (bad && !strpbrk(items[i], ":/") && any_letter(items[i]) &&
+			    strncasecmp(items[i], "0x", 2))
+				snprintf(why, sizeof(why), "%s", hwhy); /* meant as a name */
+		}
 		else if (looks_like_addr(items[i]))
 			bad = (snprintf(why, sizeof(why), "@%s holds integers", name), -1);
 		else
@@ -379,38 +418,29 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 	return 0;
 }
 
-int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
+/* The set's new contents, whole, in *inner (old: outer's, unless created);
+ * what failed is said. */
+static int new_contents(const struct cgf_engine *e, const char *name, int outer, bool created,
+			enum cgf_type type, const struct cgf_set *s, char **hosts, int nhosts,
+			bool add, int n, int *inner)
 {
 	uint64_t *bits = NULL;
-	struct cgf_set s;
-	enum cgf_type type;
 	uint32_t zero = 0;
-	int outer = -1, old = -1, inner = -1, r;
-	bool created = false;
+	int old = -1, r;
 
-	memset(&s, 0, sizeof(s));
-	if (name[0] == '@')
-		name++;
-	if (!good_name(name)) {
-		cgf_err("bad set name '@%s': 1 to %d letters, digits and '_'", name, CGF_SET_NAME_MAX);
-		return -EINVAL;
-	}
-	r = cgf_set_open(e, name, &outer, &type);
-	if (r == -ENOENT && add && n) {
-		/* a new set: its type is that of its first item */
-		type = looks_like_exe(items[0]) ? CGF_T_EXE : looks_like_addr(items[0]) ? CGF_T_ADDR : CGF_T_INT;
-		created = true;
-		r = 0;
-	} else if (r == -ENOENT) {
-		cgf_err("unknown set @%s in %s", name, e->pin);
-		return r;
-	} else if (r) {
-		cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
-		return r;
-	}
-	r = parse_items(items, n, type, name, add, &s);
-	if (r)
+	if (type == CGF_T_ADDR) {
+		/* addresses and host names: the new trie made whole from the old */
+		old = created ? -1 : inner_of(outer);
+		r = old < 0 && !created ? old : addr_set_edit(old, s, hosts, nhosts, add, inner);
+		if (r && r != -EINVAL) {   /* (-EINVAL: said) */
+			if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
+				cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
+					name, CGF_LPM_MAX_PREFIXES);
+			else
+				cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+		}
 		goto out;
+	}
 	if (type == CGF_T_EXE) {
 		/* as big as it needs: what it holds and what comes */
 		uint32_t held = 0;
@@ -426,27 +456,27 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 			}
 			close(cur);
 		}
-		inner = inner_new_exe(held + (add ? (uint32_t)n : 0));
+		*inner = inner_new_exe(held + (add ? (uint32_t)n : 0));
 	} else {
-		inner = inner_new(type);
+		*inner = inner_new(type);
 	}
 	bits = calloc(CGF_BITMAP_BYTES, 1);
-	if (inner < 0 || !bits) {
-		r = inner < 0 ? inner : -ENOMEM;
+	if (*inner < 0 || !bits) {
+		r = *inner < 0 ? *inner : -ENOMEM;
 		cgf_err("cannot make a set: %s", strerror(-r));
 		goto out;
 	}
 	/* the new contents, whole, before anything switches */
 	if (!created) {
 		old = inner_of(outer);
-		r = old < 0 ? old : copy(old, inner, type, bits);
+		r = old < 0 ? old : copy(old, *inner, type, bits);
 		if (r) {
 			cgf_err("cannot read set @%s of %s: %s", name, e->pin, strerror(-r));
 			goto out;
 		}
 	}
-	r = fill(inner, type, &s, add, bits);
-	if (!r && type == CGF_T_INT && bpf_map_update_elem(inner, &zero, bits, BPF_ANY))
+	r = fill(*inner, type, s, add, bits);
+	if (!r && type == CGF_T_INT && bpf_map_update_elem(*inner, &zero, bits, BPF_ANY))
 		r = -errno;
 	if (r) {
 		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
@@ -456,6 +486,53 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 			cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
 		goto out;
 	}
+out:
+	free(bits);
+	if (old >= 0)
+		close(old);
+	return r;
+}
+
+int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
+{
+	struct cgf_set s;
+	enum cgf_type type;
+	uint32_t zero = 0;
+	int outer = -1, inner = -1, r, nhosts = 0;
+	bool created = false;
+	char **hosts = NULL;
+
+	memset(&s, 0, sizeof(s));
+	if (name[0] == '@')
+		name++;
+	if (!good_name(name)) {
+		cgf_err("bad set name '@%s': 1 to %d letters, digits and '_'", name, CGF_SET_NAME_MAX);
+		return -EINVAL;
+	}
+	r = cgf_set_open(e, name, &outer, &type);
+	if (r == -ENOENT && add && n) {
+		char hwhy[200];
+
+		/* a new set: its type is that of its first item */
+		type = looks_like_exe(items[0]) ? CGF_T_EXE :
+		       looks_like_addr(items[0]) || cgf_host_name_ok(items[0], hwhy, sizeof(hwhy)) ?
+				CGF_T_ADDR : CGF_T_INT;
+		created = true;
+		r = 0;
+	} else if (r == -ENOENT) {
+		cgf_err("unknown set @%s in %s", name, e->pin);
+		return r;
+	} else if (r) {
+		cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
+		return r;
+	}
+	hosts = calloc(n ? n : 1, sizeof(*hosts));
+	r = hosts ? parse_items(items, n, type, name, add, &s, hosts, &nhosts) : -ENOMEM;
+	if (r)
+		goto out;
+	r = new_contents(e, name, outer, created, type, &s, hosts, nhosts, add, n, &inner);
+	if (r)
+		goto out;
 	/* the switch: one update (or, for a new set, one pin) */
 	if (created) {
 		outer = outer_new(inner);
@@ -468,14 +545,12 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 		cgf_err("cannot change @%s of %s: %s", name, e->pin, strerror(-r));
 	}
 out:
-	free(bits);
+	free(hosts);
 	free(s.cidrs);
 	free(s.ranges);
 	free(s.exes);
 	if (inner >= 0)
 		close(inner);
-	if (old >= 0)
-		close(old);
 	if (outer >= 0)
 		close(outer);
 	return r;
@@ -610,6 +685,8 @@ int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, voi
 	}
 	for (more = cgf_next_key(inner, NULL, &next); more > 0; more = cgf_next_key(inner, &k, &next)) {
 		k = next;
+		if (k.family == CGF_LPM_NAMES) /* host names, not addresses */
+			continue;
 		if (n == cap) {
 			struct cgf_lpm_key *p = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*p));
 
@@ -637,6 +714,418 @@ int cgf_set_items(int outer, enum cgf_type type, int (*fn)(const char *item, voi
 	}
 	free(keys);
 	return 0;
+}
+
+/* ---- address sets with host names ----------------------------------------------- */
+
+/* A set of trie keys: sorted and unique after keys_settle. */
+struct keys {
+	struct cgf_lpm_key *v;
+	size_t n, cap;
+};
+
+static int keys_add(struct keys *k, const struct cgf_lpm_key *key)
+{
+	if (!cgf_grow((void **)&k->v, k->n, &k->cap, sizeof(*k->v), 64))
+		return -ENOMEM;
+	k->v[k->n++] = *key;
+	return 0;
+}
+
+static void keys_settle(struct keys *k)
+{
+	size_t i, j;
+
+	qsort(k->v, k->n, sizeof(*k->v), cmp_key);
+	for (i = j = 0; i < k->n; i++)
+		if (!j || cmp_key(&k->v[j - 1], &k->v[i]))
+			k->v[j++] = k->v[i];
+	k->n = j;
+}
+
+static struct cgf_lpm_key *keys_find(const struct keys *k, const struct cgf_lpm_key *key)
+{
+	return k->n ? bsearch(key, k->v, k->n, sizeof(*k->v), cmp_key) : NULL;
+}
+
+/* Remove key (sorted order kept); false if it was not there. */
+static bool keys_del(struct keys *k, const struct cgf_lpm_key *key)
+{
+	struct cgf_lpm_key *p = keys_find(k, key);
+
+	if (!p)
+		return false;
+	memmove(p, p + 1, (size_t)(k->v + k->n - p - 1) * sizeof(*p));
+	k->n--;
+	return true;
+}
+
+#define PLUS "+"        /* the names' addresses also added by themselves */
+
+static bool is_name_entry(const struct cgf_name *n)
+{
+	return strcmp(n->name, PLUS) != 0;
+}
+
+/* The addresses of t's names (sorted, unique). */
+static int names_owned(const struct cgf_names *t, struct keys *out)
+{
+	size_t i, j;
+
+	for (i = 0; i < t->n; i++)
+		for (j = 0; is_name_entry(&t->v[i]) && j < t->v[i].n; j++) {
+			struct cgf_lpm_key k;
+
+			lpm_key_of(&t->v[i].addrs[j], &k);
+			if (keys_add(out, &k))
+				return -ENOMEM;
+		}
+	keys_settle(out);
+	return 0;
+}
+
+static int cmp_index(const void *x, const void *y)
+{
+	const struct cgf_lpm_key *a = x, *b = y;
+
+	return memcmp(a->pad, b->pad, sizeof(a->pad));
+}
+
+/* The trie's addresses (lits) and its names (t), read from inner. */
+static int read_addr_set(int inner, struct keys *lits, struct cgf_names *t)
+{
+	struct cgf_lpm_key k, next;
+	struct keys rec = { 0 };
+	char *text = NULL;
+	int more, r = 0;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	for (more = cgf_next_key(inner, NULL, &next); more > 0 && !r; more = cgf_next_key(inner, &k, &next)) {
+		k = next;
+		r = keys_add(k.family == CGF_LPM_NAMES ? &rec : lits, &k);
+	}
+	if (more < 0)
+		r = more;
+	/* the records by index */
+	qsort(rec.v, rec.n, sizeof(*rec.v), cmp_index);
+	if (!r && rec.n && !(text = calloc(rec.n * 16 + 1, 1)))
+		r = -ENOMEM;
+	for (i = 0; !r && i < rec.n; i++)
+		memcpy(text + i * 16, rec.v[i].addr, 16);
+	if (!r && text)
+		r = cgf_names_parse(text, t);
+	free(text);
+	free(rec.v);
+	keys_settle(lits);
+	return r;
+}
+
+/* Fill a new trie: the keys, then t as records. */
+static int write_addr_set(int inner, const struct keys *keys, const struct cgf_names *t)
+{
+	char *text = t->n ? cgf_names_format(t) : NULL;
+	uint8_t one = 1;
+	size_t i, len;
+	int r = 0;
+
+	if (t->n && !text)
+		return -ENOMEM;
+	for (i = 0; i < keys->n && !r; i++)
+		if (bpf_map_update_elem(inner, &keys->v[i], &one, BPF_ANY))
+			r = -errno;
+	len = text ? strlen(text) : 0;
+	for (i = 0; !r && i * 16 < len; i++) {
+		struct cgf_lpm_key k = { .prefixlen = 32 + 128, .family = CGF_LPM_NAMES,
+					 .pad = { (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i } };
+
+		memcpy(k.addr, text + i * 16, len - i * 16 < 16 ? len - i * 16 : 16);
+		if (i >= 1u << 24)
+			r = -E2BIG;
+		else if (bpf_map_update_elem(inner, &k, &one, BPF_ANY))
+			r = -errno;
+	}
+	free(text);
+	return r;
+}
+
+/*
+ * What an address set holds from what is added by itself (lits) and by
+ * names (t, its PLUS entry ignored): both, and t's PLUS made the addresses
+ * in both; keys: the union.
+ */
+static int addr_set_union(const struct keys *lits, struct cgf_names *t, struct keys *keys)
+{
+	struct keys owned = { 0 }, plus = { 0 };
+	struct cgf_cidr *pa = NULL;
+	size_t i, np = 0, cap = 0;
+	int r;
+
+	cgf_names_del(t, PLUS);
+	r = names_owned(t, &owned);
+	for (i = 0; !r && i < lits->n; i++) {
+		r = keys_add(keys, &lits->v[i]);
+		if (!r && keys_find(&owned, &lits->v[i]))
+			r = keys_add(&plus, &lits->v[i]);
+	}
+	for (i = 0; !r && i < owned.n; i++)
+		r = keys_add(keys, &owned.v[i]);
+	keys_settle(keys);
+	for (i = 0; !r && i < plus.n; i++) {
+		if (!cgf_grow((void **)&pa, np, &cap, sizeof(*pa), 8)) {
+			r = -ENOMEM;
+			break;
+		}
+		memset(&pa[np], 0, sizeof(pa[np]));
+		pa[np].family = plus.v[i].family;
+		pa[np].plen = (uint8_t)(plus.v[i].prefixlen - 32);
+		memcpy(pa[np].addr, plus.v[i].addr, 16);
+		np++;
+	}
+	if (!r && np)
+		r = cgf_names_put(t, PLUS, 0, pa, np);
+	free(pa);
+	free(owned.v);
+	free(plus.v);
+	return r;
+}
+
+/* Split the trie's keys into what was added by itself (lits) and t. */
+static int addr_set_split(struct keys *lits, const struct cgf_names *t)
+{
+	struct keys owned = { 0 };
+	const struct cgf_name *plus = cgf_names_find(t, PLUS);
+	struct keys mine = { 0 };
+	size_t i;
+	int r = names_owned(t, &owned);
+
+	for (i = 0; !r && i < lits->n; i++) {
+		bool keep = !keys_find(&owned, &lits->v[i]);
+
+		for (size_t j = 0; !keep && plus && j < plus->n; j++) {
+			struct cgf_lpm_key k;
+
+			lpm_key_of(&plus->addrs[j], &k);
+			keep = !cmp_key(&k, &lits->v[i]);
+		}
+		if (keep)
+			r = keys_add(&mine, &lits->v[i]);
+	}
+	free(owned.v);
+	free(lits->v);
+	*lits = mine;
+	return r;
+}
+
+/* A new trie with lits and t's names (the switch is the caller's). */
+static int addr_set_make(struct keys *lits, struct cgf_names *t, int *inner)
+{
+	struct keys keys = { 0 };
+	int r = addr_set_union(lits, t, &keys);
+
+	*inner = -1;
+	if (!r) {
+		*inner = inner_new(CGF_T_ADDR);
+		r = *inner < 0 ? *inner : write_addr_set(*inner, &keys, t);
+	}
+	free(keys.v);
+	return r;
+}
+
+/* The edit of an address set: items (s) and host names (hosts) added or
+ * removed, into a new trie *inner built from old (-1: a new set). */
+static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nhosts, bool add,
+			 int *inner)
+{
+	struct cgf_names t = { .policy = CGF_NAMES_RESOLVE };
+	struct keys lits = { 0 };
+	size_t i;
+	int r = old >= 0 ? read_addr_set(old, &lits, &t) : 0;
+
+	if (!r)
+		r = addr_set_split(&lits, &t);
+	keys_settle(&lits);
+	for (i = 0; !r && i < s->n; i++) {
+		struct cgf_lpm_key k;
+		char buf[64];
+
+		lpm_key_of(&s->cidrs[i], &k);
+		if (add) {
+			r = keys_add(&lits, &k);
+		} else if (!keys_del(&lits, &k)) {
+			struct keys owned = { 0 };
+
+			cgf_format_cidr(&s->cidrs[i], buf, sizeof(buf));
+			r = names_owned(&t, &owned);
+			if (!r && keys_find(&owned, &k))
+				cgf_note("%s is in the set as an address of a host name in it: it stays", buf);
+			else if (!r)
+				cgf_note("%s was not in the set", buf);
+			free(owned.v);
+		}
+	}
+	keys_settle(&lits);
+	for (i = 0; !r && i < (size_t)nhosts; i++) {
+		struct cgf_cidr *a;
+		size_t n;
+		char why[300];
+
+		if (!add) {
+			if (!cgf_names_find(&t, hosts[i]))
+				cgf_note("%s was not in the set", hosts[i]);
+			cgf_names_del(&t, hosts[i]);
+			continue;
+		}
+		if (cgf_resolve_host(hosts[i], &a, &n, why, sizeof(why))) {
+			cgf_err("%s; nothing was changed", why);
+			r = -EINVAL;
+			break;
+		}
+		r = cgf_names_put(&t, hosts[i], cgf_name_expiry(hosts[i]), a, n);
+		free(a);
+	}
+	if (!r)
+		r = addr_set_make(&lits, &t, inner);
+	free(lits.v);
+	cgf_names_free(&t);
+	return r;
+}
+
+int cgf_set_names(int outer, struct cgf_names *t)
+{
+	struct keys lits = { 0 };
+	int inner = inner_of(outer), r;
+
+	memset(t, 0, sizeof(*t));
+	if (inner < 0)
+		return inner;
+	r = read_addr_set(inner, &lits, t);
+	close(inner);
+	free(lits.v);
+	if (!r)
+		cgf_names_del(t, PLUS);
+	return r;
+}
+
+struct refresh_ctx {
+	struct cgf_engine *e;
+	bool force;
+	int changed, r;
+};
+
+/* refresh of one set: its names resolved again if due, in one update. */
+static int refresh_set(const char *name, int outer, enum cgf_type type, void *ctx)
+{
+	struct refresh_ctx *c = ctx;
+	struct cgf_names t = { 0 }, names = { .old = &t, .policy = c->force ? CGF_NAMES_FORCE : CGF_NAMES_DUE };
+	struct keys lits = { 0 };
+	uint32_t zero = 0;
+	int old, inner = -1, r;
+	size_t i;
+
+	if (type != CGF_T_ADDR)
+		return 0;
+	old = inner_of(outer);
+	r = old < 0 ? old : read_addr_set(old, &lits, &t);
+	if (old >= 0)
+		close(old);
+	if (!r)
+		r = addr_set_split(&lits, &t);
+	cgf_names_del(&t, PLUS);
+	if (r || !cgf_names_due(&t, c->force))
+		goto out;
+	for (i = 0; !r && i < t.n; i++) {
+		struct cgf_cidr *a = NULL;
+		size_t n;
+		char why[300];
+
+		if (cgf_names_get(&names, t.v[i].name, &a, &n, why, sizeof(why)))
+			r = -EINVAL;
+		free(a);
+	}
+	if (!r)
+		r = addr_set_make(&lits, &names, &inner);
+	if (!r && bpf_map_update_elem(outer, &zero, &inner, BPF_ANY))
+		r = -errno;
+	if (!r)
+		c->changed++;
+out:
+	if (r)
+		cgf_err("cannot refresh the names of @%s of %s: %s; it is unchanged", name,
+			c->e->pin, strerror(-r));
+	if (inner >= 0)
+		close(inner);
+	free(lits.v);
+	cgf_names_free(&t);
+	cgf_names_free(&names);
+	if (r && !c->r)
+		c->r = r;
+	return 0;
+}
+
+int cgf_set_refresh(struct cgf_engine *e, bool force, int *changed)
+{
+	struct refresh_ctx c = { .e = e, .force = force };
+	struct dirent **names;
+	int n, i, r;
+
+	/* every set pinned (one that cannot be opened is said: cgf_set_each
+	 * would pass over it) */
+	n = scandir(e->dir, &names, NULL, alphasort);
+	if (n < 0) {
+		r = -errno;
+		cgf_err("cannot read the sets of %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	for (i = 0; i < n; i++) {
+		const char *f = names[i]->d_name, *name = f + strlen(SET_PREFIX);
+		enum cgf_type type;
+		int outer;
+
+		if (!strncmp(f, SET_PREFIX, strlen(SET_PREFIX))) {
+			r = cgf_set_open(e, name, &outer, &type);
+			if (r) {
+				cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
+				c.r = c.r ? c.r : r;
+			} else {
+				refresh_set(name, outer, type, &c);
+				close(outer);
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	*changed += c.changed;
+	return c.r;
+}
+
+/* A declared set's contents with its host names (s->hosts): a new trie. */
+static int addr_set_new(const struct cgf_set *s, int *inner)
+{
+	struct cgf_names t = { 0 };
+	struct keys lits = { 0 };
+	size_t i, h;
+	int r = 0;
+
+	for (i = 0; !r && i < s->n; i++) {
+		struct cgf_lpm_key k;
+		bool named = false;
+
+		for (h = 0; h < s->nhosts; h++)
+			named |= i >= s->hosts[h].first && i < s->hosts[h].first + s->hosts[h].n;
+		lpm_key_of(&s->cidrs[i], &k);
+		if (!named)
+			r = keys_add(&lits, &k);
+	}
+	keys_settle(&lits);
+	for (h = 0; !r && h < s->nhosts; h++)
+		r = cgf_names_put(&t, s->hosts[h].name, cgf_name_expiry(s->hosts[h].name),
+				  s->cidrs + s->hosts[h].first, s->hosts[h].n);
+	if (!r)
+		r = addr_set_make(&lits, &t, inner);
+	free(lits.v);
+	cgf_names_free(&t);
+	return r;
 }
 
 /* ---- dynamic sets: maps of the filter program ----------------------------------- */

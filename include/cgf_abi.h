@@ -156,12 +156,19 @@ struct cgf_event {
  * holds the set's contents: editing a set builds new contents and puts
  * them in the slot with one update, so a packet sees the old set or the new
  * one, never half an edit.
- *  - addresses: an LPM trie keyed by struct cgf_lpm_key, value __u8 1
+ *  - addresses: an LPM trie keyed by struct cgf_lpm_key, value __u8 1.
+ *    The host names in the set ride in the same trie, under family
+ *    CGF_LPM_NAMES (no packet has it, so none matches them): key pad[0..2]
+ *    is the index (pad[0] << 16 | pad[1] << 8 | pad[2]), addr the next 16
+ *    bytes of a text of lines "NAME EXPIRES ADDR ...\n" (as CGF_INFO_NAMES),
+ *    then a line "+ ADDR ..." of the names' addresses also added by
+ *    themselves, padded with 0 bytes; prefixlen 160.
  *  - integers (0..65535): an array of one CGF_BITMAP_BYTES bitmap, bit v
  *    is (word[v / 64] >> (v % 64)) & 1
  */
 #define CGF_BITMAP_BYTES 8192
 #define CGF_LPM_MAX_PREFIXES (1u << 24)   /* per named address set */
+#define CGF_LPM_NAMES 0xff
 struct cgf_lpm_key {
 	__u32 prefixlen;   /* 32 + prefix length: the family word is matched whole */
 	__u8 family;       /* 4 or 6 */
@@ -191,6 +198,12 @@ struct cgf_info {
 	__u32 flags;        /* CGF_INFO_* */
 };
 #define CGF_INFO_LEARNING 1     /* it records flows for cgfilter learn */
+#define CGF_INFO_NAMES 2        /* after the text: a __u32 length, then the
+				 * host names of its literal sets and their
+				 * addresses, as text: one line a name,
+				 * "NAME EXPIRES ADDR ADDR ...\n" (EXPIRES:
+				 * CLOCK_REALTIME seconds, when cgfilter
+				 * refresh resolves it again) */
 
 /*
  * cgfilter learn: a filter program made to record the flows it sees into an

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -451,7 +452,7 @@ static void unexpected(struct parser *p, const struct token *t, const char *expe
 			 expected);
 }
 
-/* Read a set element or address literal: a run of [0-9A-Za-z.:/]. */
+/* Read a set element or address literal: a run of [0-9A-Za-z.:/-]. */
 static struct token lex_item(struct parser *p)
 {
 	struct token t;
@@ -469,7 +470,7 @@ static struct token lex_item(struct parser *p)
 	while (p->pos < p->n) {
 		char c = p->s[p->pos];
 
-		if (!isalnum((unsigned char)c) && c != '.' && c != ':' && c != '/')
+		if (!isalnum((unsigned char)c) && c != '.' && c != ':' && c != '/' && c != '-')
 			break;
 		p->pos++;
 	}
@@ -686,10 +687,116 @@ static bool item_looks_like_addr(const struct parser *p, const struct token *t)
 	return false;
 }
 
+static const char *const keywords[] = { "in", "add", "del", "timeout", "exe" };
+
+bool cgf_host_name_ok(const char *s, char *why, size_t whylen)
+{
+	size_t n = strlen(s), i, label = 0;
+	bool letter = false;
+	uint64_t v;
+	const char *w;
+
+	if (!n || n > CGF_HOST_MAX + (s[n - 1] == '.')) {
+		snprintf(why, whylen, "a host name has 1 to %d characters", CGF_HOST_MAX);
+		return false;
+	}
+	if (!parse_uint(s, n, &v, &w)) {
+		snprintf(why, whylen, "'%s' is a number", s);
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (!label || s[i - 1] == '-') {
+				snprintf(why, whylen, "bad host name '%s' (an empty label, or one ending in '-')", s);
+				return false;
+			}
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-') {
+			snprintf(why, whylen, "bad host name '%s' (letters, digits, '.' and '-')", s);
+			return false;
+		}
+		if ((c == '-' && !label) || ++label > 63) {
+			snprintf(why, whylen, "bad host name '%s' (a label starts with '-' or is longer than 63)", s);
+			return false;
+		}
+		letter |= isalpha((unsigned char)c) != 0;
+	}
+	if (s[n - 1] == '-' || !letter) {
+		snprintf(why, whylen, "bad host name '%s'", s);
+		return false;
+	}
+	for (i = 0; i < cgf_vocab_len; i++)
+		if (!strcmp(s, cgf_vocab[i].name))
+			goto taken;
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+		if (!strcmp(s, keywords[i]))
+			goto taken;
+	return true;
+taken:
+	snprintf(why, whylen, "'%s' is a name of the language: write the host as '%s.'", s, s);
+	return false;
+}
+
+/* The addresses of the host name text into s (its type: addresses). */
+static void add_host(struct parser *p, struct cgf_set *s, const struct token *t, const char *text)
+{
+	struct cgf_cidr *addrs = NULL;
+	struct cgf_host *h;
+	char why[300];
+	size_t n = 0;
+
+	if (!p->opts->resolve_name) {
+		fail_tok(p, t, "'%s' is a host name: only a cgfilter engine resolves host names "
+			 "(load, set, register), and refreshes them; write addresses here", text);
+		return;
+	}
+	if (!grow(p, (void **)&s->hosts, &s->hcap, s->nhosts, sizeof(*s->hosts)))
+		return;
+	if (p->opts->resolve_name(text, s, &addrs, &n, why, sizeof(why), p->opts->resolve_ctx)) {
+		fail_tok(p, t, "%s", why);
+		return;
+	}
+	h = &s->hosts[s->nhosts++];
+	memset(h, 0, sizeof(*h));
+	memcpy(h->name, text, strlen(text) + 1); /* checked: at most CGF_HOST_MAX + 1 */
+	h->first = s->n;
+	for (size_t i = 0; i < n && !p->failed; i++) {
+		if (!grow(p, (void **)&s->cidrs, &s->cap, s->n, sizeof(*s->cidrs)))
+			break;
+		s->cidrs[s->n++] = addrs[i];
+		h->n++;
+	}
+	free(addrs);
+}
+
+static bool has_letter(const char *s)
+{
+	for (; *s; s++)
+		if (isalpha((unsigned char)*s))
+			return true;
+	return false;
+}
+
+/* A declaration's first item a host name: the set holds addresses. */
+static bool item_is_host(const struct parser *p, const struct token *t)
+{
+	char text[CGF_HOST_MAX + 2], why[200];
+
+	if (t->kind != T_NUM || t->len >= sizeof(text))
+		return false;
+	memcpy(text, p->s + t->pos, t->len);
+	text[t->len] = 0;
+	return cgf_host_name_ok(text, why, sizeof(why));
+}
+
 /* Add the item at t to set s, whose type is known. */
 static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
 {
-	char text[128], why[200];
+	char text[CGF_HOST_MAX + 8], why[200];
 
 	if (s->type == CGF_T_EXE) {
 		cgf_exe_resolve_fn resolve = p->opts->resolve_exe ? p->opts->resolve_exe : cgf_exe_resolve;
@@ -723,12 +830,18 @@ static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
 	memcpy(text, p->s + t->pos, t->len);
 	text[t->len] = 0;
 	if (s->type == CGF_T_ADDR) {
+		char hwhy[200];
+
 		if (!grow(p, (void **)&s->cidrs, &s->cap, s->n, sizeof(*s->cidrs)))
 			return;
-		if (cgf_parse_cidr(text, &s->cidrs[s->n], why, sizeof(why)))
-			fail_tok(p, t, "%s", why);
-		else
+		if (!cgf_parse_cidr(text, &s->cidrs[s->n], why, sizeof(why)))
 			s->n++;
+		else if (cgf_host_name_ok(text, hwhy, sizeof(hwhy)))
+			add_host(p, s, t, text);
+		else if (!strpbrk(text, ":/") && has_letter(text) && strncasecmp(text, "0x", 2))
+			fail_tok(p, t, "%s", hwhy); /* meant as a name */
+		else
+			fail_tok(p, t, "%s", why);
 	} else {
 		if (!grow(p, (void **)&s->ranges, &s->cap, s->n, sizeof(*s->ranges)))
 			return;
@@ -774,7 +887,7 @@ static void parse_items(struct parser *p, struct cgf_set *s, bool *type_known)
 		}
 		if (!*type_known) {
 			s->type = t.kind == T_STR ? CGF_T_EXE :
-				  item_looks_like_addr(p, &t) ? CGF_T_ADDR : CGF_T_INT;
+				  item_looks_like_addr(p, &t) || item_is_host(p, &t) ? CGF_T_ADDR : CGF_T_INT;
 			*type_known = true;
 		}
 		add_item(p, s, &t);
@@ -1469,6 +1582,7 @@ void cgf_expr_free(struct cgf_expr *e)
 	for (s = e->sets; s; s = s->next) {
 		free(s->ranges);
 		free(s->cidrs);
+		free(s->hosts);
 	}
 	arena_free(e->arena);
 	free(e);

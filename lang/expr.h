@@ -104,6 +104,22 @@ int cgf_exe_identify_fd(int fd, struct cgf_exe *out);
 /* Most executables in a literal set (a named set holds any number). */
 #define CGF_EXE_LITERAL_MAX 64
 
+/*
+ * A host name in an address set ({ updates.example.org, 192.0.2.0/24 }):
+ * letters, digits, '.' and '-' (labels of 1 to 63, not starting or ending
+ * with '-'), at least one letter, at most CGF_HOST_MAX characters; a
+ * trailing '.' writes a name that is also a field or keyword ("tcp.").  It
+ * stands for the addresses it resolves to (cgf_parse_opts.resolve_name)
+ * when the filter is set; they are appended to the set's cidrs.
+ */
+#define CGF_HOST_MAX 253
+struct cgf_host {
+	char name[CGF_HOST_MAX + 2];
+	size_t first, n;        /* its addresses: cidrs[first .. first + n) */
+};
+/* Whether s is a host name as above (why: what is wrong, if not). */
+bool cgf_host_name_ok(const char *s, char *why, size_t whylen);
+
 #define CGF_SET_NAME_MAX 63
 /* Largest element of an integer set: sets are for ports, ICMP types, ... */
 #define CGF_INT_SET_MAX 65535
@@ -121,6 +137,8 @@ struct cgf_set {
 	struct cgf_range *ranges;        /* CGF_T_INT */
 	struct cgf_cidr *cidrs;          /* CGF_T_ADDR */
 	struct cgf_exe *exes;            /* CGF_T_EXE */
+	struct cgf_host *hosts;          /* CGF_T_ADDR: the host names written */
+	size_t nhosts, hcap;
 	uint32_t timeout;                /* seconds; not 0: a dynamic set, which the
 					  * filter fills with add() and empties with
 					  * del(), its entries expiring */
@@ -164,6 +182,12 @@ struct cgf_error {
 /* Named sets that exist outside the text (in a loaded cgfilter engine). */
 typedef int (*cgf_set_lookup_fn)(const char *name, enum cgf_type *type, void *ctx);
 
+/* The addresses of a host name written in set s: *addrs (malloc'd, *n of
+ * them, host bits zero), or -1 with why (the resolver's reason). */
+typedef int (*cgf_resolve_name_fn)(const char *name, const struct cgf_set *s,
+				   struct cgf_cidr **addrs, size_t *n, char *why, size_t whylen,
+				   void *ctx);
+
 struct cgf_parse_opts {
 	enum cgf_dialect dialect;
 	cgf_set_lookup_fn lookup_set; /* may be NULL */
@@ -172,6 +196,9 @@ struct cgf_parse_opts {
 	int any_set;                  /* a named set neither declared nor known
 				       * takes the type of its use ('compile') */
 	cgf_exe_resolve_fn resolve_exe; /* NULL: cgf_exe_resolve() (stat) */
+	cgf_resolve_name_fn resolve_name; /* NULL: host names are refused (only
+					   * an engine resolves and refreshes them) */
+	void *resolve_ctx;
 };
 
 /* Limits that keep a huge or hostile filter from exhausting the parser. */

@@ -26,7 +26,7 @@ $(O)/exe-run: verdict/exe-run.c verdict/frames.h $(EXE_RUN_SRC) $(wildcard $(TOP
 		$(wildcard $(TOP)/engine/*.h) $(wildcard $(TOP)/include/*.h) | $(O)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LIBBPF_CFLAGS) -Iverdict -I$(TOP)/lang -I$(TOP)/include -I$(TOP)/engine \
-		-o $@ $< $(EXE_RUN_SRC) $(LIBBPF_LIBS)
+		-o $@ $< $(EXE_RUN_SRC) $(LIBBPF_LIBS) $(ENGINE_LIBS)
 
 # dir-probe: what ingress_ifindex holds on each hook of a cgroup, with real
 # sockets (tests/52-direction.sh)
