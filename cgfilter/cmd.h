@@ -32,9 +32,9 @@ enum cgf_opt {
 	OPT_STATUS = 1 << 13,
 	OPT_SECONDS = 1 << 14,
 	OPT_FORCE = 1 << 15,
-	OPT_PROMETHEUS = 1 << 16,
-	OPT_OUTPUT = 1 << 17,
-	OPT_JOURNAL = 1 << 18,
+	OPT_PROMETHEUS = 1 << 18, /* (16, 17: main's OPT_INGRESS, OPT_EGRESS) */
+	OPT_OUTPUT = 1 << 19,
+	OPT_JOURNAL = 1 << 20,
 };
 
 struct cmd_args {
