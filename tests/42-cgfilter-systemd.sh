@@ -219,37 +219,6 @@ start_fails cgft-guarded-missing.service "a missing pin keeps the unit from star
 # other way, cgfilter-wrap under a .socket unit, as nobody with CAP_NET_ADMIN
 # given by the unit and dropped before the daemon runs
 sd_write /run/cgft-echod.py <"$TOP/tests/wrap/echod.py"
-# client SRC PORT: the echo's answer, or "timeout" / "error ..."
-client() {
-	python3 - "$@" <<-'PY'
-		import socket, sys
-		s = socket.socket()
-		s.settimeout(1.5)
-		s.bind((sys.argv[1], 0))
-		try:
-		    s.connect(("127.0.0.1", int(sys.argv[2])))
-		    s.sendall(b"hi")
-		    print(s.recv(100).decode() or "closed")
-		except socket.timeout:
-		    print("timeout")
-		except OSError as e:
-		    print("error %s" % e.strerror)
-	PY
-}
-# answered SRC PORT WANT WHAT: poll until SRC gets WANT (the service may
-# still be starting), at most 5 s
-answered() {
-	local i got
-	for i in $(seq 10); do
-		got=$(client "$1" "$2")
-		[ "$got" = "$3" ] && { ok "$4"; return 0; }
-		sleep 0.5
-	done
-	fail "$4: got '$got', want '$3'"
-}
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 SP=$(free_port)
 sd_exec "$CGF" load /sys/fs/bpf/cgft-sock 'src_ip == 127.0.0.2' || fail "cannot load the socket unit's filter"
 at_exit sd_exec rm -rf /sys/fs/bpf/cgft-sock /sys/fs/bpf/cgft-sock_maps

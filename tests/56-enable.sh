@@ -36,9 +36,6 @@ if [ ! -d /etc/cgfilter ]; then
 fi
 [ -d /etc/systemd/system ] || skip "/etc/systemd/system is not there to bind over"
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PW=$(free_port)
 PS=$(free_port)
 
@@ -81,35 +78,6 @@ sd_boot --bind "$DEST/usr/local" /usr/local --bind "$ETC" /etc/cgfilter \
 	--bind "$SYS" /etc/systemd/system --unit-path /etc/systemd/system \
 	"$DEST/usr/local/lib/systemd/system"
 ok "systemd boots with the installed units and the user's units in /etc/systemd/system"
-
-# client SRC PORT: the echo's answer, or "timeout" / "error ..."
-client() {
-	python3 - "$@" <<-'PY'
-		import socket, sys
-		s = socket.socket()
-		s.settimeout(1.5)
-		s.bind((sys.argv[1], 0))
-		try:
-		    s.connect(("127.0.0.1", int(sys.argv[2])))
-		    s.sendall(b"hi")
-		    print(s.recv(100).decode() or "closed")
-		except socket.timeout:
-		    print("timeout")
-		except OSError as e:
-		    print("error %s" % e.strerror)
-	PY
-}
-# answered SRC PORT WANT WHAT: poll until SRC gets WANT (a service may still
-# be starting), at most 5 s
-answered() {
-	local i got
-	for i in $(seq 10); do
-		got=$(client "$1" "$2")
-		[ "$got" = "$3" ] && { ok "$4"; return 0; }
-		sleep 0.5
-	done
-	fail "$4: got '$got', want '$3'"
-}
 
 # ---- a running service ---------------------------------------------------------------
 start_ok cgft-web.service "the user's service starts"

@@ -170,3 +170,37 @@ echo_server() {
 	done
 	fail "no free $proto port in $lo..$hi"
 }
+
+# client SRC PORT: a TCP connection from address SRC to 127.0.0.1:PORT
+# sends "hi"; the echo's answer, or "timeout" / "error ..."
+client() {
+	python3 - "$@" <<-'PY'
+		import socket, sys
+		s = socket.socket()
+		s.settimeout(1.5)
+		s.bind((sys.argv[1], 0))
+		try:
+		    s.connect(("127.0.0.1", int(sys.argv[2])))
+		    s.sendall(b"hi")
+		    print(s.recv(100).decode() or "closed")
+		except socket.timeout:
+		    print("timeout")
+		except OSError as e:
+		    print("error %s" % e.strerror)
+	PY
+}
+# answered SRC PORT WANT WHAT: poll until SRC gets WANT (the service may
+# still be starting), at most 5 s
+answered() {
+	local i got
+	for i in $(seq 10); do
+		got=$(client "$1" "$2")
+		[ "$got" = "$3" ] && { ok "$4"; return 0; }
+		sleep 0.5
+	done
+	fail "$4: got '$got', want '$3'"
+}
+# free_port: a TCP port on 127.0.0.1 free now
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
