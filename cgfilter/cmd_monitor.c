@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "cmd.h"
@@ -280,12 +281,25 @@ static int journal_drop(struct mon *m, const struct drop *d)
 			break;
 		close(m->journal);
 		m->journal = journal_open();
-		if (m->journal < 0)
-			return m->journal;
+		if (m->journal < 0) /* said; a unit's Restart=on-failure tries again */
+			return m->err = m->journal;
 	}
 	m->err = -errno;
 	cgf_err("cannot send a drop to the journal, on %s: %s", JOURNAL_SOCKET, strerror(errno));
 	return m->err;
+}
+
+/* The id of the program pinned at pin now (0: none). */
+static uint32_t pinned_id(const char *pin)
+{
+	int fd = bpf_obj_get(pin);
+	uint32_t id;
+
+	if (fd < 0)
+		return 0;
+	id = cgf_prog_id(fd);
+	close(fd);
+	return id;
 }
 
 /* ---- events ------------------------------------------------------------------- */
@@ -430,6 +444,14 @@ int cmd_monitor(struct cmd_args *a)
 			r = cgf_engine_lease(&e);
 			if (r) {
 				cgf_err("cannot ask %s for drop events: %s", e.pin, strerror(-r));
+				break;
+			}
+			/* loaded again (unload, load): this monitor's maps are the old
+			 * engine's, which sees no packet; say so and fail */
+			if (pinned_id(e.pin) != e.entry_id) {
+				cgf_err("%s is no longer the engine this monitor watches (unloaded or "
+					"loaded again): run the monitor again", e.pin);
+				r = -ESTALE;
 				break;
 			}
 			renewed = t;

@@ -1240,6 +1240,11 @@ static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, bo
 	struct cgf_names old = { 0 }, names = { .policy = force ? CGF_NAMES_FORCE : CGF_NAMES_DUE };
 	int r, due;
 
+	/* learn's recording filter is learn's to swap back; block and pass
+	 * judge no address (their names are resolved when the mode changes) */
+	if ((v->info.flags & CGF_INFO_LEARNING) || v->info.mode == CGF_RUN_BLOCK ||
+	    v->info.mode == CGF_RUN_PASS)
+		return 0;
 	r = cgf_names_parse(v->names, &old);
 	if (r)
 		return r;

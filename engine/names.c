@@ -64,7 +64,8 @@ static uint32_t dns_ttl(const char *name)
 		ns_msg m;
 
 		len = res_query(name, ns_c_in, types[t], ans, sizeof(ans));
-		if (len <= 0 || ns_initparse(ans, len, &m))
+		/* an answer cut to fit ans still says its whole length */
+		if (len <= 0 || len > (int)sizeof(ans) || ns_initparse(ans, len, &m))
 			continue;
 		for (i = 0; i < ns_msg_count(m, ns_s_an); i++) {
 			ns_rr rr;

@@ -398,6 +398,7 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 
 			bad = cgf_parse_cidr(items[i], &s->cidrs[s->n], why, sizeof(why));
 			if (bad && cgf_host_name_ok(items[i], hwhy, sizeof(hwhy))) {
+				cgf_host_name_norm(items[i]);
 				hosts[(*nhosts)++] = items[i];  /* resolved by the edit */
 				continue;
 			}

@@ -729,6 +729,15 @@ bool cgf_host_name_ok(const char *s, char *why, size_t whylen)
 		snprintf(why, whylen, "bad host name '%s'", s);
 		return false;
 	}
+	/* the last label starts with a letter: getaddrinfo() reads 0x7f.1 or
+	 * 012.0.0.0x1 as inet_aton() does (127.0.0.1, 10.0.0.1) */
+	for (i = n - 1 - (s[n - 1] == '.'); i > 0 && s[i - 1] != '.'; i--)
+		;
+	if (!isalpha((unsigned char)s[i])) {
+		snprintf(why, whylen, "'%s' is not a host name (its last label does not start with a "
+			 "letter); write an address as a.b.c.d", s);
+		return false;
+	}
 	for (i = 0; i < cgf_vocab_len; i++)
 		if (!strcmp(s, cgf_vocab[i].name))
 			goto taken;
@@ -741,13 +750,26 @@ taken:
 	return false;
 }
 
+void cgf_host_name_norm(char *s)
+{
+	size_t n = strlen(s);
+
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+	if (n > 1 && s[-1] == '.')
+		s[-1] = 0;
+}
+
 /* The addresses of the host name text into s (its type: addresses). */
-static void add_host(struct parser *p, struct cgf_set *s, const struct token *t, const char *text)
+static void add_host(struct parser *p, struct cgf_set *s, const struct token *t, const char *name)
 {
 	struct cgf_cidr *addrs = NULL;
+	char why[300], text[CGF_HOST_MAX + 8];
 	struct cgf_host *h;
-	char why[300];
 	size_t n = 0;
+
+	snprintf(text, sizeof(text), "%.*s", CGF_HOST_MAX + 1, name);
+	cgf_host_name_norm(text);
 
 	if (!p->opts->resolve_name) {
 		fail_tok(p, t, "'%s' is a host name: only a cgfilter engine resolves host names "

@@ -117,6 +117,9 @@ struct cgf_host {
 	char name[CGF_HOST_MAX + 2];
 	size_t first, n;        /* its addresses: cidrs[first .. first + n) */
 };
+/* A host name as it is kept and looked up: lower case, without a trailing
+ * dot (Example.org. is example.org). */
+void cgf_host_name_norm(char *s);
 /* Whether s is a host name as above (why: what is wrong, if not). */
 bool cgf_host_name_ok(const char *s, char *why, size_t whylen);
 

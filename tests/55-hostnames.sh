@@ -86,6 +86,11 @@ expect_status "a name that is a field is refused, with the way to write it" 1 \
 	"'tcp' is a name of the language: write the host as 'tcp.'" \
 	cgf load "$PIN" 'dst_ip in { tcp }'
 expect_status "a bad name is refused" 1 "bad host name 'a..b'" cgf load "$PIN" 'dst_ip in { a..b }'
+# getaddrinfo() would read these as inet_aton() does: 127.0.0.1 and 10.0.0.1
+expect_status "an old-style number is not a host name" 1 \
+	"'012.0.0.0x1' is not a host name (its last label does not start with a letter)" \
+	cgf load "$PIN" 'dst_ip in { 012.0.0.0x1 }'
+expect_status "... nor a hex one" 1 "bad address '0x7f.1'" cgf load "$PIN" 'dst_ip in { 0x7f.1 }'
 [ ! -e "$PIN" ] || fail "a refused load pinned something"
 ok "refused loads pin nothing"
 
@@ -154,12 +159,24 @@ hosts "203.0.113.9 repo.cgft" "203.0.113.9 mirror.cgft"
 expect_ok "set-add another name" cgf set-add "$PIN" @repos mirror.cgft
 expect_ok "refresh --force" cgf refresh --force "$PIN"
 expect_eq "both names give 203.0.113.9" "$(shown_names repos)" "repo.cgft=203.0.113.9 mirror.cgft=203.0.113.9"
-expect_ok "set-del a name" cgf set-del "$PIN" @repos repo.cgft
+expect_ok "set-del a name, written in other case and with a trailing dot" cgf set-del "$PIN" @repos Repo.CGFT.
 expect_eq "its address stays while another name has it" "$(verdicts)" \
 	"$(reference 203.0.113.5/32 203.0.113.9/32)"
 expect_ok "set-del the other" cgf set-del "$PIN" @repos mirror.cgft
 expect_eq "now it goes; the address added by itself stays" "$(verdicts)" "$(reference 203.0.113.5/32)"
 expect_eq "no names left" "$(shown_names repos)" ""
+
+# refresh leaves alone a filter that judges no address (block, pass): it
+# would be rebuilt on every run of the timer
+hosts "198.51.100.10 web.cgft"
+expect_ok "set a filter with a name" cgf set "$PIN" 'dst_ip in { web.cgft }'
+expect_ok "block mode" cgf mode "$PIN" block
+gen() { "$CGF" show --json "$PIN" | grep -o '"generation":[0-9]*'; }
+g0=$(gen)
+expect_ok "refresh --force in block mode" cgf refresh --force "$PIN"
+expect_eq "refresh rebuilt nothing in block mode" "$(gen)" "$g0"
+expect_ok "enforce again" cgf mode "$PIN" enforce
+expect_eq "... which judges by the name's addresses" "$(verdicts)" "$(reference 198.51.100.10/32)"
 
 # a declaration's names are the set's own
 hosts "198.51.100.10 web.cgft"
