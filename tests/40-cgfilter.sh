@@ -209,6 +209,22 @@ grep -q "\"proto\":\"udp\",\"src\":\"127.0.0.1\",\"sport\":[0-9]*,\"dst\":\"127.
 grep -q "\"cgroup\":\"/$T_ID-cgfilter\"" "$TMP/mon" || fail "monitor cgroup: $(cat "$TMP/mon")"
 ok "monitor shows the dropped datagram and its cgroup"
 
+# a monitor watches the engine it opened: loaded again, the monitor says so
+# and fails (its unit's Restart= then watches the new one)
+PIN3=/sys/fs/bpf/${T_ID}_cgf_mon
+at_exit rm_engine "$PIN3"
+expect_ok "load an engine to watch" "$CGF" load "$PIN3" udp
+"$CGF" monitor "$PIN3" -t 20000 >"$TMP/mon3" 2>&1 &
+mon=$!
+at_exit kill "$mon"
+sleep 0.5
+"$CGF" unload "$PIN3" && "$CGF" load "$PIN3" udp || fail "cannot load $PIN3 again"
+rc=0
+wait "$mon" || rc=$?
+[ "$rc" = 1 ] && grep -q "$PIN3 is no longer the engine this monitor watches" "$TMP/mon3" ||
+	fail "monitor of an engine loaded again: exit $rc: $(cat "$TMP/mon3")"
+ok "a monitor of an engine loaded again says so and exits 1"
+
 # ---- a flood of drops is rate-limited ---------------------------------------------------------
 PIN2=/sys/fs/bpf/${T_ID}_cgf_rl
 at_exit rm_engine "$PIN2"
