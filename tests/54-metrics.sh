@@ -115,6 +115,22 @@ grep -qxF 'cgfilter_passed_packets_total{pin="'"$DIR"'/odd\"na\\me\nx"} 0' "$TMP
 	fail "the odd pin is not escaped as the format says: $(grep odd "$TMP/m.prom")"
 ok "label values escape backslash, double quote and newline"
 
+# a pin that is not UTF-8: node_exporter refuses a file that is not, so the
+# byte is U+FFFD (and a valid multi-byte name stays as it is)
+DIR2=/sys/fs/bpf/$T_ID-metrics-utf8
+mkdir "$DIR2"
+at_exit rm -rf "$DIR2"
+for p in "$DIR2/"$'bad\xffname' "$DIR2/"$'caf\xc3\xa9'; do
+	at_exit "$CGF" unload "$p"
+	"$CGF" load "$p" udp || fail "cannot load $p"
+done
+"$CGF" stats --prometheus "$DIR2" >"$TMP/u.prom" || fail "stats --prometheus $DIR2 failed"
+promtool check metrics <"$TMP/u.prom" || fail "promtool rejects the output: $(cat "$TMP/u.prom")"
+grep -qF 'cgfilter_passed_packets_total{pin="'"$DIR2"$'/bad\xef\xbf\xbdname"} 0' "$TMP/u.prom" &&
+	grep -qF 'cgfilter_passed_packets_total{pin="'"$DIR2"$'/caf\xc3\xa9"} 0' "$TMP/u.prom" ||
+	fail "labels of names that are not UTF-8: $(grep passed_packets "$TMP/u.prom")"
+ok "a byte that is not UTF-8 is U+FFFD in a label; UTF-8 stays as it is"
+
 # ---- --output: atomic ----------------------------------------------------------------------
 OUT=$TMP/textfile/cgfilter.prom
 mkdir "$TMP/textfile"
