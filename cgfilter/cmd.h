@@ -111,6 +111,9 @@ char *read_text_file(const char *path);
 /* s as a JSON string (quotes, backslashes, control characters escaped;
  * bytes that are not UTF-8 as the code points of the same value). */
 void json_str(FILE *f, const char *s);
+/* Length of the valid UTF-8 sequence at s (1 to 4; shortest form, no
+ * surrogates, at most U+10FFFF), or 0 if there is none. */
+size_t utf8_len(const unsigned char *s);
 
 /* Every engine pinned under dir (PIN where PIN_maps/ is), depth first, by
  * name: the sum of what fn returns (1: an engine, 0: skipped).  A directory

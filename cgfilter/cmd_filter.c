@@ -225,23 +225,16 @@ int compile_filter(const char *text, bool classic, bool print, bool any_set)
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1 };
 	struct cgf_gen_env env = CGF_GEN_ENV_NONE;
 	struct cgf_expr *x = NULL;
-	struct cgf_error pe;
 	struct cgf_gen g;
-	char why[256], msg[400];
+	char why[256];
 	int r;
 
 	/* without an engine, a named set is what its use says */
 	po.any_set = any_set;
-	r = cgf_expr_parse(text, &po, &x, &pe);
-	if (r == -EINVAL) {
-		cgf_error_format(&pe, msg, sizeof(msg));
-		cgf_err("bad filter: %s", msg);
-		cgf_error_show_place(stderr, text, &pe);
-	} else if (r) {
-		cgf_err("cannot parse the filter: %s", strerror(-r));
-	} else if (classic) {
+	r = cgf_filter_parse(text, &po, &x); /* a bad filter is said */
+	if (!r && classic) {
 		r = compile_classic(x, text);
-	} else {
+	} else if (!r) {
 		r = cgf_gen_filter(x, &env, &g, why, sizeof(why));
 		if (r) {
 			cgf_err("%s", why);

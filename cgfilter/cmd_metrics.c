@@ -36,29 +36,13 @@ struct prom {
 	int err;
 };
 
-/* The length of the UTF-8 sequence at s (shortest form, no surrogates,
- * at most U+10FFFF), or 0 if it is not one. */
-static int utf8_len(const unsigned char *s)
-{
-	int n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : s[0] >= 0xe0 && s[0] < 0xf0 ? 3 :
-		s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : 0, i;
-
-	for (i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-		return 0;
-	return n;
-}
-
 /* A label: name="value" with backslash, double quote and newline escaped,
  * as the text format wants, and a byte that is not UTF-8 (a cgroup or pin
  * may have one) as U+FFFD: node_exporter refuses a file that is not UTF-8. */
 static void prom_label(FILE *f, const char *name, const char *value, bool first)
 {
 	const unsigned char *p;
-	int n;
+	size_t n;
 
 	fprintf(f, "%s%s=\"", first ? "" : ",", name);
 	for (p = (const unsigned char *)(value ? value : ""); *p; p += n) {
@@ -71,7 +55,7 @@ static void prom_label(FILE *f, const char *name, const char *value, bool first)
 		} else if (*p == '\n') {
 			fputs("\\n", f);
 		} else {
-			fwrite(p, 1, (size_t)n, f);
+			fwrite(p, 1, n, f);
 		}
 	}
 	fputc('"', f);

@@ -22,8 +22,7 @@
 
 /* ---- JSON ---------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if there is none. */
-static size_t utf8_len(const unsigned char *s)
+size_t utf8_len(const unsigned char *s)
 {
 	size_t n, i;
 

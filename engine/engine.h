@@ -73,6 +73,8 @@ struct cgf_load_opts {
 };
 
 /* Load an engine at pin (text: its filter; NULL for a shared engine). */
+/* Parse a filter; a bad one is said (cgf_err), with the place. */
+int cgf_filter_parse(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x);
 int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opts *o);
 /* Open the engine at pin, checking that PIN_maps/ belongs to it; with lock,
  * take the engine's lock and repair what a killed command left half-way. */

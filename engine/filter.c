@@ -441,8 +441,7 @@ static bool uses_exe(const struct cgf_expr *x)
 	return cgf_expr_postorder(x->root, has_exe, NULL) == 1;
 }
 
-/* Parse text; a bad filter is said, with the place. */
-static int parse_filter(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x)
+int cgf_filter_parse(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x)
 {
 	struct cgf_error pe;
 	char msg[400];
@@ -495,7 +494,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 			return r;
 	}
 	b->learning = learn_fd >= 0;
-	r = parse_filter(text, &po, &x);
+	r = cgf_filter_parse(text, &po, &x);
 	if (r) {
 		cgf_names_free(&fresh);
 		return r;
