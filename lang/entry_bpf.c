@@ -16,6 +16,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
 
 #include "gen.h"
 
@@ -32,9 +35,10 @@ static void to_drop(struct gen *g, enum cgf_reason reason)
 
 /* to the filter in force, with cb[3] = reason (CGF_DROP_NOFILTER: a
  * packet for the filter; CGF_DROP_MALFORMED: one it must not judge) */
-static void to_filter(struct gen *g, bool shared, enum cgf_reason reason)
+static void to_filter(struct gen *g, bool shared, enum cgf_reason reason, bool pack)
 {
-	gen_pack_cb(g);
+	if (pack)
+		gen_pack_cb(g);
 	i_mov(g, BPF_REG_0, reason);
 	i_stx(g, BPF_W, R_CTX, CB(3), BPF_REG_0);
 	if (shared) {
@@ -50,23 +54,196 @@ static void to_filter(struct gen *g, bool shared, enum cgf_reason reason)
 	}
 }
 
+/*
+ * The quick way, for what most packets are: TCP, UDP or ICMP over IPv4
+ * without fragments, or over IPv6 with at most FAST_EXT_HDRS plain
+ * extension headers, all in the packet's linear data.  It reads the headers where
+ * they are and writes skb->cb as gen_pack_cb() would, with the same
+ * checks; anything else (another protocol, a fragment, an extension
+ * header, a header beyond the linear data, or a check that fails) goes to
+ * the full parser (gen_parse()) from the start, which decides as it always
+ * did.  So the quick way changes no verdict and no field: it only skips
+ * the stack, for the packets it knows.
+ *
+ * Registers: r2 the header read (in the packet), r3 data_end, r7 the
+ * transport header's offset, r8 the protocol, r9 cb[2] being made.
+ */
+static void fast_l4(struct gen *g, int icmp, uint32_t cb2, uint32_t slow, uint32_t done)
+{
+	uint32_t not_tcp = cgf_asm_label(g->a), not_udp = cgf_asm_label(g->a);
+	uint32_t ports = cgf_asm_label(g->a);
+
+	i_alu(g, BPF_OR, BPF_REG_9, (int32_t)cb2);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, IPPROTO_TCP, not_tcp);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 20);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 12);
+	i_alu(g, BPF_RSH, BPF_REG_0, 4);
+	i_alu(g, BPF_LSH, BPF_REG_0, 2);
+	cgf_asm_jmp_imm(g->a, BPF_JLT, BPF_REG_0, 20, slow);
+	i_alur(g, BPF_ADD, BPF_REG_0, BPF_REG_7);
+	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_0, BPF_REG_1, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 13);
+	i_alu(g, BPF_LSH, BPF_REG_0, 24);
+	i_alu(g, BPF_OR, BPF_REG_0, IPPROTO_TCP);
+	i_stx(g, BPF_W, R_CTX, CB(1), BPF_REG_0);
+	i_alu(g, BPF_OR, BPF_REG_9, CGF_CB_TCP << 8);
+	cgf_asm_ja(g->a, ports);
+
+	cgf_asm_place(g->a, not_tcp);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, IPPROTO_UDP, not_udp);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 8);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_mov(g, BPF_REG_0, IPPROTO_UDP);
+	i_stx(g, BPF_W, R_CTX, CB(1), BPF_REG_0);
+	i_alu(g, BPF_OR, BPF_REG_9, CGF_CB_UDP << 8);
+	cgf_asm_place(g->a, ports);
+	i_ldx(g, BPF_H, BPF_REG_0, BPF_REG_2, 0);
+	i_be(g, BPF_REG_0, 16);
+	i_ldx(g, BPF_H, BPF_REG_1, BPF_REG_2, 2);
+	i_be(g, BPF_REG_1, 16);
+	i_alu(g, BPF_LSH, BPF_REG_1, 16);
+	i_alur(g, BPF_OR, BPF_REG_0, BPF_REG_1);
+	i_stx(g, BPF_W, R_CTX, CB(0), BPF_REG_0);
+	cgf_asm_ja(g->a, done);
+
+	cgf_asm_place(g->a, not_udp);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, icmp, slow);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 4);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
+	i_alu(g, BPF_LSH, BPF_REG_0, 8);
+	i_ldx(g, BPF_B, BPF_REG_1, BPF_REG_2, 1);
+	i_alu(g, BPF_LSH, BPF_REG_1, 16);
+	i_alur(g, BPF_OR, BPF_REG_0, BPF_REG_1);
+	i_alu(g, BPF_OR, BPF_REG_0, icmp);
+	i_stx(g, BPF_W, R_CTX, CB(1), BPF_REG_0);
+	i_mov(g, BPF_REG_0, 0);
+	i_stx(g, BPF_W, R_CTX, CB(0), BPF_REG_0);
+	i_alu(g, BPF_OR, BPF_REG_9, CGF_CB_ICMP << 8);
+}
+
+/* The IPv6 extension headers the quick way follows (of those gen_parse()
+ * follows, the ones whose length is (len + 1) * 8 and which set no field),
+ * and how many. */
+static const int fast_ext_hdrs[] = { IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS,
+				     135 /* mobility */, 139 /* HIP */, 140 /* shim6 */ };
+#define FAST_EXT_HDRS 2
+
+/* r8 TCP, UDP or ICMPv6: to l4; one of fast_ext_hdrs: step over it (r2,
+ * r7 and r8 the next header's); else to slow */
+static void fast_ext(struct gen *g, uint32_t l4, uint32_t slow)
+{
+	uint32_t ext = cgf_asm_label(g->a);
+	size_t i;
+
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, IPPROTO_TCP, l4);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, IPPROTO_UDP, l4);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, IPPROTO_ICMPV6, l4);
+	for (i = 0; i < sizeof(fast_ext_hdrs) / sizeof(fast_ext_hdrs[0]); i++)
+		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, fast_ext_hdrs[i], ext);
+	cgf_asm_ja(g->a, slow);
+	cgf_asm_place(g->a, ext);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 2);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 1);
+	i_ldx(g, BPF_B, BPF_REG_8, BPF_REG_2, 0);
+	i_alu(g, BPF_ADD, BPF_REG_0, 1);
+	i_alu(g, BPF_LSH, BPF_REG_0, 3);
+	i_alur(g, BPF_ADD, BPF_REG_7, BPF_REG_0);
+	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_1, slow);
+	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
+	i_alur(g, BPF_ADD, BPF_REG_2, BPF_REG_7);
+}
+
+/* the quick way (see fast_l4()); to slow for anything else */
+static void gen_fast_parse(struct gen *g, bool shared, uint32_t slow)
+{
+	uint32_t v6 = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
+	uint32_t l4_6 = cgf_asm_label(g->a);
+	int i;
+
+	cgf_asm_note(g->a, "the quick way: TCP, UDP or ICMP, no fragment, plain IPv6 extension headers");
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, protocol));
+	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
+	i_ldx(g, BPF_W, BPF_REG_3, R_CTX, offsetof(struct __sk_buff, data_end));
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, htons(ETH_P_IP), v6);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 20);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
+	i_movr(g, BPF_REG_1, BPF_REG_0);
+	i_alu(g, BPF_RSH, BPF_REG_1, 4);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_1, 4, slow);
+	i_alu(g, BPF_AND, BPF_REG_0, 15);
+	cgf_asm_jmp_imm(g->a, BPF_JLT, BPF_REG_0, 5, slow);
+	i_movr(g, BPF_REG_7, BPF_REG_0);
+	i_alu(g, BPF_LSH, BPF_REG_7, 2);
+	i_ldx(g, BPF_W, BPF_REG_1, R_CTX, offsetof(struct __sk_buff, len));
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_7, BPF_REG_1, slow);
+	i_ldx(g, BPF_H, BPF_REG_0, BPF_REG_2, 6);
+	i_be(g, BPF_REG_0, 16);
+	i_alu(g, BPF_AND, BPF_REG_0, 0x3fff);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, slow);
+	i_ldx(g, BPF_B, BPF_REG_8, BPF_REG_2, 9);
+	i_ldx(g, BPF_B, BPF_REG_9, BPF_REG_2, 8);
+	i_alur(g, BPF_ADD, BPF_REG_2, BPF_REG_7);
+	fast_l4(g, IPPROTO_ICMP, CGF_CB_IP << 8 | 4 << 16, slow, done);
+	cgf_asm_ja(g->a, done);
+
+	cgf_asm_place(g->a, v6);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, htons(ETH_P_IPV6), slow);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 40);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
+	i_alu(g, BPF_RSH, BPF_REG_0, 4);
+	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 6, slow);
+	i_ldx(g, BPF_B, BPF_REG_8, BPF_REG_2, 6);
+	i_ldx(g, BPF_B, BPF_REG_9, BPF_REG_2, 7);
+	i_mov(g, BPF_REG_7, 40);
+	i_alu(g, BPF_ADD, BPF_REG_2, 40);
+	for (i = 0; i < FAST_EXT_HDRS; i++)
+		fast_ext(g, l4_6, slow);
+	cgf_asm_place(g->a, l4_6);
+	fast_l4(g, IPPROTO_ICMPV6, CGF_CB_IPV6 << 8 | 6 << 16, slow, done);
+
+	cgf_asm_place(g->a, done);
+	i_stx(g, BPF_W, R_CTX, CB(2), BPF_REG_9);
+	i_ldx(g, BPF_W, BPF_REG_0, R_CTX, offsetof(struct __sk_buff, len));
+	i_stx(g, BPF_W, R_CTX, CB(4), BPF_REG_0);
+	to_filter(g, shared, CGF_DROP_NOFILTER, false);
+	cgf_asm_note(g->a, "no filter in force: drop");
+	to_drop(g, CGF_DROP_NOFILTER);
+}
+
 int cgf_gen_entry(bool shared, const struct cgf_gen_env *env, struct cgf_gen *out, char *why,
 		  size_t whylen)
 {
 	struct gen g = { .why = why, .whylen = whylen };
+	uint32_t slow;
 
 	gen_begin(&g, out, env);
 	gen_prologue(&g);
+	slow = cgf_asm_label(g.a);
+	gen_fast_parse(&g, shared, slow);
+	cgf_asm_place(g.a, slow);
 	gen_parse(&g);
 
 	cgf_asm_place(g.a, g.l_filter);
-	to_filter(&g, shared, CGF_DROP_NOFILTER);
+	to_filter(&g, shared, CGF_DROP_NOFILTER, true);
 	cgf_asm_note(g.a, "no filter in force: drop");
 	to_drop(&g, CGF_DROP_NOFILTER);
 
 	cgf_asm_place(g.a, g.l_malformed);
 	cgf_asm_note(g.a, "malformed: the filter's mode says (enforce and block drop it)");
-	to_filter(&g, shared, CGF_DROP_MALFORMED);
+	to_filter(&g, shared, CGF_DROP_MALFORMED, true);
 	to_drop(&g, CGF_DROP_MALFORMED);
 	return gen_finish(&g);
 }

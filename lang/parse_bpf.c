@@ -509,6 +509,77 @@ void gen_family(struct gen *g, uint8_t dst)
 	i_ldx(g, BPF_B, dst, R_CTX, cb_byte(2, FAMILY_SHIFT, 8));
 }
 
+/*
+ * The source and destination addresses, n bytes each (4 or 16) at offset k
+ * of the packet, into FP_SADDR and FP_DADDR: from its linear data, else
+ * with bpf_skb_load_bytes; to g->l_malformed if the packet is shorter (the
+ * entry program has checked it is not).
+ */
+static void copy_addrs(struct gen *g, int k, int n)
+{
+	uint32_t direct = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
+	int off, i;
+
+	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
+	i_ldx(g, BPF_W, BPF_REG_3, R_CTX, offsetof(struct __sk_buff, data_end));
+	i_alu(g, BPF_ADD, BPF_REG_2, k);
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, 2 * n);
+	cgf_asm_jmp_reg(g->a, BPF_JLE, BPF_REG_4, BPF_REG_3, direct);
+	/* (first: see gen_fetch()) */
+	for (i = 0; i < 2; i++) {
+		i_movr(g, BPF_REG_1, R_CTX);
+		i_mov(g, BPF_REG_2, (uint64_t)(k + i * n));
+		i_fp(g, BPF_REG_3, i ? FP_DADDR : FP_SADDR);
+		i_mov(g, BPF_REG_4, (uint64_t)n);
+		i_call(g, BPF_FUNC_skb_load_bytes);
+		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 0, g->l_malformed);
+	}
+	cgf_asm_ja(g->a, done);
+	cgf_asm_place(g->a, direct);
+	for (i = 0; i < 2; i++) {
+		for (off = 0; off < n; off += n - off >= 8 ? 8 : 4) {
+			uint8_t sz = n - off >= 8 ? BPF_DW : BPF_W;
+
+			i_ldx(g, sz, BPF_REG_5, BPF_REG_2, (int16_t)(i * n + off));
+			i_stx(g, sz, BPF_REG_10, (int16_t)((i ? FP_DADDR : FP_SADDR) + off), BPF_REG_5);
+		}
+	}
+	cgf_asm_place(g->a, done);
+}
+
+/*
+ * FP_FAMILY, FP_SADDR and FP_DADDR, the addresses read from the packet
+ * (network order, IPv4 in the first 4 bytes, the rest 0; 0 if neither
+ * IPv4 nor IPv6), each stored once.
+ */
+static void unpack_addrs(struct gen *g)
+{
+	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
+	uint32_t done = cgf_asm_label(g->a);
+
+	cgf_asm_note(g->a, "the addresses, from the packet");
+	i_ldx(g, BPF_B, BPF_REG_0, R_CTX, cb_byte(2, FAMILY_SHIFT, 8));
+	i_stx(g, BPF_DW, BPF_REG_10, FP_FAMILY, BPF_REG_0);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 4, v4);
+	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
+	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR + 8, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR + 8, 0);
+	cgf_asm_ja(g->a, done);
+	cgf_asm_place(g->a, v4);
+	i_st(g, BPF_W, BPF_REG_10, FP_SADDR + 4, 0);
+	i_st(g, BPF_W, BPF_REG_10, FP_DADDR + 4, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR + 8, 0);
+	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR + 8, 0);
+	copy_addrs(g, 12, 4);
+	cgf_asm_ja(g->a, done);
+	cgf_asm_place(g->a, v6);
+	copy_addrs(g, 8, 16);
+	cgf_asm_place(g->a, done);
+}
+
 void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs)
 {
 	size_t i;
@@ -523,35 +594,8 @@ void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs)
 			i_alu(g, BPF_AND, BPF_REG_0, (int32_t)((1u << packing[i].bits) - 1));
 		set_field(g, packing[i].field, BPF_REG_0);
 	}
-	if (addrs) {
-		uint32_t v6 = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
-
-		cgf_asm_note(g->a, "the addresses, from the packet");
-		i_st(g, BPF_DW, BPF_REG_10, FP_SADDR, 0);
-		i_st(g, BPF_DW, BPF_REG_10, FP_SADDR + 8, 0);
-		i_st(g, BPF_DW, BPF_REG_10, FP_DADDR, 0);
-		i_st(g, BPF_DW, BPF_REG_10, FP_DADDR + 8, 0);
-		i_ldx(g, BPF_W, BPF_REG_0, R_CTX, CB(2));
-		i_alu(g, BPF_RSH, BPF_REG_0, FAMILY_SHIFT);
-		i_alu(g, BPF_AND, BPF_REG_0, 0xff);
-		i_stx(g, BPF_DW, BPF_REG_10, FP_FAMILY, BPF_REG_0);
-		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
-		cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 4, done);
-		gen_fetch(g, false, 12, 8);
-		i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_10, FP_BUF);
-		i_stx(g, BPF_W, BPF_REG_10, FP_SADDR, BPF_REG_0);
-		i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_10, FP_BUF + 4);
-		i_stx(g, BPF_W, BPF_REG_10, FP_DADDR, BPF_REG_0);
-		cgf_asm_ja(g->a, done);
-		cgf_asm_place(g->a, v6);
-		gen_fetch(g, false, 8, 32);
-		for (i = 0; i < 4; i++) {
-			i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(FP_BUF + 8 * i));
-			i_stx(g, BPF_DW, BPF_REG_10, (int16_t)((i < 2 ? FP_SADDR : FP_DADDR) + 8 * (i % 2)),
-			      BPF_REG_0);
-		}
-		cgf_asm_place(g->a, done);
-	}
+	if (addrs)
+		unpack_addrs(g);
 }
 
 void gen_local_remote(struct gen *g)

@@ -12,6 +12,8 @@
  * (ingress_ifindex 0).  Output: one line per
  * program, tab-separated:
  *   SOURCE <TAB> NAME <TAB> VERDICTS
+ * (with --cb, after a line "cb <TAB> FRAME <TAB> CB0 CB1 CB2 CB3 CB4" per frame:
+ * skb->cb as the program left it, FRAME counted from 1)
  * SOURCE is the object path or "pin", NAME the program's name or the pin
  * path, VERDICTS one character per packet, in order: the program's return
  * value as a decimal digit (cgroup_skb returns 0 = drop, 1 = pass, 2-3 with
@@ -33,7 +35,7 @@
 
 #include "frames.h"
 
-static int verbose;
+static int verbose, print_cb;
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -51,6 +53,8 @@ static void usage(FILE *f)
 		"  -p, --packets FILE  frames in hex, one per line ('-' for stdin); a line\n"
 		"                      'ingress HEX' is a frame received, else one sent\n"
 		"      --pin PATH      a pinned cgroup_skb program (repeatable)\n"
+		"      --cb            also print skb->cb after each frame: a line\n"
+		"                      'cb TAB FRAME TAB CB0 CB1 CB2 CB3 CB4' (decimal)\n"
 		"  -v, --verbose       show libbpf's messages\n"
 		"  -h, --help          this help\n\n"
 		"Output, one line per program: SOURCE TAB NAME TAB VERDICTS, where VERDICTS\n"
@@ -68,10 +72,10 @@ static int run_prog(int fd, const char *source, const char *name, const struct f
 	for (i = 0; i < fr->n; i++) {
 		/* the direction, as the kernel tells it (skb_iif): a frame
 		 * received came in on an interface (1: loopback) */
-		struct __sk_buff ctx = { .ingress_ifindex = (__u32)fr->v[i].ingress };
+		struct __sk_buff ctx = { .ingress_ifindex = (__u32)fr->v[i].ingress }, after = { 0 };
 		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = fr->v[i].data,
 			    .data_size_in = (__u32)fr->v[i].len, .repeat = 1, .ctx_in = &ctx,
-			    .ctx_size_in = sizeof(ctx));
+			    .ctx_size_in = sizeof(ctx), .ctx_out = &after, .ctx_size_out = sizeof(after));
 		int r = bpf_prog_test_run_opts(fd, &opts);
 
 		if (r && errno == EINVAL) {
@@ -90,6 +94,9 @@ static int run_prog(int fd, const char *source, const char *name, const struct f
 			return -ERANGE;
 		}
 		out[i] = (char)('0' + opts.retval);
+		if (print_cb)
+			printf("cb\t%zu\t%u %u %u %u %u\n", i + 1, after.cb[0], after.cb[1], after.cb[2],
+			       after.cb[3], after.cb[4]);
 	}
 	out[fr->n] = 0;
 	printf("%s\t%s\t%s\n", source, name, out);
@@ -166,6 +173,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "packets", required_argument, NULL, 'p' },
 		{ "pin", required_argument, NULL, 'P' },
+		{ "cb", no_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -186,6 +194,9 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			pins[npins++] = optarg;
+			break;
+		case 'c':
+			print_cb = 1;
 			break;
 		case 'v':
 			verbose = 1;
