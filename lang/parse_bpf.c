@@ -551,13 +551,16 @@ static void copy_addrs(struct gen *g, int k, int n)
 /*
  * FP_FAMILY, FP_SADDR and FP_DADDR, the addresses read from the packet
  * (network order, IPv4 in the first 4 bytes, the rest 0; 0 if neither
- * IPv4 nor IPv6), each stored once.
+ * IPv4 nor IPv6), each stored once: in a filter program.  A socket filter
+ * parsed the packet itself (gen_parse() stored them).
  */
 static void unpack_addrs(struct gen *g)
 {
 	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
 	uint32_t done = cgf_asm_label(g->a);
 
+	if (g->sock) /* its own gen_parse() left them there */
+		return;
 	cgf_asm_note(g->a, "the addresses, from the packet");
 	i_ldx(g, BPF_B, BPF_REG_0, R_CTX, cb_byte(2, FAMILY_SHIFT, 8));
 	i_stx(g, BPF_DW, BPF_REG_10, FP_FAMILY, BPF_REG_0);
