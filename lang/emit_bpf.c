@@ -653,7 +653,7 @@ static void gen_learn(struct gen *g)
 	cgf_asm_note(g->a, "cgfilter learn: count the packet's flow");
 	gen_unpack_cb(g, (1u << CGF_F_SRC_PORT) | (1u << CGF_F_DST_PORT) | (1u << CGF_F_IP_PROTO) |
 			 (1u << CGF_F_TCP_FLAGS) | (1u << CGF_F_ICMP) | (1u << CGF_F_ICMP_TYPE) |
-			 (1u << CGF_F_ICMP_CODE), true);
+			 (1u << CGF_F_ICMP_CODE), GEN_SADDR | GEN_DADDR);
 	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, FP_FAMILY);
 	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 0, out);
 	i_st(g, BPF_DW, BPF_REG_10, k, 0);
@@ -765,11 +765,13 @@ void gen_tail_call(struct gen *g, uint32_t map, int slot, int reg)
 	i_call(g, BPF_FUNC_tail_call);
 }
 
-/* Whether the filter reads the addresses. */
+/* Which addresses the filter reads (GEN_SADDR, GEN_DADDR: local_ip and
+ * remote_ip are either, by the packet's direction). */
 static int note_addrs(struct cgf_node *n, void *ctx)
 {
 	if (n->kind == CGF_N_ADDR)
-		*(bool *)ctx = true;
+		*(unsigned *)ctx |= n->field == CGF_A_SRC ? GEN_SADDR :
+				    n->field == CGF_A_DST ? GEN_DADDR : GEN_SADDR | GEN_DADDR;
 	return 0;
 }
 
@@ -847,11 +849,11 @@ int gen_finish(struct gen *g)
 }
 
 /* Start the program of filter e: sets g up, counts the temporaries;
- * *addrs: whether it reads the addresses.  -ENOMEM with why. */
+ * *addrs: which addresses it reads (note_addrs()).  -ENOMEM with why. */
 static int filter_begin(struct gen *g, const struct cgf_expr *e, struct cgf_gen *out,
-			const struct cgf_gen_env *env, bool *addrs)
+			const struct cgf_gen_env *env, unsigned *addrs)
 {
-	*addrs = false;
+	*addrs = 0;
 	gen_begin(g, out, env);
 	if (cgf_expr_postorder(e->root, count_slots, NULL) ||
 	    cgf_expr_postorder(e->root, note_addrs, addrs)) {
@@ -872,7 +874,8 @@ int cgf_gen_filter(const struct cgf_expr *e, const struct cgf_gen_env *env, stru
 	};
 	struct gen g = { .why = why, .whylen = whylen };
 	uint32_t bad;
-	bool addrs, exe = false;
+	unsigned addrs;
+	bool exe = false;
 	int mode = env->mode;
 
 	if (mode < 0 || mode >= CGF_RUN_NMODES) {
@@ -972,7 +975,7 @@ int cgf_gen_socket_filter(const struct cgf_expr *e, enum cgf_sock_ctx ctx,
 			  size_t whylen)
 {
 	struct gen g = { .why = why, .whylen = whylen, .sock = true, .sock_ctx = ctx };
-	bool addrs;
+	unsigned addrs;
 
 	if (filter_begin(&g, e, out, env, &addrs))
 		return g.err ? g.err : -ENOMEM;

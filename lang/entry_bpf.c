@@ -399,7 +399,7 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	cgf_asm_place(g.a, counted);
 	/* the fields for the event: all of them (an address that cannot be
 	 * read is left 0) */
-	gen_unpack_cb(&g, (1u << CGF_NFIELDS) - 1, true);
+	gen_unpack_cb(&g, (1u << CGF_NFIELDS) - 1, GEN_SADDR | GEN_DADDR);
 	cgf_asm_place(g.a, g.l_malformed);
 	gen_report_drop(&g);
 	/* 1 (pass) in observe mode, else 0 */

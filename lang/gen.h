@@ -221,10 +221,13 @@ void gen_opaque(struct gen *g, uint8_t dst);
  * JSET), or the field into dst and 0 returned */
 int gen_field_test(struct gen *g, uint8_t dst, int field);
 /* the fields on the stack into skb->cb, and back; fields: a bit per field
- * wanted (1 << CGF_F_*), addrs: the addresses too (read from the packet;
- * jump to g->l_drop if they cannot be) */
+ * wanted (1 << CGF_F_*), addrs: the addresses too, GEN_SADDR and/or
+ * GEN_DADDR (read from the packet, with FP_FAMILY; to g->l_malformed if
+ * they cannot be) */
+#define GEN_SADDR 1u
+#define GEN_DADDR 2u
 void gen_pack_cb(struct gen *g);
-void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs);
+void gen_unpack_cb(struct gen *g, uint32_t fields, unsigned addrs);
 /* FP_LADDR and FP_RADDR from FP_SADDR and FP_DADDR (unpacked), by the
  * packet's direction: received (ingress_ifindex not 0), local is dst */
 void gen_local_remote(struct gen *g);

@@ -510,12 +510,12 @@ void gen_family(struct gen *g, uint8_t dst)
 }
 
 /*
- * The source and destination addresses, n bytes each (4 or 16) at offset k
- * of the packet, into FP_SADDR and FP_DADDR: from its linear data, else
+ * The source and destination addresses (those of which), n bytes each (4
+ * or 16) at offset k of the packet, into FP_SADDR and FP_DADDR: from its linear data, else
  * with bpf_skb_load_bytes; to g->l_malformed if the packet is shorter (the
  * entry program has checked it is not).
  */
-static void copy_addrs(struct gen *g, int k, int n)
+static void copy_addrs(struct gen *g, int k, int n, unsigned which)
 {
 	uint32_t direct = cgf_asm_label(g->a), done = cgf_asm_label(g->a);
 	int off, i;
@@ -528,6 +528,8 @@ static void copy_addrs(struct gen *g, int k, int n)
 	cgf_asm_jmp_reg(g->a, BPF_JLE, BPF_REG_4, BPF_REG_3, direct);
 	/* (first: see gen_fetch()) */
 	for (i = 0; i < 2; i++) {
+		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
+			continue;
 		i_movr(g, BPF_REG_1, R_CTX);
 		i_mov(g, BPF_REG_2, (uint64_t)(k + i * n));
 		i_fp(g, BPF_REG_3, i ? FP_DADDR : FP_SADDR);
@@ -538,6 +540,8 @@ static void copy_addrs(struct gen *g, int k, int n)
 	cgf_asm_ja(g->a, done);
 	cgf_asm_place(g->a, direct);
 	for (i = 0; i < 2; i++) {
+		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
+			continue;
 		for (off = 0; off < n; off += n - off >= 8 ? 8 : 4) {
 			uint8_t sz = n - off >= 8 ? BPF_DW : BPF_W;
 
@@ -554,10 +558,11 @@ static void copy_addrs(struct gen *g, int k, int n)
  * IPv4 nor IPv6), each stored once: in a filter program.  A socket filter
  * parsed the packet itself (gen_parse() stored them).
  */
-static void unpack_addrs(struct gen *g)
+static void unpack_addrs(struct gen *g, unsigned which)
 {
 	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
 	uint32_t done = cgf_asm_label(g->a);
+	int i;
 
 	if (g->sock) /* its own gen_parse() left them there */
 		return;
@@ -566,24 +571,32 @@ static void unpack_addrs(struct gen *g)
 	i_stx(g, BPF_DW, BPF_REG_10, FP_FAMILY, BPF_REG_0);
 	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 4, v4);
 	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
-	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR, 0);
-	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR, 0);
-	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR + 8, 0);
-	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR + 8, 0);
+	for (i = 0; i < 2; i++) {
+		int16_t fp = i ? FP_DADDR : FP_SADDR;
+
+		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
+			continue;
+		i_st(g, BPF_DW, BPF_REG_10, fp, 0);
+		i_st(g, BPF_DW, BPF_REG_10, fp + 8, 0);
+	}
 	cgf_asm_ja(g->a, done);
 	cgf_asm_place(g->a, v4);
-	i_st(g, BPF_W, BPF_REG_10, FP_SADDR + 4, 0);
-	i_st(g, BPF_W, BPF_REG_10, FP_DADDR + 4, 0);
-	i_st(g, BPF_DW, BPF_REG_10, FP_SADDR + 8, 0);
-	i_st(g, BPF_DW, BPF_REG_10, FP_DADDR + 8, 0);
-	copy_addrs(g, 12, 4);
+	for (i = 0; i < 2; i++) {
+		int16_t fp = i ? FP_DADDR : FP_SADDR;
+
+		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
+			continue;
+		i_st(g, BPF_W, BPF_REG_10, fp + 4, 0);
+		i_st(g, BPF_DW, BPF_REG_10, fp + 8, 0);
+	}
+	copy_addrs(g, 12, 4, which);
 	cgf_asm_ja(g->a, done);
 	cgf_asm_place(g->a, v6);
-	copy_addrs(g, 8, 16);
+	copy_addrs(g, 8, 16, which);
 	cgf_asm_place(g->a, done);
 }
 
-void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs)
+void gen_unpack_cb(struct gen *g, uint32_t fields, unsigned addrs)
 {
 	size_t i;
 
@@ -598,7 +611,7 @@ void gen_unpack_cb(struct gen *g, uint32_t fields, bool addrs)
 		set_field(g, packing[i].field, BPF_REG_0);
 	}
 	if (addrs)
-		unpack_addrs(g);
+		unpack_addrs(g, addrs);
 }
 
 void gen_local_remote(struct gen *g)
