@@ -526,7 +526,17 @@ static void copy_addrs(struct gen *g, int k, int n, unsigned which)
 	i_movr(g, BPF_REG_4, BPF_REG_2);
 	i_alu(g, BPF_ADD, BPF_REG_4, 2 * n);
 	cgf_asm_jmp_reg(g->a, BPF_JLE, BPF_REG_4, BPF_REG_3, direct);
-	/* (first: see gen_fetch()) */
+	/* (first: see gen_fetch()) every address wanted is 0 until read:
+	 * on a failure the drop program reports what it has */
+	for (i = 0; i < 2; i++) {
+		int16_t fp = i ? FP_DADDR : FP_SADDR;
+
+		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
+			continue;
+		i_st(g, n == 4 ? BPF_W : BPF_DW, BPF_REG_10, fp, 0);
+		if (n == 16)
+			i_st(g, BPF_DW, BPF_REG_10, fp + 8, 0);
+	}
 	for (i = 0; i < 2; i++) {
 		if (!(which & (i ? GEN_DADDR : GEN_SADDR)))
 			continue;

@@ -46,6 +46,16 @@ def main():
     specs += [("egress " if V._direction(s)[0] else "ingress ") + V._direction(s)[1]
               for s, _ in PF.crafted()]
     specs += [V.random_packet(rng) for _ in range(a.random_packets)]
+    # the quick way's edges: plain extension headers (two, long ones, then
+    # every transport) and what follows them cut short or too long
+    for d in ("egress ", "ingress "):
+        for l4 in ("tcp dport=80 flags=S", "udp dport=53", "icmp6 type=128", "tcp doff=15",
+                   "tcp doff=4", "l4 proto=132 n=8", "frag off=0 m=1 / udp dport=53"):
+            for exts in ("hbh len=30", "dst len=255 / rt len=1", "hip len=2 / shim6 len=0",
+                         "mob len=0 / dst len=3 / hbh len=1", "hbh / ah len=1"):
+                spec = "%sip6 / %s / %s" % (d, exts, l4)
+                n = len(V.build(spec)) - 14
+                specs += [spec] + ["%s / cut %d" % (spec, c) for c in (n - 1, n - 7, n - 19)]
     frames = [V.build(s) for s in specs]
     with tempfile.NamedTemporaryFile("w", suffix=".hex") as t:
         for fr in frames:
