@@ -277,6 +277,11 @@ void gen_report_drop(struct gen *g)
 	i_call(g, BPF_FUNC_ktime_get_ns);
 	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_0, BPF_REG_7, done);
 	i_movr(g, BPF_REG_7, BPF_REG_0); /* now */
+	/* the fields for the event, only now: a drop no monitor watches
+	 * costs no more than its counters.  All of them (an address that
+	 * cannot be read is left 0; unpacking keeps r7 and r8) */
+	gen_unpack_cb(g, (1u << CGF_NFIELDS) - 1, GEN_SADDR | GEN_DADDR);
+	cgf_asm_place(g->a, g->l_malformed);
 	cgf_asm_ld_map(g->a, BPF_REG_1, g->m_rl);
 	i_fp(g, BPF_REG_2, FP_ZERO);
 	i_call(g, BPF_FUNC_map_lookup_elem);
@@ -397,10 +402,6 @@ int cgf_gen_drop(const struct cgf_gen_env *env, struct cgf_gen *out, char *why, 
 	cgf_asm_place(g.a, not_would_malformed);
 
 	cgf_asm_place(g.a, counted);
-	/* the fields for the event: all of them (an address that cannot be
-	 * read is left 0) */
-	gen_unpack_cb(&g, (1u << CGF_NFIELDS) - 1, GEN_SADDR | GEN_DADDR);
-	cgf_asm_place(g.a, g.l_malformed);
 	gen_report_drop(&g);
 	/* 1 (pass) in observe mode, else 0 */
 	i_ldx(&g, BPF_W, BPF_REG_1, R_CTX, CB(3));

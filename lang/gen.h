@@ -235,7 +235,8 @@ void gen_local_remote(struct gen *g);
  * if the packet is shorter */
 void gen_fetch(struct gen *g, bool in_r7, int k, int n);
 
-/* entry_bpf.c: report a drop to a monitor (fields unpacked) */
+/* entry_bpf.c: report a drop to a monitor (the fields unpacked from skb->cb
+ * and the packet first, only if one watches) */
 void gen_report_drop(struct gen *g);
 
 /* No label: for next, when the code that follows is neither t nor f. */
