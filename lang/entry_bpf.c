@@ -57,13 +57,14 @@ static void to_filter(struct gen *g, bool shared, enum cgf_reason reason, bool p
 /*
  * The quick way, for what most packets are: TCP, UDP or ICMP over IPv4
  * without fragments, or over IPv6 with at most FAST_EXT_HDRS plain
- * extension headers, all in the packet's linear data.  It reads the headers where
- * they are and writes skb->cb as gen_pack_cb() would, with the same
- * checks; anything else (another protocol, a fragment, an extension
- * header, a header beyond the linear data, or a check that fails) goes to
- * the full parser (gen_parse()) from the start, which decides as it always
- * did.  So the quick way changes no verdict and no field: it only skips
- * the stack, for the packets it knows.
+ * extension headers, all in the packet's linear data.  It reads the
+ * headers where they are and writes skb->cb as gen_pack_cb() would, with
+ * the same checks; anything else (another protocol, a fragment, another
+ * extension header or one more, a header beyond the linear data, or a
+ * check that fails) goes to the full parser (gen_parse()) from the start,
+ * which decides as it always did.  So the quick way changes no verdict
+ * and no field: it only skips the stack, for the packets it knows (test
+ * 41, tests/verdict/check_fields.py, holds both to the reference).
  *
  * Registers: r2 the header read (in the packet), r3 data_end, r7 the
  * transport header's offset, r8 the protocol, r9 cb[2] being made.
