@@ -54,6 +54,14 @@ static void to_filter(struct gen *g, bool shared, enum cgf_reason reason, bool p
 	}
 }
 
+/* to slow unless n bytes from r2 are in the packet's linear data (r3) */
+static void fast_need(struct gen *g, int32_t n, uint32_t slow)
+{
+	i_movr(g, BPF_REG_4, BPF_REG_2);
+	i_alu(g, BPF_ADD, BPF_REG_4, n);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+}
+
 /*
  * The quick way, for what most packets are: TCP, UDP or ICMP over IPv4
  * without fragments, or over IPv6 with at most FAST_EXT_HDRS plain
@@ -76,9 +84,7 @@ static void fast_l4(struct gen *g, int icmp, uint32_t cb2, uint32_t slow, uint32
 
 	i_alu(g, BPF_OR, BPF_REG_9, (int32_t)cb2);
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, IPPROTO_TCP, not_tcp);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 20);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 20, slow);
 	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 12);
 	i_alu(g, BPF_RSH, BPF_REG_0, 4);
 	i_alu(g, BPF_LSH, BPF_REG_0, 2);
@@ -95,9 +101,7 @@ static void fast_l4(struct gen *g, int icmp, uint32_t cb2, uint32_t slow, uint32
 
 	cgf_asm_place(g->a, not_tcp);
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, IPPROTO_UDP, not_udp);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 8);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 8, slow);
 	i_mov(g, BPF_REG_0, IPPROTO_UDP);
 	i_stx(g, BPF_W, R_CTX, CB(1), BPF_REG_0);
 	i_alu(g, BPF_OR, BPF_REG_9, CGF_CB_UDP << 8);
@@ -113,9 +117,7 @@ static void fast_l4(struct gen *g, int icmp, uint32_t cb2, uint32_t slow, uint32
 
 	cgf_asm_place(g->a, not_udp);
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_8, icmp, slow);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 4);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 4, slow);
 	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
 	i_alu(g, BPF_LSH, BPF_REG_0, 8);
 	i_ldx(g, BPF_B, BPF_REG_1, BPF_REG_2, 1);
@@ -149,9 +151,7 @@ static void fast_ext(struct gen *g, uint32_t l4, uint32_t slow)
 		cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_8, fast_ext_hdrs[i], ext);
 	cgf_asm_ja(g->a, slow);
 	cgf_asm_place(g->a, ext);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 2);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 2, slow);
 	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 1);
 	i_ldx(g, BPF_B, BPF_REG_8, BPF_REG_2, 0);
 	i_alu(g, BPF_ADD, BPF_REG_0, 1);
@@ -175,9 +175,7 @@ static void gen_fast_parse(struct gen *g, bool shared, uint32_t slow)
 	i_ldx(g, BPF_W, BPF_REG_2, R_CTX, offsetof(struct __sk_buff, data));
 	i_ldx(g, BPF_W, BPF_REG_3, R_CTX, offsetof(struct __sk_buff, data_end));
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, htons(ETH_P_IP), v6);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 20);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 20, slow);
 	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
 	i_movr(g, BPF_REG_1, BPF_REG_0);
 	i_alu(g, BPF_RSH, BPF_REG_1, 4);
@@ -200,9 +198,7 @@ static void gen_fast_parse(struct gen *g, bool shared, uint32_t slow)
 
 	cgf_asm_place(g->a, v6);
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, htons(ETH_P_IPV6), slow);
-	i_movr(g, BPF_REG_4, BPF_REG_2);
-	i_alu(g, BPF_ADD, BPF_REG_4, 40);
-	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_4, BPF_REG_3, slow);
+	fast_need(g, 40, slow);
 	i_ldx(g, BPF_B, BPF_REG_0, BPF_REG_2, 0);
 	i_alu(g, BPF_RSH, BPF_REG_0, 4);
 	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 6, slow);
