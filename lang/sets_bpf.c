@@ -10,7 +10,10 @@
  *    sorted disjoint intervals in one array value, searched without a
  *    branch (3 probes a step, a quarter apart: 9 steps for 100,000
  *    intervals; see search()); it takes 8 bytes a prefix for IPv4, 16 or
- *    32 for IPv6.
+ *    32 for IPv6.  From 64 intervals on, an index of up to 65,536 buckets
+ *    (4 bytes each) first narrows the search to the few intervals of the
+ *    address's bucket, when that is shorter (lit_index()): spread
+ *    prefixes then cost the same at 1,000 as at 100,000.
  *  - A named set goes through its array of maps (cgf_abi.h): an LPM trie
  *    for addresses, a bitmap for integers, swapped whole by set-add.
  */
@@ -341,10 +344,9 @@ static int16_t probe_ptr(struct gen *g, uint64_t off, int stride)
  * not log2(n).  Below 4, or with wide intervals (whose test needs r3),
  * a step halves the window.
  */
-static void search(struct gen *g, size_t n, int stride, bool wide,
-		   void (*lo_le_a)(struct gen *g, int16_t off))
+static void search_from(struct gen *g, size_t n, int stride, bool wide,
+			void (*lo_le_a)(struct gen *g, int16_t off))
 {
-	i_mov(g, BPF_REG_9, 0);
 	while (n > 1) {
 		size_t q = n / 4, half = n / 2;
 		bool near;
@@ -371,6 +373,140 @@ static void search(struct gen *g, size_t n, int stride, bool wide,
 		n -= 3 * q;
 	}
 	interval_ptr(g, 0);
+}
+
+static void search(struct gen *g, size_t n, int stride, bool wide,
+		   void (*lo_le_a)(struct gen *g, int16_t off))
+{
+	i_mov(g, BPF_REG_9, 0);
+	search_from(g, n, stride, wide, lo_le_a);
+}
+
+/* The loads in a row search_from() waits on for a window of n intervals. */
+static int search_steps(size_t n, bool wide)
+{
+	int steps = 0;
+
+	for (; n > 1; steps++)
+		n -= n < 4 || wide ? n / 2 : 3 * (n / 4);
+	return steps;
+}
+
+/*
+ * An index for a large set, so that its search does not grow with it: the
+ * span of the intervals' keys (an IPv4 address, or an IPv6 address's top 64
+ * bits), from the first one's start k0 to the last one's end, cut into nb
+ * buckets of 2^shift keys (nb at most 65,536 and at most the intervals).
+ * start[b] is the first interval that ends in bucket b or after it: the one
+ * that holds an address of bucket b, if one does, is among start[b] ..
+ * start[b + 1] (those after start[b + 1] start above the bucket), so the
+ * search runs in a window of w intervals from start[b], w the largest such
+ * window.  Where the window passes the last interval it meets copies of it.
+ */
+struct lit_index {
+	uint64_t k0, span;
+	int shift;
+	uint32_t nb, *start;
+	size_t w;
+};
+
+#define CGF_LIT_VALUE_MAX (4u << 20)	/* an array map's largest value (KMALLOC_MAX_SIZE) */
+
+/* Build the index of n intervals (keys lo[i] .. hi[i], sorted, apart) when
+ * it makes the search shorter and fits in a map value with them; true if
+ * it does (x->start then to be freed). */
+static bool lit_index(const uint64_t *lo, const uint64_t *hi, size_t n, int stride, bool wide,
+		      struct lit_index *x)
+{
+	uint32_t most = 2, b;
+	size_t i = 0;
+
+	memset(x, 0, sizeof(*x));
+	if (n < 64)
+		return false;
+	while (most < 65536 && most * 2 <= n)
+		most *= 2;
+	x->k0 = lo[0];
+	x->span = hi[n - 1] - lo[0];
+	while (x->shift < 63 && (x->span >> x->shift) >= most)
+		x->shift++;
+	x->nb = (uint32_t)(x->span >> x->shift) + 1;
+	x->start = calloc(x->nb, sizeof(*x->start));
+	if (!x->start)
+		return false;
+	for (b = 0; b < x->nb; b++) {
+		uint64_t from = x->k0 + ((uint64_t)b << x->shift);
+
+		while (hi[i] < from)	/* hi[n - 1] >= from: i stays below n */
+			i++;
+		x->start[b] = (uint32_t)i;
+	}
+	for (b = 0; b < x->nb; b++) {
+		size_t end = b + 1 < x->nb && x->start[b + 1] < n - 1 ? x->start[b + 1] : n - 1;
+
+		if (end - x->start[b] + 1 > x->w)
+			x->w = end - x->start[b] + 1;
+	}
+	if (search_steps(x->w, wide) + 2 > search_steps(n, wide) ||
+	    (n + x->w - 1) * (size_t)stride + 4 * (size_t)x->nb > CGF_LIT_VALUE_MAX) {
+		free(x->start);
+		x->start = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* The map value of n intervals of stride bytes with the index x, if it
+ * has one: the intervals, w - 1 copies of the last, the buckets' starts. */
+static void *lit_value(const void *v, size_t n, int stride, const struct lit_index *x,
+		       uint32_t *size)
+{
+	size_t pad = x->start ? x->w - 1 : 0, i;
+	uint8_t *out;
+
+	*size = (uint32_t)((n + pad) * stride + (x->start ? 4 * (size_t)x->nb : 0));
+	out = malloc(*size);
+	if (!out)
+		return NULL;
+	memcpy(out, v, n * stride);
+	for (i = 0; i < pad; i++)
+		memcpy(out + (n + i) * stride, (const uint8_t *)v + (n - 1) * stride, stride);
+	if (x->start)
+		memcpy(out + (n + pad) * stride, x->start, 4 * (size_t)x->nb);
+	return out;
+}
+
+/*
+ * The search through the index (r7 the address's key, r8 the value): to f
+ * if the key is outside the intervals' span, else r9 = the start of its
+ * bucket's window, then the window searched as search() does.
+ */
+static void search_index(struct gen *g, const struct lit_index *x, size_t n, int stride,
+			 bool wide, void (*lo_le_a)(struct gen *g, int16_t off), uint32_t f)
+{
+	uint64_t table = (n + x->w - 1) * (uint64_t)stride;
+
+	cgf_asm_note(g->a, "the address's bucket (%u of 2^%d addresses from the first interval's start): its first interval",
+		     x->nb, x->shift);
+	i_mov(g, BPF_REG_1, x->k0);
+	i_movr(g, BPF_REG_2, BPF_REG_7);
+	i_alur(g, BPF_SUB, BPF_REG_2, BPF_REG_1);
+	i_mov(g, BPF_REG_1, x->span);
+	cgf_asm_jmp_reg(g->a, BPF_JGT, BPF_REG_2, BPF_REG_1, f);
+	if (x->shift)
+		i_alu(g, BPF_RSH, BPF_REG_2, x->shift);
+	i_alu(g, BPF_LSH, BPF_REG_2, 2);
+	i_alur(g, BPF_ADD, BPF_REG_2, BPF_REG_8);
+	if (table + 4 * (uint64_t)x->nb > 32767) {
+		i_alu(g, BPF_ADD, BPF_REG_2, (int32_t)table);
+		table = 0;
+	}
+	i_ldx(g, BPF_W, BPF_REG_9, BPF_REG_2, (int16_t)table);
+	cgf_asm_jmp_imm(g->a, BPF_JGT, BPF_REG_9, (int32_t)(n - 1), f);
+	i_alu(g, BPF_LSH, BPF_REG_9, __builtin_ctz((unsigned)stride));
+	cgf_asm_note(g->a, "the last of its window of %zu intervals that starts at or below the address",
+		     x->w);
+	search_from(g, x->w, stride, wide, lo_le_a);
 }
 
 /* IPv4: the address (host order, below 2^32) in r7; lo <= a is
@@ -423,28 +559,82 @@ static void lo_le_a6w(struct gen *g, int16_t off)
 	i_alu(g, BPF_XOR, BPF_REG_1, 1);
 }
 
+/* The map of n intervals of stride bytes at v, their keys' spans lo[i] ..
+ * hi[i], with an index if one shortens the search (x). */
+static uint32_t lit_map(struct gen *g, const struct cgf_set *s, const char *note, const void *v,
+			size_t n, int stride, bool wide, const uint64_t *lo, const uint64_t *hi,
+			struct lit_index *x)
+{
+	char full[128];
+	uint32_t size, m;
+	void *value;
+
+	if (!lit_index(lo, hi, n, stride, wide, x))
+		x->start = NULL;
+	value = lit_value(v, n, stride, x, &size);
+	if (!value) {
+		free(x->start);
+		x->start = NULL;
+		gen_fail(g, -ENOMEM, "out of memory");
+		return 0;
+	}
+	if (x->start)
+		snprintf(full, sizeof(full), "%s, an index of %u buckets", note, x->nb);
+	else
+		snprintf(full, sizeof(full), "%s", note);
+	m = add_lit(g, "lit", full, value, size, s);
+	free(value);
+	return m;
+}
+
+/* After lit_map(): r9 and r2 at the last interval that starts at or below
+ * the address (or to f, through the index) */
+static void lit_search(struct gen *g, struct lit_index *x, size_t n, int stride, bool wide,
+		       void (*lo_le_a)(struct gen *g, int16_t off), uint32_t f)
+{
+	if (x->start) {
+		search_index(g, x, n, stride, wide, lo_le_a, f);
+		free(x->start);
+		x->start = NULL;
+		return;
+	}
+	cgf_asm_note(g->a, "the last of %zu intervals that starts at or below the address", n);
+	search(g, n, stride, wide, lo_le_a);
+}
+
 /* A literal set's IPv4 prefixes, n of them, merged into intervals in a map
  * and searched; the family is known; jump to t or f. */
 static void lit4(struct gen *g, const struct cgf_set *s, int addr, size_t n, uint32_t t,
 		 uint32_t f)
 {
 	struct cgf_ival4 *v = cgf_intervals4(s, &n);
+	uint64_t *lo = calloc(n ? n : 1, sizeof(*lo)), *hi = calloc(n ? n : 1, sizeof(*hi));
+	struct lit_index x;
 	char note[64];
 	uint32_t m;
+	size_t i;
 
-	if (!v) {
+	if (!v || !lo || !hi) {
+		free(v);
+		free(lo);
+		free(hi);
 		gen_fail(g, -ENOMEM, "out of memory");
 		return;
 	}
+	for (i = 0; i < n; i++) {
+		lo[i] = v[i].lo;
+		hi[i] = v[i].hi;
+	}
 	snprintf(note, sizeof(note), "IPv4 set: %zu intervals", n);
-	m = add_lit(g, "lit", note, v, (uint32_t)(n * sizeof(*v)), s);
+	m = lit_map(g, s, note, v, n, 8, false, lo, hi, &x);
 	free(v);
+	free(lo);
+	free(hi);
 	i_ldx(g, BPF_W, BPF_REG_7, BPF_REG_10, (int16_t)addr);
 	i_be(g, BPF_REG_7, 32);
 	lookup0(g, m, f);
 	i_movr(g, BPF_REG_8, BPF_REG_0);
-	cgf_asm_note(g->a, "the last of %zu intervals that starts at or below the address", n);
-	search(g, n, 8, false, lo_le_a4);
+	lit_search(g, &x, n, 8, false, lo_le_a4, f);
 	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_2, 0);
 	cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_7, BPF_REG_0, f);
 	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_2, 4);
@@ -457,27 +647,37 @@ static void lit4(struct gen *g, const struct cgf_set *s, int addr, size_t n, uin
 static void lit6(struct gen *g, const struct cgf_set *s, int addr, size_t n, uint32_t t,
 		 uint32_t f)
 {
-	size_t i;
-
 	bool wide;
 	struct ival6 *v = intervals6(s, &n, &wide);
+	uint64_t *lo = calloc(n ? n : 1, sizeof(*lo)), *hi = calloc(n ? n : 1, sizeof(*hi));
+	struct lit_index x;
 	char note[64];
 	uint32_t m;
+	size_t i;
 
-	if (!v) {
+	if (!v || !lo || !hi) {
+		free(v);
+		free(lo);
+		free(hi);
 		gen_fail(g, -ENOMEM, "out of memory");
 		return;
+	}
+	for (i = 0; i < n; i++) {
+		lo[i] = v[i].lo_h;
+		hi[i] = v[i].hi_h;
 	}
 	if (!wide) /* 16 bytes an interval: the top halves */
 		for (i = 0; i < n; i++) {
 			uint64_t *p = (uint64_t *)&v[0] + 2 * i;
 
-			p[0] = v[i].lo_h;
-			p[1] = v[i].hi_h;
+			p[0] = lo[i];
+			p[1] = hi[i];
 		}
 	snprintf(note, sizeof(note), "IPv6 set: %zu intervals of %d bits", n, wide ? 128 : 64);
-	m = add_lit(g, "lit", note, v, (uint32_t)(n * (wide ? 32 : 16)), s);
+	m = lit_map(g, s, note, v, n, wide ? 32 : 16, wide, lo, hi, &x);
 	free(v);
+	free(lo);
+	free(hi);
 	i_ldx(g, BPF_DW, BPF_REG_7, BPF_REG_10, (int16_t)addr);
 	i_be(g, BPF_REG_7, 64);
 	if (wide) {
@@ -494,8 +694,7 @@ static void lit6(struct gen *g, const struct cgf_set *s, int addr, size_t n, uin
 		i_alu(g, BPF_XOR, BPF_REG_5, -1);
 		i_alu(g, BPF_AND, BPF_REG_5, 1);
 	}
-	cgf_asm_note(g->a, "the last of %zu intervals that starts at or below the address", n);
-	search(g, n, wide ? 32 : 16, wide, wide ? lo_le_a6w : lo_le_a6);
+	lit_search(g, &x, n, wide ? 32 : 16, wide, wide ? lo_le_a6w : lo_le_a6, f);
 	if (!wide) {
 		i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_2, 0);
 		cgf_asm_jmp_reg(g->a, BPF_JLT, BPF_REG_7, BPF_REG_0, f);

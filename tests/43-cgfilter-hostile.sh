@@ -248,33 +248,57 @@ case_walk_restart() {
 
 # literal address sets of every size up to the map search (5 items on),
 # random prefixes of both families with overlaps and the address space's
-# ends: every address named, and the ones beside each, judged
+# ends: every address named, and the ones beside each, judged.  Seeds 5 and
+# 6 crowd the prefixes into a few small ranges, so that some buckets of the
+# search's index (64 intervals on) hold many intervals and some none; both
+# kinds of search, with and without the index, must have run.
 case_literal_sets() {
-	local seed n
+	local seed n indexed=0 plain=0
 	fresh tcp
-	for seed in 1 2 3 4; do
-		for n in 5 6 9 33 300; do
+	for seed in 1 2 3 4 5 6; do
+		for n in 5 6 9 33 300 1000; do
+			[ "$seed" -le 4 ] || [ "$n" -ge 300 ] || continue
 			python3 - "$seed" "$n" >"$TMP/lit.filter" <<-'EOF'
 				import ipaddress, random, sys
-				rng = random.Random(int(sys.argv[1]) * 1000 + int(sys.argv[2]))
+				seed, n = int(sys.argv[1]), int(sys.argv[2])
+				rng = random.Random(seed * 1000 + n)
 				items = []
-				for i in range(int(sys.argv[2])):
+				def crowd(bits, width, plens):
+				    # a prefix within one of 3 small ranges of 2^width addresses
+				    plen = rng.choice(plens)
+				    top = rng.choice([5 << (bits - 8), 10 << (bits - 8), 255 << (bits - 8)])
+				    a = top + (rng.getrandbits(width) << (bits - 8 - width))
+				    return a & (((1 << bits) - 1) << (bits - plen)) & ((1 << bits) - 1), plen
+				# seeds 5 and 6: 1 in 20 and 1 in 2 prefixes crowded
+				crowded = {5: 0.05, 6: 0.5}.get(seed, 0)
+				for i in range(n):
 				    if rng.random() < 0.5:
-				        plen = rng.choice([8, 16, 20, 24, 28, 31, 32])
-				        a = rng.getrandbits(32) if rng.random() < 0.7 else rng.choice([0, 0xffffffff, 0x7fffffff, 0x80000000])
+				        if rng.random() < crowded:
+				            a, plen = crowd(32, 16, [26, 28, 32])
+				        else:
+				            plen = rng.choice([8, 16, 20, 24, 28, 31, 32])
+				            a = rng.getrandbits(32) if rng.random() < 0.7 else rng.choice([0, 0xffffffff, 0x7fffffff, 0x80000000])
 				        items.append("%s/%d" % (ipaddress.IPv4Address(a & (0xffffffff << (32 - plen)) & 0xffffffff), plen))
+				    elif rng.random() < crowded:
+				        a, plen = crowd(128, 24, [40, 48, 64] if seed == 6 else [36, 64, 127, 128])
+				        items.append("%s/%d" % (ipaddress.IPv6Address(a), plen))
 				    else:
-				        # seeds 3 and 4: IPv6 prefixes of /64 or shorter only (the 64-bit search)
-				        plen = rng.choice([16, 32, 48, 64, 80, 127, 128] if int(sys.argv[1]) < 3 else [1, 16, 48, 63, 64])
+				        # seeds 3, 4 and 6: IPv6 prefixes of /64 or shorter only (the 64-bit search)
+				        plen = rng.choice([16, 32, 48, 64, 80, 127, 128] if seed in (1, 2, 5) else [1, 16, 48, 63, 64])
 				        a = rng.getrandbits(128) if rng.random() < 0.7 else rng.choice([0, (1 << 128) - 1, 1 << 127, 1 << 64])
 				        items.append("%s/%d" % (ipaddress.IPv6Address(a & (((1 << 128) - 1) << (128 - plen)) & ((1 << 128) - 1)), plen))
 				print("%s in { %s }" % (rng.choice(["src_ip", "dst_ip"]), ", ".join(items)))
 			EOF
+			"$CGF" compile -f "$TMP/lit.filter" >"$TMP/compiled" || fail "cannot compile a literal set of $n prefixes"
+			indexed=$((indexed + $(grep -c 'map lit (.*an index of' "$TMP/compiled" || true)))
+			plain=$((plain + $(grep -c 'map lit (.*intervals[^,]*)$' "$TMP/compiled" || true)))
 			"$CGF" set "$PIN" -f "$TMP/lit.filter" || fail "cannot set a literal set of $n prefixes"
 			judge >"$TMP/judge" 2>&1 || fail "a literal set of $n prefixes (seed $seed): $(head -c 2000 "$TMP/judge")"
 		done
 	done
-	ok "literal address sets of 5 to 300 random prefixes (IPv6 of 64 and 128 bits) do what the reference says, at every edge"
+	[ "$indexed" -ge 8 ] && [ "$plain" -ge 8 ] ||
+		fail "the literal sets did not try both searches: $indexed with an index, $plain without"
+	ok "literal address sets of 5 to 1,000 random prefixes, spread or crowded (IPv6 of 64 and 128 bits), do what the reference says, at every edge ($indexed searched through an index, $plain without)"
 }
 
 # ---- 2.2: a failure before the switch changes nothing; after it frees nothing ------------
