@@ -486,8 +486,8 @@ static void search_index(struct gen *g, const struct lit_index *x, size_t n, int
 {
 	uint64_t table = (n + x->w - 1) * (uint64_t)stride;
 
-	cgf_asm_note(g->a, "the address's bucket (%u of 2^%d addresses from the first interval's start): its first interval",
-		     x->nb, x->shift);
+	cgf_asm_note(g->a, "the address's bucket (%u of 2^%d %s from the first interval's start): its first interval",
+		     x->nb, x->shift, stride == 8 ? "addresses" : "/64 prefixes");
 	i_mov(g, BPF_REG_1, x->k0);
 	i_movr(g, BPF_REG_2, BPF_REG_7);
 	i_alur(g, BPF_SUB, BPF_REG_2, BPF_REG_1);
