@@ -597,6 +597,41 @@ print(" || ".join(t))' >"$f"
 	big "$f" "ip4 / udp dport=60000" "ip4 / tcp dport=5000"
 	python3 -c 'print(" || ".join("src_ip == 10.0.%d.%d" % (i // 256, i % 256) for i in range(2000)))' >"$f"
 	big "$f" "ip4 src=10.0.7.207 / udp" "ip4 src=10.0.7.208 / udp"
+	# the largest literal address sets, searched through their index: 100,000
+	# spread IPv4 prefixes; 99,990 random IPv6 /128s (128-bit intervals and
+	# the index: the largest map value a literal set makes, 3.5 MB); the
+	# packets: an address in the set, the ones beside it, one outside
+	local specs fam spec_list
+	for fam in 4 6; do
+		specs=$(python3 - "$fam" "$f" <<-'EOF'
+			import ipaddress, random, sys
+			fam, path = int(sys.argv[1]), sys.argv[2]
+			rng = random.Random(fam)
+			if fam == 4:
+			    nets = [ipaddress.ip_network("%s/%d" % (ipaddress.IPv4Address(rng.getrandbits(24) << 8), rng.choice([24, 28, 32])), strict=False)
+			            for _ in range(100000)]
+			else:
+			    nets = [ipaddress.ip_network("%s/128" % ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(99990)]
+			with open(path, "w") as f:
+			    f.write("src_ip in { %s }\n" % ", ".join(map(str, nets)))
+			n = nets[12345]
+			ip = "ip4" if fam == 4 else "ip6"
+			for a in (n.network_address, n.broadcast_address, n.network_address - 1, n.broadcast_address + 1,
+			          nets[0].network_address, nets[-1].broadcast_address, ipaddress.ip_address("0.0.0.0" if fam == 4 else "::"),
+			          ipaddress.ip_address("255.255.255.255" if fam == 4 else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")):
+			    print("%s src=%s / tcp" % (ip, a))
+		EOF
+		)
+		run timeout 120 "$CGF" set "$PIN" -f "$f"
+		expect_eq "a literal set of about 100,000 IPv$fam prefixes loads" "$RC:$(cat "$TMP/err")" "0:"
+		"$CGF" compile -f "$f" >"$TMP/compiled"
+		grep -qE 'map lit \(.*an index of [0-9]{5} buckets\)' "$TMP/compiled" ||
+			fail "the literal set of about 100,000 IPv$fam prefixes is not searched through an index of tens of thousands of buckets: $(grep 'map lit' "$TMP/compiled")"
+		mapfile -t spec_list <<<"$specs"
+		judge --only "${spec_list[@]}" >"$TMP/judge" 2>&1 ||
+			fail "the IPv$fam literal set: $(head -c 2000 "$TMP/judge")"
+		ok "... and does what the reference says at a member's edges, beside them and at the span's ends"
+	done
 	# what made the verifier fork its state on every term, once (2^25 paths):
 	# "x & k" and "x | k" with x in [-1, 0], and 'x in SET' as a value
 	python3 -c 'print(" + ".join("(-(ttl < %d) & 5)" % i for i in range(1, 40)) + " == 100")' >"$f"
