@@ -560,6 +560,35 @@ static int detach_cb(const char *path, enum bpf_attach_type dir, void *ctx)
 	return 0;
 }
 
+/*
+ * Empty the program arrays of the entry program at fd, now.  Once nothing
+ * pins them the kernel empties them anyway, but later, from a work queue;
+ * until then the filters in them (and the maps they read, such as the
+ * executables' ids) live on.  Emptied here, each filter is freed by the
+ * delete itself, so the command that comes next finds it gone.  Only after
+ * everything is unpinned: a kill before this changes nothing the kernel
+ * would not do anyway.
+ */
+static void empty_prog_arrays(int entry)
+{
+	uint32_t ids[16], n = 16, i, k;
+
+	if (entry_maps(entry, ids, &n))
+		return;
+	for (i = 0; i < n && i < 16; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t len = sizeof(mi);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &mi, &len) && mi.type == BPF_MAP_TYPE_PROG_ARRAY)
+			for (k = 0; k < mi.max_entries; k++)
+				bpf_map_delete_elem(fd, &k);
+		close(fd);
+	}
+}
+
 int cgf_engine_unload(const char *pin, bool detach)
 {
 	struct cgf_engine e;
@@ -629,6 +658,7 @@ int cgf_engine_unload(const char *pin, bool detach)
 	unpin_dir(&e);
 	if (!access(e.dir, F_OK))
 		cgf_note("%s/ could not be removed whole", e.dir);
+	empty_prog_arrays(e.entry);
 	if (n > 0)
 		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
 			 e.pin, n, n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "it goes" : "they go",
