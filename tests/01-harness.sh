@@ -94,11 +94,24 @@ ok "one check"
 sleep 30 &
 EOF
 CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
-grep -qxF "FAIL: 99-dies (exit 1): 99-dies left the host changed (pins, cgroups, attachments, namespaces, mounts or processes)" "$W/run" &&
+grep -qxF "FAIL: 99-dies (exit 1): 99-dies left the host changed (pins, cgroups, attachments, namespaces, mounts, /tmp or processes)" "$W/run" &&
 	grep -qE "^ +[0-9]+ sleep$" "$W/run" || fail "a process left running was not caught: $(cat "$W/run")"
 ok "a process a test leaves running fails it"
 pgrep -f "^sleep 30$" >/dev/null && fail "the runner did not stop the process the test left running"
 ok "... and the runner stops it"
+
+LEFT=$(mktemp -u /tmp/cgf-left.XXXXXX)
+at_exit rm -f "$LEFT"
+cat >"$W/tests/99-dies.sh" <<EOF
+. "$TOP/tests/lib.sh"
+ok "one check"
+: >"$LEFT"
+EOF
+CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
+grep -qxF "FAIL: 99-dies (exit 1): 99-dies left the host changed (pins, cgroups, attachments, namespaces, mounts, /tmp or processes)" "$W/run" &&
+	grep -qE "^ +> $LEFT\$" "$W/run" || fail "a file left in /tmp was not caught: $(cat "$W/run")"
+ok "a file a test leaves in /tmp fails it, and is named"
+rm -f "$LEFT"
 
 cat >"$W/tests/99-dies.sh" <<EOF
 . "$TOP/tests/lib.sh"

@@ -2,8 +2,8 @@
 # Run every test: tests/[0-9][0-9]-*.sh in order.  Each says PASS, FAIL or
 # SKIP; a SKIP is a failure when CGF_NO_SKIP=1 (CI runs as root and must run
 # everything).  After each test the host must be as it was before: same pins,
-# cgroups, cgroup attachments, network namespaces, mounts and no leftover
-# processes of ours; a difference fails the run.
+# cgroups, cgroup attachments, network namespaces, mounts, files in /tmp and
+# no leftover processes of ours; a difference fails the run.
 #   tests/run.sh [PATTERN...]   only tests whose name contains a PATTERN
 # A failing test's reason (its FAIL line, or the file, line and command that
 # failed) is shown beside FAIL.  CGF_TEST_TIMEOUT (seconds, default 1200)
@@ -58,6 +58,7 @@ snapshot() {
 	fi
 	echo "## netns"; ip netns list 2>/dev/null | sort
 	echo "## mounts"; awk '{ print $2, $3 }' /proc/self/mounts | sort
+	echo "## /tmp"; find /tmp -mindepth 1 -maxdepth 1 ! -path "$REASONS" 2>/dev/null | sort
 }
 # processes of a private systemd running now, one "PID COMM" a line
 procs() { ps -e -o pid=,comm= | awk -v re="$WATCH" '$2 ~ re { print $1, $2 }' | sort; }
@@ -104,7 +105,7 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 		left=$(new_procs "$before_procs")
 	fi
 	if [ "$before" != "$after" ] || [ -n "$left" ]; then
-		echo "$name left the host changed (pins, cgroups, attachments, namespaces, mounts or processes)" >>"$T_REASON"
+		echo "$name left the host changed (pins, cgroups, attachments, namespaces, mounts, /tmp or processes)" >>"$T_REASON"
 		{
 			diff <(echo "$before") <(echo "$after")
 			[ -z "$left" ] || printf '## processes left running\n%s\n' "$left"
