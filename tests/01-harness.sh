@@ -109,7 +109,7 @@ ok "one check"
 EOF
 CGF_TEST_DIR=$W/tests "$TOP/tests/run.sh" 99 >"$W/run" 2>&1 || true
 grep -qxF "FAIL: 99-dies (exit 1): 99-dies left the host changed (pins, cgroups, attachments, namespaces, mounts, /tmp or processes)" "$W/run" &&
-	grep -qE "^ +> $LEFT\$" "$W/run" || fail "a file left in /tmp was not caught: $(cat "$W/run")"
+	grep -qE "^ +$LEFT\$" "$W/run" || fail "a file left in /tmp was not caught: $(cat "$W/run")"
 ok "a file a test leaves in /tmp fails it, and is named"
 rm -f "$LEFT"
 

@@ -58,8 +58,16 @@ snapshot() {
 	fi
 	echo "## netns"; ip netns list 2>/dev/null | sort
 	echo "## mounts"; awk '{ print $2, $3 }' /proc/self/mounts | sort
-	echo "## /tmp"; find /tmp -mindepth 1 -maxdepth 1 ! -path "$REASONS" 2>/dev/null | sort
 }
+# The files in /tmp now, but for a compiler's temporaries (ccXXXXXX.o and
+# such: a build running beside the tests makes and removes them)
+tmp_files() {
+	find /tmp -mindepth 1 -maxdepth 1 ! -path "$REASONS" 2>/dev/null |
+		grep -vE '^/tmp/cc[A-Za-z0-9]{6}\.[a-z]+$' | sort
+}
+# what is in /tmp now and was not before (one removed meanwhile, by
+# something else on the machine, is no leak)
+new_tmp() { comm -13 <(echo "$1") <(tmp_files); }
 # processes of a private systemd running now, one "PID COMM" a line
 procs() { ps -e -o pid=,comm= | awk -v re="$WATCH" '$2 ~ re { print $1, $2 }' | sort; }
 # what the test left running: processes of its group, and private systemd
@@ -84,6 +92,7 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 	fi
 	before=$(snapshot)
 	before_procs=$(procs)
+	before_tmp=$(tmp_files)
 	echo "=== $name"
 	start=$(date +%s)
 	# why it failed: the test's fail and error lines (tests/lib.sh) land here
@@ -99,15 +108,18 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 	[ $rc -ne 124 ] || echo "$t: stopped after ${T_TIMEOUT}s (CGF_TEST_TIMEOUT)" >>"$T_REASON"
 	after=$(snapshot)
 	left=$(new_procs "$before_procs")
-	if [ "$before" != "$after" ] || [ -n "$left" ]; then
+	left_tmp=$(new_tmp "$before_tmp")
+	if [ "$before" != "$after" ] || [ -n "$left" ] || [ -n "$left_tmp" ]; then
 		sleep 2   # let the kernel free what is going away
 		after=$(snapshot)
 		left=$(new_procs "$before_procs")
+		left_tmp=$(new_tmp "$before_tmp")
 	fi
-	if [ "$before" != "$after" ] || [ -n "$left" ]; then
+	if [ "$before" != "$after" ] || [ -n "$left" ] || [ -n "$left_tmp" ]; then
 		echo "$name left the host changed (pins, cgroups, attachments, namespaces, mounts, /tmp or processes)" >>"$T_REASON"
 		{
 			diff <(echo "$before") <(echo "$after")
+			[ -z "$left_tmp" ] || printf '## left in /tmp\n%s\n' "$left_tmp"
 			[ -z "$left" ] || printf '## processes left running\n%s\n' "$left"
 		} | sed 's/^/    /' | tee -a "$T_REASON"
 		rc=1
