@@ -805,6 +805,28 @@ static int wanted_dirs(const char *unit, const char *pin)
 	return (has_word(in, pin) ? 1 : 0) | (has_word(out, pin) ? 2 : 0);
 }
 
+/* 1 if unit's ExecStartPre= runs 'cgfilter check --quiet pin' and stops
+ * the unit when it fails (the guard enable writes), 0 if not (a later
+ * drop-in, such as an override.conf with ExecStartPre= empty, reset it;
+ * or a '-' before it), -1 if systemctl failed (said). */
+static int has_guard(const char *unit, const char *pin)
+{
+	char v[8192], want[PATH_MAX + 32], *p, *end;
+
+	if (unit_prop(unit, "ExecStartPre", v, sizeof(v)))
+		return -1;
+	snprintf(want, sizeof(want), " check --quiet %s ;", pin);
+	for (p = v; (p = strstr(p, want)); p = end) {
+		end = strchr(p, '}');
+		if (!end)
+			return 0;
+		*end++ = 0;
+		if (strstr(p, " ignore_errors=no "))
+			return 1;
+	}
+	return 0;
+}
+
 struct status {
 	int bad, n;
 };
@@ -837,6 +859,11 @@ static const char *judge(const char *unit, const struct names *n, int want, int 
 		return "UNKNOWN (systemctl failed)";
 	if (!want)
 		return "NOT CONFIGURED (systemd does not name the pin: systemctl daemon-reload?)";
+	got = has_guard(unit, n->pin);
+	if (got < 0)
+		return "UNKNOWN (systemctl failed)";
+	if (!got)
+		return "NO GUARD (ExecStartPre= does not run cgfilter check: reset by a later drop-in?)";
 	if (!state)
 		return NULL;
 	got = attached_dirs(unit, n->pin, (unsigned int)want);

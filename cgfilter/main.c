@@ -79,7 +79,8 @@ static const struct cmd cmds[] = {
 	{ "status", cmd_status, 0, "[UNIT]", "whether each enabled filter is in force now",
 	  "For each unit given a filter by 'cgfilter enable' (or UNIT): whether the filter\n"
 	  "is in force on the unit's cgroup now, for the directions it names, read from\n"
-	  "the kernel.  Exit status 1 if a running unit's filter is not in force.\n",
+	  "the kernel.  Exit status 1 if a running unit's filter is not in force, or if\n"
+	  "a later drop-in reset the ExecStartPre= check enable wrote (NO GUARD).\n",
 	  "cgfilter status nginx.service" },
 	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--shared] PIN (EXPR | -f FILE)",
 	  "load a filter, pin it at PIN",
@@ -118,11 +119,11 @@ static const struct cmd cmds[] = {
 	  "print the smallest filter that passes the traffic seen",
 	  "Record the flows the filter at PIN sees for N seconds (or until Ctrl-C), then\n"
 	  "print a filter file that passes them (and as little else as stateless rules\n"
-	  "can), with comments saying what each\n"
-	  "rule covers: each port served, with its peers; each port of peers connected\n"
-	  "to; ICMP by type and peer.  Peers are joined into a prefix only where every\n"
-	  "address of it was seen.  The filter must pass everything meanwhile: put it in\n"
-	  "observe mode first (or give it the filter 1).  Shared engine: --cgroup PATH.\n",
+	  "can), with comments saying what each rule covers: each port served, with its\n"
+	  "peers; each port of peers connected to; ICMP by type and peer.  Peers are\n"
+	  "joined into a prefix only where every address of it was seen.  The filter must\n"
+	  "pass everything meanwhile: put it in observe mode first, or set it to 1.\n"
+	  "Shared engine: --cgroup PATH.\n",
 	  "cgfilter learn /sys/fs/bpf/web --seconds 600 > /etc/cgfilter/web.filter" },
 	{ "set-add", cmd_set_add, OPT_FILE, "PIN @SET (ITEM... | -f FILE)",
 	  "add addresses, ports or executables to a named set",
