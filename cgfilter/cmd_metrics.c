@@ -10,6 +10,7 @@
  * packet once.  Where an engine is attached, and the mode of each filter,
  * are info metrics (value 1) to join on pin.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -221,6 +223,34 @@ static void prom_print(FILE *f, const struct prom *p)
 		fputs(p->e[i].filters ? p->e[i].filters : "", f);
 }
 
+#define TMP_PREFIX ".cgfilter-metrics."
+/* A temporary file that no writer can still be writing lives this long */
+#define TMP_STALE_SECS 600
+
+/* Remove the temporary files of writers killed in dir before they renamed
+ * them (a writer takes well under a second; one older than TMP_STALE_SECS
+ * is no writer's now). */
+static void sweep_temporaries(const char *dir)
+{
+	time_t now = time(NULL);
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int dfd;
+
+	d = opendir(dir);
+	if (!d)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) &&
+		    strlen(de->d_name) == strlen(TMP_PREFIX) + 6 &&
+		    !fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+		    st.st_mtime < now - TMP_STALE_SECS)
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
 /* Write len bytes of buf to path at once: a temporary file in the same
  * directory, written, synced, renamed over path, the directory synced.  On
  * failure path is left as it was. */
@@ -233,7 +263,7 @@ static int write_atomic(const char *path, const char *buf, size_t len)
 
 	snprintf(copy, sizeof(copy), "%s", path);
 	dir = dirname(copy);
-	if (snprintf(tmp, sizeof(tmp), "%s/.cgfilter-metrics.XXXXXX", dir) >= (int)sizeof(tmp)) {
+	if (snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "XXXXXX", dir) >= (int)sizeof(tmp)) {
 		cgf_err("cannot write %s: the path is too long", path);
 		return -ENAMETOOLONG;
 	}
@@ -273,6 +303,7 @@ static int write_atomic(const char *path, const char *buf, size_t len)
 		fsync(dfd);
 		close(dfd);
 	}
+	sweep_temporaries(dir);
 	return 0;
 }
 

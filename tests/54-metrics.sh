@@ -5,7 +5,8 @@
 # labels escaped, attachments and modes as info metrics; no engines is
 # valid; --output replaces the file atomically (strace: temporary file in
 # the same directory, fsync, rename; a reader never sees part of it) and a
-# failed write keeps the old file.  In a private systemd (tests/sysd.sh):
+# failed write keeps the old file; a killed writer's temporary file is
+# removed by a later write once old.  In a private systemd (tests/sysd.sh):
 # cgfilter-monitor@NAME puts each drop of a filtered service in the journal
 # with fields equal to the packets sent, and cgfilter-metrics.timer writes
 # the metrics file.  `monitor --journal` without a journal fails clearly.
@@ -178,6 +179,21 @@ for inject in write fsync rename; do
 	expect_eq "$inject failing keeps the old file" "$(cat "$OUT")" old
 	expect_eq "$inject failing leaves no temporary file" "$(ls -A "$TMP/textfile")" cgfilter.prom
 done
+# a writer killed before its rename leaves its temporary file behind; a
+# later write removes it once no writer can still be writing it (10 min),
+# and leaves a recent one alone
+strace -f -o /dev/null -e inject=rename,renameat,renameat2:signal=SIGKILL:when=1 \
+	-e trace=rename,renameat,renameat2 "$CGF" stats --prometheus "$DIR" -o "$OUT" 2>/dev/null &&
+	fail "the writer killed at its rename exited 0"
+left=$(LC_ALL=C ls -A "$TMP/textfile" | grep '^\.cgfilter-metrics\.') ||
+	fail "the writer killed at its rename left no temporary file: $(ls -A "$TMP/textfile")"
+expect_eq "the killed writer kept the old file" "$(cat "$OUT")" old
+touch -d '11 minutes ago' "$TMP/textfile/$left"
+: >"$TMP/textfile/.cgfilter-metrics.recent"
+"$CGF" stats --prometheus "$DIR" -o "$OUT" || fail "stats -o after a killed writer failed"
+expect_eq "a later write removes the killed writer's old temporary file, not a recent one" \
+	"$(LC_ALL=C ls -A "$TMP/textfile")" "$(printf '.cgfilter-metrics.recent\ncgfilter.prom')"
+rm "$TMP/textfile/.cgfilter-metrics.recent"
 
 # ---- drop events say their direction --------------------------------------------------------
 "$CGF" attach "$WEB" "$CGW" ingress || fail "attach ingress failed"
