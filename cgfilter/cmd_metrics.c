@@ -229,7 +229,7 @@ static void prom_print(FILE *f, const struct prom *p)
 
 /* Remove the temporary files of writers killed in dir before they renamed
  * them (a writer takes well under a second; one older than TMP_STALE_SECS
- * is no writer's now). */
+ * is no writer's now); only this user's. */
 static void sweep_temporaries(const char *dir)
 {
 	time_t now = time(NULL);
@@ -246,7 +246,7 @@ static void sweep_temporaries(const char *dir)
 		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) &&
 		    strlen(de->d_name) == strlen(TMP_PREFIX) + 6 &&
 		    !fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
-		    st.st_mtime < now - TMP_STALE_SECS)
+		    st.st_uid == geteuid() && st.st_mtime < now - TMP_STALE_SECS)
 			unlinkat(dfd, de->d_name, 0);
 	closedir(d);
 }

@@ -808,22 +808,24 @@ static int wanted_dirs(const char *unit, const char *pin)
 /* 1 if unit's ExecStartPre= runs 'cgfilter check --quiet pin' and stops
  * the unit when it fails (the guard enable writes), 0 if not (a later
  * drop-in, such as an override.conf with ExecStartPre= empty, reset it;
- * or a '-' before it), -1 if systemctl failed (said). */
+ * or a '-' before it), -1 if systemctl failed (said).  systemctl show
+ * prints each command on a line of its own: "{ path=... ; argv[]=... ;
+ * ignore_errors=no ; ... }". */
 static int has_guard(const char *unit, const char *pin)
 {
-	char v[8192], want[PATH_MAX + 32], *p, *end;
+	char *argv[] = { "systemctl", "show", "--value", "-p", "ExecStartPre", "--", (char *)unit, NULL };
+	static char v[65536];
+	char want[PATH_MAX + 32], *line, *save;
+	int r = run(argv, v, sizeof(v));
 
-	if (unit_prop(unit, "ExecStartPre", v, sizeof(v)))
+	if (r) {
+		cgf_err("cannot read ExecStartPre of %s: systemctl show failed (exit status %d)", unit, r);
 		return -1;
-	snprintf(want, sizeof(want), " check --quiet %s ;", pin);
-	for (p = v; (p = strstr(p, want)); p = end) {
-		end = strchr(p, '}');
-		if (!end)
-			return 0;
-		*end++ = 0;
-		if (strstr(p, " ignore_errors=no "))
-			return 1;
 	}
+	snprintf(want, sizeof(want), " check --quiet %s ;", pin);
+	for (line = strtok_r(v, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strstr(line, want) && strstr(line, " ignore_errors=no "))
+			return 1;
 	return 0;
 }
 

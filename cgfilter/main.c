@@ -80,7 +80,8 @@ static const struct cmd cmds[] = {
 	  "For each unit given a filter by 'cgfilter enable' (or UNIT): whether the filter\n"
 	  "is in force on the unit's cgroup now, for the directions it names, read from\n"
 	  "the kernel.  Exit status 1 if a running unit's filter is not in force, or if\n"
-	  "a later drop-in reset the ExecStartPre= check enable wrote (NO GUARD).\n",
+	  "a later drop-in reset the ExecStartPre= check enable wrote or ignores its\n"
+	  "failure (NO GUARD).\n",
 	  "cgfilter status nginx.service" },
 	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--shared] PIN (EXPR | -f FILE)",
 	  "load a filter, pin it at PIN",

@@ -561,21 +561,19 @@ static int detach_cb(const char *path, enum bpf_attach_type dir, void *ctx)
 }
 
 /*
- * Empty the program arrays of the entry program at fd, now.  Once nothing
- * pins them the kernel empties them anyway, but later, from a work queue;
- * until then the filters in them (and the maps they read, such as the
- * executables' ids) live on.  Emptied here, each filter is freed by the
- * delete itself, so the command that comes next finds it gone.  Only after
- * everything is unpinned: a kill before this changes nothing the kernel
- * would not do anyway.
+ * The program arrays of the entry program at fd, opened into fds (at most
+ * max; -1 where none); how many.  Opened while they are still pinned: a
+ * map's user count must not go from 0 to 1 and back (the kernel would
+ * schedule its emptying twice and keep a reference for ever).
  */
-static void empty_prog_arrays(int entry)
+static int open_prog_arrays(int entry, int *fds, int max)
 {
-	uint32_t ids[16], n = 16, i, k;
+	uint32_t ids[16], n = 16, i;
+	int k = 0;
 
 	if (entry_maps(entry, ids, &n))
-		return;
-	for (i = 0; i < n && i < 16; i++) {
+		return 0;
+	for (i = 0; i < n && i < 16 && k < max; i++) {
 		struct bpf_map_info mi = {};
 		uint32_t len = sizeof(mi);
 		int fd = bpf_map_get_fd_by_id(ids[i]);
@@ -583,15 +581,41 @@ static void empty_prog_arrays(int entry)
 		if (fd < 0)
 			continue;
 		if (!bpf_obj_get_info_by_fd(fd, &mi, &len) && mi.type == BPF_MAP_TYPE_PROG_ARRAY)
+			fds[k++] = fd;
+		else
+			close(fd);
+	}
+	return k;
+}
+
+/*
+ * Empty the n program arrays in fds, now, and close them.  Once nothing
+ * holds them the kernel empties them anyway, but later, from a work queue;
+ * until then the filters in them (and the maps they read, such as the
+ * executables' ids) live on.  Emptied here, each filter is freed by the
+ * delete itself, so the command that comes next finds it gone.  Called
+ * once the pins are gone: a kill before this leaves the kernel to do it.
+ */
+static void empty_prog_arrays(int *fds, int n)
+{
+	struct bpf_map_info mi;
+	uint32_t len, k;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		len = sizeof(mi);
+		memset(&mi, 0, sizeof(mi));
+		if (!bpf_obj_get_info_by_fd(fds[i], &mi, &len))
 			for (k = 0; k < mi.max_entries; k++)
-				bpf_map_delete_elem(fd, &k);
-		close(fd);
+				bpf_map_delete_elem(fds[i], &k);
+		close(fds[i]);
 	}
 }
 
 int cgf_engine_unload(const char *pin, bool detach)
 {
 	struct cgf_engine e;
+	int arrays[4], narrays;
 	char what[96];
 	int r, n;
 
@@ -649,16 +673,19 @@ int cgf_engine_unload(const char *pin, bool detach)
 		cgf_engine_close(&e);
 		return -EBUSY;
 	}
+	narrays = open_prog_arrays(e.entry, arrays, 4);
 	if (unlink(e.pin)) {
 		r = -errno;
 		cgf_err("cannot remove %s: %s", e.pin, strerror(-r));
+		while (narrays)
+			close(arrays[--narrays]);
 		cgf_engine_close(&e);
 		return r;
 	}
 	unpin_dir(&e);
 	if (!access(e.dir, F_OK))
 		cgf_note("%s/ could not be removed whole", e.dir);
-	empty_prog_arrays(e.entry);
+	empty_prog_arrays(arrays, narrays);
 	if (n > 0)
 		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
 			 e.pin, n, n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "it goes" : "they go",

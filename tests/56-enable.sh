@@ -41,9 +41,10 @@ PW=$(free_port)
 PS=$(free_port)
 
 # the user's units, in /etc/systemd/system as on a real system; a service
-# with a drop-in directory of its own
+# with a drop-in directory and an ExecStartPre= of its own (as nginx -t)
 cat >"$SYS/cgft-web.service" <<EOF
 [Service]
+ExecStartPre=/bin/true
 ExecStart=/usr/local/bin/cgfilter-probe listen tcp $PW -a 127.0.0.1
 EOF
 mkdir "$SYS/cgft-web.service.d"

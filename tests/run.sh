@@ -63,11 +63,11 @@ snapshot() {
 # such: a build running beside the tests makes and removes them)
 tmp_files() {
 	find /tmp -mindepth 1 -maxdepth 1 ! -path "$REASONS" 2>/dev/null |
-		grep -vE '^/tmp/cc[A-Za-z0-9]{6}\.[a-z]+$' | sort
+		grep -vE '^/tmp/cc[A-Za-z0-9]{6}\.[a-z0-9.]+$' | LC_ALL=C sort
 }
 # what is in /tmp now and was not before (one removed meanwhile, by
 # something else on the machine, is no leak)
-new_tmp() { comm -13 <(echo "$1") <(tmp_files); }
+new_tmp() { LC_ALL=C comm -13 <(echo "$1") <(tmp_files); }
 # processes of a private systemd running now, one "PID COMM" a line
 procs() { ps -e -o pid=,comm= | awk -v re="$WATCH" '$2 ~ re { print $1, $2 }' | sort; }
 # what the test left running: processes of its group, and private systemd
