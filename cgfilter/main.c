@@ -79,11 +79,11 @@ static const struct cmd cmds[] = {
 	{ "status", cmd_status, 0, "[UNIT]", "whether each enabled filter is in force now",
 	  "For each unit given a filter by 'cgfilter enable' (or UNIT): whether the filter\n"
 	  "is in force on the unit's cgroup now, for the directions it names, read from\n"
-	  "the kernel.  Exit status 1 if a running unit's filter is not in force, or if\n"
-	  "a later drop-in reset the ExecStartPre= check enable wrote or ignores its\n"
-	  "failure (NO GUARD).\n",
+	  "the kernel.  Exit status 1 if a running unit's filter is not in force, if\n"
+	  "systemd does not name the pin (NOT CONFIGURED), or if a later drop-in reset\n"
+	  "the ExecStartPre= check enable wrote or ignores its failure (NO GUARD).\n",
 	  "cgfilter status nginx.service" },
-	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--shared] PIN (EXPR | -f FILE)",
+	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "PIN (EXPR | -f FILE) | --shared PIN",
 	  "load a filter, pin it at PIN",
 	  "Load an engine with this filter and pin its entry program at PIN and its maps\n"
 	  "in PIN_maps/.  PIN must not exist.  A bad filter changes nothing.  With --shared,\n"
@@ -109,8 +109,8 @@ static const struct cmd cmds[] = {
 	{ "mode", cmd_mode, OPT_CGROUP, "PIN [--cgroup PATH] [enforce|observe|block|pass]",
 	  "print or change what the filter does with its verdicts",
 	  "enforce: pass what the filter passes, drop the rest (a new engine's mode).\n"
-	  "observe: pass everything; count what the filter would drop (stats: would drop)\n"
-	  "and stream it to 'cgfilter monitor' as \"would drop\": a dry run.\n"
+	  "observe: pass everything; count what the filter would drop (stats: would have\n"
+	  "dropped) and stream it to 'cgfilter monitor' as would-drop: a dry run.\n"
 	  "block: drop everything (an emergency stop).  pass: pass everything.\n"
 	  "The change is atomic like 'set' (the filter is rebuilt in that mode and switched\n"
 	  "in one update) and kept by 'set' and 'systemctl reload'.  Without a mode: print\n"
@@ -233,9 +233,11 @@ static const struct cmd cmds[] = {
 	  "cgfilter run 'tcp && (dst_port == 443 || src_port == 443) || udp && dst_port == 53' -- curl https://example.org" },
 	{ "wrap", cmd_wrap, OPT_RAW, CGF_WRAP_USAGE, "run a daemon with filtered sockets (no root)",
 	  "Create sockets (--listen) or take those of a .socket unit (LISTEN_FDS), attach\n"
-	  "the filter to each as classic BPF, lock it, and run CMD with them, as systemd\n"
-	  "passes sockets, without capabilities.  UDP needs no privilege, TCP needs\n"
-	  "CAP_NET_ADMIN (give it to cgfilter-wrap alone).  'cgfilter wrap --help' tells more.\n",
+	  "the filter to each (classic BPF; eBPF with CAP_BPF), lock it, and run CMD with\n"
+	  "them, as systemd passes sockets, without capabilities.  UDP needs no privilege,\n"
+	  "TCP needs CAP_NET_ADMIN (give it to cgfilter-wrap alone).  A socket filter sees\n"
+	  "only packets received, and cannot tell who made a socket (no exe).  'cgfilter\n"
+	  "wrap --help' has its options.\n",
 	  "cgfilter wrap --listen 127.0.0.1:5353/udp 'src_ip == 127.0.0.2' -- ./daemon" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -259,9 +261,17 @@ static void usage(FILE *f)
 	for (i = 0; i < NCMDS; i++) {
 		char left[160];
 
+		char *nl;
+
 		snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
-		left[strcspn(left, "\n")] = 0;
-		if (strlen(left) > 40)
+		/* a usage of several lines, on one */
+		while ((nl = strchr(left, '\n'))) {
+			size_t sp = strspn(nl + 1, " ");
+
+			*nl = ' ';
+			memmove(nl + 1, nl + 1 + sp, strlen(nl + 1 + sp) + 1);
+		}
+		if (strlen(left) >= 40)
 			fprintf(f, "  %s\n  %-40s %s\n", left, "", cmds[i].summary);
 		else
 			fprintf(f, "  %-40s %s\n", left, cmds[i].summary);
@@ -296,7 +306,9 @@ static void cmd_help(const struct cmd *c, FILE *f)
 	if (strstr(c->args, "EXPR")) { /* the names, from the language's one table */
 		fprintf(f, "\nNames in a filter (cgfilter(8) has the language):\n");
 		for (i = 0; i < cgf_vocab_len; i++)
-			fprintf(f, "  %-11s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
+			/* (a socket filter cannot tell who made a socket) */
+			if (c->run != cmd_wrap || strcmp(cgf_vocab[i].name, "exe"))
+				fprintf(f, "  %-11s %s\n", cgf_vocab[i].name, cgf_vocab[i].help);
 	}
 	if (c->example)
 		fprintf(f, "\nExample: %s\n", c->example);
