@@ -257,10 +257,19 @@ static void sweep_temporaries(const char *dir)
 static int write_atomic(const char *path, const char *buf, size_t len)
 {
 	char tmp[PATH_MAX], copy[PATH_MAX], *dir;
+	struct stat st;
 	const char *step = "create a temporary file";
 	size_t done = 0;
 	int fd, dfd, r = 0;
 
+	/* the rename would put a regular file in place of a device (-o
+	 * /dev/null), a symbolic link or anything else at path */
+	if (!lstat(path, &st) && !S_ISREG(st.st_mode)) {
+		cgf_err("cannot write %s: it is %s, not a regular file (the file is replaced whole, by a rename)",
+			path, S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory" :
+			S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a file");
+		return -EINVAL;
+	}
 	snprintf(copy, sizeof(copy), "%s", path);
 	dir = dirname(copy);
 	if (snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "XXXXXX", dir) >= (int)sizeof(tmp)) {

@@ -179,6 +179,19 @@ for inject in write fsync rename; do
 	expect_eq "$inject failing keeps the old file" "$(cat "$OUT")" old
 	expect_eq "$inject failing leaves no temporary file" "$(ls -A "$TMP/textfile")" cgfilter.prom
 done
+# a FILE that is not a regular file is refused, left as it was (a rename
+# would put a regular file in place of /dev/null)
+mknod "$TMP/textfile/dev" c 1 3
+ln -s cgfilter.prom "$TMP/textfile/link"
+for f in dev:"a device" link:"a symbolic link" .:"a directory"; do
+	expect_status "-o $TMP/textfile/${f%%:*}" 1 \
+		"cannot write $TMP/textfile/${f%%:*}: it is ${f#*:}, not a regular file" \
+		"$CGF" stats --prometheus "$DIR" -o "$TMP/textfile/${f%%:*}"
+done
+[ -c "$TMP/textfile/dev" ] && [ -L "$TMP/textfile/link" ] || fail "a refused -o changed its FILE"
+rm "$TMP/textfile/dev" "$TMP/textfile/link"
+ok "-o with a device, a symbolic link or a directory is refused and leaves it as it was"
+
 # a writer killed before its rename leaves its temporary file behind; a
 # later write removes it once no writer can still be writing it (10 min),
 # and leaves a recent one alone
