@@ -805,28 +805,73 @@ static int wanted_dirs(const char *unit, const char *pin)
 	return (has_word(in, pin) ? 1 : 0) | (has_word(out, pin) ? 2 : 0);
 }
 
+/* The value of field (such as "path=") in a line of systemctl show's
+ * ExecStartPre=, "{ path=... ; argv[]=... ; ignore_errors=no ; ... }",
+ * into out ("" if none). */
+static void exec_field(const char *line, const char *field, char *out, size_t len)
+{
+	const char *p = strstr(line, field), *end;
+
+	out[0] = 0;
+	if (!p || (p > line && p[-1] != ' '))
+		return;
+	p += strlen(field);
+	end = strstr(p, " ;");
+	if (end && (size_t)(end - p) < len)
+		snprintf(out, len, "%.*s", (int)(end - p), p);
+}
+
+/* Whether a line of ExecStartPre= is the guard enable writes: a program
+ * named cgfilter run as 'ARGV0 check --quiet pin', its failure not
+ * ignored. */
+static bool is_guard(const char *line, const char *pin)
+{
+	char path[PATH_MAX], args[PATH_MAX + 64], want[PATH_MAX + 32], *base, *rest;
+
+	exec_field(line, "path=", path, sizeof(path));
+	exec_field(line, "argv[]=", args, sizeof(args));
+	base = strrchr(path, '/');
+	rest = strchr(args, ' ');
+	snprintf(want, sizeof(want), "check --quiet %s", pin);
+	return base && !strcmp(base + 1, "cgfilter") && rest && !strcmp(rest + 1, want) &&
+	       strstr(line, " ignore_errors=no ;");
+}
+
 /* 1 if unit's ExecStartPre= runs 'cgfilter check --quiet pin' and stops
  * the unit when it fails (the guard enable writes), 0 if not (a later
  * drop-in, such as an override.conf with ExecStartPre= empty, reset it;
- * or a '-' before it), -1 if systemctl failed (said).  systemctl show
- * prints each command on a line of its own: "{ path=... ; argv[]=... ;
- * ignore_errors=no ; ... }". */
+ * or a '-' before it; or it runs another program), -1 if systemctl failed
+ * (said).  systemctl show prints each command on a line of its own. */
 static int has_guard(const char *unit, const char *pin)
 {
 	char *argv[] = { "systemctl", "show", "--value", "-p", "ExecStartPre", "--", (char *)unit, NULL };
 	static char v[65536];
-	char want[PATH_MAX + 32], *line, *save;
+	char *line, *save;
 	int r = run(argv, v, sizeof(v));
 
 	if (r) {
 		cgf_err("cannot read ExecStartPre of %s: systemctl show failed (exit status %d)", unit, r);
 		return -1;
 	}
-	snprintf(want, sizeof(want), " check --quiet %s ;", pin);
 	for (line = strtok_r(v, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (strstr(line, want) && strstr(line, " ignore_errors=no "))
+		if (is_guard(line, pin))
 			return 1;
 	return 0;
+}
+
+/* The directions unit's drop-in of enable names the pin for (0 if none) */
+static int written_dirs(const char *unit)
+{
+	char dir[PATH_MAX], path[PATH_MAX], *t;
+	int gone, d;
+
+	dropin_path(unit, dir, path);
+	t = slurp(path, &gone);
+	if (!t)
+		return 0;
+	d = (strstr(t, "\nIPIngressFilterPath=") ? 1 : 0) | (strstr(t, "\nIPEgressFilterPath=") ? 2 : 0);
+	free(t);
+	return d;
 }
 
 struct status {
@@ -855,12 +900,17 @@ static const char *same_text(const struct names *n)
 static const char *judge(const char *unit, const struct names *n, int want, int state, char *buf,
 			 size_t len)
 {
-	int got;
+	int got, wrote = written_dirs(unit);
 
 	if (want < 0 || state < 0)
 		return "UNKNOWN (systemctl failed)";
 	if (!want)
 		return "NOT CONFIGURED (systemd does not name the pin: systemctl daemon-reload?)";
+	if (wrote & ~want) { /* a direction enable filters, no longer filtered */
+		snprintf(buf, len, "NOT CONFIGURED (systemd names the pin for %s only, enable wrote %s: a later drop-in?)",
+			 dirs_name(want), dirs_name(wrote));
+		return buf;
+	}
 	got = has_guard(unit, n->pin);
 	if (got < 0)
 		return "UNKNOWN (systemctl failed)";

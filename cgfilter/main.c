@@ -80,8 +80,9 @@ static const struct cmd cmds[] = {
 	  "For each unit given a filter by 'cgfilter enable' (or UNIT): whether the filter\n"
 	  "is in force on the unit's cgroup now, for the directions it names, read from\n"
 	  "the kernel.  Exit status 1 if a running unit's filter is not in force, if\n"
-	  "systemd does not name the pin (NOT CONFIGURED), or if a later drop-in reset\n"
-	  "the ExecStartPre= check enable wrote or ignores its failure (NO GUARD).\n",
+	  "systemd does not name the pin for each direction enable wrote (NOT\n"
+	  "CONFIGURED), or if a later drop-in reset the ExecStartPre= check enable wrote\n"
+	  "or ignores its failure (NO GUARD).\n",
 	  "cgfilter status nginx.service" },
 	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "PIN (EXPR | -f FILE) | --shared PIN",
 	  "load a filter, pin it at PIN",

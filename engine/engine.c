@@ -612,8 +612,28 @@ static void empty_prog_arrays(int *fds, int n)
 	}
 }
 
+/* Counts the cgroups of the attachments it is called for (a cgroup's two
+ * directions come one after the other). */
+struct cgroup_count {
+	char last[PATH_MAX];
+	int n;
+};
+
+static int count_cgroup(const char *path, enum bpf_attach_type dir, void *ctx)
+{
+	struct cgroup_count *c = ctx;
+
+	(void)dir;
+	if (!c->n || strcmp(c->last, path)) {
+		snprintf(c->last, sizeof(c->last), "%s", path);
+		c->n++;
+	}
+	return 0;
+}
+
 int cgf_engine_unload(const char *pin, bool detach)
 {
+	struct cgroup_count cg = { .n = 0 };
 	struct cgf_engine e;
 	int arrays[4], narrays;
 	char what[96];
@@ -662,14 +682,15 @@ int cgf_engine_unload(const char *pin, bool detach)
 	}
 	if (detach)
 		cgf_attachments(e.entry_id, detach_cb, &e);
-	n = cgf_attachments(e.entry_id, NULL, NULL);
+	n = cgf_attachments(e.entry_id, count_cgroup, &cg);
 	if (detach && n < 0) {
 		cgf_err("%s not unloaded: cannot tell where it is attached: %s", e.pin, strerror(-n));
 		cgf_engine_close(&e);
 		return n;
 	}
 	if (detach && n > 0) {
-		cgf_err("%s not unloaded: it is still attached to %d cgroup(s)", e.pin, n);
+		cgf_err("%s not unloaded: it is still attached to %d cgroup%s", e.pin, cg.n,
+			cg.n == 1 ? "" : "s");
 		cgf_engine_close(&e);
 		return -EBUSY;
 	}
@@ -688,8 +709,8 @@ int cgf_engine_unload(const char *pin, bool detach)
 	empty_prog_arrays(arrays, narrays);
 	if (n > 0)
 		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
-			 e.pin, n, n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "it goes" : "they go",
-			 n == 1 ? "it is" : "they are");
+			 e.pin, cg.n, cg.n == 1 ? "" : "s", cg.n == 1 ? "s" : "",
+			 cg.n == 1 ? "it goes" : "they go", cg.n == 1 ? "it is" : "they are");
 	cgf_engine_close(&e);
 	return 0;
 }

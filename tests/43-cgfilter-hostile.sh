@@ -116,16 +116,20 @@ case_concurrent_set() {
 	agrees "... and does what show says" "ip4 src=2.2.2.2 / tcp" "ip4 src=1.1.1.1 / tcp"
 }
 
-# unload of an engine still attached: its slots are emptied with its last
-# pin, so the cgroup drops every packet (fails closed), and unload says so
+# unload of an engine still attached: unload empties its slots, so the
+# cgroup drops every packet (fails closed), and unload says so, counting one
+# cgroup attached both ways as one
 case_unload_attached() {
 	local A=$CG2/$T_ID-hU uport id
 	echo_server udp uport 22000 22999
 	make_cgroup "$A"
 	fresh udp
+	# (both directions of one cgroup: one cgroup, as unload counts them)
 	bpftool cgroup attach "$A" egress pinned "$PIN" multi || fail "cannot attach to $A"
 	id=$(bpftool prog show pinned "$PIN" | sed -n "1s/:.*//p")
 	at_exit bpftool cgroup detach "$A" egress id "$id"
+	bpftool cgroup attach "$A" ingress pinned "$PIN" multi || fail "cannot attach to $A"
+	at_exit bpftool cgroup detach "$A" ingress id "$id"
 	in_cg "$A" "$PROBE" send udp 127.0.0.1 "$uport" -t 1000 >/dev/null 2>&1 ||
 		fail "the filter 'udp' dropped a datagram"
 	run "$CGF" unload "$PIN"
@@ -137,6 +141,7 @@ case_unload_attached() {
 	fi
 	ok "... and it does (real traffic dropped)"
 	bpftool cgroup detach "$A" egress id "$id" || fail "cannot detach from $A"
+	bpftool cgroup detach "$A" ingress id "$id" || fail "cannot detach from $A"
 }
 
 # the wrong object at a path: a map, another program; nothing is touched

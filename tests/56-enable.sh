@@ -5,8 +5,9 @@
 # - a running service: enable says which restart puts the filter in force,
 #   status exits 1 until then (read from the kernel), the filter then drops
 #   and passes loopback traffic as it says, a second enable changes it live
-#   (same MainPID), status says NO GUARD when a later drop-in resets the
-#   ExecStartPre= check, disable leaves the unit files exactly as they were;
+#   (same MainPID), status says NO GUARD or NOT CONFIGURED when a later
+#   drop-in resets the ExecStartPre= check or a direction, disable leaves
+#   the unit files exactly as they were;
 # - a socket-activated service: enable gives its .socket unit the filter
 #   too, which is the one on the connections it passes in;
 # - bad input (a bad filter, no such unit, a file enable did not write, a
@@ -115,21 +116,36 @@ sd_exec "$CGF" status >"$TMP/st" || fail "status after the restart: exit $?: $(c
 grep -q '^cgft-web.service  *active  *both  */sys/fs/bpf/cgfilter/cgft-web  *attached$' "$TMP/st" ||
 	fail "status: $(cat "$TMP/st")"
 ok "status: attached, exit 0"
-# a later drop-in that resets the guard, or makes its failure ignored:
-# the unit would start with a wrong object at the pin, unfiltered
-for guard in "" "-$CGF check --quiet /sys/fs/bpf/cgfilter/cgft-web"; do
-	printf '[Service]\nExecStartPre=\nExecStartPre=%s\n' "$guard" >"$SYS/cgft-web.service.d/zz-override.conf"
+# a later drop-in that resets the guard, makes its failure ignored, or
+# runs another program with its words: the unit would start with a wrong
+# object at the pin, unfiltered
+override() { # TEXT: the override drop-in, read by systemd
+	printf '[Service]\n%s\n' "$1" >"$SYS/cgft-web.service.d/zz-override.conf"
 	sd_ctl daemon-reload || fail "daemon-reload failed"
-	expect_status "status: the guard reset by a later drop-in ('$guard') is exit 1" 1 "" \
+}
+GUARD="check --quiet /sys/fs/bpf/cgfilter/cgft-web"
+for guard in "" "-$CGF $GUARD" "@/bin/true cgfilter $GUARD" "/bin/echo $GUARD ;"; do
+	override "$(printf 'ExecStartPre=\nExecStartPre=%s' "$guard")"
+	expect_status "status: the guard replaced by a later drop-in ('$guard') is exit 1" 1 "" \
 		sd_exec "$CGF" status cgft-web.service
 	sd_exec "$CGF" status cgft-web.service >"$TMP/st" || true
 	grep -q '^cgft-web.service .* NO GUARD (ExecStartPre= does not run cgfilter check: reset by a later drop-in?)$' \
-		"$TMP/st" || fail "status with the guard reset: $(cat "$TMP/st")"
+		"$TMP/st" || fail "status with the guard replaced ('$guard'): $(cat "$TMP/st")"
 done
+# the same guard written otherwise is still the guard
+override "$(printf 'ExecStartPre=\nExecStartPre=@%s cgfilter %s' "$CGF" "$GUARD")"
+expect_ok "status: the guard as '@$CGF cgfilter $GUARD' is exit 0" sd_exec "$CGF" status cgft-web.service
+# a later drop-in that takes one direction's filter away
+override "IPIngressFilterPath="
+expect_status "status: a later drop-in resetting IPIngressFilterPath= is exit 1" 1 "" \
+	sd_exec "$CGF" status cgft-web.service
+sd_exec "$CGF" status cgft-web.service >"$TMP/st" || true
+grep -qF "NOT CONFIGURED (systemd names the pin for egress only, enable wrote both: a later drop-in?)" "$TMP/st" ||
+	fail "status with ingress reset: $(cat "$TMP/st")"
 rm "$SYS/cgft-web.service.d/zz-override.conf"
 sd_ctl daemon-reload || fail "daemon-reload failed"
 expect_ok "status: the override gone, exit 0 again" sd_exec "$CGF" status cgft-web.service
-ok "status: a guard reset or ignored by a later drop-in is NO GUARD, exit 1"
+ok "status: a guard reset, ignored or replaced, or a direction taken away, by a later drop-in: exit 1, and why"
 answered 127.0.0.2 "$PW" hi "127.0.0.2 is answered through the filter"
 expect_eq "127.0.0.3 is dropped" "$(client 127.0.0.3 "$PW")" timeout
 [ "$(sd_ctl show -P MainPID cgft-web.service)" != "$pid0" ] || fail "the service did not restart"
