@@ -562,9 +562,9 @@ static int detach_cb(const char *path, enum bpf_attach_type dir, void *ctx)
 
 /*
  * The program arrays of the entry program at fd, opened into fds (at most
- * max; -1 where none); how many.  Opened while they are still pinned: a
- * map's user count must not go from 0 to 1 and back (the kernel would
- * schedule its emptying twice and keep a reference for ever).
+ * max); how many.  Opened while they are still pinned, so that a map's
+ * user count never goes from 0 to 1 and back (which, by a reading of the
+ * kernel, could schedule its emptying twice and keep a reference).
  */
 static int open_prog_arrays(int entry, int *fds, int max)
 {
