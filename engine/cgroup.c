@@ -19,24 +19,61 @@
 
 #include "engine.h"
 
+/* A path of /proc/self/mountinfo with its \ooo escapes (space, tab,
+ * newline, backslash) decoded, in place. */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = 0;
+}
+
+/*
+ * Where the whole cgroup2 hierarchy (of this cgroup namespace) is mounted:
+ * a mount of its root ('/'), not a bind mount of a cgroup below it, which
+ * would make every walk, attach to '/' and the recorder of executables
+ * cover only that cgroup; the last one that is reachable (inside a
+ * container an outer mount can be listed first, hidden under a later one).
+ */
 int cgf_cgroup2_root(char *buf, size_t len)
 {
-	FILE *f = fopen("/proc/self/mounts", "r");
-	char dev[256], dir[PATH_MAX], type[64];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
 	int found = 0;
 
 	if (!f)
 		return -errno;
-	/* the last one that is reachable: inside a container an outer mount
-	 * can be listed first, hidden under a later one */
-	while (fscanf(f, "%255s %4095s %63s %*[^\n]", dev, dir, type) == 3) {
+	while (getline(&line, &cap, f) > 0) {
+		char *field[5], *sep = strstr(line, " - "), *save = NULL, *type;
 		struct statfs st;
+		int i;
 
-		if (strcmp(type, "cgroup2") || statfs(dir, &st) || st.f_type != CGROUP2_SUPER_MAGIC)
+		if (!sep)
 			continue;
-		snprintf(buf, len, "%s", dir);
+		*sep = 0;
+		type = strtok_r(sep + 3, " \n", &save);
+		save = NULL;
+		for (i = 0; i < 5; i++)
+			field[i] = strtok_r(i ? NULL : line, " \n", &save);
+		if (!type || strcmp(type, "cgroup2") || !field[4] || strcmp(field[3], "/"))
+			continue;
+		unescape(field[4]);
+		if (statfs(field[4], &st) || st.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		snprintf(buf, len, "%s", field[4]);
 		found = 1;
 	}
+	free(line);
 	fclose(f);
 	return found ? 0 : -ENOENT;
 }

@@ -285,8 +285,8 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 	struct cgf_built b = { .prog = -1 };
 	struct cgf_engine e;
 	bool made_dir = false;
+	int r, lock = -1;
 	size_t i;
-	int r;
 
 	cgf_engine_init(&e);
 	e.mode = o->shared ? CGF_MODE_SHARED : CGF_MODE_DEDICATED;
@@ -302,12 +302,6 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 		cgf_err("cannot pin %s: File exists (use 'cgfilter set' to change its filter, or unload it)",
 			e.pin);
 		return -EEXIST;
-	}
-	/* a PIN_maps/ without its PIN belongs to no engine */
-	if (!access(e.dir, F_OK)) {
-		r = cgf_clear_leftover(e.dir, "left over, without its program");
-		if (r)
-			return r;
 	}
 	r = create_maps(&e, o);
 	if (r)
@@ -334,6 +328,24 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 	r = cgf_check_pin_path(e.pin, true);
 	if (r)
 		goto out;
+	/* from here to the last pin, no other load or unload of PIN: one that
+	 * came first is whole (PIN exists), or gone */
+	lock = cgf_lock_pin_dir(e.pin);
+	if (lock < 0) {
+		r = lock;
+		goto out;
+	}
+	if (!access(e.pin, F_OK)) {
+		cgf_err("cannot pin %s: File exists (loaded meanwhile by another command)", e.pin);
+		r = -EEXIST;
+		goto out;
+	}
+	/* a PIN_maps/ without its PIN belongs to no engine */
+	if (!access(e.dir, F_OK)) {
+		r = cgf_clear_leftover(e.dir, "left over, without its program");
+		if (r)
+			goto out;
+	}
 	if (mkdir(e.dir, 0700)) {
 		r = -errno;
 		cgf_err("cannot create %s: %s", e.dir, strerror(-r));
@@ -365,6 +377,8 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 out:
 	if (made_dir)
 		unpin_dir(&e);
+	if (lock >= 0)
+		close(lock);
 	cgf_built_free(&b);
 	cgf_engine_close(&e);
 	return r;
@@ -631,13 +645,63 @@ static int count_cgroup(const char *path, enum bpf_attach_type dir, void *ctx)
 	return 0;
 }
 
+/*
+ * After unload took the lock: PIN still holds the program it opened, and
+ * the lock is on PIN_maps/ as it is now (no lock: there was none to take).
+ * Another unload, or an unload then a load, may have run while it waited;
+ * without this it would remove the engine loaded meanwhile.
+ */
+static int still_ours(const struct cgf_engine *e)
+{
+	struct stat a, b;
+	uint32_t id;
+	int fd = bpf_obj_get(e->pin), r;
+
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ENOENT)
+			cgf_err("cannot unload %s: another command unloaded it meanwhile", e->pin);
+		else
+			cgf_err("cannot unload %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	id = cgf_prog_id(fd);
+	close(fd);
+	if (id != e->entry_id ||
+	    (e->lock >= 0 && (fstat(e->lock, &a) || stat(e->dir, &b) || a.st_ino != b.st_ino ||
+			      a.st_dev != b.st_dev))) {
+		cgf_err("%s was unloaded and loaded again meanwhile, by other commands: not removed",
+			e->pin);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/* unload of a PIN_maps/ without its PIN (a load or unload killed half-way),
+ * unless a load made PIN meanwhile */
+static int clear_leftover(struct cgf_engine *e)
+{
+	int lock = cgf_lock_pin_dir(e->pin), r;
+
+	if (lock < 0)
+		return lock;
+	if (!access(e->pin, F_OK)) {
+		cgf_err("cannot unload %s: another command loaded it meanwhile: not removed", e->pin);
+		r = -ESTALE;
+	} else {
+		r = cgf_clear_leftover(e->dir, "left over, without its program");
+	}
+	close(lock);
+	return r;
+}
+
 int cgf_engine_unload(const char *pin, bool detach)
 {
 	struct cgroup_count cg = { .n = 0 };
 	struct cgf_engine e;
 	int arrays[4], narrays;
 	char what[96];
-	int r, n;
+	int r, n, dirlock;
 
 	cgf_engine_init(&e);
 	r = cgf_engine_paths(&e, pin);
@@ -647,7 +711,7 @@ int cgf_engine_unload(const char *pin, bool detach)
 	if (e.entry < 0) {
 		r = -errno;
 		if (r == -ENOENT && !access(e.dir, F_OK))
-			return cgf_clear_leftover(e.dir, "left over, without its program");
+			return clear_leftover(&e);
 		cgf_err("cannot unload %s: %s", e.pin, strerror(-r));
 		return r;
 	}
@@ -680,6 +744,11 @@ int cgf_engine_unload(const char *pin, bool detach)
 		cgf_engine_close(&e);
 		return r;
 	}
+	r = still_ours(&e);
+	if (r) {
+		cgf_engine_close(&e);
+		return r;
+	}
 	if (detach)
 		cgf_attachments(e.entry_id, detach_cb, &e);
 	n = cgf_attachments(e.entry_id, count_cgroup, &cg);
@@ -694,16 +763,23 @@ int cgf_engine_unload(const char *pin, bool detach)
 		cgf_engine_close(&e);
 		return -EBUSY;
 	}
+	dirlock = cgf_lock_pin_dir(e.pin);
+	if (dirlock < 0) {
+		cgf_engine_close(&e);
+		return dirlock;
+	}
 	narrays = open_prog_arrays(e.entry, arrays, 4);
 	if (unlink(e.pin)) {
 		r = -errno;
 		cgf_err("cannot remove %s: %s", e.pin, strerror(-r));
 		while (narrays)
 			close(arrays[--narrays]);
+		close(dirlock);
 		cgf_engine_close(&e);
 		return r;
 	}
 	unpin_dir(&e);
+	close(dirlock);
 	if (!access(e.dir, F_OK))
 		cgf_note("%s/ could not be removed whole", e.dir);
 	empty_prog_arrays(arrays, narrays);

@@ -138,8 +138,10 @@ int cgf_engine_lease(const struct cgf_engine *e);
 /* ---- executables ---- */
 
 /* The map of executables by socket (cgf_abi.h), set up and recording if it
- * was not: its fd, or -errno (said). */
-int cgf_exe_ids(void);
+ * was not: its fd, or -errno (said).  *lock: a lock that keeps exe-ids stop
+ * from removing the map; to be closed once the program reading the map is
+ * loaded (so that stop counts it). */
+int cgf_exe_ids(int *lock);
 /* Print whether executables are recorded (exit status: 0 if they are);
  * stop: detach and remove the recorder (filters naming executables then
  * see none for sockets made from then on): refused while filters read the
@@ -260,5 +262,10 @@ uint32_t cgf_map_id(int fd);
  * name can be a pin ('.' is not); with create, creates missing parents
  * (inside bpffs only). */
 int cgf_check_pin_path(const char *pin, bool create);
+/* Lock PIN's directory (an fd to close): load and unload hold it while
+ * they make or remove the pins of an engine, so that neither takes the
+ * other's PIN_maps/ in the making for a leftover.  A command that holds
+ * an engine's lock (PIN_maps/) may take it; never the other way round. */
+int cgf_lock_pin_dir(const char *pin);
 
 #endif /* CGF_ENGINE_H */

@@ -273,21 +273,70 @@ static int map_users(uint32_t map_id, uint32_t skip)
 	return errno == ENOENT ? n : -errno;
 }
 
-int cgf_exe_ids(void)
+/*
+ * Lock CGF_EXE_DIR (made if create): an fd, -ENOENT if there is none (not
+ * create), or -errno (said).  The lock is on the directory as it is after
+ * the lock is taken: an exe-ids stop that removed it meanwhile is seen, and
+ * the lock taken again on the new one.
+ */
+static int lock_dir(bool create)
+{
+	struct stat a, b;
+	int i, fd, r;
+
+	for (i = 0; i < 10; i++) {
+		if (create) {
+			r = cgf_check_pin_path(IDS, true);  /* on a BPF filesystem */
+			if (r)
+				return r;
+		}
+		fd = open(CGF_EXE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && !create)
+			return -ENOENT;
+		if (fd < 0 || flock(fd, LOCK_EX)) {
+			r = -errno;
+			if (fd >= 0)
+				close(fd);
+			cgf_err("cannot lock %s: %s", CGF_EXE_DIR, strerror(-r));
+			return r;
+		}
+		if (!fstat(fd, &a) && !stat(CGF_EXE_DIR, &b) && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			return fd;
+		close(fd);
+		if (!create && access(CGF_EXE_DIR, F_OK))
+			return -ENOENT;
+	}
+	cgf_err("cannot lock %s: it keeps being removed and made again", CGF_EXE_DIR);
+	return -EAGAIN;
+}
+
+/* Whether program fd uses map id (1), not (0), or -errno. */
+static int prog_uses_map(int fd, uint32_t map_id)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info), ids[64], k;
+
+	info.nr_map_ids = 64;
+	info.map_ids = (uint64_t)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	for (k = 0; k < info.nr_map_ids && k < 64; k++)
+		if (ids[k] == map_id)
+			return 1;
+	return 0;
+}
+
+int cgf_exe_ids(int *lockp)
 {
 	char root[PATH_MAX], log[65536];
 	int lock, ids = -1, prog = -1, cg = -1, r, at;
 
-	r = cgf_check_pin_path(IDS, true);  /* CGF_EXE_DIR, on a BPF filesystem */
-	if (r)
-		return r;
-	/* one at a time: two first filters with exe make one recorder */
-	lock = open(CGF_EXE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (lock < 0 || flock(lock, LOCK_EX)) {
-		r = -errno;
-		cgf_err("cannot lock %s: %s", CGF_EXE_DIR, strerror(-r));
-		goto out;
-	}
+	/* one at a time: two first filters with exe make one recorder; and
+	 * no exe-ids stop until the caller's filter is loaded (and counted) */
+	lock = lock_dir(true);
+	if (lock < 0)
+		return lock;
 	cg = root_fd(root, sizeof(root));
 	if (cg < 0) {
 		r = cg;
@@ -319,8 +368,32 @@ int cgf_exe_ids(void)
 			goto out;
 		}
 	}
-	/* the recorder, writing that map */
+	/* the recorder, writing that map (one writing another, left by a
+	 * stop that did not finish, is replaced) */
 	prog = bpf_obj_get(RECORD);
+	if (prog >= 0) {
+		r = prog_uses_map(prog, cgf_map_id(ids));
+		if (r < 0) {
+			cgf_err("cannot read the program %s: %s", RECORD, strerror(-r));
+			goto out;
+		}
+		if (!r) {
+			cgf_note("%s writes another map than %s: replaced", RECORD, IDS);
+			if (attached(cg, cgf_prog_id(prog)) > 0 &&
+			    bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
+				r = -errno;
+				cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
+				goto out;
+			}
+			if (unlink(RECORD)) {
+				r = -errno;
+				cgf_err("cannot remove %s: %s", RECORD, strerror(-r));
+				goto out;
+			}
+			close(prog);
+			prog = -1;
+		}
+	}
 	if (prog < 0) {
 		log[0] = 0;
 		prog = record_prog(ids, log, sizeof(log));
@@ -351,6 +424,8 @@ int cgf_exe_ids(void)
 	}
 	r = ids;
 	ids = -1;
+	*lockp = lock;
+	lock = -1;
 out:
 	if (ids >= 0)
 		close(ids);
@@ -366,9 +441,15 @@ out:
 int cgf_exe_ids_status(bool stop, bool force)
 {
 	char root[PATH_MAX];
-	int prog = bpf_obj_get(RECORD), ids = bpf_obj_get(IDS), cg, at = 0, users = 0, r = 0;
-	uint32_t prog_id = prog >= 0 ? cgf_prog_id(prog) : 0;
+	int prog, ids, cg, at = 0, users = 0, r = 0;
+	int lock = stop ? lock_dir(false) : -1;  /* no filter naming exe built meanwhile */
+	uint32_t prog_id;
 
+	if (lock < 0 && lock != -ENOENT && stop)
+		return lock;
+	prog = bpf_obj_get(RECORD);
+	ids = bpf_obj_get(IDS);
+	prog_id = prog >= 0 ? cgf_prog_id(prog) : 0;
 	cg = root_fd(root, sizeof(root));
 	if (cg < 0) {
 		r = cg;
@@ -417,16 +498,23 @@ int cgf_exe_ids_status(bool stop, bool force)
 		cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
 		goto out;
 	}
-	unlink(RECORD);
+	if (prog >= 0 && unlink(RECORD)) {
+		r = -errno;
+		cgf_err("cannot remove %s: %s", RECORD, strerror(-r));
+		goto out;
+	}
 	/* the map only once no filter reads it: a later recorder writes the
 	 * one they hold */
 	if (ids >= 0 && users) {
 		printf("kept %s: %d filter program%s read it\n", IDS, users, users == 1 ? "" : "s");
-	} else {
-		unlink(IDS);
-		rmdir(CGF_EXE_DIR);
+	} else if ((ids >= 0 && unlink(IDS)) || (lock >= 0 && rmdir(CGF_EXE_DIR))) {
+		r = -errno;
+		cgf_err("cannot remove %s: %s", ids >= 0 && !access(IDS, F_OK) ? IDS : CGF_EXE_DIR,
+			strerror(-r));
 	}
 out:
+	if (lock >= 0)
+		close(lock);
 	if (prog >= 0)
 		close(prog);
 	if (ids >= 0)

@@ -475,7 +475,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	struct cgf_expr *x = NULL;
 	struct cgf_gen g;
 	char why[256];
-	int r, exe_fd = -1;
+	int r, exe_fd = -1, exe_lock = -1;
 
 	memset(b, 0, sizeof(*b));
 	memset(&g, 0, sizeof(g));
@@ -511,7 +511,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 			env.exe_fd = e->exe_test_fd;
 			env.exe_test = true;
 		} else {
-			exe_fd = cgf_exe_ids();
+			exe_fd = cgf_exe_ids(&exe_lock);
 			if (exe_fd < 0) {
 				r = exe_fd;
 				goto out;
@@ -533,6 +533,8 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 	b->prog = r;
 	r = 0;
 out:
+	if (exe_lock >= 0)
+		close(exe_lock);
 	if (exe_fd >= 0)
 		close(exe_fd);
 	close_lits(&g);

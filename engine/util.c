@@ -4,9 +4,11 @@
  * commands on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -122,4 +124,27 @@ int cgf_check_pin_path(const char *pin, bool create)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int cgf_lock_pin_dir(const char *pin)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, r;
+
+	snprintf(dir, sizeof(dir), "%s", pin);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = 0;
+	else if (slash)
+		slash[1] = 0;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX)) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		cgf_err("cannot lock %s: %s", dir, strerror(-r));
+		return r;
+	}
+	return fd;
 }

@@ -144,6 +144,84 @@ case_unload_attached() {
 	bpftool cgroup detach "$A" ingress id "$id" || fail "cannot detach from $A"
 }
 
+# two unloads at once, the second held before its lock (a delay injected
+# at its flock): it must not remove what was loaded at PIN meanwhile, nor
+# say it unloaded what another command did
+case_unload_race() {
+	local b
+	for again in "" load; do
+		fresh tcp
+		strace -f -qq -o /dev/null -e trace=flock -e inject=flock:delay_enter=1500000 \
+			"$CGF" unload "$PIN" >"$TMP/b.out" 2>&1 &
+		b=$!
+		sleep 0.7
+		"$CGF" unload "$PIN" || fail "the first unload failed"
+		[ -z "$again" ] || "$CGF" load "$PIN" udp >/dev/null || fail "cannot load $PIN again"
+		RC=0
+		wait "$b" || RC=$?
+		if [ -z "$again" ]; then
+			expect_eq "an unload that waited while another unloaded PIN says so" "$RC:$(cat "$TMP/b.out")" \
+				"1:cgfilter: cannot unload $PIN: another command unloaded it meanwhile"
+		else
+			expect_eq "an unload that waited while PIN was unloaded and loaded again removes nothing" \
+				"$RC:$(cat "$TMP/b.out")" \
+				"1:cgfilter: $PIN was unloaded and loaded again meanwhile, by other commands: not removed"
+			agrees "... and the engine loaded meanwhile is whole" --want udp "ip4 / tcp"
+		fi
+	done
+}
+
+# a load held at its last bpf() call (pinning PIN, its PIN_maps/ pinned: a
+# delay injected there) while another load, then an unload, of PIN run:
+# they must wait, not take its PIN_maps/ for a leftover and remove it
+case_load_race() {
+	local a n
+	rm_engine "$PIN"
+	strace -qq -f -e trace=bpf -o "$TMP/count" "$CGF" load "$PIN" tcp >/dev/null ||
+		fail "cannot load $PIN"
+	n=$(grep -c 'bpf(' "$TMP/count")
+	grep -q "bpf(BPF_OBJ_PIN, {pathname=\"$PIN\"" <(tail -n 1 "$TMP/count") ||
+		fail "the last bpf() call of load is not the pin of PIN: $(tail -n 1 "$TMP/count")"
+	for second in load unload; do
+		rm_engine "$PIN"
+		strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:delay_enter=1500000:when="$n" \
+			"$CGF" load "$PIN" tcp >"$TMP/a.out" 2>&1 &
+		a=$!
+		sleep 0.7
+		if [ $second = load ]; then
+			run "$CGF" load "$PIN" udp
+			expect_eq "a load while another load pins PIN waits, then refuses" "$RC:$(cat "$TMP/err")" \
+				"1:cgfilter: cannot pin $PIN: File exists (loaded meanwhile by another command)"
+		else
+			run "$CGF" unload "$PIN"
+			expect_eq "an unload while a load pins PIN waits, then removes nothing" "$RC:$(cat "$TMP/err")" \
+				"1:cgfilter: cannot unload $PIN: another command loaded it meanwhile: not removed"
+		fi
+		wait "$a" || fail "the first load failed: $(cat "$TMP/a.out")"
+		"$CGF" set "$PIN" icmp || fail "the engine the first load made is not whole (set fails)"
+		agrees "... and the first load's engine is whole" --want icmp "ip4 / tcp"
+	done
+}
+
+# a cgroup below the root bind-mounted elsewhere (as a container runtime
+# may) is not taken for the root of the hierarchy: show, unload --detach,
+# attach to / and the recorder of executables would cover only it
+case_cgroup_bind() {
+	local A=$CG2/$T_ID-bA X=$CG2/$T_ID-bX
+	make_cgroup "$A"
+	make_cgroup "$X"
+	mkdir "$TMP/cgx"
+	fresh udp
+	"$CGF" attach "$PIN" "$A" egress || fail "cannot attach to $A"
+	at_exit bpftool cgroup detach "$A" egress pinned "$PIN"
+	unshare -m -- sh -c 'mount --bind "$1" "$2" && exec "$3" show "$4"' sh "$X" "$TMP/cgx" "$CGF" "$PIN" \
+		>"$TMP/out" 2>&1 || fail "show with a cgroup bind-mounted failed: $(cat "$TMP/out")"
+	grep -q "/$T_ID-bA egress$" "$TMP/out" ||
+		fail "with cgroup $X bind-mounted at $TMP/cgx, show does not list $A: $(cat "$TMP/out")"
+	ok "a cgroup bind-mounted elsewhere is not taken for the root of the hierarchy (show lists the others)"
+	bpftool cgroup detach "$A" egress pinned "$PIN" || fail "cannot detach from $A"
+}
+
 # the wrong object at a path: a map, another program; nothing is touched
 case_wrong_object() {
 	local other=${PIN}_other
@@ -658,7 +736,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"

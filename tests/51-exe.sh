@@ -227,6 +227,25 @@ if [ -n "$OURS_EXE" ]; then
 			fail "exe-ids stop right after unload kept the map (round $i): $(cat "$TMP/stop")"
 	done
 	ok "unload, then exe-ids stop at once, 20 times: the map of executables goes every time"
+	# exe-ids stop while a set builds the first filter naming an executable
+	# (held just after it took the lock of /sys/fs/bpf/cgfilter-exe: a
+	# delay injected there): stop waits for its program to be loaded, then
+	# counts it and refuses, and the filter reads the map the recorder writes
+	"$CGF" load "$PIN" tcp >/dev/null && "$CGF" attach "$PIN" "$CG" || fail "load or attach $PIN failed"
+	strace -f -qq -o /dev/null -e trace=flock -e inject=flock:delay_exit=1500000:when=1 \
+		"$CGF" set "$PIN" "exe == \"$A\"" >"$TMP/set.out" 2>&1 &
+	pid=$!
+	sleep 0.7
+	RC=0
+	"$CGF" exe-ids stop >"$TMP/stop" 2>&1 || RC=$?
+	wait "$pid" || fail "a set naming an executable failed beside exe-ids stop: $(cat "$TMP/set.out")"
+	expect_eq "exe-ids stop while a set builds a filter naming an executable waits, counts it, and refuses" \
+		"$RC:$(grep -c '1 filter program read the executables' "$TMP/stop")" "1:1"
+	"$CGF" exe-ids >/dev/null || fail "after the refused stop, executables are not recorded"
+	connects "$A" || fail "after the refused stop, the copy named by the filter did not connect"
+	connects "$B" 300 && fail "after the refused stop, B connects"
+	ok "... and the filter reads the map the recorder writes (A connects, B does not)"
+	"$CGF" unload --detach "$PIN" || fail "unload $PIN failed"
 fi
 
 # ---- the private systemd: reload, and the application firewall on user.slice -------------------
