@@ -285,7 +285,7 @@ static const char *mode_name(uint32_t m)
 struct mode_print {
 	const struct cgf_engine *e;
 	uint64_t seen[64];      /* cgroups printed (ids; after 64, maybe twice) */
-	int n;
+	int n, r;               /* r: the first filter that could not be read */
 };
 
 static int print_cgroup_mode(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
@@ -293,8 +293,7 @@ static int print_cgroup_mode(uint64_t cgid, enum bpf_attach_type dir, uint32_t s
 	struct mode_print *p = ctx;
 	struct cgf_filter_view v;
 	char path[PATH_MAX];
-
-	int i;
+	int i, r;
 
 	(void)dir;
 	for (i = 0; i < p->n && i < 64; i++)
@@ -304,9 +303,17 @@ static int print_cgroup_mode(uint64_t cgid, enum bpf_attach_type dir, uint32_t s
 		return 0;
 	if (p->n < 64)
 		p->seen[p->n] = cgid;
-	if (cgf_engine_filter(p->e, slot, &v) || !v.text)
+	cgf_cgroup_path(cgid, path, sizeof(path));
+	r = cgf_engine_filter(p->e, slot, &v);
+	if (r) {
+		fprintf(stderr, "cgfilter: cannot read the filter of cgroup %s in %s: %s\n", path,
+			p->e->pin, strerror(-r));
+		p->r = p->r ? p->r : r;
 		return 0;
-	printf("%s %s\n", mode_name(v.info.mode), cgf_cgroup_path(cgid, path, sizeof(path)));
+	}
+	if (!v.text)
+		return 0;
+	printf("%s %s\n", mode_name(v.info.mode), path);
 	p->n++;
 	cgf_filter_view_free(&v);
 	return 0;
@@ -347,6 +354,8 @@ int cmd_mode(struct cmd_args *a)
 			if (r)
 				fprintf(stderr, "cgfilter: cannot read the cgroups of %s: %s\n", e.pin,
 					strerror(-r));
+			else if (p.r)
+				r = p.r;
 			else if (!p.n)
 				fprintf(stderr, "cgfilter: %s: no cgroup has registered a filter\n", e.pin);
 		}

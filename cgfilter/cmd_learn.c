@@ -355,7 +355,7 @@ int cmd_learn(struct cmd_args *a)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct cgf_learn_key k, next, *cur = NULL;
 	struct flow *fl = NULL;
-	size_t n = 0;
+	size_t n = 0, steps = 0;
 	uint32_t id = 0;
 	int map, r, r2;
 	double secs;
@@ -409,9 +409,17 @@ int cmd_learn(struct cmd_args *a)
 	} else if (r) {
 		cgf_err("%s still records flows for learn (the next set or mode ends it)", a->argv[0]);
 	}
-	/* the flows */
+	/* the flows (a walk that does not end: the map keeps changing, as it
+	 * does if recording could not be stopped) */
 	while (!(r2 = bpf_map_get_next_key(map, cur, &next))) {
-		struct flow *p = realloc(fl, (n + 1) * sizeof(*p));
+		struct flow *p;
+
+		if (++steps > 2 * (size_t)CGF_LEARN_ENTRIES) {
+			r = -EAGAIN;
+			cgf_err("cannot read the flows learned: the map of flows keeps changing");
+			goto out;
+		}
+		p = realloc(fl, (n + 1) * sizeof(*p));
 
 		if (!p) {
 			r = -ENOMEM;

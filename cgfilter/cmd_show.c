@@ -480,7 +480,8 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 	cgf_names_free(&stored);
 }
 
-static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
+/* (*said: the failure is said already) */
+static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code, bool *said)
 {
 	struct show s = { .e = e, .f = f, .json = json };
 	struct cgf_filter_view v = { 0 };
@@ -582,6 +583,7 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code)
 	r = cgf_attachments(e->entry_id, print_attach, &s);
 	if (r < 0) {
 		cgf_err("cannot tell where %s is attached: %s", e->pin, strerror(-r));
+		*said = true;
 		goto out;
 	}
 	r = 0;
@@ -600,6 +602,7 @@ int cmd_show(struct cmd_args *a)
 {
 	struct cgf_engine e;
 	char *buf = NULL;
+	bool said = false;
 	size_t len = 0;
 	FILE *f;
 	int r;
@@ -613,11 +616,11 @@ int cmd_show(struct cmd_args *a)
 	if (!f) {
 		r = -errno;
 	} else {
-		r = show_body(&e, f, a->json, a->code);
+		r = show_body(&e, f, a->json, a->code, &said);
 		if (fclose(f) && !r)
 			r = -ENOMEM;
 	}
-	if (r)
+	if (r && !said)
 		cgf_err("cannot show %s: cannot read it: %s", e.pin, strerror(-r));
 	else
 		fputs(buf, stdout);

@@ -38,17 +38,19 @@ static void unescape(char *s)
 }
 
 /*
- * Where the whole cgroup2 hierarchy (of this cgroup namespace) is mounted:
- * a mount of its root ('/'), not a bind mount of a cgroup below it, which
- * would make every walk, attach to '/' and the recorder of executables
- * cover only that cgroup; the last one that is reachable (inside a
- * container an outer mount can be listed first, hidden under a later one).
+ * Where the cgroup2 hierarchy is mounted: of the mounts that are reachable
+ * (inside a container an outer mount can be listed first, hidden under a
+ * later one), the one of the most of it, the shortest root ('/' in a
+ * mount of the whole, '/system.slice/x' in a bind mount of a cgroup, as a
+ * container without a cgroup namespace has); of those, the last.  A bind
+ * mount of a cgroup beside a mount of the whole would make every walk,
+ * attach to '/' and the recorder of executables cover only that cgroup.
  */
 int cgf_cgroup2_root(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
-	size_t cap = 0;
+	size_t cap = 0, best = 0;
 	int found = 0;
 
 	if (!f)
@@ -65,12 +67,15 @@ int cgf_cgroup2_root(char *buf, size_t len)
 		save = NULL;
 		for (i = 0; i < 5; i++)
 			field[i] = strtok_r(i ? NULL : line, " \n", &save);
-		if (!type || strcmp(type, "cgroup2") || !field[4] || strcmp(field[3], "/"))
+		if (!type || strcmp(type, "cgroup2") || !field[4])
 			continue;
+		unescape(field[3]);
 		unescape(field[4]);
-		if (statfs(field[4], &st) || st.f_type != CGROUP2_SUPER_MAGIC)
+		if ((found && strlen(field[3]) > best) || statfs(field[4], &st) ||
+		    st.f_type != CGROUP2_SUPER_MAGIC)
 			continue;
 		snprintf(buf, len, "%s", field[4]);
+		best = strlen(field[3]);
 		found = 1;
 	}
 	free(line);
@@ -87,9 +92,12 @@ static int walk(char *path, size_t len, size_t cap, dev_t dev,
 	DIR *d;
 	int fd, r;
 
+	/* a cgroup gone meanwhile is passed over; one that cannot be read
+	 * (too many open files, a path too long) fails the walk: what it
+	 * counts or finds would be short, and nothing would say so */
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? 0 : -errno;
 	r = fn(path, fd, ctx);
 	if (r) {
 		close(fd);
@@ -97,8 +105,9 @@ static int walk(char *path, size_t len, size_t cap, dev_t dev,
 	}
 	d = fdopendir(fd);
 	if (!d) {
+		r = -errno;
 		close(fd);
-		return 0;
+		return r;
 	}
 	while (!r && (de = readdir(d))) {
 		struct stat st;
@@ -106,8 +115,10 @@ static int walk(char *path, size_t len, size_t cap, dev_t dev,
 
 		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (len + 1 + n + 1 > cap)
-			continue;
+		if (len + 1 + n + 1 > cap) {
+			r = -ENAMETOOLONG;
+			break;
+		}
 		path[len] = '/';
 		memcpy(path + len + 1, de->d_name, n + 1);
 		if (!lstat(path, &st) && S_ISDIR(st.st_mode) && st.st_dev == dev)
@@ -302,9 +313,15 @@ int cgf_engine_attach(const struct cgf_engine *e, const char *cgroup, unsigned i
 			cgf_err("cannot %s %s %s cgroup %s for %s: %s%s", attach ? "attach" : "detach",
 				e->pin, attach ? "to" : "from", path, names[d], strerror(-r),
 				attach && r == -EPERM ? " (a program attached above without multi?)" : "");
-			/* attach: undo the direction done, so nothing changed */
-			if (attach && d == 1 && (dirs & 1))
-				bpf_prog_detach2(e->entry, fd, types[0]);
+			/* undo the direction done (ingress), so that nothing
+			 * changed; a detach undone attaches ingress again, last
+			 * among the cgroup's programs */
+			if (d == 1 && (dirs & 1) &&
+			    (attach ? bpf_prog_detach2(e->entry, fd, types[0]) :
+				      bpf_prog_attach(e->entry, fd, types[0], BPF_F_ALLOW_MULTI)))
+				cgf_err("... and cannot undo the %s for ingress: %s; %s is %s cgroup %s for ingress only",
+					attach ? "attach" : "detach", strerror(errno), e->pin,
+					attach ? "attached to" : "detached from", path);
 			goto out;
 		}
 	}

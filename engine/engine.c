@@ -522,10 +522,11 @@ int cgf_engine_lock(struct cgf_engine *e)
 
 	if (e->lock >= 0)
 		return 0;
-	e->lock = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (e->lock < 0 || flock(e->lock, LOCK_EX)) {
-		r = -errno;
-		cgf_err("cannot lock %s: %s", e->dir, strerror(-r));
+	e->lock = cgf_lock_dir(e->dir);
+	if (e->lock < 0) {
+		r = e->lock;
+		if (r == -ENOENT)
+			cgf_err("cannot lock %s: %s", e->dir, strerror(-r));
 		return r;
 	}
 	/* still the engine that was opened (not unloaded meanwhile) */
@@ -737,10 +738,9 @@ int cgf_engine_unload(const char *pin, bool detach)
 		return r;
 	}
 	/* (with no PIN_maps/ left, there is nothing to lock) */
-	e.lock = open(e.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if ((e.lock < 0 && errno != ENOENT) || (e.lock >= 0 && flock(e.lock, LOCK_EX))) {
-		r = -errno;
-		cgf_err("cannot unload %s: cannot lock %s: %s", e.pin, e.dir, strerror(-r));
+	e.lock = cgf_lock_dir(e.dir);
+	if (e.lock < 0 && e.lock != -ENOENT) {
+		r = e.lock;
 		cgf_engine_close(&e);
 		return r;
 	}
@@ -783,6 +783,9 @@ int cgf_engine_unload(const char *pin, bool detach)
 	if (!access(e.dir, F_OK))
 		cgf_note("%s/ could not be removed whole", e.dir);
 	empty_prog_arrays(arrays, narrays);
+	if (n < 0)
+		cgf_note("%s unpinned; cannot tell where it is attached (%s): any cgroup it is attached to now drops every packet until it goes away or it is detached",
+			 e.pin, strerror(-n));
 	if (n > 0)
 		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
 			 e.pin, cg.n, cg.n == 1 ? "" : "s", cg.n == 1 ? "s" : "",

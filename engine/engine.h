@@ -267,5 +267,8 @@ int cgf_check_pin_path(const char *pin, bool create);
  * other's PIN_maps/ in the making for a leftover.  A command that holds
  * an engine's lock (PIN_maps/) may take it; never the other way round. */
 int cgf_lock_pin_dir(const char *pin);
+/* Lock directory dir (an fd to close); -ENOENT, not said, if there is none;
+ * other failures said. */
+int cgf_lock_dir(const char *dir);
 
 #endif /* CGF_ENGINE_H */

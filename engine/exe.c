@@ -290,16 +290,11 @@ static int lock_dir(bool create)
 			if (r)
 				return r;
 		}
-		fd = open(CGF_EXE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT && !create)
-			return -ENOENT;
-		if (fd < 0 || flock(fd, LOCK_EX)) {
-			r = -errno;
-			if (fd >= 0)
-				close(fd);
-			cgf_err("cannot lock %s: %s", CGF_EXE_DIR, strerror(-r));
-			return r;
-		}
+		fd = cgf_lock_dir(CGF_EXE_DIR);
+		if (fd == -ENOENT && create)
+			continue;       /* removed meanwhile: made again */
+		if (fd < 0)
+			return fd;
 		if (!fstat(fd, &a) && !stat(CGF_EXE_DIR, &b) && a.st_ino == b.st_ino &&
 		    a.st_dev == b.st_dev)
 			return fd;

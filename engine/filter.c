@@ -148,17 +148,23 @@ void cgf_filter_view_free(struct cgf_filter_view *v)
 int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filter_view *v)
 {
 	uint32_t id;
-	int fd, r;
+	int fd, r, i;
 
 	memset(v, 0, sizeof(*v));
-	if (bpf_map_lookup_elem(e->slots, &slot, &id))
-		return errno == ENOENT ? 0 : -errno;  /* an empty slot: no filter */
-	fd = bpf_prog_get_fd_by_id(id);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;  /* replaced meanwhile */
-	r = cgf_filter_read(fd, v);
-	close(fd);
-	return r;
+	for (i = 0; i < 100; i++) {
+		if (bpf_map_lookup_elem(e->slots, &slot, &id))
+			return errno == ENOENT ? 0 : -errno;  /* an empty slot: no filter */
+		fd = bpf_prog_get_fd_by_id(id);
+		if (fd >= 0) {
+			r = cgf_filter_read(fd, v);
+			close(fd);
+			return r;
+		}
+		if (errno != ENOENT)
+			return -errno;
+		/* replaced (and freed) meanwhile: the slot again */
+	}
+	return -EAGAIN;
 }
 
 /* ---- building one ----------------------------------------------------------------- */

@@ -130,7 +130,7 @@ int cgf_lock_pin_dir(const char *pin)
 {
 	char dir[PATH_MAX];
 	char *slash;
-	int fd, r;
+	int fd;
 
 	snprintf(dir, sizeof(dir), "%s", pin);
 	slash = strrchr(dir, '/');
@@ -138,7 +138,18 @@ int cgf_lock_pin_dir(const char *pin)
 		*slash = 0;
 	else if (slash)
 		slash[1] = 0;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = cgf_lock_dir(dir);
+	if (fd == -ENOENT)
+		cgf_err("cannot lock %s: %s", dir, strerror(ENOENT));
+	return fd;
+}
+
+int cgf_lock_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
 	if (fd < 0 || flock(fd, LOCK_EX)) {
 		r = -errno;
 		if (fd >= 0)

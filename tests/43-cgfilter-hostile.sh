@@ -222,6 +222,62 @@ case_cgroup_bind() {
 	bpftool cgroup detach "$A" egress pinned "$PIN" || fail "cannot detach from $A"
 }
 
+# attach and detach of both directions with an error injected at each of
+# their bpf() calls: both done, or neither (the direction done is undone)
+case_attach_errors() {
+	local A=$CG2/$T_ID-aE id n i cmd want undo
+	make_cgroup "$A"
+	fresh udp
+	id=$(bpftool prog show pinned "$PIN" | sed -n "1s/:.*//p")
+	at_exit "$CGF" unload --detach "$PIN"
+	dirs() { bpftool cgroup show "$A" | awk -v id="$id" '$1 == id { sub(/^cgroup_inet_/, "", $2); print $2 }' | sort | tr '\n' ' '; }
+	for cmd in attach detach; do
+		if [ $cmd = attach ]; then
+			undo=detach
+		else
+			undo=attach
+			"$CGF" attach "$PIN" "$A" || fail "cannot attach $PIN to $A"
+		fi
+		strace -f -qq -e trace=bpf -o "$TMP/count" "$CGF" $cmd "$PIN" "$A" || fail "$cmd failed"
+		n=$(grep -c 'bpf(' "$TMP/count")
+		"$CGF" $undo "$PIN" "$A" || fail "$undo failed"
+		for ((i = 1; i <= n; i++)); do
+			run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$i "$CGF" $cmd "$PIN" "$A"
+			if [ $cmd = attach ]; then
+				[ "$RC" = 0 ] && want="egress ingress " || want=""
+			else
+				[ "$RC" = 0 ] && want="" || want="egress ingress "
+			fi
+			[ "$(dirs)" = "$want" ] ||
+				fail "$cmd with an error at its bpf() call $i of $n: exit $RC ($(cat "$TMP/err")), and attached for '$(dirs)'"
+			if [ $cmd = attach ] && [ -n "$want" ]; then "$CGF" detach "$PIN" "$A"; fi
+			if [ $cmd = detach ] && [ -z "$want" ]; then "$CGF" attach "$PIN" "$A"; fi
+		done
+		ok "$cmd with an error at each of its $n bpf() calls: both directions, or neither"
+	done
+	"$CGF" detach "$PIN" "$A" || fail "cannot detach $PIN from $A"
+}
+
+# a cgroup the walk cannot open (out of file descriptors, 40 levels deep
+# with ulimit -n 30): show says it cannot tell, not "(no cgroup)"
+case_walk_fds() {
+	local top=$CG2/$T_ID-wd deep i
+	make_cgroup "$top"
+	deep=$top
+	for i in $(seq 40); do deep=$deep/d; done
+	mkdir -p "$deep"
+	fresh udp
+	"$CGF" attach "$PIN" "$deep" egress || fail "cannot attach to $deep"
+	at_exit bpftool cgroup detach "$deep" egress pinned "$PIN"
+	RC=0
+	(ulimit -n 30 && exec "$CGF" show "$PIN") >"$TMP/out" 2>"$TMP/err" || RC=$?
+	expect_eq "show, out of file descriptors in its walk of the cgroups, says so" \
+		"$RC:$(cat "$TMP/err")" "1:cgfilter: cannot tell where $PIN is attached: Too many open files"
+	"$CGF" show "$PIN" | grep -q "/$T_ID-wd/d/d/.* egress$" || fail "show does not list $deep"
+	ok "... and with enough, lists the cgroup 41 levels down"
+	bpftool cgroup detach "$deep" egress pinned "$PIN" || fail "cannot detach from $deep"
+}
+
 # the wrong object at a path: a map, another program; nothing is touched
 case_wrong_object() {
 	local other=${PIN}_other
@@ -736,7 +792,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"

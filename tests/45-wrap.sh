@@ -373,6 +373,13 @@ head -n1 "$TMP/print" | grep -q 'eBPF instructions (a socket filter)' ||
 head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
 	fail "nobody's --print is not the classic program: $(head -n1 "$TMP/print")"
 ok "--print shows the program each would attach: eBPF for root, classic for nobody"
+# root of a user namespace of its own has CAP_SYS_ADMIN there, which the
+# kernel does not take for eBPF: classic, not a refused eBPF program
+unshare -U -r "$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" 2>&1 ||
+	fail "--print failed in a user namespace: $(cat "$TMP/print")"
+head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
+	fail "--print in a user namespace is not the classic program: $(head -n1 "$TMP/print")"
+ok "... and classic in a user namespace of its own (unshare -r), where the kernel refuses eBPF"
 
 # ---- len is skb->len's 32 bits: BIG TCP segments are longer than 65,575 bytes ----------------
 # (the classic back end once took len for an IP length field, at most 65535

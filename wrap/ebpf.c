@@ -26,10 +26,27 @@ bool wrap_can_ebpf(void)
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2] = { 0 };
 
+	/* the smallest socket filter, to be sure: CAP_SYS_ADMIN in a user
+	 * namespace of its own (unshare -r, a rootless container) is not
+	 * enough, and classic BPF is the choice there too */
+	static const struct bpf_insn ret0[2] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd;
+
 	if (syscall(SYS_capget, &h, d))
 		return false;
-	return (d[CAP_BPF / 32].effective & (1u << (CAP_BPF % 32))) ||
-	       (d[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32)));
+	if (!(d[CAP_BPF / 32].effective & (1u << (CAP_BPF % 32))) &&
+	    !(d[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32))))
+		return false;
+	/* (any failure: classic, which evaluates the filter exactly or
+	 * refuses it, as eBPF would) */
+	fd = cgf_sys_prog_load_type(BPF_PROG_TYPE_SOCKET_FILTER, ret0, 2, "cgf_probe", NULL, 0);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
 }
 
 static void close_lits(struct cgf_gen *g)
