@@ -178,8 +178,7 @@ int cmd_check(struct cmd_args *a)
 	fd = bpf_obj_get(pin);
 	if (fd < 0) {
 		r = -errno;
-		cgf_err("%s: %s", pin, errno == ENOENT ? "no such pin: the filter is not loaded" :
-							  strerror(errno));
+		cgf_err("%s: %s", pin, cgf_pin_error(pin, -r));
 		return r;
 	}
 	if (!is_prog_fd(fd) || bpf_obj_get_info_by_fd(fd, &info, &len)) {

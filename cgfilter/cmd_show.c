@@ -620,10 +620,12 @@ int cmd_show(struct cmd_args *a)
 		if (fclose(f) && !r)
 			r = -ENOMEM;
 	}
-	if (r && !said)
-		cgf_err("cannot show %s: cannot read it: %s", e.pin, strerror(-r));
-	else
+	if (r) {
+		if (!said)
+			cgf_err("cannot show %s: cannot read it: %s", e.pin, strerror(-r));
+	} else {
 		fputs(buf, stdout);
+	}
 	free(buf);
 	cgf_engine_close(&e);
 	return r;

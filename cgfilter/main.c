@@ -220,7 +220,8 @@ static const struct cmd cmds[] = {
 	  "that 'cgfilter wrap' attaches, or why classic BPF cannot evaluate the filter.\n",
 	  "cgfilter compile 'tcp && dst_port == 80'" },
 	{ "run", cmd_run, OPT_FILE | OPT_NAME | OPT_EVENTS | OPT_STATUS,
-	  "[--name NAME] (EXPR | -f FILE) -- CMD [ARG...]", "run a command with a filter of its own",
+	  "[--name NAME] [--events-per-sec N] (EXPR | -f FILE) -- CMD [ARG...]",
+	  "run a command with a filter of its own",
 	  "Run CMD, and everything it starts, in a new cgroup whose ingress and egress\n"
 	  "carry the filter before CMD executes: every socket it makes is filtered.  With\n"
 	  "systemd, the cgroup is a transient scope, NAME.scope (systemctl status shows\n"
@@ -343,10 +344,26 @@ static int number(const struct cmd_args *a, const char *what, const char *s, uns
 	return 0;
 }
 
+/* r, unless what was printed could not be written (a full disk, /dev/full):
+ * a learned filter or a help text lost is no success */
+static int written(const char *what, int r)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) || ferror(stdout)) {
+		e = errno ? errno : EIO;
+		fprintf(stderr, "cgfilter%s%s: cannot write the output: %s\n", what ? " " : "",
+			what ? what : "", strerror(e));
+		return 1;
+	}
+	return r;
+}
+
 static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **argv)
 {
 	struct option lo[NOPTS + 2];
-	char shortopts[3 * NOPTS + 4] = "+h";
+	char shortopts[3 * NOPTS + 4] = "+h", clip[256];
 	size_t i, n = 0;
 	int o;
 
@@ -377,17 +394,17 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 
 		if (o == 'h') {
 			cmd_help(c, stdout);
-			exit(0);
+			exit(written("help", 0));
 		}
 		if (o == ':' || (o == '?' && optopt >= 256))
 			return usage_error(a, "%s %s", o == ':' ? "missing value of" : "unknown option",
-					   argv[optind - 1]);
+					   cgf_clip(argv[optind - 1], clip, sizeof(clip)));
 		if (o == '?' && optopt)
 			/* a short option, maybe inside a word such as '-dst_port == 0' */
 			return usage_error(a, "unknown option -%c (a filter that starts with '-' goes after '--')",
 					   optopt);
 		if (o == '?')
-			return usage_error(a, "unknown option %s", argv[optind - 1]);
+			return usage_error(a, "unknown option %s", cgf_clip(argv[optind - 1], clip, sizeof(clip)));
 		if (o >= 256)
 			p = &opts[o - 256];
 		for (i = 0; !p && i < NOPTS; i++)
@@ -534,6 +551,7 @@ int main(int argc, char **argv)
 {
 	struct cmd_args a = { .events_per_sec = 100, .seconds = 60 };
 	const struct cmd *c;
+	char clip[256];
 	int r;
 
 	/* global options before the command */
@@ -544,13 +562,13 @@ int main(int argc, char **argv)
 			cgf_verbose += 2;
 		} else if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 			usage(stdout);
-			return 0;
+			return written(NULL, 0);
 		} else if (!strcmp(argv[1], "--version")) {
 			printf("cgfilter %s\n", CGF_VERSION);
-			return 0;
+			return written(NULL, 0);
 		} else {
 			fprintf(stderr, "cgfilter: unknown option %s (cgfilter --help lists them)\n",
-				argv[1]);
+				cgf_clip(argv[1], clip, sizeof(clip)));
 			return EXIT_USAGE;
 		}
 		argv++;
@@ -573,20 +591,20 @@ int main(int argc, char **argv)
 		}
 		if (argc == 2) {
 			usage(stdout);
-			return 0;
+			return written("help", 0);
 		}
 		c = find_cmd(argv[2]);
 		if (!c) {
-			fprintf(stderr, "cgfilter: unknown command '%s'\n", argv[2]);
+			fprintf(stderr, "cgfilter: unknown command '%s'\n", cgf_clip(argv[2], clip, sizeof(clip)));
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 		cmd_help(c, stdout);
-		return 0;
+		return written("help", 0);
 	}
 	c = find_cmd(argv[1]);
 	if (!c) {
-		fprintf(stderr, "cgfilter: unknown command '%s'\n", argv[1]);
+		fprintf(stderr, "cgfilter: unknown command '%s'\n", cgf_clip(argv[1], clip, sizeof(clip)));
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -594,7 +612,7 @@ int main(int argc, char **argv)
 	if (c->opts & OPT_RAW) {
 		a.argc = argc - 1;
 		a.argv = argv + 1;
-		return c->run(&a);
+		return c->run(&a);     /* (wrap says itself if its output is lost) */
 	}
 	r = parse_opts(c, &a, argc - 1, argv + 1);
 	if (r)
@@ -603,11 +621,5 @@ int main(int argc, char **argv)
 	r = c->run(&a);
 	if (c->opts & OPT_STATUS)
 		return r;
-	/* what was printed must have been written (a full disk, /dev/full):
-	 * a learned filter lost is no success */
-	if (fflush(stdout) || ferror(stdout)) {
-		fprintf(stderr, "cgfilter %s: cannot write the output: %s\n", c->name, strerror(errno));
-		return 1;
-	}
-	return r == EXIT_USAGE ? EXIT_USAGE : r ? 1 : 0;
+	return written(c->name, r == EXIT_USAGE ? EXIT_USAGE : r ? 1 : 0);
 }

@@ -83,31 +83,45 @@ int cgf_cgroup2_root(char *buf, size_t len)
 	return found ? 0 : -ENOENT;
 }
 
+/* A walk: fn(path, dirfd, ctx) returns non-zero to stop it; skipped, the
+ * cgroups that could not be read (and their subtrees), err the last why. */
+struct walk {
+	int (*fn)(const char *path, int dfd, void *ctx);
+	void *ctx;
+	dev_t dev;
+	int skipped, err;
+};
+
 /* Walk the directories below path (depth first, without following mounts
- * or links); fn(path, dirfd, ctx) returns non-zero to stop. */
-static int walk(char *path, size_t len, size_t cap, dev_t dev,
-		int (*fn)(const char *path, int dfd, void *ctx), void *ctx)
+ * or links).  A cgroup gone meanwhile is passed over; one that cannot be
+ * read (too many open files, a path too long: a delegated subtree can be
+ * made so by its user) is counted, not a failure of the walk, which would
+ * let any user with a subtree of their own stop every show and unload. */
+static int walk(char *path, size_t len, size_t cap, struct walk *w)
 {
 	struct dirent *de;
 	DIR *d;
 	int fd, r;
 
-	/* a cgroup gone meanwhile is passed over; one that cannot be read
-	 * (too many open files, a path too long) fails the walk: what it
-	 * counts or finds would be short, and nothing would say so */
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	r = fn(path, fd, ctx);
+	if (fd < 0) {
+		if (errno != ENOENT) {
+			w->skipped++;
+			w->err = errno;
+		}
+		return 0;
+	}
+	r = w->fn(path, fd, w->ctx);
 	if (r) {
 		close(fd);
 		return r;
 	}
 	d = fdopendir(fd);
 	if (!d) {
-		r = -errno;
+		w->skipped++;
+		w->err = errno;
 		close(fd);
-		return r;
+		return 0;
 	}
 	while (!r && (de = readdir(d))) {
 		struct stat st;
@@ -116,20 +130,21 @@ static int walk(char *path, size_t len, size_t cap, dev_t dev,
 		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (len + 1 + n + 1 > cap) {
-			r = -ENAMETOOLONG;
-			break;
+			w->skipped++;
+			w->err = ENAMETOOLONG;
+			continue;
 		}
 		path[len] = '/';
 		memcpy(path + len + 1, de->d_name, n + 1);
-		if (!lstat(path, &st) && S_ISDIR(st.st_mode) && st.st_dev == dev)
-			r = walk(path, len + 1 + n, cap, dev, fn, ctx);
+		if (!lstat(path, &st) && S_ISDIR(st.st_mode) && st.st_dev == w->dev)
+			r = walk(path, len + 1 + n, cap, w);
 		path[len] = 0;
 	}
 	closedir(d);
 	return r;
 }
 
-static int walk_root(int (*fn)(const char *path, int dfd, void *ctx), void *ctx, size_t *rootlen)
+static int walk_root(struct walk *w, size_t *rootlen)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -140,7 +155,8 @@ static int walk_root(int (*fn)(const char *path, int dfd, void *ctx), void *ctx,
 	if (stat(path, &st))
 		return -errno;
 	*rootlen = strlen(path);
-	return walk(path, *rootlen, sizeof(path), st.st_dev, fn, ctx);
+	w->dev = st.st_dev;
+	return walk(path, *rootlen, sizeof(path), w);
 }
 
 struct attach_ctx {
@@ -178,8 +194,13 @@ int cgf_attachments(uint32_t prog_id,
 		    int (*fn)(const char *path, enum bpf_attach_type dir, void *ctx), void *ctx)
 {
 	struct attach_ctx c = { .prog_id = prog_id, .fn = fn, .ctx = ctx };
-	int r = walk_root(attach_cb, &c, &c.rootlen);
+	struct walk w = { .fn = attach_cb, .ctx = &c };
+	int r = walk_root(&w, &c.rootlen);
 
+	if (r >= 0 && w.skipped)
+		cgf_note("%d cgroup%s could not be read (%s): what is attached below %s is not known",
+			 w.skipped, w.skipped == 1 ? "" : "s", strerror(w.err),
+			 w.skipped == 1 ? "it" : "them");
 	return r < 0 ? r : c.count;
 }
 
@@ -204,8 +225,9 @@ static int find_cb(const char *path, int dfd, void *ctx)
 const char *cgf_cgroup_path(uint64_t id, char *buf, size_t len)
 {
 	struct find_ctx c = { .id = id, .buf = buf, .len = len };
+	struct walk w = { .fn = find_cb, .ctx = &c };
 
-	if (walk_root(find_cb, &c, &c.rootlen) != 1)
+	if (walk_root(&w, &c.rootlen) != 1)
 		snprintf(buf, len, "cgroup %" PRIu64, id);
 	return buf;
 }

@@ -321,8 +321,16 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 	}
 	/* whoever must clean up after us learns what is ours before anything
 	 * is pinned (cgfilter run's cleaner) */
-	if (o->before_pin)
-		o->before_pin(cgf_prog_id(e.entry), o->ctx);
+	if (o->before_pin) {
+		uint32_t id = cgf_prog_id(e.entry);
+
+		if (!id) {
+			r = errno ? -errno : -EIO;
+			cgf_err("cannot read the id of the entry program: %s", strerror(-r));
+			goto out;
+		}
+		o->before_pin(id, o->ctx);
+	}
 	/* the maps first, the program last: a PIN is always complete; the
 	 * parent directories only now, when there is something to pin */
 	r = cgf_check_pin_path(e.pin, true);
@@ -446,8 +454,7 @@ int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 	e->entry = bpf_obj_get(e->pin);
 	if (e->entry < 0) {
 		r = -errno;
-		cgf_err("cannot open %s: %s", e->pin,
-			r == -ENOENT ? "no such pin: the filter is not loaded" : strerror(-r));
+		cgf_err("cannot open %s: %s", e->pin, cgf_pin_error(e->pin, -r));
 		return r;
 	}
 	r = entry_mode(e->entry, what, sizeof(what));
@@ -667,7 +674,13 @@ static int still_ours(const struct cgf_engine *e)
 		return r;
 	}
 	id = cgf_prog_id(fd);
+	r = errno;
 	close(fd);
+	if (!id) {
+		cgf_err("cannot unload %s: cannot read the program at it: %s", e->pin,
+			strerror(r ? r : EIO));
+		return r ? -r : -EIO;
+	}
 	if (id != e->entry_id ||
 	    (e->lock >= 0 && (fstat(e->lock, &a) || stat(e->dir, &b) || a.st_ino != b.st_ino ||
 			      a.st_dev != b.st_dev))) {
@@ -713,7 +726,7 @@ int cgf_engine_unload(const char *pin, bool detach)
 		r = -errno;
 		if (r == -ENOENT && !access(e.dir, F_OK))
 			return clear_leftover(&e);
-		cgf_err("cannot unload %s: %s", e.pin, strerror(-r));
+		cgf_err("cannot unload %s: %s", e.pin, cgf_pin_error(e.pin, -r));
 		return r;
 	}
 	r = entry_mode(e.entry, what, sizeof(what));
@@ -767,6 +780,14 @@ int cgf_engine_unload(const char *pin, bool detach)
 	if (dirlock < 0) {
 		cgf_engine_close(&e);
 		return dirlock;
+	}
+	/* (again: without a PIN_maps/ to lock, another unload, then a load,
+	 * may have run meanwhile) */
+	r = e.lock < 0 ? still_ours(&e) : 0;
+	if (r) {
+		close(dirlock);
+		cgf_engine_close(&e);
+		return r;
 	}
 	narrays = open_prog_arrays(e.entry, arrays, 4);
 	if (unlink(e.pin)) {

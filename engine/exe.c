@@ -373,10 +373,12 @@ int cgf_exe_ids(int *lockp)
 			goto out;
 		}
 		if (!r) {
+			uint32_t old_id = cgf_prog_id(prog);
+
 			cgf_note("%s writes another map than %s: replaced", RECORD, IDS);
-			if (attached(cg, cgf_prog_id(prog)) > 0 &&
-			    bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE)) {
-				r = -errno;
+			at = old_id ? attached(cg, old_id) : -(errno ? errno : EIO);
+			if (at < 0 || (at && bpf_prog_detach2(prog, cg, BPF_CGROUP_INET_SOCK_CREATE))) {
+				r = at < 0 ? at : -errno;
 				cgf_err("cannot detach %s from cgroup %s: %s", RECORD, root, strerror(-r));
 				goto out;
 			}
@@ -440,7 +442,13 @@ int cgf_exe_ids_status(bool stop, bool force)
 	int lock = stop ? lock_dir(false) : -1;  /* no filter naming exe built meanwhile */
 	uint32_t prog_id;
 
-	if (lock < 0 && lock != -ENOENT && stop)
+	if (stop && lock == -ENOENT) {
+		/* nothing recorded: nothing to stop (and a filter naming an
+		 * executable may be making it right now: left alone) */
+		printf("executables are not recorded: nothing to stop\n");
+		return 0;
+	}
+	if (stop && lock < 0)
 		return lock;
 	prog = bpf_obj_get(RECORD);
 	ids = bpf_obj_get(IDS);

@@ -21,16 +21,31 @@
 
 #include "internal.h"
 
-uint32_t cgf_name_lifetime(void)
+#define LIFETIME_MAX (86400 * 7)
+
+/* $CGFILTER_NAME_LIFETIME: 0 if unset or empty, -1 if not 1..LIFETIME_MAX
+ * written in decimal digits alone */
+static long lifetime_env(void)
 {
 	const char *s = getenv("CGFILTER_NAME_LIFETIME");
-	char *end;
-	unsigned long v;
+	long v = 0;
 
 	if (!s || !*s)
-		return CGF_NAME_LIFETIME;
-	v = strtoul(s, &end, 10);
-	return *end || v < 1 || v > 86400 * 7 ? CGF_NAME_LIFETIME : (uint32_t)v;
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > LIFETIME_MAX)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return v >= 1 && v <= LIFETIME_MAX ? v : -1;
+}
+
+
+uint32_t cgf_name_lifetime(void)
+{
+	long v = lifetime_env();
+
+	return v > 0 ? (uint32_t)v : CGF_NAME_LIFETIME;
 }
 
 /* Whether the hosts file names this host (then DNS has no say in it). */
@@ -81,12 +96,11 @@ static uint32_t dns_ttl(const char *name)
 
 uint64_t cgf_name_expiry(const char *name)
 {
-	const char *s = getenv("CGFILTER_NAME_LIFETIME");
 	char bare[CGF_HOST_MAX + 2];
 	size_t l;
 	uint32_t ttl;
 
-	if (s && *s)
+	if (lifetime_env() > 0)
 		return cgf_now() + cgf_name_lifetime();
 	snprintf(bare, sizeof(bare), "%s", name);
 	l = strlen(bare);
@@ -129,6 +143,12 @@ int cgf_resolve_host(const char *name, struct cgf_cidr **addrs, size_t *n, char 
 
 	*addrs = NULL;
 	*n = 0;
+	/* a name resolved is kept for its lifetime: none, none resolved */
+	if (lifetime_env() < 0) {
+		snprintf(why, whylen, "cannot resolve host name '%s': bad $CGFILTER_NAME_LIFETIME '%.40s': give whole seconds from 1 to %d, or unset it",
+			 name, getenv("CGFILTER_NAME_LIFETIME"), LIFETIME_MAX);
+		return -1;
+	}
 	/* "tcp." writes the host tcp (a field's name): /etc/hosts has it without the dot */
 	snprintf(bare, sizeof(bare), "%s", name);
 	l = strlen(bare);

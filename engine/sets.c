@@ -335,6 +335,14 @@ static bool looks_like_exe(const char *s)
 	return s[0] == '/' || s[0] == '"';
 }
 
+/* An IPv6 prefix inside ::ffff:0:0/96 (IPv4-mapped), at least /96 long */
+static bool mapped4(const struct cgf_cidr *c)
+{
+	static const uint8_t pre[12] = { [10] = 0xff, [11] = 0xff };
+
+	return c->family == 6 && c->plen >= 96 && !memcmp(c->addr, pre, 12);
+}
+
 static bool any_letter(const char *s)
 {
 	for (; *s; s++)
@@ -405,6 +413,10 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 			if (bad && !strpbrk(items[i], ":/") && any_letter(items[i]) &&
 			    strncasecmp(items[i], "0x", 2))
 				snprintf(why, sizeof(why), "%s", hwhy); /* meant as a name */
+			if (!bad && mapped4(&s->cidrs[s->n]))
+				cgf_note("%s is an IPv4-mapped IPv6 address: it matches IPv6 packets only, not IPv4 packets from %u.%u.%u.%u (write that for those)",
+					 items[i], s->cidrs[s->n].addr[12], s->cidrs[s->n].addr[13],
+					 s->cidrs[s->n].addr[14], s->cidrs[s->n].addr[15]);
 		}
 		else if (looks_like_addr(items[i]))
 			bad = (snprintf(why, sizeof(why), "@%s holds integers", name), -1);

@@ -159,3 +159,19 @@ int cgf_lock_dir(const char *dir)
 	}
 	return fd;
 }
+
+const char *cgf_pin_error(const char *path, int err)
+{
+	struct statfs sf;
+	struct stat st;
+
+	if (err == ENOENT)
+		return "no such pin: the filter is not loaded";
+	if (err == EACCES || err == EPERM) {
+		if (!stat(path, &st) && S_ISDIR(st.st_mode))
+			return "a directory, not a pin";
+		if (!statfs(path, &sf) && sf.f_type != BPF_FS_MAGIC)
+			return "not a pin: it is not on a BPF filesystem";
+	}
+	return strerror(err);
+}

@@ -132,6 +132,26 @@ static void *palloc(struct parser *p, size_t n)
 }
 
 /* Printable rendering of a token's text for messages, at most ~40 bytes. */
+const char *cgf_clip(const char *s, char *buf, size_t len)
+{
+	size_t i, o = 0, n = strlen(s);
+
+	for (i = 0; i < n && i < 60 && o + 8 < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (isprint(c))
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+	}
+	if (i < n && o + 4 < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 static const char *tok_text(const struct parser *p, const struct token *t, char *buf, size_t len)
 {
 	size_t i, o = 0, n = t->len > 40 ? 40 : t->len;
@@ -1610,6 +1630,45 @@ void cgf_expr_free(struct cgf_expr *e)
 	free(e);
 }
 
+/* The length of the character at s (before end) if it can be shown as it
+ * is: printable ASCII, a tab, or a whole UTF-8 sequence; 0 if not (a
+ * control character, a byte that is no UTF-8), shown as '?'. */
+static size_t shown_len(const unsigned char *s, const unsigned char *end)
+{
+	size_t n, i;
+
+	if (*s == '\t' || (*s >= 0x20 && *s < 0x7f))
+		return 1;
+	n = *s >= 0xc2 && *s <= 0xdf ? 2 : *s >= 0xe0 && *s <= 0xef ? 3 : *s >= 0xf0 && *s <= 0xf4 ? 4 : 0;
+	if (!n || (size_t)(end - s) < n)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Bytes from .. to of a line, each character as shown_len() says; with
+ * caret, blanks of the same widths up to there instead, then '^'. */
+static void show_span(FILE *f, const char *from, const char *to, bool caret)
+{
+	const unsigned char *p = (const unsigned char *)from, *e = (const unsigned char *)to;
+
+	while (p < e) {
+		size_t n = shown_len(p, e);
+
+		if (caret)
+			fputc(*p == '\t' ? '\t' : ' ', f);
+		else if (n)
+			fwrite(p, 1, n, f);
+		else
+			fputc('?', f);
+		p += n ? n : 1;
+	}
+	if (caret)
+		fputc('^', f);
+}
+
 void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err)
 {
 	const char *line = text, *end, *from, *to, *at;
@@ -1640,16 +1699,13 @@ void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err
 	to = end - at > 30 ? at + 30 : end;
 	while (to < end && ((unsigned char)*to & 0xc0) == 0x80)
 		to++;
-	fprintf(f, "  %s%.*s%s\n  %s", from > line ? "..." : "", (int)(to - from), from,
-		to < end ? "..." : "", from > line ? "   " : "");
-	/* the caret: a tab where the line has one, one space per character */
-	for (; from < at; from++) {
-		if (*from == '\t')
-			fputc('\t', f);
-		else if (((unsigned char)*from & 0xc0) != 0x80)
-			fputc(' ', f);
-	}
-	fputs("^\n", f);
+	/* a character that cannot be shown as it is (a control character,
+	 * a byte that is no UTF-8) is a '?': one column, as its caret counts */
+	fprintf(f, "  %s", from > line ? "..." : "");
+	show_span(f, from, to, false);
+	fprintf(f, "%s\n  %s", to < end ? "..." : "", from > line ? "   " : "");
+	show_span(f, from, at, true);
+	fputc('\n', f);
 }
 
 void cgf_error_format(const struct cgf_error *err, char *buf, size_t len)

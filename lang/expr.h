@@ -242,6 +242,9 @@ void cgf_error_format(const struct cgf_error *err, char *buf, size_t len);
  * two spaces; at most about 100 characters of a long line.
  */
 void cgf_error_show_place(FILE *f, const char *text, const struct cgf_error *err);
+/* s for a message: its first 60 bytes, others than printable ASCII as \xNN,
+ * "..." if cut (buf: 256 bytes are enough) */
+const char *cgf_clip(const char *s, char *buf, size_t len);
 
 /* The vocabulary (vocab.c): the parser's names, the help texts, the man
  * pages' list. */

@@ -274,4 +274,42 @@ expect_ok "unload" "$CGF" unload "$PIN" --detach
 [ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ] || fail "unload left pins"
 bpftool cgroup show "$CG" | grep -q . && fail "unload --detach left an attachment"
 ok "unload --detach removed the pins and the attachment"
-expect_refused "unload of a missing pin" "No such file" "$CGF" unload "$PIN"
+expect_refused "unload of a missing pin" "cannot unload $PIN: no such pin: the filter is not loaded" "$CGF" unload "$PIN"
+expect_refused "show of a file that is not a pin" "cannot open /etc/passwd: not a pin: it is not on a BPF filesystem" \
+	"$CGF" show /etc/passwd
+expect_refused "check of a directory" "/sys/fs/bpf: a directory, not a pin" "$CGF" check /sys/fs/bpf
+
+# ---- the environment and the output ---------------------------------------------------------------
+LT=/sys/fs/bpf/${T_ID}_lt
+at_exit "$CGF" unload "$LT"
+for v in 0 604801 abc -5 1.5 ' 60' 99999999999999999999; do
+	rc=0
+	CGFILTER_NAME_LIFETIME=$v "$CGF" load "$LT" 'dst_ip in { localhost }' >/dev/null 2>"$TMP/err" || rc=$?
+	expect_eq "CGFILTER_NAME_LIFETIME='$v': a filter naming a host is refused, saying why" \
+		"$rc:$(grep -c "cannot resolve host name 'localhost': bad \$CGFILTER_NAME_LIFETIME '$v': give whole seconds from 1 to 604800, or unset it" "$TMP/err")" "1:1"
+	[ ! -e "$LT" ] || fail "a load refused for CGFILTER_NAME_LIFETIME='$v' pinned $LT"
+done
+CGFILTER_NAME_LIFETIME=abc "$CGF" load "$LT" tcp >/dev/null || fail "CGFILTER_NAME_LIFETIME=abc refused a filter without names"
+CGFILTER_NAME_LIFETIME=abc "$CGF" unload "$LT" || fail "CGFILTER_NAME_LIFETIME=abc refused an unload"
+for v in 604800 ''; do
+	CGFILTER_NAME_LIFETIME=$v "$CGF" load "$LT" 'dst_ip in { localhost }' >/dev/null ||
+		fail "CGFILTER_NAME_LIFETIME='$v' refused"
+	"$CGF" unload "$LT" || fail "cannot unload $LT"
+done
+ok "CGFILTER_NAME_LIFETIME: 1..604800 or empty taken; with another value no name resolves, and the rest works"
+for args in --help --version "help run" "compile tcp" "wrap --print tcp"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$CGF" $args >/dev/full 2>"$TMP/err" || rc=$?
+	expect_eq "cgfilter $args to /dev/full fails" "$rc:$(grep -c 'cannot write the output: No space left on device' "$TMP/err")" "1:1"
+done
+rc=0
+"$CGF" compile "$(printf -- '-%.0s' $(seq 10000))1" 2>"$TMP/err" || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -c <"$TMP/err")" -lt 300 ] ||
+	fail "a 10,000-byte unknown option: exit $rc, a message of $(wc -c <"$TMP/err") bytes"
+printf '\xff\x01 tcp' >"$TMP/bad.f"
+"$CGF" compile -f "$TMP/bad.f" >/dev/null 2>"$TMP/err" && fail "a filter of bytes that are no text compiled"
+LC_ALL=C grep -q "$(printf '[\001\377]')" "$TMP/err" && fail "the message shows raw bytes: $(od -c "$TMP/err" | head)"
+grep -qxF '  ?? tcp' "$TMP/err" || fail "the excerpt does not show '??' for the bytes: $(cat "$TMP/err")"
+ok "a huge option is not echoed whole; bytes that are no text are '?' in the excerpt"
+

@@ -156,6 +156,29 @@ left_behind "$N"
 printf '# allowed\n%s\n' "$FILTER" >"$TMP/f"
 "$CGF" run --name "$N" -f "$TMP/f" -- "$PROBE" send udp 127.0.0.1 "$PU" -t 2000 >/dev/null || fail "run -f FILE failed"
 ok "bad filter, usage, name, missing command, a name in use: refused, nothing left; -f FILE works"
+
+# an error injected at each bpf() call of run, then SIGKILL at each: CMD runs
+# only filtered (the file it writes says which cgroup it ran in), and once it
+# has ended nothing is left (the cleaner, a child of run, is not traced)
+strace -qq -e trace=bpf -o "$TMP/count" "$CGF" run --name "$N" udp -- true || fail "run under strace failed"
+n=$(grep -c 'bpf(' "$TMP/count")
+for how in error=ENOSPC signal=SIGKILL; do
+	for ((i = 1; i <= n; i++)); do
+		rm -f "$TMP/ran"
+		rc=0
+		strace -qq -o /dev/null -e trace=bpf -e "inject=bpf:$how:when=$i" \
+			"$CGF" run --name "$N" udp -- sh -c "cat /proc/self/cgroup >'$TMP/ran'" \
+			>"$TMP/out" 2>&1 || rc=$?
+		if [ -e "$TMP/ran" ] && ! grep -q "/cgfilter-run-$N\$" "$TMP/ran"; then
+			fail "$how at bpf() call $i of $n: CMD ran outside the run's cgroup: $(cat "$TMP/ran")"
+		fi
+		[ "$rc" = 0 ] && [ ! -e "$TMP/ran" ] && fail "$how at bpf() call $i of $n: exit 0, and CMD did not run"
+		[ "$rc" = 0 ] || [ "$how" = signal=SIGKILL ] || [ ! -e "$TMP/ran" ] ||
+			fail "$how at bpf() call $i of $n: exit $rc, and CMD ran: $(cat "$TMP/out")"
+		wait_gone 10 "$RUN/$N" "$RUN/${N}_maps" "$RCG$N"
+	done
+	ok "run with $how at each of its $n bpf() calls: CMD runs only filtered, and nothing is left"
+done
 unset CGFILTER_RUN_NO_SYSTEMD
 
 # ---- inside the private systemd: a transient scope ---------------------------------------------

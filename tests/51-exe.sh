@@ -232,10 +232,12 @@ if [ -n "$OURS_EXE" ]; then
 	# delay injected there): stop waits for its program to be loaded, then
 	# counts it and refuses, and the filter reads the map the recorder writes
 	"$CGF" load "$PIN" tcp >/dev/null && "$CGF" attach "$PIN" "$CG" || fail "load or attach $PIN failed"
-	strace -f -qq -o /dev/null -e trace=flock -e inject=flock:delay_exit=1500000:when=1 \
+	rm -f "$TMP/set.trace"
+	strace -f -qq -o "$TMP/set.trace" -e trace=flock -e inject=flock:delay_exit=2000000:when=1 \
 		"$CGF" set "$PIN" "exe == \"$A\"" >"$TMP/set.out" 2>&1 &
 	pid=$!
-	sleep 0.7
+	for _ in $(seq 200); do grep -q 'flock(' "$TMP/set.trace" 2>/dev/null && break; sleep 0.05; done
+	grep -q 'flock(' "$TMP/set.trace" || fail "the held set did not reach its flock in 10 s"
 	RC=0
 	"$CGF" exe-ids stop >"$TMP/stop" 2>&1 || RC=$?
 	wait "$pid" || fail "a set naming an executable failed beside exe-ids stop: $(cat "$TMP/set.out")"

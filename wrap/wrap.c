@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/capability.h>
+#include <linux/sock_diag.h>
 
 #include "cgf_version.h"
 #include "emit_cbpf.h"
@@ -132,8 +134,8 @@ static int set_decl(struct wrap *w, const char *spec, char **text, size_t *len)
 			return err_out(w, "--set %.*s: an empty or overlong item", (int)(eq - spec), spec);
 		memcpy(item, s, n);
 		item[n] = 0;
-		if (s == eq + 1) /* the first item decides the set's type */
-			addr = strchr(item, '.') || strchr(item, ':');
+		if (s == eq + 1) /* the first item decides the set's type (80..90 is a range) */
+			addr = strchr(item, ':') || (strchr(item, '.') && !strstr(item, ".."));
 		if (addr ? cgf_parse_cidr(item, &c, why, sizeof(why)) :
 			   cgf_parse_range(item, &r, why, sizeof(why)))
 			return err_out(w, "--set %.*s: bad item '%s': %s", (int)(eq - spec), spec, item,
@@ -366,9 +368,20 @@ static int open_listen(struct wrap *w, const char *spec)
 	return 0;
 }
 
+/* accept(2): errors of a connection that failed, not of the listener */
+static bool conn_error(int e)
+{
+	return e == ECONNABORTED || e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT ||
+	       e == EHOSTDOWN || e == ENONET || e == EHOSTUNREACH || e == ENETUNREACH ||
+	       e == EOPNOTSUPP;
+}
+
 /*
  * What an inherited socket queued before it had a filter never met it:
  * connections waiting in a listener's queue are reset, datagrams dropped.
+ * At most what was queued when the filter was attached (a listener's
+ * queue length; for datagrams, what the memory they hold can be): what
+ * keeps arriving, filtered, does not keep the command from starting.
  */
 static int discard_queued(struct wrap *w, struct sock *s)
 {
@@ -376,25 +389,48 @@ static int discard_queued(struct wrap *w, struct sock *s)
 
 	if (s->tcp) {
 		struct linger l = { 1, 0 };
+		struct tcp_info ti = { 0 };
+		socklen_t tl = sizeof(ti);
 		/* the socket's own flags are the daemon's: put back after */
-		int fl = fcntl(s->fd, F_GETFL), e;
+		int fl = fcntl(s->fd, F_GETFL), e, max = INT_MAX, failed = 0;
 
+		if (!getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) && ti.tcpi_state == TCP_LISTEN)
+			max = (int)ti.tcpi_unacked;      /* the accept queue's length */
 		if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK))
 			return err_out(w, "cannot empty the queue of %s: %s", s->where, strerror(errno));
-		while ((c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		errno = EAGAIN;
+		while (n + failed < max) {
+			c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0 && conn_error(errno)) {
+				failed++;
+				errno = EAGAIN;
+				continue;
+			}
+			if (c < 0)
+				break;
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 			close(c);
 			n++;
+			errno = EAGAIN;
 		}
 		e = errno;
 		if (fcntl(s->fd, F_SETFL, fl))
 			return err_out(w, "cannot restore the flags of %s: %s", s->where, strerror(errno));
 		errno = e;
 	} else {
+		uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+		socklen_t ml = sizeof(mem);
+		long max = LONG_MAX;
 		char b[1];
 
-		while (recv(s->fd, b, sizeof(b), MSG_DONTWAIT | MSG_TRUNC) >= 0)
+		/* (a datagram holds at least 256 bytes of the queue's memory) */
+		if (!getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml))
+			max = mem[SK_MEMINFO_RMEM_ALLOC] / 256 + 1;
+		errno = EAGAIN;
+		while (n < max && recv(s->fd, b, sizeof(b), MSG_DONTWAIT | MSG_TRUNC) >= 0) {
 			n++;
+			errno = EAGAIN;
+		}
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
 		return err_out(w, "cannot empty the queue of %s: %s", s->where, strerror(errno));
@@ -523,8 +559,9 @@ static int no_stray_sockets(struct wrap *w)
 		if (!getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) &&
 		    (domain == AF_INET || domain == AF_INET6 || domain == AF_PACKET))
 			r = err_out(w, "fd %d is a network socket the command would inherit without a "
-				       "filter (not among the %d in LISTEN_FDS): close it, or pass it "
-				       "in LISTEN_FDS", fd, w->n);
+				       "filter (it gets %d, at fd 3%s): close it before %s, or hand it "
+				       "to %s in LISTEN_FDS to be filtered", fd, w->n,
+				       w->n > 1 ? " on" : "", w->prog, w->prog);
 	}
 	closedir(d);
 	return r;
@@ -600,6 +637,15 @@ static int find_dashdash(int argc, char **argv)
 	return 0;
 }
 
+/* 0, or 1 (said) if what was printed could not be written (/dev/full) */
+static int written(const struct wrap *w)
+{
+	errno = 0;
+	if (fflush(stdout) || ferror(stdout))
+		return err_out(w, "cannot write the output: %s", strerror(errno ? errno : EIO));
+	return 0;
+}
+
 static int parse_args(struct wrap *w, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -610,6 +656,7 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 		{ 0 },
 	};
 	int dd = find_dashdash(argc, argv), o;
+	char clip[256];
 
 	optind = 1;
 	opterr = 0;
@@ -628,20 +675,20 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 		case 'f': w->file = optarg; break;
 		case 'p': w->print = true; break;
 		case 'c': w->classic = true; break;
-		case 'h': usage(w->prog, stdout); exit(0);
-		case 'V': printf("cgfilter-wrap %s\n", CGF_VERSION); exit(0);
+		case 'h': usage(w->prog, stdout); exit(written(w));
+		case 'V': printf("cgfilter-wrap %s\n", CGF_VERSION); exit(written(w));
 		case ':':
 			return err_out(w, "missing value of %s (see '%s --help')", argv[optind - 1], w->prog);
 		default:
 			return err_out(w, "unknown option %s (a filter that starts with '-' goes in -f FILE; see '%s --help')",
-				       argv[optind - 1], w->prog);
+				       cgf_clip(argv[optind - 1], clip, sizeof(clip)), w->prog);
 		}
 	}
 	if (optind < (dd ? dd : argc) && !w->file)
 		w->expr = argv[optind++];
 	if (optind < (dd ? dd : argc))
 		return err_out(w, "unexpected '%s' (the command goes after '--'; see '%s --help')",
-			       argv[optind], w->prog);
+			       cgf_clip(argv[optind], clip, sizeof(clip)), w->prog);
 	if (!w->expr && !w->file)
 		return err_out(w, "no filter: give EXPR or -f FILE (see '%s --help')", w->prog);
 	if (!w->print && (!dd || dd + 1 >= argc))
@@ -662,7 +709,7 @@ int cgf_wrap_main(const char *prog, int argc, char **argv)
 	if (compile(&w))
 		return 1;
 	if (w.print)
-		return 0;
+		return written(&w);
 	if (take_inherited(&w))
 		return 1;
 	for (i = 0; i < w.nlisten; i++)
