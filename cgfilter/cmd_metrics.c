@@ -127,8 +127,14 @@ static int prom_read(const char *pin, void *ctx)
 	cgf_quiet = 1;
 	r = cgf_engine_open(&e, pin, false);
 	cgf_quiet = saved;
-	if (r)
+	if (r == -ENOMEDIUM || (r == -ENOENT && access(pin, F_OK)))
+		return 0;       /* not an engine, or a PIN_maps/ left without its PIN */
+	if (r) {
+		cgf_err("cannot read %s: %s", pin, strerror(-r));
+		if (!p->err)
+			p->err = r;
 		return 0;
+	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 16;
 		void *ne = realloc(p->e, cap * sizeof(*p->e));

@@ -687,33 +687,47 @@ int cmd_stats(struct cmd_args *a)
 
 static int list_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 {
-	(void)ctx;
-	printf("    %s %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
+	fprintf(ctx, "    %s %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress");
 	return 0;
 }
 
-/* An engine at pin (quietly skip what is not one). */
+/* An engine at pin (quietly skip what is not one: a PIN_maps/ beside
+ * another object, or without its PIN); one that cannot be read is said and
+ * counted in *(int *)ctx. */
 static int list_one(const char *pin, void *ctx)
 {
 	uint64_t st[CGF_NSTATS];
 	struct cgf_engine e;
 	int r, n, saved = cgf_quiet;
-	char count[16];
+	char *lines = NULL;
+	size_t len = 0;
+	FILE *f;
 
-	(void)ctx;
 	cgf_quiet = 1;
 	r = cgf_engine_open(&e, pin, false);
 	cgf_quiet = saved;
-	if (r)
+	if (r == -ENOMEDIUM || (r == -ENOENT && access(pin, F_OK)))
+		return 0;       /* not an engine, or a PIN_maps/ left without its PIN */
+	if (r) {
+		cgf_err("cannot read %s: %s", pin, strerror(-r));
+		++*(int *)ctx;
 		return 0;
-	cgf_engine_stats(&e, st);
-	n = cgf_attachments(e.entry_id, NULL, NULL);
-	printf("%s  %s%s%s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %s\n", e.pin,
-	       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated",
-	       dedicated_mode(&e) ? " " : "", dedicated_mode(&e) ? dedicated_mode(&e) : "",
-	       st[CGF_ST_PASS_PKTS],
-	       st[CGF_ST_DROP_PKTS], n < 0 ? "unknown" : (snprintf(count, sizeof(count), "%d", n), count));
-	cgf_attachments(e.entry_id, list_attach, NULL);
+	}
+	r = cgf_engine_stats(&e, st);
+	f = open_memstream(&lines, &len);
+	n = !f ? -ENOMEM : r ? r : cgf_attachments(e.entry_id, list_attach, f);
+	if (f && fclose(f) && n >= 0)
+		n = -ENOMEM;
+	if (n < 0) {
+		cgf_err("cannot read %s: %s", e.pin, strerror(-n));
+		++*(int *)ctx;
+	} else {
+		printf("%s  %s%s%s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %d\n%s", e.pin,
+		       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated",
+		       dedicated_mode(&e) ? " " : "", dedicated_mode(&e) ? dedicated_mode(&e) : "",
+		       st[CGF_ST_PASS_PKTS], st[CGF_ST_DROP_PKTS], n, lines ? lines : "");
+	}
+	free(lines);
 	cgf_engine_close(&e);
 	return 1;
 }
@@ -770,7 +784,7 @@ int cmd_list(struct cmd_args *a)
 		cgf_err("cannot list %s: not a directory", dir);
 		return -ENOTDIR;
 	}
-	if (!each_engine_pin(dir, list_one, NULL, &errors) && !errors)
+	if (!each_engine_pin(dir, list_one, &errors, &errors) && !errors)
 		printf("no cgfilter filters under %s\n", dir);
 	return errors ? -EACCES : 0;
 }

@@ -83,6 +83,11 @@ int cgf_cgroup2_root(char *buf, size_t len)
 	return found ? 0 : -ENOENT;
 }
 
+const char *cgf_root_error(int r)
+{
+	return r == -ENOENT ? "none is reachable (is cgroup2 mounted?)" : strerror(-r);
+}
+
 /* A walk: fn(path, dirfd, ctx) returns non-zero to stop it; skipped, the
  * cgroups that could not be read (and their subtrees), err the last why. */
 struct walk {
@@ -241,14 +246,16 @@ int cgf_cgroup_resolve(const char *cgroup, char *path, size_t len)
 {
 	char root[PATH_MAX], rel[PATH_MAX];
 	struct statfs sf;
+	int r;
 
 	if (!cgroup[0] || (strcmp(cgroup, "/") && !cgroup[strspn(cgroup, "/.")])) {
 		cgf_err("no cgroup given ('%s'): name one, or '/' for the root of the cgroup2 tree", cgroup);
 		return -EINVAL;
 	}
-	if (cgf_cgroup2_root(root, sizeof(root))) {
-		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
-		return -ENOENT;
+	r = cgf_cgroup2_root(root, sizeof(root));
+	if (r) {
+		cgf_err("cannot find the cgroup2 mount: %s", cgf_root_error(r));
+		return r;
 	}
 	if (!strcmp(cgroup, "/")) {
 		snprintf(path, len, "%s", root);

@@ -465,7 +465,7 @@ int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 	e->mode = r;
 	if (!e->mode) {
 		cgf_err("%s is not a cgfilter engine (%s)", e->pin, what);
-		r = -EINVAL;
+		r = -ENOMEDIUM;         /* (list and stats pass over it) */
 		goto fail;
 	}
 	e->entry_id = cgf_prog_id(e->entry);
@@ -491,8 +491,13 @@ int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
 			r = -errno;
-			cgf_err("cannot open %s: %s (unload %s and load it again)", path, strerror(-r),
-				e->pin);
+			/* (the hint only where the maps are gone: unload of a
+			 * sound engine in use makes its cgroups drop everything) */
+			if (r == -ENOENT)
+				cgf_err("cannot open %s: %s (unload %s and load it again)", path,
+					strerror(-r), e->pin);
+			else
+				cgf_err("cannot open %s: %s", path, strerror(-r));
 			goto fail;
 		}
 		*cgf_engine_map_fd(e, i) = fd;
@@ -905,8 +910,11 @@ int cgf_engine_each_cgroup(const struct cgf_engine *e,
 	for (i = 0; !r && i < n; i++) {
 		uint32_t slot;
 
-		if (bpf_map_lookup_elem(e->cgroups, &keys[i], &slot))
-			continue; /* went away meanwhile */
+		if (bpf_map_lookup_elem(e->cgroups, &keys[i], &slot)) {
+			if (errno != ENOENT)
+				r = -errno;
+			continue; /* (ENOENT: went away meanwhile) */
+		}
 		r = fn(keys[i].cgroup_inode_id, (enum bpf_attach_type)keys[i].attach_type, slot, ctx);
 	}
 	free(keys);

@@ -273,5 +273,7 @@ int cgf_lock_dir(const char *dir);
 /* Why bpf_obj_get(path) failed with errno err, in words ("no such pin...",
  * "a directory, not a pin", "not a pin: it is not on a BPF filesystem") */
 const char *cgf_pin_error(const char *path, int err);
+/* Why cgf_cgroup2_root() failed (r), in words */
+const char *cgf_root_error(int r);
 
 #endif /* CGF_ENGINE_H */

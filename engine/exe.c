@@ -219,9 +219,11 @@ static int root_fd(char *path, size_t len)
 {
 	int fd;
 
-	if (cgf_cgroup2_root(path, len)) {
-		cgf_err("cannot find the cgroup2 mount (is cgroup2 mounted?)");
-		return -ENOENT;
+	int r = cgf_cgroup2_root(path, len);
+
+	if (r) {
+		cgf_err("cannot find the cgroup2 mount: %s", cgf_root_error(r));
+		return r;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {

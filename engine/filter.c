@@ -797,17 +797,19 @@ struct used_ctx {
 	uint8_t *used;
 	uint64_t cgid;
 	uint32_t old;
+	uint32_t olds[2];      /* its slots, ingress and egress (0: none) */
 };
 
 static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
 {
 	struct used_ctx *c = ctx;
 
-	(void)dir;
 	if (slot < CGF_SHARED_SLOTS)
 		c->used[slot] = 1;
 	if (cgid == c->cgid && slot)
 		c->old = slot;
+	if (cgid == c->cgid)
+		c->olds[dir == BPF_CGROUP_INET_EGRESS] = slot;
 	return 0;
 }
 
@@ -861,7 +863,15 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			r = cgf_filter_seal(&b, text, cgid, cur.info.gen + 1);
 		if (r)
 			goto out;
-		/* a free slot: none names it (one a killed command left is reused) */
+		/* the cgroup's slot, if every direction it is attached for names
+		 * the same one: the new filter in its place, one update for both
+		 * directions, which a kill cannot cut in two */
+		if (uc.old && (!present[0] || uc.olds[0] == uc.old) &&
+		    (!present[1] || uc.olds[1] == uc.old)) {
+			r = cgf_slot_put(e, uc.old, b.prog);
+			goto out;
+		}
+		/* else a free slot: none names it (one a killed command left is reused) */
 		for (slot = 1; slot < CGF_SHARED_SLOTS && uc.used[slot]; slot++)
 			;
 		if (slot == CGF_SHARED_SLOTS) {
@@ -874,6 +884,19 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 		if (r)
 			goto out;
 	}
+	/* no filter: first the cgroup's slot emptied, if every direction names
+	 * it (both drop at once), then the entries cleared */
+	if (!text && uc.old && (!present[0] || uc.olds[0] == uc.old) &&
+	    (!present[1] || uc.olds[1] == uc.old)) {
+		uint32_t k = uc.old;
+
+		if (bpf_map_delete_elem(e->slots, &k) && errno != ENOENT) {
+			r = -errno;
+			cgf_err("cannot remove the filter of cgroup %s in %s: %s", path, e->pin,
+				strerror(-r));
+			goto out;
+		}
+	}
 	/* the switch, per direction */
 	for (d = 0; d < 2; d++) {
 		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = cgid, .attach_type = dirs[d] };
@@ -884,8 +907,21 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			r = -errno;
 			cgf_err("cannot set the %s filter of cgroup %s in %s: %s",
 				d ? "egress" : "ingress", path, e->pin, strerror(-r));
-			/* nothing names the new slot yet: empty it again */
-			if (slot && (d == 0 || !present[0])) {
+			/* ingress done: back to its old filter, so that nothing
+			 * changed (a kill between the two updates cannot be undone) */
+			if (d == 1 && present[0]) {
+				struct bpf_cgroup_storage_key k0 = { .cgroup_inode_id = cgid,
+								     .attach_type = dirs[0] };
+				uint32_t old = uc.olds[0];
+
+				if (bpf_map_update_elem(e->cgroups, &k0, &old, BPF_EXIST)) {
+					cgf_err("... and cannot put its ingress filter back: %s; ingress has the new filter, egress the old one",
+						strerror(errno));
+					goto out;
+				}
+			}
+			/* nothing names the new slot now: empty it again */
+			if (slot && slot != uc.olds[0] && slot != uc.olds[1]) {
 				uint32_t k2 = slot;
 
 				bpf_map_delete_elem(e->slots, &k2);

@@ -600,10 +600,14 @@ int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
 
 		for (k = 0; v && k < v->info.nsets; k++)
 			used |= !strcmp(v->sets[k].name, name);
-		if (!r && !used && !strncmp(f, SET_PREFIX, strlen(SET_PREFIX)) &&
-		    !cgf_set_open(e, name, &outer, &type)) {
-			r = fn(name, outer, type, ctx);
-			close(outer);
+		/* (a set that cannot be opened fails the walk: shown as none,
+		 * it would be a set missing without a word) */
+		if (!r && !used && !strncmp(f, SET_PREFIX, strlen(SET_PREFIX))) {
+			r = cgf_set_open(e, name, &outer, &type);
+			if (!r) {
+				r = fn(name, outer, type, ctx);
+				close(outer);
+			}
 		}
 		free(names[i]);
 	}

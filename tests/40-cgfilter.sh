@@ -9,7 +9,7 @@
 need_root
 need_cgroup2
 need_bpffs
-need_cmd bpftool
+need_cmd bpftool setpriv
 CGF=$BUILD/cgfilter/cgfilter
 PROBE=$BUILD/tools/cgfilter-probe
 for p in "$CGF" "$PROBE"; do
@@ -259,6 +259,16 @@ expect_eq "monitor printed one line per event" "$(grep -c '"proto":"udp"' "$TMP/
 ok "50 drops gave $ev events and $sup suppressed (limit 2 a second per CPU)"
 bpftool cgroup detach "$CG" egress pinned "$PIN2" || fail "cannot detach"
 bpftool cgroup attach "$CG" egress pinned "$PIN" multi || fail "cannot reattach"
+
+# ---- list and stats cannot pass over an engine they cannot read ---------------------------------
+for c in list "stats --prometheus"; do
+	rc=0
+	# shellcheck disable=SC2086
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$CGF" $c >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" = 1 ] && ! grep -q "no cgfilter filters" "$TMP/out" ||
+		fail "$c as nobody, who cannot read the engines: exit $rc: $(cat "$TMP/out" "$TMP/err")"
+done
+ok "list and stats --prometheus as a user who cannot read the engines fail, saying why"
 
 # ---- check refuses what systemd would attach badly -----------------------------------------------
 expect_refused "check: a missing pin" "no such pin" "$CGF" check "/sys/fs/bpf/${T_ID}_none"

@@ -224,7 +224,9 @@ reg_setup() {
 	"$CGF" unload --detach "$PIN" >/dev/null 2>&1 || true
 	clean
 	"$CGF" load --shared "$PIN" >/dev/null || fail "cannot load a shared engine"
+	# (both directions: one register must switch both, or neither)
 	bpftool cgroup attach "$CG" egress pinned "$PIN" multi || fail "cannot attach"
+	bpftool cgroup attach "$CG" ingress pinned "$PIN" multi || fail "cannot attach"
 	"$CGF" register "$PIN" --cgroup "$CG" 'tcp && dst_port == 1' || fail "cannot register"
 }
 # the filters registered, one per line (no python: it starts slowly)
@@ -237,6 +239,9 @@ cg_filter() {
 reg_check() {
 	local f
 	f=$(cg_filter) || fail "$1: show fails: $(cat "$TMP/show.err")"
+	[ "$(wc -l <<<"$f")" = 2 ] || fail "$1: not one filter a direction: $f"
+	[ "$(sort -u <<<"$f" | wc -l)" = 1 ] || fail "$1: the two directions differ: $f"
+	f=$(sort -u <<<"$f")
 	case $f in
 	'"filter":"tcp && dst_port == 1"') [ "$2" -ne 0 ] || [ "$3" = signal=SIGKILL ] ||
 		fail "$1: exit 0, but the old filter is in force" ;;
@@ -247,7 +252,9 @@ reg_check() {
 }
 if want register; then
 	at_exit bpftool cgroup detach "$CG" egress pinned "$PIN"
+	at_exit bpftool cgroup detach "$CG" ingress pinned "$PIN"
 	sweep register reg_setup reg_check "$CGF" register "$PIN" --cgroup "$CG" 'udp && dst_port == 2'
 	bpftool cgroup detach "$CG" egress pinned "$PIN" || true
+	bpftool cgroup detach "$CG" ingress pinned "$PIN" || true
 fi
 clean
