@@ -80,6 +80,14 @@ define pin_program
 	$(call check_bpffs,PIN_PATH,$(2),pin)
 	$(call msg,LOAD,$$PIN_PATH)
 	$(Q)$(bpf_pin_fns); \
+	n=$${PIN_PATH##*/}; \
+	case $$n in \
+	"") echo "$(2): cannot pin $$PIN_PATH: give a name after the last '/'" >&2; exit 1 ;; \
+	*.*) echo "$(2): cannot pin $$PIN_PATH: a BPF filesystem name may not contain '.'" >&2; exit 1 ;; \
+	esac; \
+	[ $${#n} -le 247 ] || { \
+		echo "$(2): cannot pin $$PIN_PATH: its name is longer than 247 bytes (255 with -loading)" >&2; \
+		exit 1; }; \
 	lock_dir "$$PIN_PATH" || exit 1; \
 	w=$$(what_is "$$PIN_PATH"); \
 	[ -z "$$w" ] || [ "$$w" = cgroup_skb ] || { \

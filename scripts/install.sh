@@ -44,6 +44,12 @@ for d in "$PREFIX" "$BINDIR" "$LIBEXECDIR" "$PKGDATADIR" "$MANDIR" "$UNITDIR" "$
 	/*) ;;
 	*) die "cannot install to '$d': directories must be absolute paths" ;;
 	esac
+	# (units and the installed Makefile name these paths unquoted: systemd
+	# would split them at a blank and expand a %, make at a blank or a $)
+	case $d in
+	*[[:space:]%\$\\\"\']*)
+		die "cannot install to '$d': a blank, %, \$, a quote or a backslash in an installed path would break the units and the installed Makefile" ;;
+	esac
 done
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 MANIFEST=$PKGDATADIR/install-manifest

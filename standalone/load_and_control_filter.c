@@ -414,6 +414,36 @@ fail:
 	return e;
 }
 
+/*
+ * A map pinned at map_pin without its program at PIN (a run killed between
+ * its two pins): removed, if it is this tool's, saying so (-ENOENT: none
+ * there); another object there is refused, left alone.
+ */
+static int clear_orphan_map(const char *pin, const char *map_pin)
+{
+	struct bpf_map_info mi = {};
+	__u32 len = sizeof(mi);
+	int fd = bpf_obj_get(map_pin), e;
+
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	e = bpf_obj_get_info_by_fd(fd, &mi, &len) ? -errno : 0;
+	close(fd);
+	if (e || mi.type != BPF_MAP_TYPE_ARRAY || strcmp(mi.name, MAP_NAME) ||
+	    mi.max_entries != SLOT_COUNT) {
+		err("%s is there without %s, and is not the map of a filter made by %s: remove it or choose another PIN",
+		    map_pin, pin, prog);
+		return -EEXIST;
+	}
+	if (unlink(map_pin)) {
+		e = -errno;
+		err("cannot remove %s: %s", map_pin, strerror(-e));
+		return e;
+	}
+	note("removed %s, left without %s by a run killed between its pins", map_pin, pin);
+	return 0;
+}
+
 /* Load a new filter and pin it at pin and map_pin. */
 static int create_filter(const char *pin, const char *map_pin, __u64 mtu, bool broken,
 			 struct filter *f)
@@ -424,6 +454,9 @@ static int create_filter(const char *pin, const char *map_pin, __u64 mtu, bool b
 	int e;
 
 	f->prog_fd = -1;
+	e = clear_orphan_map(pin, map_pin);
+	if (e && e != -ENOENT)
+		return e;
 	f->map_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, MAP_NAME, sizeof(__u32), sizeof(__u64),
 				   SLOT_COUNT, &mopts);
 	if (f->map_fd < 0) {
@@ -596,8 +629,15 @@ static int unload(const char *pin, const char *map_pin, const char *cgroup)
 	if (lock < 0)
 		return lock;
 	e = open_filter(pin, map_pin, &f);
-	if (e == -ENOENT)
-		err("cannot unload %s: %s", pin, strerror(ENOENT));
+	if (e == -ENOENT) {
+		/* nothing at PIN: its map alone, left by a killed run, goes */
+		e = clear_orphan_map(pin, map_pin);
+		if (e == -ENOENT)
+			err("cannot unload %s: %s", pin, strerror(ENOENT));
+		else if (!e)
+			goto out;
+		e = e ? e : -ENOENT;
+	}
 	if (e)
 		goto out;
 	walk.prog_fd = f.prog_fd;

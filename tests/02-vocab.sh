@@ -31,7 +31,12 @@ while read -r n; do
 	grep -qE "^  $n +[^ ]" "$W/expr.help" || fail "cgfilter-expr --help does not list $n"
 	grep -qE "^  $n +[^ ]" "$W/cgf.help" || fail "cgfilter set --help does not list $n"
 done <"$W/names"
-ok "each is taken by port-firewall's checker and cgfilter, and listed in both helps"
+make -s -C "$TOP/port-firewall" O="$BUILD/port-firewall" >/dev/null 2>"$W/usage" || true
+tr -s ' \n' '\n\n' <"$W/usage" | sed -n '/^Names:$/,$p' | sed 1d | grep -v -e '^make:' -e '^\*\*\*' >"$W/usage.names" || true
+while read -r n; do
+	grep -qx "$n" "$W/usage.names" || fail "port-firewall's usage does not list $n: $(cat "$W/usage")"
+done <"$W/names"
+ok "each is taken by port-firewall's checker and cgfilter, and listed in both helps and port-firewall's usage"
 for n in src_ip dst_ip local_ip remote_ip exe; do
 	if [ "$n" = exe ]; then
 		"$CGF" compile 'exe == "/bin/sh"' >/dev/null || fail "cgfilter refuses exe"

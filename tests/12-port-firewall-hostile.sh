@@ -217,8 +217,25 @@ case_long_refusal() {
 	ok "... in $(wc -c <"$WORK/out") bytes"
 }
 
+# a PIN the BPF filesystem cannot take: refused by name, before anything is
+# loaded (it used to blame a verifier log there was none of)
+case_bad_pin_names() {
+	local long
+	long=$P"_$(printf 'x%.0s' $(seq 250))"
+	run "${PF[@]}" FILTER=tcp PIN="$P.dot" load
+	refused "load PIN=<a name with a dot>" "port-firewall: cannot pin $P.dot: a BPF filesystem name may not contain '.'"
+	run "${PF[@]}" FILTER=tcp PIN="$P/" load
+	refused "load PIN=<a path ending in />" "port-firewall: cannot pin $P/: give a name after the last '/'"
+	run "${PF[@]}" FILTER=tcp PIN="$long" load
+	refused "load PIN=<a name of ${#long} bytes>" "its name is longer than 247 bytes"
+	grep -q verifier "$WORK/out" && fail "a bad PIN name still blames the verifier: $(cat "$WORK/out")"
+	for f in "$P.dot" "$P.dot-loading" "$long" "$long-loading"; do
+		[ ! -e "$f" ] || fail "a refused PIN left $f"
+	done
+}
+
 CASES=${CASES:-unload_file unload_map unload_other_program bpo_unload_map unload_missing unload_program
-	load_into_directory load_over_map concurrent_loads big_filters long_refusal}
+	load_into_directory load_over_map concurrent_loads big_filters long_refusal bad_pin_names}
 for c in $CASES; do
 	info "case $c"
 	"case_$c"

@@ -9,7 +9,7 @@
 need_root
 need_cgroup2
 need_bpffs
-need_cmd bpftool script
+need_cmd bpftool script strace
 LACF=$BUILD/standalone/load_and_control_filter
 PROBE=$BUILD/tools/cgfilter-probe
 for p in "$LACF" "$PROBE"; do
@@ -237,10 +237,28 @@ quiet bpftool map create "${OTHER}_map" type array key 4 value 8 entries 3 name 
 rc=0
 err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
 expect_eq "a taken map pin is reported in one line" "$rc:$err" \
-	"1:load_and_control_filter: cannot pin ${OTHER}_map: File exists"
+	"1:load_and_control_filter: ${OTHER}_map is there without $OTHER, and is not the map of a filter made by load_and_control_filter: remove it or choose another PIN"
 [ ! -e "$OTHER" ] || fail "a failed load left $OTHER"
 ok "a failed load leaves no program pin"
 rm -f "${OTHER}_map"
+# killed between its two pins: the map pinned, the program not; the next
+# run removes that map (its own, by name and shape), saying so, and loads
+n=$(strace -qq -e trace=bpf -o "$TMP/count" "$LACF" --once "$OTHER" >/dev/null 2>&1; grep -c 'bpf(' "$TMP/count")
+"$LACF" --unload "$OTHER" >/dev/null 2>&1
+pin_at=$(grep -n "BPF_OBJ_PIN, {pathname=\"$OTHER\"" "$TMP/count" | cut -d: -f1)
+[ -n "$pin_at" ] || fail "no pin of $OTHER among the $n bpf() calls of a load"
+strace -qq -o /dev/null -e trace=bpf -e inject=bpf:signal=SIGKILL:when="$pin_at" "$LACF" --once "$OTHER" \
+	>/dev/null 2>&1 || true
+[ -e "${OTHER}_map" ] && [ ! -e "$OTHER" ] || fail "the kill at the pin of $OTHER did not leave its map alone"
+expect_eq "--unload of a map left alone removes it, saying so" "$("$LACF" --unload "$OTHER" 2>&1)" \
+	"removed ${OTHER}_map, left without $OTHER by a run killed between its pins"
+[ ! -e "${OTHER}_map" ] || fail "--unload left ${OTHER}_map"
+strace -qq -o /dev/null -e trace=bpf -e inject=bpf:signal=SIGKILL:when="$pin_at" "$LACF" --once "$OTHER" \
+	>/dev/null 2>&1 || true
+"$LACF" --once "$OTHER" >/dev/null 2>"$TMP/again.err" || fail "a load after a killed one failed: $(cat "$TMP/again.err")"
+grep -q "removed ${OTHER}_map, left without $OTHER" "$TMP/again.err" || fail "the load did not say it removed the map left alone"
+"$LACF" --unload "$OTHER" >/dev/null 2>&1 || fail "cannot unload $OTHER"
+ok "a run killed between its pins leaves a map the next load or --unload removes, saying so"
 rc=0
 err=$("$LACF" --once -c "$CG/nonexistent" "$OTHER" 2>&1 >/dev/null | tail -n 1) || rc=$?
 expect_eq "a missing cgroup is reported" "$err" \

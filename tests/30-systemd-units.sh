@@ -27,6 +27,13 @@ if grep -rIlF -e "$TOP" -e "$DEST" "$DEST"; then
 	fail "installed files refer to the source tree or to DESTDIR"
 fi
 ok "make install DESTDIR=... installs units that refer only to /usr/local"
+for p in '/opt/my cg' '/opt/cg%i'; do
+	rc=0
+	make -C "$TOP" --no-print-directory install DESTDIR="$TMP/bad" PREFIX="$p" >"$TMP/bad.log" 2>&1 || rc=$?
+	[ "$rc" != 0 ] && grep -q "cannot install to '$p': a blank, %" "$TMP/bad.log" && [ ! -e "$TMP/bad" ] ||
+		fail "make install PREFIX='$p': exit $rc, $(ls -A "$TMP/bad" 2>/dev/null | head -3): $(cat "$TMP/bad.log")"
+done
+ok "make install refuses a PREFIX that units and the installed Makefile would split or expand (a blank, %), writing nothing"
 
 # ---- echo servers on the host (same network namespace), ports of our own -----
 echo_server tcp PA 22000 22999   # the filters allow this port
