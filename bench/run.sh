@@ -389,7 +389,7 @@ else
 	SRV=$!
 	at_exit kill "$SRV"
 	for _ in $(seq 100); do
-		ss -Hltn "sport = :$PORT" | grep -q . && break
+		ss -Hltn "sport = :$PORT" | has . && break
 		sleep 0.05
 	done
 	[ -n "${WHY[nftables]:-}" ] || at_exit nft_down
@@ -528,7 +528,7 @@ up() {
 	return 1
 }
 echo_answers() { "$ECHO" udp "$EP" 0.01 >/dev/null 2>&1; }
-sink_bound() { ss -Hlun "sport = :$EP" 2>/dev/null | grep -q .; }
+sink_bound() { ss -Hlun "sport = :$EP" 2>/dev/null | has .; }
 # wrap_daemon WHICH: becomes that daemon (exec: its pid is the one to kill)
 wrap_daemon() {
 	local l=(--listen "127.0.0.1:$EP" --listen "127.0.0.1:$EP/udp")

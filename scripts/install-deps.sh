@@ -83,9 +83,11 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 updated=
-# has_candidate PKG: apt knows a version of PKG it could install
+# has_candidate PKG: apt knows a version of PKG it could install.  grep reads
+# all of apt-cache's output: with -q it would quit at the match, apt-cache
+# would die writing the rest (SIGPIPE), and pipefail would make that "no"
 has_candidate() {
-	apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+	apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null
 }
 # apt_install PKG...: install, updating the package lists once if needed
 apt_install() {

@@ -126,16 +126,31 @@ ok "a test that hangs is stopped and says so"
 # ---- every bash script of the project loads the trap --------------------------------
 missing=()
 while IFS= read -r f; do
-	head -n1 "$f" | grep -q bash || [[ $f == *.sh ]] || continue
+	head -n1 "$f" | has bash || [[ $f == *.sh ]] || continue
 	grep -qE '(scripts/errtrap\.sh|tests/lib\.sh|/lib\.sh"|errtrap\.sh)' "$f" || missing+=("${f#"$TOP"/}")
 done < <(find "$TOP/scripts" "$TOP/tests" "$TOP/bench" "$TOP/.ci" -maxdepth 1 -type f \
 	\( -name '*.sh' -o -name run \) ! -name errtrap.sh ! -name lib.sh ! -name sysd.sh)
 expect_eq "every test, demo, bench, install and CI script loads scripts/errtrap.sh" "${missing[*]}" ""
 for f in "$TOP"/scripts/*.sh; do
-	head -n1 "$f" | grep -q '^#!/usr/bin/env bash' || [ "$f" = "$TOP/scripts/errtrap.sh" ] ||
+	head -n1 "$f" | has '^#!/usr/bin/env bash' || [ "$f" = "$TOP/scripts/errtrap.sh" ] ||
 		fail "${f#"$TOP"/} is not a bash script: the trap needs bash"
 done
 ok "the install scripts are bash scripts"
+
+# ---- no pipeline ends in grep -q ---------------------------------------------------
+# Under pipefail, grep -q quits at the first match and the writer dies of
+# SIGPIPE writing the rest: the pipeline fails although it matched (this
+# made install-deps.sh find no bpftool package on a fresh machine).  A
+# pipeline tests with has (tests/lib.sh) or grep >/dev/null.
+bad=$(grep -nE '[|][[:space:]]*grep[[:space:]]+-[a-zA-Z]*q' \
+	"$TOP"/scripts/*.sh "$TOP"/tests/*.sh "$TOP"/bench/*.sh "$TOP"/.ci/run "$TOP"/Makefile "$TOP"/mk/*.mk \
+	"$TOP"/*/Makefile 2>/dev/null || true)
+expect_eq "no pipeline ends in grep -q (it fails under pipefail when the writer is slower)" "$bad" ""
+(
+	set -o pipefail
+	seq 100000 | has -x 1
+) || fail "has does not read all its input"
+ok "has matches under pipefail when the writer has more to write"
 
 # ---- the private systemd boots on a slow machine -------------------------------------
 need_sysd

@@ -30,7 +30,7 @@ refused() {
 	grep -qF -- "$2" "$WORK/out" || fail "$1: no '$2' in: $(cat "$WORK/out")"
 	ok "$1: refused ($(grep -F -- "$2" "$WORK/out"))"
 }
-is_cgroup_skb() { bpftool -j prog show pinned "$1" 2>/dev/null | grep -q '"type":"cgroup_skb"'; }
+is_cgroup_skb() { bpftool -j prog show pinned "$1" 2>/dev/null | has '"type":"cgroup_skb"'; }
 is_map() { bpftool -j map show pinned "$1" >/dev/null 2>&1; }
 # frames FILE SPEC...: the frames tests/verdict/verdict.py builds for SPECs
 frames() {

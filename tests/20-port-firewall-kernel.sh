@@ -62,7 +62,7 @@ id=$(bpftool -j prog show pinned "$PIN" | python3 -c 'import json,sys; print(jso
 # ---- egress: the client's cgroup ------------------------------------------------
 at_exit bpftool cgroup detach "$CLI" egress pinned "$PIN"
 expect_ok "attach to $CLI egress" bpftool cgroup attach "$CLI" egress pinned "$PIN" multi
-bpftool cgroup show "$CLI" | grep -qw "$id" || fail "program $id is not attached to $CLI"
+bpftool cgroup show "$CLI" | has -w "$id" || fail "program $id is not attached to $CLI"
 for h in 127.0.0.1 ::1; do
 	expect_ok "egress: allowed tcp to $h port $AT passes" reaches tcp "$h" "$AT"
 	expect_ok "egress: denied tcp to $h port $DT is dropped" blocked tcp "$h" "$DT"

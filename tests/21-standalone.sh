@@ -78,7 +78,7 @@ expect_eq "--unload with -m is a usage error" "$(usage_rc --unload -m 500 "$PIN"
 err=$("$LACF" -m 10 "$PIN" 2>&1 >/dev/null || true)
 expect_eq "usage error says what is wrong in one line" "$err" \
 	"load_and_control_filter: invalid MTU: 10 (68..65535)"
-expect_ok "--help shows examples" bash -c '"$1" --help | grep -q "^Examples:"' _ "$LACF"
+expect_ok "--help shows examples" bash -c '"$1" --help | grep "^Examples:" >/dev/null' _ "$LACF"
 [ ! -e "$PIN" ] && [ ! -e "${PIN}_map" ] || fail "a usage error pinned something"
 ok "usage errors pin nothing"
 
@@ -120,7 +120,7 @@ expect_ok "the load says where it pinned" grep -q "^loaded the filter: program a
 expect_ok "it is pinned" quiet bpftool prog show pinned "$PIN"
 expect_ok "its map is pinned beside it" quiet bpftool map show pinned "${PIN}_map"
 expect_ok "it is attached to the cgroup on egress" \
-	bash -c 'bpftool cgroup show "$1" | grep -Eq "cgroup_inet_egress +multi +lacf_mtu_filter"' _ "$CG"
+	bash -c 'bpftool cgroup show "$1" | grep -E "cgroup_inet_egress +multi +lacf_mtu_filter" >/dev/null' _ "$CG"
 
 expect_ok "a small UDP datagram passes" send_udp 5
 expect_eq "it is counted as forwarded, exactly once" "$(status "$PIN")" "$(line 0 1 1500)"
@@ -144,7 +144,7 @@ expect_ok "one status line per key, exactly" diff "$TMP/keys.want" "$TMP/keys.ou
 expect_ok "keys from a pipe print nothing else" test ! -s "$TMP/keys.err"
 expect_ok "q leaves it pinned" quiet bpftool prog show pinned "$PIN"
 expect_ok "q leaves it attached" \
-	bash -c 'bpftool cgroup show "$1" | grep -Eq "cgroup_inet_egress +multi +lacf_mtu_filter"' _ "$CG"
+	bash -c 'bpftool cgroup show "$1" | grep -E "cgroup_inet_egress +multi +lacf_mtu_filter" >/dev/null' _ "$CG"
 
 # skb->len of a UDP datagram over IPv4 is 28 + the message
 expect_fail "a 501-byte packet is dropped at MTU 500" send_udp 473
@@ -188,7 +188,7 @@ wait "$live" || rc=$?
 exec 3>&-
 expect_eq "SIGTERM ends it with exit 0" "$rc" 0
 expect_ok "SIGTERM leaves it pinned and attached" \
-	bash -c 'bpftool cgroup show "$1" | grep -Eq "cgroup_inet_egress +multi +lacf_mtu_filter"' _ "$CG"
+	bash -c 'bpftool cgroup show "$1" | grep -E "cgroup_inet_egress +multi +lacf_mtu_filter" >/dev/null' _ "$CG"
 
 # ---- on a terminal: raw keys, a line redrawn in place, the terminal restored ---
 (sleep 0.5; printf -- '-'; sleep 0.3; printf 'q') |
@@ -210,7 +210,7 @@ expect_eq "-m 500 again" "$(status -m 500 "$PIN")" "$(line 2 "$fwd" 500)"
 expect_eq "an ingress filter loads with -m 200" \
 	"$("$LACF" --once -c "$CG" -t ingress -m 200 "$PIN_IN" 2>/dev/null)" "$(line 0 0 200)"
 expect_ok "it is attached on ingress" \
-	bash -c 'bpftool cgroup show "$1" | grep -Eq "cgroup_inet_ingress +multi +lacf_mtu_filter"' _ "$CG"
+	bash -c 'bpftool cgroup show "$1" | grep -E "cgroup_inet_ingress +multi +lacf_mtu_filter" >/dev/null' _ "$CG"
 # the request (472 + 28 = 500 bytes) leaves; its echo comes back too long
 expect_fail "a 500-byte echo is dropped at ingress MTU 200" send_udp 472
 expect_eq "the ingress filter counts one drop" "$(status "$PIN_IN")" "$(line 1 0 200)"
@@ -269,7 +269,7 @@ ok "a new filter that cannot attach is removed again"
 # ---- unload ------------------------------------------------------------------
 expect_ok "--unload the ingress filter" quiet "$LACF" --unload "$PIN_IN"
 expect_ok "it found and detached the ingress attachment" \
-	bash -c '! bpftool cgroup show "$1" | grep -q cgroup_inet_ingress' _ "$CG"
+	bash -c '! bpftool cgroup show "$1" | grep cgroup_inet_ingress >/dev/null' _ "$CG"
 [ ! -e "$PIN_IN" ] && [ ! -e "${PIN_IN}_map" ] || fail "--unload left a pin"
 ok "--unload removed both pins"
 expect_ok "--unload -c the egress filter" quiet "$LACF" --unload -c "$CG" "$PIN"

@@ -112,7 +112,7 @@ ExecStartPre=$ATTACH
 ExecStart=/bin/sleep infinity
 EOF
 start_fails $U "with User=nobody, ExecStartPre= without '+' fails"
-sd_journal $U | grep -qF "bpf obj get (/sys/fs/bpf): Permission denied" ||
+sd_journal $U | has -F "bpf obj get (/sys/fs/bpf): Permission denied" ||
 	unit_fail $U "bpftool does not say 'Permission denied' on the pin"
 ok "... bpftool: 'bpf obj get (/sys/fs/bpf): Permission denied'"
 unit $U <<EOF
@@ -140,7 +140,7 @@ sd_exec test -e "$SLICE/$U" || fail "$SLICE/$U went away although a process rema
 expect_eq "its cgroup survives stop, the program still attached" \
 	"$(progs $U)" "cgroup_inet_egress multi port_firewall"
 start_fails $U "the next start fails: the program is already attached"
-sd_journal $U | grep -qF "Error: failed to attach program" ||
+sd_journal $U | has -F "Error: failed to attach program" ||
 	unit_fail $U "bpftool does not say 'failed to attach program'"
 ok "... bpftool: 'Error: failed to attach program'"
 unit $U <<EOF

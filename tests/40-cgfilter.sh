@@ -121,7 +121,7 @@ expect_ok "a filter with a declared address set" \
 expect_drop udp "$P1" "127.0.0.1 is not in @peers"
 expect_ok "set-add 127.0.0.1" "$CGF" set-add "$PIN" @peers 127.0.0.1
 expect_pass udp "$P1" "after set-add, 127.0.0.1 passes"
-"$CGF" show "$PIN" | grep -q '^    @peers (addresses, 2 prefixes): 10.0.0.0/8, 127.0.0.1$' ||
+"$CGF" show "$PIN" | has '^    @peers (addresses, 2 prefixes): 10.0.0.0/8, 127.0.0.1$' ||
 	fail "show does not count @peers right: $("$CGF" show "$PIN")"
 ok "show counts and lists @peers"
 expect_ok "set-del 127.0.0.1" "$CGF" set-del "$PIN" @peers 127.0.0.1/32
@@ -282,7 +282,7 @@ expect_refused "check: a socket filter" "not cgroup_skb" "$CGF" check "$WRONG"
 # ---- unload ------------------------------------------------------------------------------------
 expect_ok "unload" "$CGF" unload "$PIN" --detach
 [ ! -e "$PIN" ] && [ ! -e "${PIN}_maps" ] || fail "unload left pins"
-bpftool cgroup show "$CG" | grep -q . && fail "unload --detach left an attachment"
+bpftool cgroup show "$CG" | has . && fail "unload --detach left an attachment"
 ok "unload --detach removed the pins and the attachment"
 expect_refused "unload of a missing pin" "cannot unload $PIN: no such pin: the filter is not loaded" "$CGF" unload "$PIN"
 expect_refused "show of a file that is not a pin" "cannot open /etc/passwd: not a pin: it is not on a BPF filesystem" \

@@ -43,11 +43,11 @@ for f in bin/cgfilter-wrap share/man/man8/cgfilter-wrap.8 share/cgfilter/example
 	share/bash-completion/completions/cgfilter; do
 	[ -e "$DEST/usr/local/$f" ] || fail "make install did not install /usr/local/$f"
 done
-getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q cap_net_admin &&
+getcap "$DEST/usr/local/bin/cgfilter-wrap" | has cap_net_admin &&
 	fail "make install gave cgfilter-wrap a capability: that is install-wrap-cap's, opt-in"
 make -C "$TOP" --no-print-directory install-wrap-cap DESTDIR="$DEST" >"$TMP/cap.log" 2>&1 ||
 	fail "make install-wrap-cap failed: $(cat "$TMP/cap.log")"
-getcap "$DEST/usr/local/bin/cgfilter-wrap" | grep -q 'cap_net_admin=ep' ||
+getcap "$DEST/usr/local/bin/cgfilter-wrap" | has 'cap_net_admin=ep' ||
 	fail "make install-wrap-cap did not give cgfilter-wrap cap_net_admin=ep: $(getcap "$DEST/usr/local/bin/cgfilter-wrap")"
 ok "make install installs cgfilter-wrap (no capability), the examples and the completion; make install-wrap-cap gives it cap_net_admin=ep"
 CGF=/usr/local/bin/cgfilter
@@ -94,7 +94,7 @@ pid0=$(sd_ctl show -P MainPID cgft-web.service)
 
 # the stream's log: 'ok N' when line N came back, 'lost N' when not
 log_has_new() { # WORD SINCE: a line 'WORD N' after line SINCE of the log
-	sd_exec tail -n "+$(($2 + 1))" /run/cgft-web.log 2>/dev/null | grep -q "^$1 "
+	sd_exec tail -n "+$(($2 + 1))" /run/cgft-web.log 2>/dev/null | has "^$1 "
 }
 log_lines() { sd_exec sh -c 'wc -l </run/cgft-web.log'; }
 wait_for 10 "the connection carries data through the filter" log_has_new ok 0
@@ -181,7 +181,7 @@ grep -q "^    /system.slice/cgft-a.service egress: tcp && dst_port == $PA$" "$TM
 	fail "show of the shared engine: $(cat "$TMP/show")"
 ok "cgfilter show lists each service's filter"
 sd_ctl stop cgft-a.service cgft-b.service cgft-c.service || fail "cannot stop the services"
-gone() { ! sd_exec "$CGF" show /sys/fs/bpf/cgfilter/shared | grep -q "cgft-[abc].service"; }
+gone() { ! sd_exec "$CGF" show /sys/fs/bpf/cgfilter/shared | has "cgft-[abc].service"; }
 wait_for 10 "the entries of stopped services go away with their cgroups" gone
 sd_ctl stop cgfilter-shared.service || fail "cannot stop cgfilter-shared"
 sd_exec test -e /sys/fs/bpf/cgfilter/shared && fail "cgfilter-shared left its pin"
@@ -209,7 +209,7 @@ sd_ctl daemon-reload || fail "daemon-reload failed"
 start_ok cgft-unguarded.service "without the guard, a wrong-type pin lets the unit run unfiltered (the hole)"
 start_fails cgft-guarded.service "with 'cgfilter check', a wrong-type pin keeps the unit from starting"
 expect_eq "... failing in ExecStartPre" "$(sd_result cgft-guarded.service)" exit-code
-sd_journal cgft-guarded.service | grep -q "is a socket_filter program, not cgroup_skb" ||
+sd_journal cgft-guarded.service | has "is a socket_filter program, not cgroup_skb" ||
 	unit_fail cgft-guarded.service "the journal does not say why"
 ok "... and the journal says why"
 start_fails cgft-guarded-missing.service "a missing pin keeps the unit from starting"
@@ -250,7 +250,7 @@ start_ok cgft-echo.socket "a .socket unit with IPIngressFilterPath= naming a cgf
 # the first connection starts the service: from the address the filter passes
 answered 127.0.0.2 "$SP" "echo:hi" "the socket unit's service answers 127.0.0.2"
 expect_eq "... and not 127.0.0.3, whose SYN the socket unit's filter drops" "$(client 127.0.0.3 "$SP")" timeout
-sd_exec "$CGF" show /sys/fs/bpf/cgft-sock | grep -q '^    /system.slice/cgft-echo.socket ingress$' ||
+sd_exec "$CGF" show /sys/fs/bpf/cgft-sock | has '^    /system.slice/cgft-echo.socket ingress$' ||
 	fail "show does not name the socket unit's cgroup: $(sd_exec "$CGF" show /sys/fs/bpf/cgft-sock)"
 ok "cgfilter show names the socket unit's cgroup"
 
@@ -263,7 +263,7 @@ case $got in
 esac
 answered 127.0.0.2 "$WP" "web:hi" "cgfilter-wrap under a .socket unit: 127.0.0.2 is answered"
 expect_eq "... 127.0.0.3 is not" "$(client 127.0.0.3 "$WP")" timeout
-sd_journal cgft-wrapped.service | grep -q 'reset 1 connection that arrived before the filter' ||
+sd_journal cgft-wrapped.service | has 'reset 1 connection that arrived before the filter' ||
 	unit_fail cgft-wrapped.service "the journal does not say the first connection was reset"
 ok "... and the journal says the connection that started it was reset"
 mp=$(sd_ctl show -P MainPID cgft-wrapped.service)

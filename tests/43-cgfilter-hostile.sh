@@ -284,7 +284,7 @@ case_walk_fds() {
 	expect_eq "show, out of file descriptors in its walk of the cgroups, says so" \
 		"$RC:$(cat "$TMP/err")" \
 		"0:cgfilter: 1 cgroup could not be read (Too many open files): what is attached below it is not known"
-	"$CGF" show "$PIN" | grep -q "/$T_ID-wd/d/d/.* egress$" || fail "show does not list $deep"
+	"$CGF" show "$PIN" | has "/$T_ID-wd/d/d/.* egress$" || fail "show does not list $deep"
 	ok "... and with enough, lists the cgroup 41 levels down"
 	bpftool cgroup detach "$deep" egress pinned "$PIN" || fail "cannot detach from $deep"
 }

@@ -372,10 +372,10 @@ refused "--classic forces classic BPF, which refuses it" "may not fit in 32 bits
 grep -q 'eBPF can: drop --classic' "$TMP/err" || fail "the message does not say eBPF can: $(cat "$TMP/err")"
 ok "... and says that eBPF can"
 "$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" || fail "--print failed"
-head -n1 "$TMP/print" | grep -q 'eBPF instructions (a socket filter)' ||
+head -n1 "$TMP/print" | has 'eBPF instructions (a socket filter)' ||
 	fail "root's --print is not the eBPF program: $(head -n1 "$TMP/print")"
 "${NOBODY[@]}" "$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" || fail "--print failed as nobody"
-head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
+head -n1 "$TMP/print" | has 'classic BPF instructions' ||
 	fail "nobody's --print is not the classic program: $(head -n1 "$TMP/print")"
 ok "--print shows the program each would attach: eBPF for root, classic for nobody"
 # root of a user namespace of its own has CAP_SYS_ADMIN there, which the
@@ -384,7 +384,7 @@ ok "--print shows the program each would attach: eBPF for root, classic for nobo
 if [ "$(cat /proc/sys/kernel/unprivileged_bpf_disabled)" != 0 ]; then
 	unshare -U -r "$TMP/cgfilter-wrap" --print 'tcp' >"$TMP/print" 2>&1 ||
 		fail "--print failed in a user namespace: $(cat "$TMP/print")"
-	head -n1 "$TMP/print" | grep -q 'classic BPF instructions' ||
+	head -n1 "$TMP/print" | has 'classic BPF instructions' ||
 		fail "--print in a user namespace is not the classic program: $(head -n1 "$TMP/print")"
 	ok "... and classic in a user namespace of its own (unshare -r), where the kernel refuses eBPF"
 else
@@ -449,7 +449,7 @@ for how in signal=SIGKILL error=ENOSPC; do
 			rc=$?
 		[ ! -e "$TMP/ran" ] || fail "$how at bpf() call $i of $n: the command ran"
 		[ "$rc" -ne 0 ] || fail "$how at bpf() call $i of $n: exit 0"
-		[ "$how" = signal=SIGKILL ] || grep -q 'cgfilter-wrap: ' "$TMP/err" ||
+		[ "$how" = signal=SIGKILL ] || has 'cgfilter-wrap: ' "$TMP/err" ||
 			fail "$how at bpf() call $i: no message: $(cat "$TMP/err")"
 	done
 	ok "eBPF: $how at each of the $n bpf() calls: nothing runs, with a message for an error"

@@ -66,12 +66,12 @@ assert sorted(e["item"] for e in j["ports"]["entries"]) == ["443", "53"], j' ||
 	fail "show --json: $("$CGF" show --json "$PIN")"
 ok "show --json: dynamic_sets with timeout, items and left_ms"
 sleep 5.2
-"$CGF" show "$PIN" | grep -q '^    @ports (timeout 5 s, 0 entries): (empty)$' ||
+"$CGF" show "$PIN" | has '^    @ports (timeout 5 s, 0 entries): (empty)$' ||
 	fail "an expired entry is still shown: $("$CGF" show "$PIN")"
 ok "an entry that expired is gone from show"
 "$CGF" set "$PIN" '@seen = { } timeout 60
 src_ip in @seen' || fail "set failed"
-"$CGF" show "$PIN" | grep -q '^    @seen (timeout 60 s, 0 entries): (empty)$' ||
+"$CGF" show "$PIN" | has '^    @seen (timeout 60 s, 0 entries): (empty)$' ||
 	fail "after set, the dynamic set is not empty: $("$CGF" show "$PIN")"
 ok "set starts the filter's dynamic sets empty"
 
@@ -133,7 +133,7 @@ refused "set-add to a dynamic set of the filter in force" "is a dynamic set of t
 	"$CGF" set-add "$PIN" @open 198.51.100.7
 refused "set-del from it" "is a dynamic set of the filter in force" \
 	"$CGF" set-del "$PIN" @open 198.51.100.7
-"$CGF" show "$PIN" | grep -q '^    (none)$' || fail "set-add made a named set beside the dynamic one"
+"$CGF" show "$PIN" | has '^    (none)$' || fail "set-add made a named set beside the dynamic one"
 "$CGF" set-add "$PIN" @named 10.0.0.0/8 >/dev/null || fail "set-add failed"
 refused "a dynamic set named as a named set of the engine" "the engine has a named set @named" \
 	"$CGF" set "$PIN" '@named = { } timeout 5
@@ -144,7 +144,7 @@ ok "... and the filter in force is the one before"
 # ---- port knocking with real connections ---------------------------------------------------------
 sed 's/timeout 10$/timeout 3/; s/timeout 30$/timeout 3/' "$TOP/examples/port-knocking.filter" \
 	>"$TMP/knock.filter"
-grep -c 'timeout 3$' "$TMP/knock.filter" | grep -qx 3 || fail "cannot shorten the example's timeouts"
+grep -c 'timeout 3$' "$TMP/knock.filter" | has -x 3 || fail "cannot shorten the example's timeouts"
 PORT=$((30000 + $$ % 2000))
 "$WRAP_BIN" --listen "127.0.0.1:$PORT" -f "$TMP/knock.filter" -- python3 "$TOP/tests/wrap/echod.py" \
 	>"$TMP/knock.out" 2>"$TMP/knock.err" &

@@ -120,7 +120,7 @@ expect_eq "the mode after set" "$("$CGF" mode "$PIN")" block
 in_cg "$CG" "$PROBE" send udp 127.0.0.1 "$PU" -t 300 >/dev/null 2>&1 && fail "block after set: UDP passed"
 "$CGF" mode "$PIN" pass
 in_cg "$CG" "$PROBE" send udp 127.0.0.1 "$PU" -t 1000 >/dev/null 2>&1 || fail "pass: UDP dropped"
-"$CGF" list /sys/fs/bpf | grep -q "^$PIN  dedicated pass " || fail "list does not show the mode: $("$CGF" list)"
+"$CGF" list /sys/fs/bpf | has "^$PIN  dedicated pass " || fail "list does not show the mode: $("$CGF" list)"
 ok "block drops everything and set keeps it; pass passes; list shows the mode"
 
 # ---- a shared engine: per cgroup, and all ------------------------------------------------------

@@ -197,7 +197,7 @@ sd_run --wait --pipe --quiet -- "$SCGF" run --name web "$FILTER" -- sh -c "
 	systemctl is-active -q web.scope || exit 12
 	/usr/local/bin/cgfilter-probe send udp 127.0.0.1 $PU -t 2000 >/dev/null || exit 13
 	/usr/local/bin/cgfilter-probe send tcp 127.0.0.1 $PT -t 300 >/dev/null 2>&1 && exit 14
-	$SCGF list $RUN | grep -q '/web.scope ingress' || exit 15
+	$SCGF list $RUN | grep '/web.scope ingress' >/dev/null || exit 15
 	exit 7" >"$TMP/sdout" 2>&1 || rc=$?
 expect_eq "systemd: CMD's exit status, after its checks (10-15: a check failed: $(cat "$TMP/sdout"))" "$rc" 7
 for _ in $(seq 50); do sd_exec test -e "$RUN/web" || break; sleep 0.1; done

@@ -124,11 +124,11 @@ ids_id() { bpftool map show pinned /sys/fs/bpf/cgfilter-exe/ids | sed -n 's/^\([
 map0=$(ids_id)
 expect_status "exe-ids stop while a filter reads executables" 1 \
 	"1 filter program read the executables of sockets" "$CGF" exe-ids stop
-"$CGF" exe-ids | grep -q "recorded for every socket made" || fail "a refused stop stopped the recorder"
+"$CGF" exe-ids | has "recorded for every socket made" || fail "a refused stop stopped the recorder"
 "$CGF" exe-ids stop --force >"$TMP/stop" || fail "exe-ids stop --force failed"
 grep -q "kept /sys/fs/bpf/cgfilter-exe/ids: 1 filter program read it" "$TMP/stop" ||
 	fail "exe-ids stop does not say the map is kept for the filter: $(cat "$TMP/stop")"
-"$CGF" show "$PIN" | grep -q "warning: the filter names executables, but none are recorded now" ||
+"$CGF" show "$PIN" | has "warning: the filter names executables, but none are recorded now" ||
 	fail "show does not warn that no executables are recorded: $("$CGF" show "$PIN")"
 "$CGF" exe-ids >"$TMP/st"
 grep -q "not recorded" "$TMP/st" && grep -q "read by 1 filter program" "$TMP/st" ||
@@ -155,7 +155,7 @@ py=$!
 for _ in $(seq 100); do grep -qs ready "$TMP/py" && break; sleep 0.05; done
 "$CGF" set "$PIN" "exe == \"$PY\" || exe == \"$A\"" || fail "set failed"
 expect_eq "the map of executables after the recorder started again" "$(ids_id)" "$map0"
-"$CGF" show "$PIN" | grep -q "warning: the filter names executables" && fail "show still warns once recording runs again"
+"$CGF" show "$PIN" | has "warning: the filter names executables" && fail "show still warns once recording runs again"
 touch "$TMP/go"
 wait "$py" || fail "the python client failed: $(cat "$TMP/py")"
 expect_eq "a socket made while nothing recorded, then one made after" "$(grep socket: "$TMP/py")" "old socket: dropped
@@ -179,7 +179,7 @@ expect_eq "the mode after the refused enforce" "$("$CGF" mode "$PIN")" block
 connects "$B" 300 && fail "B connected before it was added"
 "$CGF" set-add "$PIN" @apps "$B" || fail "set-add failed"
 connects "$B" || fail "B did not connect once added"
-"$CGF" show "$PIN" | grep -qF "@apps (executables, 2 files): \"$A\", \"$B\"" ||
+"$CGF" show "$PIN" | has -F "@apps (executables, 2 files): \"$A\", \"$B\"" ||
 	fail "show does not list the set's files: $("$CGF" show "$PIN")"
 "$CGF" set-del "$PIN" @apps "$B" || fail "set-del failed"
 connects "$B" 300 && fail "B connected after it was removed"

@@ -172,7 +172,7 @@ for c in enable disable status; do
 			COMP_WORDS=(/usr/bin/cgfilter "$1" cgft-p); COMP_CWORD=2; _cgfilter
 			printf "%s\n" "${COMPREPLY[@]}"' complete "$c")" cgft-pkg.service
 done
-sd_ctl show -P ExecStart cgfilter@web.service | grep -q 'path=/usr/bin/cgfilter ;' ||
+sd_ctl show -P ExecStart cgfilter@web.service | has 'path=/usr/bin/cgfilter ;' ||
 	fail "cgfilter@web does not run /usr/bin/cgfilter: $(sd_ctl show -P ExecStart cgfilter@web.service)"
 ok "cgfilter@web runs /usr/bin/cgfilter"
 expect_eq "its connections pass and drop as /etc/cgfilter/web.filter says" \

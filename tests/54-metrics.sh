@@ -294,7 +294,7 @@ sd_exec mkdir /run/cgft-metrics
 sd_ctl daemon-reload || fail "daemon-reload failed"
 start_ok cgfilter@jt.service "cgfilter@jt loads"
 start_ok cgfilter-monitor@jt.service "cgfilter-monitor@jt starts"
-watching() { sd_journal cgfilter-monitor@jt.service | grep -q "watching drops of /sys/fs/bpf/cgfilter/jt, sending them to the journal"; }
+watching() { sd_journal cgfilter-monitor@jt.service | has "watching drops of /sys/fs/bpf/cgfilter/jt, sending them to the journal"; }
 for _ in $(seq 100); do watching && break; sleep 0.1; done
 watching || unit_fail cgfilter-monitor@jt.service "the monitor does not say it watches"
 start_ok cgft-jt.service "a service whose datagrams the filter drops runs"

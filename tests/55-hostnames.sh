@@ -101,7 +101,7 @@ expect_eq "verdicts follow the hosts file" "$(verdicts)" \
 	"$(reference 198.51.100.10/32 2001:db8::10/128 192.0.2.0/24)"
 expect_eq "show --json lists the name with both addresses" "$(shown_names filter)" \
 	"web.cgft=198.51.100.10,2001:db8::10"
-"$CGF" show "$PIN" | grep -q '^    web.cgft: 198.51.100.10, 2001:db8::10 (resolved again in [0-9]* s)$' ||
+"$CGF" show "$PIN" | has '^    web.cgft: 198.51.100.10, 2001:db8::10 (resolved again in [0-9]* s)$' ||
 	fail "show does not list the name: $("$CGF" show "$PIN")"
 ok "show lists the name, its addresses and when it is resolved again"
 G1=$(state)
@@ -136,7 +136,7 @@ expect_eq "and changes nothing" "$(state)" "$G2"
 hosts
 expect_status "refresh with the name gone: exit 0 and a warning" 0 \
 	"cannot resolve host name 'web.cgft'" cgf refresh --force "$PIN"
-cgf refresh --force "$PIN" 2>&1 | grep -q "web.cgft keeps its last addresses" ||
+cgf refresh --force "$PIN" 2>&1 | has "web.cgft keeps its last addresses" ||
 	fail "the warning does not say the name keeps its addresses"
 expect_eq "the name keeps its last addresses" "$(verdicts)" "$(reference 198.51.100.11/32 192.0.2.0/24)"
 expect_status "set-add refuses a name that does not resolve" 1 \

@@ -160,7 +160,7 @@ answered 127.0.0.3 "$PW" hi "127.0.0.3 is answered after the live change"
 expect_eq "127.0.0.2 is dropped now" "$(client 127.0.0.2 "$PW")" timeout
 expect_eq "same MainPID" "$(sd_ctl show -P MainPID cgft-web.service)" "$pid1"
 sd_ctl reload cgfilter@cgft-web.service || fail "systemctl reload of the loader failed"
-sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web | grep -qF "$F3" ||
+sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web | has -F "$F3" ||
 	fail "after reload, show: $(sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web)"
 ok "systemctl reload of the loader reads the file enable wrote"
 
@@ -240,7 +240,7 @@ ok "... and says so"
 sd_ctl reload cgfilter@cgft_dot.service || fail "reload of the loader failed"
 expect_ok "after the loader's reload, status is 0" sd_exec "$CGF" status cgft.dot.service
 sd_ctl stop cgft.dot.service || fail "cannot stop cgft.dot.service"
-sd_exec "$CGF" status cgft.dot.service | grep -q ' not running$' || fail "status of a stopped unit"
+sd_exec "$CGF" status cgft.dot.service | has ' not running$' || fail "status of a stopped unit"
 expect_ok "status of an enabled unit that is not running: exit 0" sd_exec "$CGF" status cgft.dot.service
 sd_exec "$CGF" disable cgft.dot.service >/dev/null || fail "disable of cgft.dot.service failed"
 

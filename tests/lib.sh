@@ -14,6 +14,12 @@ T_NAME=$(basename "$0" .sh)
 # unique per run, so that two runs never share a pin, cgroup or namespace
 T_ID="cgft-$$"
 
+# has GREP-ARGS: grep -q that reads all its input.  In a pipeline, grep -q
+# quits at the first match and the writer dies writing the rest (SIGPIPE,
+# 141), which pipefail makes the pipeline's status: a match read as none,
+# whenever the writer is slower than grep (a fresh, loaded machine)
+has() { grep "$@" >/dev/null; }
+
 # ---- results -------------------------------------------------------------
 # for tests/run.sh: our process group, whose members must be gone at the end
 [ -z "${T_REASON:-}" ] || ps -o pgid= -p $$ >"$T_REASON.pgid" 2>/dev/null || true
