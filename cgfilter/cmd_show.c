@@ -774,6 +774,8 @@ int cmd_list(struct cmd_args *a)
 
 	if (a->argc > 1)
 		return usage_error(a, "expected at most one directory");
+	if (!dir[0])
+		return usage_error(a, "the directory is an empty word");
 	if (stat(dir, &st)) {
 		int r = -errno;
 

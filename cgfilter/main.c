@@ -365,6 +365,7 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 {
 	struct option lo[NOPTS + 2];
 	char shortopts[3 * NOPTS + 4] = "+h", clip[256];
+	unsigned int given;
 	size_t i, n = 0;
 	int o;
 
@@ -390,6 +391,7 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 		shortopts[0] = ':';
 	optind = 1;
 	opterr = 0;
+	given = 0;
 	while ((o = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
 		const struct opt *p = NULL;
 
@@ -415,6 +417,10 @@ static int parse_opts(const struct cmd *c, struct cmd_args *a, int argc, char **
 			return usage_error(a, "bad option");
 		if (!(c->opts & p->bit))
 			return usage_error(a, "option --%s does not apply to %s", p->name, c->name);
+		/* an option with a value given twice: which one was meant? */
+		if (p->arg && (given & p->bit))
+			return usage_error(a, "option --%s given twice", p->name);
+		given |= p->bit;
 		switch (p->bit) {
 		case OPT_FILE: a->file = optarg; break;
 		case OPT_SHARED: a->shared = true; break;

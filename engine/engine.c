@@ -666,7 +666,6 @@ static int count_cgroup(const char *path, enum bpf_attach_type dir, void *ctx)
  */
 static int still_ours(const struct cgf_engine *e)
 {
-	struct stat a, b;
 	uint32_t id;
 	int fd = bpf_obj_get(e->pin), r;
 
@@ -686,9 +685,7 @@ static int still_ours(const struct cgf_engine *e)
 			strerror(r ? r : EIO));
 		return r ? -r : -EIO;
 	}
-	if (id != e->entry_id ||
-	    (e->lock >= 0 && (fstat(e->lock, &a) || stat(e->dir, &b) || a.st_ino != b.st_ino ||
-			      a.st_dev != b.st_dev))) {
+	if (id != e->entry_id || (e->lock >= 0 && !cgf_lock_is_current(e->lock, e->dir))) {
 		cgf_err("%s was unloaded and loaded again meanwhile, by other commands: not removed",
 			e->pin);
 		return -ESTALE;

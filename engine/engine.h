@@ -270,6 +270,9 @@ int cgf_lock_pin_dir(const char *pin);
 /* Lock directory dir (an fd to close); -ENOENT, not said, if there is none;
  * other failures said. */
 int cgf_lock_dir(const char *dir);
+/* Whether the lock fd (cgf_lock_dir) is on dir as it is now: not on one
+ * removed, or removed and made again, while the command waited for it. */
+bool cgf_lock_is_current(int fd, const char *dir);
 /* Why bpf_obj_get(path) failed with errno err, in words ("no such pin...",
  * "a directory, not a pin", "not a pin: it is not on a BPF filesystem") */
 const char *cgf_pin_error(const char *path, int err);

@@ -283,7 +283,6 @@ static int map_users(uint32_t map_id, uint32_t skip)
  */
 static int lock_dir(bool create)
 {
-	struct stat a, b;
 	int i, fd, r;
 
 	for (i = 0; i < 10; i++) {
@@ -297,8 +296,7 @@ static int lock_dir(bool create)
 			continue;       /* removed meanwhile: made again */
 		if (fd < 0)
 			return fd;
-		if (!fstat(fd, &a) && !stat(CGF_EXE_DIR, &b) && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev)
+		if (cgf_lock_is_current(fd, CGF_EXE_DIR))
 			return fd;
 		close(fd);
 		if (!create && access(CGF_EXE_DIR, F_OK))

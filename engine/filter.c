@@ -739,9 +739,16 @@ static int find_cgroup(struct cgf_engine *e, const char *cgroup, char *path, siz
 		if (r)
 			return r;
 	} else {
-		if (cgf_cgroup2_root(root, sizeof(root)) || !(f = fopen("/proc/self/cgroup", "r"))) {
-			cgf_err("cannot find my cgroup (is cgroup2 mounted?)");
-			return -ENOENT;
+		int r = cgf_cgroup2_root(root, sizeof(root));
+
+		if (r) {
+			cgf_err("cannot find my cgroup: cannot find the cgroup2 mount: %s", cgf_root_error(r));
+			return r;
+		}
+		if (!(f = fopen("/proc/self/cgroup", "r"))) {
+			r = -errno;
+			cgf_err("cannot find my cgroup: cannot read /proc/self/cgroup: %s", strerror(-r));
+			return r;
 		}
 		path[0] = 0;
 		while (fgets(line, sizeof(line), f))
@@ -778,6 +785,13 @@ static int find_cgroup(struct cgf_engine *e, const char *cgroup, char *path, siz
 			uint32_t slot;
 
 			present[d] = !bpf_map_lookup_elem(e->cgroups, &k, &slot);
+			if (!present[d] && errno != ENOENT) {
+				int r = -errno;
+
+				cgf_err("cannot read the entry of cgroup %s in %s: %s", path, e->pin,
+					strerror(-r));
+				return r;
+			}
 			n += present[d];
 		}
 		if (n)
@@ -853,6 +867,10 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			goto out;
 		}
 		text = cur.text;
+	}
+	if (!text && !uc.old) {
+		cgf_note("cgroup %s has no filter in %s: nothing to unregister", path, e->pin);
+		goto out;
 	}
 	if (mode < 0) /* a new filter keeps the cgroup's mode */
 		mode = cur.text && cur.info.mode < CGF_RUN_NMODES ? (int)cur.info.mode : CGF_RUN_ENFORCE;

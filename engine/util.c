@@ -160,6 +160,13 @@ int cgf_lock_dir(const char *dir)
 	return fd;
 }
 
+bool cgf_lock_is_current(int fd, const char *dir)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !stat(dir, &b) && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 const char *cgf_pin_error(const char *path, int err)
 {
 	struct statfs sf;

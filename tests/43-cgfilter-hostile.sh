@@ -104,6 +104,33 @@ case_shared_register() {
 	rm_engine "$PIN"
 }
 
+# unregister of a cgroup without a filter says so (exit 0: it has none, as
+# asked); register from inside the cgroup, short of fds at every step, fails
+# naming the real cause (it said "No such file or directory", "is cgroup2
+# mounted?") or registers
+case_register_fds() {
+	local A=$CG2/$T_ID-hF n emfile=0
+	shared_engine "$A"
+	run in_cg "$A" "$CGF" unregister "$PIN"
+	expect_eq "unregister of a cgroup without a filter: exit 0, saying so" "$RC:$(cat "$TMP/err")" \
+		"0:cgfilter: cgroup $A has no filter in $PIN: nothing to unregister"
+	for ((n = 4; n <= 24; n++)); do
+		run in_cg "$A" bash -c 'ulimit -n "$1"; shift; exec "$@"' _ "$n" "$CGF" register "$PIN" udp
+		case $RC in
+		0) "$CGF" unregister "$PIN" --cgroup "$A" || fail "cannot unregister after ulimit -n $n" ;;
+		1) ;;
+		*) fail "register with ulimit -n $n exited $RC: $(cat "$TMP/err")" ;;
+		esac
+		has -e 'No such file' -e 'mounted?' "$TMP/err" &&
+			fail "register with ulimit -n $n blames a missing file: $(cat "$TMP/err")"
+		has 'Too many open files' "$TMP/err" && emfile=$((emfile + 1))
+	done
+	[ "$emfile" -gt 0 ] || fail "no ulimit -n from 4 to 24 made register run out of fds"
+	ok "register short of fds says 'Too many open files' ($emfile limits) or registers, never a missing file"
+	bpftool cgroup detach "$A" egress pinned "$PIN"
+	rm_engine "$PIN"
+}
+
 # two sets at once: one that names @x, built before it takes the lock (held
 # there by a delay injected at its flock), and one that declares @x anew
 # meanwhile.  The first must use the @x in force when it switches (the new
@@ -635,6 +662,14 @@ case_exit_codes() {
 	run "$CGF" list /nonexistent
 	expect_eq "cgfilter list /nonexistent exits 1" "$RC:$(cat "$TMP/err")" \
 		"1:cgfilter: cannot list /nonexistent: No such file or directory"
+	run "$CGF" list ''
+	expect_eq "cgfilter list '' is a usage error" "$RC:$(cat "$TMP/err")" \
+		"2:cgfilter list: the directory is an empty word (see 'cgfilter list --help')"
+	run "$CGF" register "$PIN" --cgroup /a --cgroup /b tcp
+	expect_eq "an option with a value given twice is refused (which one was meant?)" "$RC:$(cat "$TMP/err")" \
+		"2:cgfilter register: option --cgroup given twice (see 'cgfilter register --help')"
+	run "$CGF" set "$PIN" -f /dev/null -f /dev/null
+	expect_eq "... -f too" "$RC" 2
 	mkdir -p "$TMP/ls/closed"
 	chmod 711 "$TMP" && chmod 755 "$TMP/ls" && chmod 000 "$TMP/ls/closed"
 	run setpriv --reuid=65534 --regid=65534 --clear-groups "$CGF" list "$TMP/ls"
@@ -803,7 +838,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
