@@ -51,30 +51,18 @@ static int read_items(const char *file, struct items *it)
 	return 0;
 }
 
-/* -EINVAL, said, if the filter in force has a dynamic set of that name: the
- * filter changes it, set-add and set-del would make a named set beside it */
+/* -EINVAL, said, if a filter in force has a dynamic set of that name: the
+ * filter changes it, set-add and set-del would make a named set beside it
+ * (or an error, said, if the filters in force cannot be read) */
 static int dynamic_in_force(const struct cgf_engine *e, const char *name)
 {
-	struct cgf_names none = { 0 };
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
-				     .resolve_name = cgf_names_stored, .resolve_ctx = &none };
-	struct cgf_filter_view v = { 0 };
-	struct cgf_expr *x = NULL;
-	struct cgf_error pe;
-	const struct cgf_set *s;
-	int r = 0;
+	int r = cgf_engine_has_dynamic(e, name);
 
-	if (e->mode != CGF_MODE_DEDICATED || cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v))
-		return 0;
-	if (v.text && !cgf_expr_parse(v.text, &po, &x, &pe))
-		for (s = x->sets; s && !r; s = s->next)
-			if (s->timeout && !strcmp(s->name, name)) {
-				cgf_err("@%s is a dynamic set of the filter in force: its add() and del() "
-					"change it, set-add and set-del cannot", name);
-				r = -EINVAL;
-			}
-	cgf_expr_free(x);
-	cgf_filter_view_free(&v);
+	if (r > 0) {
+		cgf_err("@%s is a dynamic set of %s: its add() and del() change it, set-add and set-del cannot",
+			name, e->mode == CGF_MODE_DEDICATED ? "the filter in force" : "a registered filter");
+		return -EINVAL;
+	}
 	return r;
 }
 

@@ -192,13 +192,21 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 		struct cgf_names t;
 		char *text;
 
-		if (!cgf_set_names(outer, &t) && t.n && (text = cgf_names_format(&t))) {
+		r = cgf_set_names(outer, &t);
+		text = !r && t.n ? cgf_names_format(&t) : NULL;
+		if (!r && t.n && !text)
+			r = -ENOMEM;
+		if (text) {
 			if (!s->json)
 				fprintf(s->f, "      host names:\n");
 			print_names(s->f, s->json, text, "        ");
 			free(text);
 		}
 		cgf_names_free(&t);
+		if (r) {
+			free(buf);
+			return r;
+		}
 	}
 	if (s->json)
 		fprintf(s->f, "}");
@@ -245,17 +253,15 @@ static int dyn_entry(unsigned int idx, const char *item, uint64_t left_ns, void 
  */
 static int show_dynamic(FILE *f, bool json, const char *text, uint32_t prog_id)
 {
-	struct cgf_names none = { 0 };
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
-				     .resolve_name = cgf_names_stored, .resolve_ctx = &none };
 	struct dyn_show d = { .f = f, .json = json };
 	const struct cgf_set *sets[256], *s;
 	struct cgf_expr *x = NULL;
-	struct cgf_error pe;
 	unsigned int i;
 	int r = 0;
 
-	if (text && !cgf_expr_parse(text, &po, &x, &pe))
+	if (text && (r = cgf_filter_parse_stored(text, &x)))
+		return r;
+	if (x)
 		for (s = x->sets; s && d.nsets < 256; s = s->next)
 			if (s->timeout)
 				sets[d.nsets++] = s;
@@ -330,16 +336,6 @@ static void print_text(FILE *f, const char *label, const char *text)
 	}
 }
 
-/* (show names no file: a path gone must not hide the filter) */
-static int resolve_none(const char *path, struct cgf_exe *out, char *why, size_t whylen)
-{
-	(void)why;
-	(void)whylen;
-	memset(out, 0, sizeof(*out));
-	snprintf(out->path, sizeof(out->path), "%s", path);
-	return 0;
-}
-
 static int has_exe(struct cgf_node *n, void *ctx)
 {
 	(void)ctx;
@@ -349,15 +345,10 @@ static int has_exe(struct cgf_node *n, void *ctx)
 /* Whether a filter's text names executables. */
 static bool names_exe(const char *text)
 {
-	struct cgf_names none = { 0 };
-	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
-				     .resolve_exe = resolve_none, .resolve_name = cgf_names_stored,
-				     .resolve_ctx = &none };
 	struct cgf_expr *x;
-	struct cgf_error pe;
 	bool r;
 
-	if (cgf_expr_parse(text, &po, &x, &pe))
+	if (cgf_filter_parse_stored(text, &x))
 		return false;
 	r = cgf_expr_postorder(x->root, has_exe, NULL) == 1;
 	cgf_expr_free(x);

@@ -560,10 +560,7 @@ int cgf_engine_lock(struct cgf_engine *e)
 		cgf_err("%s was unloaded or replaced meanwhile: nothing changed", e->pin);
 		return -ESTALE;
 	}
-	r = cgf_engine_repair(e);
-	if (r)
-		cgf_err("cannot read the filter in force of %s: %s", e->pin, strerror(-r));
-	return r;
+	return cgf_engine_repair(e); /* (said) */
 }
 
 /* ---- unload -------------------------------------------------------------------------- */

@@ -75,6 +75,13 @@ struct cgf_load_opts {
 /* Load an engine at pin (text: its filter; NULL for a shared engine). */
 /* Parse a filter; a bad one is said (cgf_err), with the place. */
 int cgf_filter_parse(const char *text, const struct cgf_parse_opts *po, struct cgf_expr **x);
+/* Parse the text of a filter in force (stored: its host names as stored, its
+ * executables not opened, so that a file gone since does not hide it);
+ * failures said. */
+int cgf_filter_parse_stored(const char *text, struct cgf_expr **x);
+/* Whether a filter in force declares dynamic set @name: 1, 0, or -errno
+ * (said).  A named set of that name would be another set beside it. */
+int cgf_engine_has_dynamic(const struct cgf_engine *e, const char *name);
 int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opts *o);
 /* Open the engine at pin, checking that PIN_maps/ belongs to it; with lock,
  * take the engine's lock and repair what a killed command left half-way. */

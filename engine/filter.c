@@ -239,13 +239,22 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared && !keep };
 		enum cgf_type t;
 
-		if (s->name[0] && s->timeout && !cgf_set_open(e, s->name, &bs.outer, &t)) {
-			/* one name, one set: a named set of the engine has it */
-			close(bs.outer);
-			cgf_err("cannot make dynamic set @%s: the engine has a named set @%s (set-add): "
-				"give the dynamic set another name", s->name, s->name);
-			return -EEXIST;
+		if (s->name[0] && s->timeout) {
+			r = cgf_set_open(e, s->name, &bs.outer, &t);
+			if (!r) {
+				/* one name, one set: a named set of the engine has it */
+				close(bs.outer);
+				cgf_err("cannot make dynamic set @%s: the engine has a named set @%s (set-add): "
+					"give the dynamic set another name", s->name, s->name);
+				return -EEXIST;
+			}
+			if (r != -ENOENT) {
+				cgf_err("cannot make dynamic set @%s: cannot tell whether the engine has a named set of that name: %s",
+					s->name, strerror(-r));
+				return r;
+			}
 		}
+		b->dynamic |= s->timeout != 0;
 		if (!s->name[0] || s->timeout) /* (a dynamic set is the filter's own map) */
 			continue;
 		snprintf(bs.name, sizeof(bs.name), "%s", s->name);
@@ -461,6 +470,97 @@ int cgf_filter_parse(const char *text, const struct cgf_parse_opts *po, struct c
 		cgf_err("cannot parse the filter: %s", strerror(-r));
 	}
 	return r;
+}
+
+/* (a stored text names files that may be gone: none is opened) */
+static int resolve_none(const char *path, struct cgf_exe *out, char *why, size_t whylen)
+{
+	(void)why;
+	(void)whylen;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->path, sizeof(out->path), "%s", path);
+	return 0;
+}
+
+int cgf_filter_parse_stored(const char *text, struct cgf_expr **x)
+{
+	struct cgf_names none = { 0 };
+	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
+				     .resolve_exe = resolve_none, .resolve_name = cgf_names_stored,
+				     .resolve_ctx = &none };
+	struct cgf_error pe;
+	char msg[400];
+	int r = cgf_expr_parse(text, &po, x, &pe);
+
+	if (r == -EINVAL) {
+		cgf_error_format(&pe, msg, sizeof(msg));
+		cgf_err("cannot read the filter in force: its text does not parse: %s", msg);
+	} else if (r) {
+		cgf_err("cannot read the filter in force: %s", strerror(-r));
+	}
+	return r;
+}
+
+struct dyn_ctx {
+	const struct cgf_engine *e;
+	const char *name;
+	uint32_t seen[64];
+	unsigned int nseen;
+	int found;
+};
+
+/* Whether the filter in slot declares dynamic set @name: 1, 0, -errno (said) */
+static int slot_has_dynamic(const struct cgf_engine *e, uint32_t slot, const char *name)
+{
+	struct cgf_filter_view v;
+	struct cgf_expr *x = NULL;
+	const struct cgf_set *s;
+	int r = cgf_engine_filter(e, slot, &v);
+
+	if (r) {
+		cgf_err("cannot read the filter in slot %u of %s: %s", slot, e->pin, strerror(-r));
+		return r;
+	}
+	if (v.text) {
+		r = cgf_filter_parse_stored(v.text, &x);
+		for (s = x ? x->sets : NULL; s && !r; s = s->next)
+			r = s->timeout && !strcmp(s->name, name);
+		cgf_expr_free(x);
+	}
+	cgf_filter_view_free(&v);
+	return r;
+}
+
+static int dyn_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
+{
+	struct dyn_ctx *c = ctx;
+	unsigned int i;
+
+	(void)cgid;
+	(void)dir;
+	for (i = 0; i < c->nseen && c->seen[i] != slot; i++)
+		;
+	if (!slot || i < c->nseen)
+		return 0;
+	if (c->nseen < 64)
+		c->seen[c->nseen++] = slot;
+	c->found = slot_has_dynamic(c->e, slot, c->name);
+	return c->found;
+}
+
+int cgf_engine_has_dynamic(const struct cgf_engine *e, const char *name)
+{
+	struct dyn_ctx c = { .e = e, .name = name };
+	int r;
+
+	if (e->mode == CGF_MODE_DEDICATED)
+		return slot_has_dynamic(e, CGF_SLOT_DEDICATED, name);
+	r = cgf_engine_each_cgroup(e, dyn_cgroup, &c);
+	if (r < 0 && !c.found) {
+		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	return c.found;
 }
 
 int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags, int mode,
@@ -699,9 +799,10 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 		r = mode;
 		goto out;
 	}
-	if (!sets_current(e, &b) || b.mode != mode) {
-		/* a set it names was replaced, or the mode changed, meanwhile:
-		 * build again, locked */
+	if (!sets_current(e, &b) || b.mode != mode || b.dynamic) {
+		/* a set it names was replaced, or the mode changed, meanwhile;
+		 * or it declares a dynamic set, whose name a set-add may have
+		 * given a named set meanwhile: build again, locked */
 		cgf_built_free(&b);
 		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, NULL, &b);
 		if (r)
@@ -1190,10 +1291,12 @@ int cgf_engine_repair(struct cgf_engine *e)
 	if (e->mode != CGF_MODE_DEDICATED)
 		return 0;
 	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
-	if (r)
+	if (r) {
+		cgf_err("cannot read the filter in force of %s: %s", e->pin, strerror(-r));
 		return r;
+	}
 	e->gen = v.info.gen;
-	for (i = 0; i < v.info.nsets; i++) {
+	for (i = 0; i < v.info.nsets && !r; i++) {
 		const struct cgf_info_set *s = &v.sets[i];
 		enum cgf_type t;
 		int fd;
@@ -1208,14 +1311,19 @@ int cgf_engine_repair(struct cgf_engine *e)
 		/* the filter in force uses another set of that name than the
 		 * pin says (a command was killed between switch and pin) */
 		fd = bpf_map_get_fd_by_id(s->map_id);
-		if (fd < 0)
-			continue;
-		if (!cgf_set_pin(e, s->name, fd))
+		if (fd < 0) {
+			r = -errno;
+			cgf_err("%s: the filter in force uses another set @%s than the one pinned, and it cannot be opened: %s",
+				e->pin, s->name, strerror(-r));
+			break;
+		}
+		r = cgf_set_pin(e, s->name, fd); /* (said) */
+		if (!r)
 			cgf_note("%s: pinned set @%s as the filter in force uses it", e->pin, s->name);
 		close(fd);
 	}
 	cgf_filter_view_free(&v);
-	return 0;
+	return r;
 }
 
 /* ---- learn ------------------------------------------------------------------------ */

@@ -60,12 +60,18 @@ static int outer_new(int inner)
 static int inner_of(int outer)
 {
 	uint32_t zero = 0, id;
-	int fd;
+	int fd, i;
 
-	if (bpf_map_lookup_elem(outer, &zero, &id))
-		return -errno;
-	fd = bpf_map_get_fd_by_id(id);
-	return fd < 0 ? -errno : fd;
+	/* a set-add or refresh may swap it, and the kernel free the one read,
+	 * between the two calls: read it again */
+	for (i = 0; i < 100; i++) {
+		if (bpf_map_lookup_elem(outer, &zero, &id))
+			return -errno;
+		fd = bpf_map_get_fd_by_id(id);
+		if (fd >= 0 || errno != ENOENT)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EAGAIN;
 }
 
 int cgf_set_type(int outer, enum cgf_type *type)
@@ -108,10 +114,14 @@ int cgf_set_open(const struct cgf_engine *e, const char *name, int *outer, enum 
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS ||
-	    (r = cgf_set_type(fd, type))) {
+	r = bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
+	if (!r && info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		r = -EINVAL; /* (not a named set) */
+	if (!r)
+		r = cgf_set_type(fd, type);
+	if (r) {
 		close(fd);
-		return -EINVAL;
+		return r;
 	}
 	*outer = fd;
 	return 0;
@@ -431,6 +441,19 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 	return 0;
 }
 
+/* Why the new contents of @name could not be made, naming the limit hit */
+static void edit_error(const char *name, enum cgf_type type, int r)
+{
+	if ((r == -E2BIG || r == -ENOSPC) && type == CGF_T_ADDR)
+		cgf_err("cannot change @%s: a named address set holds at most %u entries (a prefix is one, its host names take one per 16 bytes of their record); nothing was changed",
+			name, CGF_LPM_MAX_PREFIXES);
+	else if (r == -ENOMEM)
+		cgf_err("cannot change @%s: out of memory (the kernel's, for maps: see ulimit -l and the memory cgroup's limit); nothing was changed",
+			name);
+	else
+		cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+}
+
 /* The set's new contents, whole, in *inner (old: outer's, unless created);
  * what failed is said. */
 static int new_contents(const struct cgf_engine *e, const char *name, int outer, bool created,
@@ -445,13 +468,8 @@ static int new_contents(const struct cgf_engine *e, const char *name, int outer,
 		/* addresses and host names: the new trie made whole from the old */
 		old = created ? -1 : inner_of(outer);
 		r = old < 0 && !created ? old : addr_set_edit(old, s, hosts, nhosts, add, inner);
-		if (r && r != -EINVAL) {   /* (-EINVAL: said) */
-			if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
-				cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
-					name, CGF_LPM_MAX_PREFIXES);
-			else
-				cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
-		}
+		if (r && r != -EINVAL)   /* (-EINVAL: said) */
+			edit_error(name, type, r);
 		goto out;
 	}
 	if (type == CGF_T_EXE) {
@@ -492,11 +510,7 @@ static int new_contents(const struct cgf_engine *e, const char *name, int outer,
 	if (!r && type == CGF_T_INT && bpf_map_update_elem(*inner, &zero, bits, BPF_ANY))
 		r = -errno;
 	if (r) {
-		if (r == -E2BIG || r == -ENOSPC || r == -ENOMEM)
-			cgf_err("cannot add to @%s: a named address set holds at most %u prefixes; nothing was added",
-				name, CGF_LPM_MAX_PREFIXES);
-		else
-			cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
+		edit_error(name, type, r);
 		goto out;
 	}
 out:
@@ -536,11 +550,14 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 		cgf_err("unknown set @%s in %s", name, e->pin);
 		return r;
 	} else if (r) {
-		cgf_err("cannot open set @%s of %s: %s", name, e->pin, strerror(-r));
+		cgf_err("cannot open set @%s of %s: %s", name, e->pin,
+			r == -EINVAL ? "the object pinned there is not a named set" : strerror(-r));
 		return r;
 	}
 	hosts = calloc(n ? n : 1, sizeof(*hosts));
 	r = hosts ? parse_items(items, n, type, name, add, &s, hosts, &nhosts) : -ENOMEM;
+	if (r == -ENOMEM)
+		cgf_err("cannot change @%s: out of memory; nothing was changed", name);
 	if (r)
 		goto out;
 	r = new_contents(e, name, outer, created, type, &s, hosts, nhosts, add, n, &inner);
@@ -549,7 +566,9 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 	/* the switch: one update (or, for a new set, one pin) */
 	if (created) {
 		outer = outer_new(inner);
-		r = outer < 0 ? outer : cgf_set_pin(e, name, outer);
+		r = outer < 0 ? outer : cgf_set_pin(e, name, outer); /* (pin: said) */
+		if (outer < 0)
+			cgf_err("cannot make set @%s: %s; nothing was changed", name, strerror(-r));
 		if (!r)
 			printf("created set @%s of %s\n", name,
 			       type == CGF_T_ADDR ? "addresses" : type == CGF_T_EXE ? "executables" : "integers");
@@ -594,15 +613,16 @@ int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
 		return -errno;
 	for (i = 0; i < n; i++) {
 		const char *f = names[i]->d_name, *name = f + strlen(SET_PREFIX);
+		bool ours = !strncmp(f, SET_PREFIX, strlen(SET_PREFIX));
 		enum cgf_type type;
 		bool used = false;
 		int outer;
 
-		for (k = 0; v && k < v->info.nsets; k++)
+		for (k = 0; ours && v && k < v->info.nsets; k++)
 			used |= !strcmp(v->sets[k].name, name);
 		/* (a set that cannot be opened fails the walk: shown as none,
 		 * it would be a set missing without a word) */
-		if (!r && !used && !strncmp(f, SET_PREFIX, strlen(SET_PREFIX))) {
+		if (!r && !used && ours) {
 			r = cgf_set_open(e, name, &outer, &type);
 			if (!r) {
 				r = fn(name, outer, type, ctx);
@@ -848,10 +868,14 @@ static int write_addr_set(int inner, const struct keys *keys, const struct cgf_n
 
 	if (t->n && !text)
 		return -ENOMEM;
+	len = text ? strlen(text) : 0;
+	if (keys->n + (len + 15) / 16 > CGF_LPM_MAX_PREFIXES) {
+		free(text);
+		return -E2BIG;
+	}
 	for (i = 0; i < keys->n && !r; i++)
 		if (bpf_map_update_elem(inner, &keys->v[i], &one, BPF_ANY))
 			r = -errno;
-	len = text ? strlen(text) : 0;
 	for (i = 0; !r && i * 16 < len; i++) {
 		struct cgf_lpm_key k = { .prefixlen = 32 + 128, .family = CGF_LPM_NAMES,
 					 .pad = { (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i } };
@@ -972,11 +996,10 @@ static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nho
 		} else if (!keys_del(&lits, &k)) {
 			struct keys owned = { 0 };
 
+			/* (one a host name gives is said below, if it stays) */
 			cgf_format_cidr(&s->cidrs[i], buf, sizeof(buf));
 			r = names_owned(&t, &owned);
-			if (!r && keys_find(&owned, &k))
-				cgf_note("%s is in the set as an address of a host name in it: it stays", buf);
-			else if (!r)
+			if (!r && !keys_find(&owned, &k))
 				cgf_note("%s was not in the set", buf);
 			free(owned.v);
 		}
@@ -1003,6 +1026,25 @@ static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nho
 	}
 	if (!r)
 		r = addr_set_make(&lits, &t, inner);
+	if (!r && !add) { /* deleted, or not there, and a host name gives it */
+		struct keys owned = { 0 };
+
+		r = names_owned(&t, &owned);
+		for (i = 0; !r && i < s->n; i++) {
+			struct cgf_lpm_key k;
+			char buf[64];
+
+			lpm_key_of(&s->cidrs[i], &k);
+			cgf_format_cidr(&s->cidrs[i], buf, sizeof(buf));
+			if (keys_find(&owned, &k))
+				cgf_note("%s stays in the set: a host name in it has that address", buf);
+		}
+		free(owned.v);
+		if (r) {
+			close(*inner);
+			*inner = -1;
+		}
+	}
 	free(lits.v);
 	cgf_names_free(&t);
 	return r;
@@ -1155,10 +1197,12 @@ static int dyn_entries(int fd, const struct bpf_map_info *mi, uint64_t now,
 	uint8_t key[24], next[24];
 	uint64_t expiry;
 	char item[64];
+	uint64_t steps = 2 * (uint64_t)mi->max_entries + 16;
 	int more, r = 0;
 
+	/* bounded: a key the filter removed meanwhile restarts the walk */
 	more = cgf_next_key(fd, NULL, next);
-	while (more > 0 && !r) {
+	while (more > 0 && !r && steps--) {
 		memcpy(key, next, sizeof(key));
 		if (!bpf_map_lookup_elem(fd, key, &expiry) && expiry > now) {
 			if (mi->key_size == 8) {
@@ -1218,8 +1262,10 @@ int cgf_dyn_each(uint32_t prog_id,
 		unsigned int idx;
 		int fd = bpf_map_get_fd_by_id(ids[i]);
 
-		if (fd < 0)
-			continue;
+		if (fd < 0) { /* (the program holds its maps: not gone) */
+			r = -errno;
+			break;
+		}
 		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_LRU_HASH &&
 		    sscanf(mi.name, "cgf_dyn%u", &idx) == 1 && (mi.key_size == 8 || mi.key_size == 24) &&
 		    mi.value_size == 8)

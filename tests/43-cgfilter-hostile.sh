@@ -150,6 +150,25 @@ case_concurrent_set() {
 	agrees "... and does what show says" "ip4 src=2.2.2.2 / tcp" "ip4 src=1.1.1.1 / tcp"
 }
 
+# a set declaring dynamic set @seen, held before its lock (built: no named
+# @seen then), while a set-add makes a named @seen: the set must not put
+# in force a filter whose dynamic set has a named set's name beside it
+case_concurrent_dynamic() {
+	local a
+	fresh tcp
+	rm -f "$TMP/a.trace"
+	strace -f -qq -o "$TMP/a.trace" -e trace=flock -e inject=flock:delay_enter=1500000 \
+		"$CGF" set "$PIN" '@seen = { } timeout 10 src_ip in @seen' >"$TMP/a.out" 2>&1 &
+	a=$!
+	wait_for 10 "the held set to reach its flock" has 'flock(' "$TMP/a.trace"
+	"$CGF" set-add "$PIN" @seen 192.0.2.1 >/dev/null || fail "set-add @seen failed"
+	RC=0
+	wait "$a" || RC=$?
+	expect_eq "a set declaring dynamic @seen, after a set-add made a named @seen meanwhile, is refused" \
+		"$RC:$(grep -c 'the engine has a named set @seen' "$TMP/a.out")" "1:1"
+	agrees "... and the filter before is in force" --want tcp "ip4 src=192.0.2.1 / udp"
+}
+
 # unload of an engine still attached: unload empties its slots, so the
 # cgroup drops every packet (fails closed), and unload says so, counting one
 # cgroup attached both ways as one
@@ -694,9 +713,13 @@ case_errors() {
 	run strace -f -qq -o "$TMP/trace" -e trace=bpf -e inject=bpf:error=E2BIG:when=$n \
 		"$CGF" set-add "$PIN" @full 192.0.2.2 192.0.2.3 192.0.2.4
 	expect_eq "a set-add that cannot fit every item fails" "$RC" 1
-	grep -q "holds at most 16777216 prefixes; nothing was added" "$TMP/err" ||
+	has "holds at most 16777216 entries (.*); nothing was changed" "$TMP/err" ||
 		fail "the message does not name the limit: $(cat "$TMP/err")"
 	ok "... naming the limit"
+	run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOMEM:when=$n \
+		"$CGF" set-add "$PIN" @full 192.0.2.2 192.0.2.3 192.0.2.4
+	expect_eq "a set-add that gets ENOMEM fails, saying so (not blaming the set's size)" "$RC:$(cat "$TMP/err")" \
+		"1:cgfilter: cannot change @full: out of memory (the kernel's, for maps: see ulimit -l and the memory cgroup's limit); nothing was changed"
 	full() { python3 -c 'import json,sys; print(json.load(sys.stdin)["sets"]["full"])'; }
 	expect_eq "... and adds none of its items" "$("$CGF" show --json "$PIN" | full)" "$(full <<<"$before")"
 	"$CGF" set "$PIN" 'src_ip in @full'
@@ -838,7 +861,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
 	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"

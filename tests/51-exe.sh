@@ -250,6 +250,22 @@ if [ -n "$OURS_EXE" ]; then
 	"$CGF" unload --detach "$PIN" || fail "unload $PIN failed"
 fi
 
+# a filter naming an executable gone since, with a dynamic set: set-add of
+# that set's name is refused (it read the text, the parse failed on the
+# missing file, and it made a named set beside the dynamic one, which show
+# then hid), and show still lists the dynamic set
+cp /bin/true "$TMP/gone-app"
+"$CGF" load "$PIN" "@banned = { } timeout 3600
+exe == \"$TMP/gone-app\" || !(src_ip in @banned)" >/dev/null || fail "cannot load a filter with a dynamic set"
+rm -f "$TMP/gone-app"
+expect_status "set-add to a dynamic set of a filter naming a file gone" 1 \
+	"@banned is a dynamic set of the filter in force" "$CGF" set-add "$PIN" @banned 203.0.113.5
+"$CGF" show "$PIN" >"$TMP/show" 2>&1 || fail "show of a filter naming a file gone failed: $(cat "$TMP/show")"
+has '^    @banned (timeout 3600 s, 0 entries): (empty)$' "$TMP/show" && grep -A1 '^  sets:$' "$TMP/show" |
+	has -x '    (none)' || fail "show does not list the dynamic set alone: $(cat "$TMP/show")"
+ok "... and show lists the dynamic set, and no named set beside it"
+"$CGF" unload "$PIN" || fail "unload $PIN failed"
+
 # ---- the private systemd: reload, and the application firewall on user.slice -------------------
 DEST=$TMP/dest
 make -C "$TOP" --no-print-directory install DESTDIR="$DEST" >"$TMP/install.log" 2>&1 || {
