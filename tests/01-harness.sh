@@ -151,6 +151,14 @@ expect_eq "no pipeline ends in grep -q (it fails under pipefail when the writer 
 	seq 100000 | has -x 1
 ) || fail "has does not read all its input"
 ok "has matches under pipefail when the writer has more to write"
+# a test that defines a function of lib.sh's name replaces it for every
+# helper of lib.sh that calls it (53-package's own has() did)
+libfns=$(sed -n 's/^\([a-z_][a-z_0-9]*\)() {.*/\1/p' "$TOP/tests/lib.sh" "$TOP/tests/sysd.sh" | sort -u)
+clash=$(for f in "$TOP"/tests/[0-9]*.sh; do
+	sed -n 's/^[[:space:]]*\([a-z_][a-z_0-9]*\)() {.*/\1/p' "$f" | sort -u | comm -12 - <(echo "$libfns") |
+		sed "s|^|${f#"$TOP"/}: |"
+done)
+expect_eq "no test defines a function of tests/lib.sh's or tests/sysd.sh's name" "$clash" ""
 
 # ---- the private systemd boots on a slow machine -------------------------------------
 need_sysd

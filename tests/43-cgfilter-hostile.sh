@@ -114,7 +114,7 @@ case_register_fds() {
 	run in_cg "$A" "$CGF" unregister "$PIN"
 	expect_eq "unregister of a cgroup without a filter: exit 0, saying so" "$RC:$(cat "$TMP/err")" \
 		"0:cgfilter: cgroup $A has no filter in $PIN: nothing to unregister"
-	for ((n = 4; n <= 24; n++)); do
+	for ((n = 6; n <= 24; n++)); do
 		run in_cg "$A" bash -c 'ulimit -n "$1"; shift; exec "$@"' _ "$n" "$CGF" register "$PIN" udp
 		case $RC in
 		0) "$CGF" unregister "$PIN" --cgroup "$A" || fail "cannot unregister after ulimit -n $n" ;;
@@ -125,7 +125,7 @@ case_register_fds() {
 			fail "register with ulimit -n $n blames a missing file: $(cat "$TMP/err")"
 		has 'Too many open files' "$TMP/err" && emfile=$((emfile + 1))
 	done
-	[ "$emfile" -gt 0 ] || fail "no ulimit -n from 4 to 24 made register run out of fds"
+	[ "$emfile" -gt 0 ] || fail "no ulimit -n from 6 to 24 made register run out of fds"
 	ok "register short of fds says 'Too many open files' ($emfile limits) or registers, never a missing file"
 	bpftool cgroup detach "$A" egress pinned "$PIN"
 	rm_engine "$PIN"

@@ -35,8 +35,8 @@ chmod 755 "$TMP"/cgfilter-wrap* "$TMP/echod.py"
 NOBODY=(setpriv --reuid nobody --regid nogroup --clear-groups)
 PORT=$((30000 + $$ % 2000))
 
-# client PROTO SRC DST PORT: the echo's answer, or "timeout"
-client() {
+# wclient PROTO SRC DST PORT: the echo's answer, or "timeout"
+wclient() {
 	python3 - "$@" <<-'EOF'
 		import socket, sys
 		proto, src, dst, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -58,7 +58,7 @@ client() {
 	EOF
 }
 # answers WHAT PROTO SRC DST PORT WANT: the client gets WANT
-answers() { expect_eq "$1" "$(client "$2" "$3" "$4" "$5")" "$6"; }
+answers() { expect_eq "$1" "$(wclient "$2" "$3" "$4" "$5")" "$6"; }
 
 DAEMONS=()
 stop_daemons() { local p; for p in "${DAEMONS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
@@ -180,7 +180,7 @@ if command -v systemd-socket-activate >/dev/null; then
 	activate inh "${NOBODY[@]}" systemd-socket-activate -E ECHOD_READY=$TMP/run/inh -l "127.0.0.1:$p" \
 		-l "127.0.0.1:$((p + 1))" --fdname=web:admin "$TMP/cgfilter-wrap-cap" "$FILTER" -- "$TMP/echod.py"
 	# the connection that starts the service came before any filter: reset
-	got=$(client tcp 127.0.0.3 127.0.0.1 $p)
+	got=$(wclient tcp 127.0.0.3 127.0.0.1 $p)
 	started inh
 	case $got in
 	"error Connection reset by peer" | timeout) ;;
@@ -215,7 +215,7 @@ if command -v systemd-socket-activate >/dev/null; then
 		"$TMP/cgfilter-wrap-cap" "$FILTER" -- "$TMP/echod.py" >/dev/null 2>"$TMP/acc.err" &
 	DAEMONS+=($!)
 	sleep 0.3
-	client tcp 127.0.0.3 127.0.0.1 $p >/dev/null
+	wclient tcp 127.0.0.3 127.0.0.1 $p >/dev/null
 	for _ in $(seq 50); do grep -q . "$TMP/acc.err" && break; sleep 0.1; done
 	grep -q 'is a TCP connection (Accept=yes?)' "$TMP/acc.err" ||
 		fail "a connection passed in was not refused: $(cat "$TMP/acc.err")"

@@ -48,20 +48,20 @@ ok "lintian reports no error (source and binary)"
 
 # ---- what the package holds -----------------------------------------------------------
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|; s|/$||' >"$TMP/contents"
-has() { grep -qxF -- "$1" "$TMP/contents" || fail "the package has no $1"; }
+in_package() { grep -qxF -- "$1" "$TMP/contents" || fail "the package has no $1"; }
 for f in /usr/bin/cgfilter /usr/bin/cgfilter-wrap /usr/bin/cgfilter-probe \
 	/usr/bin/load_and_control_filter /usr/libexec/cgfilter/cgfilter-expr \
 	/usr/share/bash-completion/completions/cgfilter /etc/cgfilter \
 	/usr/share/doc/cgfilter/copyright /usr/share/doc/cgfilter/examples \
 	/usr/share/cgfilter/port-firewall/Makefile; do
-	has "$f"
+	in_package "$f"
 done
 ok "binaries in /usr/bin, cgfilter-expr in /usr/libexec, the completion, /etc/cgfilter"
-for f in "$TOP"/units/*.in; do has "/lib/systemd/system/$(basename "$f" .in)"; done
+for f in "$TOP"/units/*.in; do in_package "/lib/systemd/system/$(basename "$f" .in)"; done
 ok "every unit of units/ in /lib/systemd/system"
-for f in "$TOP"/man/*.8; do has "/usr/share/man/man8/$(basename "$f").gz"; done
+for f in "$TOP"/man/*.8; do in_package "/usr/share/man/man8/$(basename "$f").gz"; done
 ok "every man page of man/"
-for f in "$TOP"/examples/*.filter; do has "/usr/share/cgfilter/examples/$(basename "$f")"; done
+for f in "$TOP"/examples/*.filter; do in_package "/usr/share/cgfilter/examples/$(basename "$f")"; done
 ok "every example filter"
 grep -q '^/usr/local' "$TMP/contents" && fail "the package has files under /usr/local"
 grep -q 'install-manifest' "$TMP/contents" && fail "the package ships make install's manifest"
