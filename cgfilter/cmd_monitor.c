@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,7 @@ struct mon {
 	int journal;            /* --journal: the socket, else -1 */
 	struct jentry *jentry;  /* the entry being made */
 	int err;                /* a send to the journal failed */
+	int werr;               /* errno of a failed write of the output */
 };
 
 static const char *proto_name(int family, int p, char *buf, size_t len)
@@ -335,8 +337,9 @@ static int on_event(void *ctx, void *data, size_t len)
 	struct tm tm;
 	time_t t;
 
-	/* the ring may hold drops from before we started: not live */
-	if (len < sizeof(*ev) || ev->time_ns < m->start_ns)
+	/* the ring may hold drops from before we started: not live; and once
+	 * stopped (-c N seen, a write failed), the rest of the batch is not ours */
+	if (stop || len < sizeof(*ev) || ev->time_ns < m->start_ns)
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	t = now.tv_sec;
@@ -372,7 +375,13 @@ static int on_event(void *ctx, void *data, size_t len)
 	} else {
 		printf("%s.%03ld %s\n", tb, now.tv_nsec / 1000000, line);
 	}
-	fflush(stdout);
+	errno = 0;
+	if (m->journal < 0 && (fflush(stdout) || ferror(stdout))) {
+		/* (stdout to /dev/full, or a reader gone: said once, at the end) */
+		m->werr = errno ? errno : EIO;
+		stop = 1;
+		return 0;
+	}
 	if (m->max && ++m->count >= m->max)
 		stop = 1;
 	return 0;
@@ -460,7 +469,15 @@ int cmd_monitor(struct cmd_args *a)
 			break;
 	}
 	cgf_engine_stats(&e, st);
-	if (!a->json && st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
+	if (m.werr) {
+		/* the output lost: said with its cause, and what could not be
+		 * written dropped (the exit's check would only say EIO) */
+		cgf_err("cannot write the output: %s", strerror(m.werr));
+		__fpurge(stdout);
+		clearerr(stdout);
+		r = -m.werr;
+	}
+	if (st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
 		fprintf(stderr, "%llu more drops not shown (rate limit, or the event ring was full)\n",
 			(unsigned long long)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
 	if (!r && m.err)

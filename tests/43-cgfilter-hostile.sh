@@ -635,6 +635,61 @@ case_monitor_killed() {
 	bpftool cgroup detach "$cg" egress pinned "$PIN"
 }
 
+# monitor -c N prints N events even when more came in one batch; --json
+# says how many drops the rate limit held back (on stderr, as the text
+# mode); an output that cannot be written stops it, naming why
+case_monitor_output() {
+	local cg=$CG2/$T_ID-mo mon rc
+	rm_engine "$PIN"
+	"$CGF" load --events-per-sec 5 "$PIN" 'udp && dst_port == 1' >/dev/null || fail "cannot load $PIN"
+	make_cgroup "$cg"
+	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
+	at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	# burst N: N datagrams from the cgroup, each dropped
+	burst() {
+		bash -c 'echo $$ >"$1/cgroup.procs" && exec python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[1])):
+    try:
+        s.sendto(b\"x\", (\"127.0.0.1\", 9))
+    except OSError:
+        pass" "$2"' _ "$cg" "$1"
+	}
+	# watched FILE: the monitor writing FILE has shown a drop (poked until then)
+	watched() { burst 1; [ -s "$1" ]; }
+	# (it says "watching" once it has asked for events: stopped then, the
+	# 5 drops wait in the ring, and it reads them in one batch)
+	"$CGF" monitor "$PIN" -c 2 -t 20000 >"$TMP/mon.out" 2>"$TMP/mon.err" &
+	mon=$!
+	wait_for 10 "the monitor to watch" has '^watching drops' "$TMP/mon.err"
+	kill -STOP "$mon"
+	burst 5
+	kill -CONT "$mon"
+	rc=0
+	wait "$mon" || rc=$?
+	expect_eq "monitor -c 2, 5 drops in one batch: exit 0, 2 lines" "$rc:$(wc -l <"$TMP/mon.out")" "0:2"
+	"$CGF" monitor --json "$PIN" -t 2500 >"$TMP/mon.out" 2>"$TMP/mon.err" &
+	mon=$!
+	wait_for 10 "the JSON monitor's first event" watched "$TMP/mon.out"
+	burst 40
+	rc=0
+	wait "$mon" || rc=$?
+	has -E '^[0-9]+ more drops not shown \(rate limit' "$TMP/mon.err" ||
+		fail "monitor --json does not say how many drops it did not show: $(cat "$TMP/mon.err")"
+	ok "monitor --json says how many drops the rate limit held back"
+	"$CGF" monitor "$PIN" >/dev/full 2>"$TMP/mon.err" &
+	mon=$!
+	wait_for 10 "the monitor to watch" has '^watching drops' "$TMP/mon.err"
+	for _ in $(seq 100); do kill -0 "$mon" 2>/dev/null || break; burst 1; sleep 0.1; done
+	rc=0
+	kill -0 "$mon" 2>/dev/null && { kill "$mon"; rc=running; }
+	wait "$mon" 2>/dev/null || [ "$rc" = running ] || rc=$?
+	expect_eq "monitor to /dev/full stops at its first event, naming the cause" "$rc:$(tail -n1 "$TMP/mon.err")" \
+		"1:cgfilter: cannot write the output: No space left on device"
+	bpftool cgroup detach "$cg" egress pinned "$PIN"
+}
+
 # ---- 2.7: compiling is linear; too large is refused at once -----------------------------------
 case_compile_linear() {
 	local f=$TMP/sum.filter
@@ -862,7 +917,7 @@ print(" || ".join(t))' >"$f"
 }
 
 CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
-	long_names empty_item json_names monitor_killed compile_linear big_filters exit_codes errors}
+	long_names empty_item json_names monitor_killed monitor_output compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
 	"case_$c"
