@@ -347,19 +347,44 @@ static int set_live(const char *pin, const char *text)
 	return r;
 }
 
-/* The text of the filter in force at pin (NULL if none; free it). */
-static char *text_in_force(const char *pin)
+/* The filter in force at pin: its text (NULL if none; free it) and mode;
+ * or -errno (said) if the engine or its filter cannot be read. */
+static int filter_in_force(const char *pin, char **text, unsigned int *mode)
 {
 	struct cgf_filter_view v = {};
 	struct cgf_engine e;
-	char *t = NULL;
+	int r = cgf_engine_open(&e, pin, false);
 
-	if (!cgf_engine_open(&e, pin, false) && e.mode == CGF_MODE_DEDICATED &&
-	    !cgf_engine_filter(&e, CGF_SLOT_DEDICATED, &v) && v.text)
-		t = strdup(v.text);
+	*text = NULL;
+	*mode = CGF_RUN_ENFORCE;
+	if (r)
+		return r;
+	if (e.mode == CGF_MODE_DEDICATED) {
+		r = cgf_engine_filter(&e, CGF_SLOT_DEDICATED, &v);
+		if (r)
+			cgf_err("cannot read the filter in force of %s: %s", pin, strerror(-r));
+	}
+	if (!r && v.text) {
+		*text = strdup(v.text);
+		*mode = v.info.mode;
+		if (!*text)
+			r = -ENOMEM;
+	}
 	cgf_filter_view_free(&v);
 	cgf_engine_close(&e);
-	return t;
+	return r;
+}
+
+/* The mode of a filter in force other than enforce, in words; NULL: enforce */
+static const char *mode_words(unsigned int mode)
+{
+	switch (mode) {
+	case CGF_RUN_ENFORCE: return NULL;
+	case CGF_RUN_PASS: return "MODE PASS (it passes everything";
+	case CGF_RUN_OBSERVE: return "MODE OBSERVE (it passes everything, counting what it would drop";
+	case CGF_RUN_BLOCK: return "MODE BLOCK (it drops everything";
+	default: return "MODE UNKNOWN (";
+	}
 }
 
 /* 1 if prog_id is in force on cgroup cg for the attach type, 0 if not,
@@ -612,8 +637,19 @@ static int do_enable(struct plan *p, const char *filter)
 			cgf_err("%s: the filter in force is the one before again", p->n.pin);
 		return -1;
 	}
-	if (live)
-		printf("%s: the new filter of %s is in force\n", p->n.pin, p->unit);
+	if (live) {
+		char *t;
+		unsigned int mode = CGF_RUN_ENFORCE;
+		const char *m;
+
+		if (!filter_in_force(p->n.pin, &t, &mode))
+			free(t);
+		if ((m = mode_words(mode)))
+			printf("%s: the new filter of %s is loaded, but not in force: %s; cgfilter mode %s enforce puts it in force)\n",
+			       p->n.pin, p->unit, m, p->n.pin);
+		else
+			printf("%s: the new filter of %s is in force\n", p->n.pin, p->unit);
+	}
 	if (systemctl("daemon-reload", NULL)) {
 		cgf_err("the files are written, but systemd has not read them: run systemctl daemon-reload");
 		return -1;
@@ -883,15 +919,25 @@ static const char *dirs_name(int d)
 	return d == 3 ? "both" : d == 1 ? "ingress" : d == 2 ? "egress" : "none";
 }
 
-/* Whether the filter of the file is the one in force at pin. */
-static const char *same_text(const struct names *n)
+/* Whether the filter of the file is the one in force at pin, enforced. */
+static const char *same_text(const struct names *n, char *buf, size_t len)
 {
-	int gone;
-	char *file = slurp(n->filter, &gone), *live = text_in_force(n->pin);
-	const char *what = !file ? "NOT THE FILE'S (the filter file is not there)" :
-			   !live || strcmp(file, live) ? "NOT THE FILE'S (run cgfilter enable again)" :
-							 NULL;
+	int gone, r;
+	unsigned int mode;
+	char *file = slurp(n->filter, &gone), *live = NULL;
+	const char *what = NULL, *m;
 
+	r = filter_in_force(n->pin, &live, &mode);
+	if (r) {
+		snprintf(buf, len, "UNKNOWN (cannot read the filter in force: %s)", strerror(-r));
+		what = buf;
+	} else if (!file || !live || strcmp(file, live)) {
+		what = !file ? "NOT THE FILE'S (the filter file is not there)" :
+			       "NOT THE FILE'S (run cgfilter enable again)";
+	} else if ((m = mode_words(mode))) {
+		snprintf(buf, len, "%s: cgfilter mode %.150s enforce)", m, n->pin);
+		what = buf;
+	}
 	free(file);
 	free(live);
 	return what;
@@ -929,14 +975,14 @@ static const char *judge(const char *unit, const struct names *n, int want, int 
 	}
 	if (got != want)
 		return got ? "PARTLY ATTACHED (restart the unit)" : "NOT ATTACHED (restart the unit)";
-	return same_text(n);
+	return same_text(n, buf, len);
 }
 
 static int status_one(const char *unit, const char *owner, void *ctx)
 {
 	struct status *s = ctx;
 	struct names n;
-	char buf[128], state[64] = "?";
+	char buf[256], state[64] = "?";
 	const char *what;
 	int want, st;
 

@@ -164,6 +164,21 @@ sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web | has -F "$F3" ||
 	fail "after reload, show: $(sd_exec "$CGF" show /sys/fs/bpf/cgfilter/cgft-web)"
 ok "systemctl reload of the loader reads the file enable wrote"
 
+# a mode other than enforce: status says so, exit 1; enable says the new
+# filter is loaded but not in force (it said "in force", exit 0, while the
+# engine passed everything)
+W=/sys/fs/bpf/cgfilter/cgft-web
+sd_exec "$CGF" mode "$W" pass >/dev/null || fail "mode pass failed"
+expect_status "status: mode pass is exit 1" 1 "" sd_exec "$CGF" status cgft-web.service
+sd_exec "$CGF" status cgft-web.service >"$TMP/st" || true
+has -F "MODE PASS (it passes everything: cgfilter mode $W enforce)" "$TMP/st" ||
+	fail "status in mode pass: $(cat "$TMP/st")"
+sd_exec "$CGF" enable cgft-web.service "$F3" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+expect_eq "enable in mode pass says the new filter is not in force" "$(cat "$TMP/out")" \
+	"$W: the new filter of cgft-web.service is loaded, but not in force: MODE PASS (it passes everything; cgfilter mode $W enforce puts it in force)"
+sd_exec "$CGF" mode "$W" enforce >/dev/null || fail "mode enforce failed"
+expect_ok "status: enforce again, exit 0" sd_exec "$CGF" status cgft-web.service
+
 # bad input changes nothing
 st=$(tree_state "$SYS")$(tree_state "$ETC")
 expect_status "a bad filter is refused" 1 "bad filter" sd_exec "$CGF" enable cgft-web.service 'tcp &&'
