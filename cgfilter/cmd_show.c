@@ -455,9 +455,17 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 	struct cgf_gen g;
 	char why[256];
 
-	if (!v->text || cgf_names_parse(v->names, &stored))
+	if (!v->text)
 		return;
+	/* (made again from the text: an executable it names must still be
+	 * there, to be read; what cannot be made again is said, not hidden) */
+	if (cgf_names_parse(v->names, &stored)) {
+		fprintf(f, "  code: cannot be made again: cannot read its host names\n");
+		return;
+	}
 	if (cgf_expr_parse(v->text, &po, &x, &pe)) {
+		cgf_error_format(&pe, why, sizeof(why));
+		fprintf(f, "  code: cannot be made again: %s\n", why);
 		cgf_names_free(&stored);
 		return;
 	}
@@ -465,6 +473,8 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 	if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
 		fprintf(f, "  code (%u BPF instructions, as generated):\n", g.a.n);
 		cgf_asm_print(&g.a, f);
+	} else {
+		fprintf(f, "  code: cannot be made again: %s\n", why);
 	}
 	cgf_gen_free(&g);
 	cgf_expr_free(x);
@@ -482,6 +492,17 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code, 
 
 	if (e->mode == CGF_MODE_DEDICATED && (r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v)))
 		return r;
+	if (v.text) { /* (a text that does not parse: said once, here) */
+		struct cgf_expr *x = NULL;
+
+		r = cgf_filter_parse_stored(v.text, &x);
+		cgf_expr_free(x);
+		if (r) {
+			*said = true;
+			cgf_filter_view_free(&v);
+			return r;
+		}
+	}
 	when(v.info.time_ns, t, sizeof(t));
 	if (json) {
 		fprintf(f, "{\"pin\":");

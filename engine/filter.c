@@ -229,6 +229,41 @@ static int add_set(struct cgf_built *b, const struct cgf_built_set *s)
 	return 0;
 }
 
+/* 0 if no named set of the engine has name, which a dynamic set declares
+ * (one name, one set); else -EEXIST, or -errno, said. */
+static int dynamic_name_free(struct cgf_engine *e, const char *name)
+{
+	enum cgf_type t;
+	int fd, r = cgf_set_open(e, name, &fd, &t);
+
+	if (!r) {
+		close(fd);
+		cgf_err("cannot make dynamic set @%s: the engine has a named set @%s (set-add): "
+			"give the dynamic set another name", name, name);
+		return -EEXIST;
+	}
+	if (r != -ENOENT) {
+		cgf_err("cannot make dynamic set @%s: cannot tell whether the engine has a named set of that name: %s",
+			name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int add_dynamic(struct cgf_built *b, const char *name)
+{
+	char **d = realloc(b->dynamic, (b->ndynamic + 1) * sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	b->dynamic = d;
+	d[b->ndynamic] = strdup(name);
+	if (!d[b->ndynamic])
+		return -ENOMEM;
+	b->ndynamic++;
+	return 0;
+}
+
 /* The named sets of x: declared ones new, the others the engine's. */
 static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_built *b, bool keep)
 {
@@ -239,22 +274,13 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 		struct cgf_built_set bs = { .type = s->type, .fresh = s->declared && !keep };
 		enum cgf_type t;
 
-		if (s->name[0] && s->timeout) {
-			r = cgf_set_open(e, s->name, &bs.outer, &t);
-			if (!r) {
-				/* one name, one set: a named set of the engine has it */
-				close(bs.outer);
-				cgf_err("cannot make dynamic set @%s: the engine has a named set @%s (set-add): "
-					"give the dynamic set another name", s->name, s->name);
-				return -EEXIST;
-			}
-			if (r != -ENOENT) {
-				cgf_err("cannot make dynamic set @%s: cannot tell whether the engine has a named set of that name: %s",
-					s->name, strerror(-r));
+		if (s->name[0] && s->timeout) { /* (checked again under the lock) */
+			r = dynamic_name_free(e, s->name);
+			if (!r)
+				r = add_dynamic(b, s->name);
+			if (r)
 				return r;
-			}
 		}
-		b->dynamic |= s->timeout != 0;
 		if (!s->name[0] || s->timeout) /* (a dynamic set is the filter's own map) */
 			continue;
 		snprintf(bs.name, sizeof(bs.name), "%s", s->name);
@@ -610,6 +636,8 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 		goto out;
 	}
 	r = open_sets(e, x, b, flags & CGF_BUILD_KEEP_SETS);
+	if (r == -ENOMEM)
+		cgf_err("cannot build the filter: out of memory");
 	if (r)
 		goto out;
 	if (uses_exe(x)) {
@@ -675,6 +703,9 @@ void cgf_built_free(struct cgf_built *b)
 
 	for (i = 0; i < b->nsets; i++)
 		close(b->sets[i].outer);
+	for (i = 0; i < b->ndynamic; i++)
+		free(b->dynamic[i]);
+	free(b->dynamic);
 	free(b->sets);
 	free(b->names);
 	if (b->prog >= 0)
@@ -751,6 +782,18 @@ static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
 	return true;
 }
 
+/* 0 if no named set of the engine has the name of any dynamic set b
+ * declares; else -EEXIST, or -errno, said. */
+static int dynamic_free(struct cgf_engine *e, const struct cgf_built *b)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < b->ndynamic && !r; i++)
+		r = dynamic_name_free(e, b->dynamic[i]);
+	return r;
+}
+
 /* The filter v built again from its text (its sets as they are), its host
  * names by names' policy (NULL: the addresses it has, resolving nothing). */
 static int build_again(struct cgf_engine *e, const struct cgf_filter_view *v, unsigned int flags,
@@ -799,10 +842,14 @@ int cgf_engine_set(struct cgf_engine *e, const char *text, uint32_t *gen)
 		r = mode;
 		goto out;
 	}
-	if (!sets_current(e, &b) || b.mode != mode || b.dynamic) {
-		/* a set it names was replaced, or the mode changed, meanwhile;
-		 * or it declares a dynamic set, whose name a set-add may have
-		 * given a named set meanwhile: build again, locked */
+	/* a dynamic set it declares, whose name a set-add gave a named set
+	 * meanwhile: refused (one name, one set) */
+	r = dynamic_free(e, &b);
+	if (r)
+		goto out;
+	if (!sets_current(e, &b) || b.mode != mode) {
+		/* a set it names was replaced, or the mode changed, meanwhile:
+		 * build again, locked */
 		cgf_built_free(&b);
 		r = cgf_filter_build(e, text, CGF_BUILD_DECLS, mode, -1, NULL, &b);
 		if (r)
@@ -933,6 +980,7 @@ static int mark_used(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, voi
  * text in mode: a new program in a free slot, then the cgroup's entries
  * switched to it, one update per direction; text NULL removes its filter.
  * keep: the text is the one in force (a mode change): its sets as they are.
+ * 0, or 1 if there was nothing to do (no filter to remove), or -errno.
  */
 static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 			 const bool present[2], const char *text, int mode, bool keep, int learn_fd,
@@ -971,6 +1019,7 @@ static int switch_cgroup(struct cgf_engine *e, const char *path, uint64_t cgid,
 	}
 	if (!text && !uc.old) {
 		cgf_note("cgroup %s has no filter in %s: nothing to unregister", path, e->pin);
+		r = 1; /* (done: nothing) */
 		goto out;
 	}
 	if (mode < 0) /* a new filter keeps the cgroup's mode */
@@ -1079,7 +1128,7 @@ int cgf_engine_register(struct cgf_engine *e, const char *cgroup, const char *te
 	r = switch_cgroup(e, path, cgid, present, text, -1, false, -1, NULL);
 	if (!r && cgf_verbose)
 		printf("%s cgroup %s\n", text ? "registered" : "unregistered", path);
-	return r;
+	return r > 0 ? 0 : r;
 }
 
 int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cgf_filter_view *v)
@@ -1301,13 +1350,18 @@ int cgf_engine_repair(struct cgf_engine *e)
 		enum cgf_type t;
 		int fd;
 
-		if (!cgf_set_open(e, s->name, &fd, &t)) {
+		r = cgf_set_open(e, s->name, &fd, &t);
+		if (!r) {
 			bool same = cgf_map_id(fd) == s->map_id;
 
 			close(fd);
 			if (same)
 				continue;
+		} else if (r != -ENOENT && r != -EINVAL) {
+			cgf_err("cannot open set @%s of %s: %s", s->name, e->pin, strerror(-r));
+			break;
 		}
+		r = 0;
 		/* the filter in force uses another set of that name than the
 		 * pin says (a command was killed between switch and pin) */
 		fd = bpf_map_get_fd_by_id(s->map_id);

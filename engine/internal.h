@@ -45,7 +45,8 @@ struct cgf_built {
 	uint32_t gen;
 	int mode;               /* enum cgf_run_mode */
 	bool learning;          /* records flows (cgfilter learn) */
-	bool dynamic;           /* declares a dynamic set (its name checked then) */
+	char **dynamic;         /* the names of the dynamic sets it declares */
+	size_t ndynamic;
 	char *names;            /* its literal sets' host names (CGF_INFO_NAMES) */
 };
 /* cgf_filter_build(): declarations in the text make new sets; or are the

@@ -448,7 +448,7 @@ static void edit_error(const char *name, enum cgf_type type, int r)
 		cgf_err("cannot change @%s: a named address set holds at most %u entries (a prefix is one, its host names take one per 16 bytes of their record); nothing was changed",
 			name, CGF_LPM_MAX_PREFIXES);
 	else if (r == -ENOMEM)
-		cgf_err("cannot change @%s: out of memory (the kernel's, for maps: see ulimit -l and the memory cgroup's limit); nothing was changed",
+		cgf_err("cannot change @%s: out of memory (this process's, or the kernel's for maps: see ulimit -l and the memory cgroup's limit); nothing was changed",
 			name);
 	else
 		cgf_err("cannot change @%s: %s; nothing was changed", name, strerror(-r));
@@ -881,9 +881,7 @@ static int write_addr_set(int inner, const struct keys *keys, const struct cgf_n
 					 .pad = { (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i } };
 
 		memcpy(k.addr, text + i * 16, len - i * 16 < 16 ? len - i * 16 : 16);
-		if (i >= 1u << 24)
-			r = -E2BIG;
-		else if (bpf_map_update_elem(inner, &k, &one, BPF_ANY))
+		if (bpf_map_update_elem(inner, &k, &one, BPF_ANY))
 			r = -errno;
 	}
 	free(text);
@@ -1037,7 +1035,7 @@ static int addr_set_edit(int old, const struct cgf_set *s, char **hosts, int nho
 			lpm_key_of(&s->cidrs[i], &k);
 			cgf_format_cidr(&s->cidrs[i], buf, sizeof(buf));
 			if (keys_find(&owned, &k))
-				cgf_note("%s stays in the set: a host name in it has that address", buf);
+				cgf_note("%s stays in the set while a host name in it has that address", buf);
 		}
 		free(owned.v);
 		if (r) {
@@ -1221,7 +1219,8 @@ static int dyn_entries(int fd, const struct bpf_map_info *mi, uint64_t now,
 		}
 		more = cgf_next_key(fd, key, next);
 	}
-	return r ? r : more < 0 ? more : 0;
+	/* (steps run out: it changes faster than it can be read) */
+	return r ? r : more < 0 ? more : more > 0 ? -EAGAIN : 0;
 }
 
 int cgf_dyn_each(uint32_t prog_id,

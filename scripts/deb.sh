@@ -26,9 +26,16 @@ ARCH=$(dpkg --print-architecture)
 SRC=$OUT/cgfilter-$VERSION
 rm -rf "$OUT"
 mkdir -p "$SRC"
-# the tree without what builds make and git's files
-tar -C "$CGF_TOP" --exclude=./.git --exclude=build --exclude=./debian/changelog -cf - . |
-	tar -C "$SRC" -xf -
+# the tree without what builds make and git's files; in a git checkout,
+# only what git tracks (a file left beside it, a log or a key, is not
+# shipped in the source package)
+if git -C "$CGF_TOP" rev-parse --show-toplevel >/dev/null 2>&1; then
+	git -C "$CGF_TOP" ls-files -z --cached -- . ':!:debian/changelog' |
+		tar -C "$CGF_TOP" --null --ignore-failed-read -T - -cf - | tar -C "$SRC" -xf -
+else
+	tar -C "$CGF_TOP" --exclude=./.git --exclude=build --exclude=./debian/changelog -cf - . |
+		tar -C "$SRC" -xf -
+fi
 
 # the changelog of this version, by the maintainer in debian/control, dated
 # by the last commit (a tree without git: now)

@@ -142,8 +142,18 @@ ok "the install scripts are bash scripts"
 # SIGPIPE writing the rest: the pipeline fails although it matched (this
 # made install-deps.sh find no bpftool package on a fresh machine).  A
 # pipeline tests with has (tests/lib.sh) or grep >/dev/null.
-bad=$(grep -nE '[|][[:space:]]*grep[[:space:]]+-[a-zA-Z]*q' \
-	"$TOP"/scripts/*.sh "$TOP"/tests/*.sh "$TOP"/bench/*.sh "$TOP"/.ci/run "$TOP"/Makefile "$TOP"/mk/*.mk \
+# (grep -m N quits early too; a pipeline may go on on the next line)
+pipe_lint() {
+	perl -ne 'BEGIN { $/ = undef } s/(?<!\|)\|[ \t]*\\?\n[ \t]*/| /g;
+	for (split /\n/) {
+		print "$ARGV: $_\n" if /(?<!\|)\|(?!\|)\s*grep(\s+-\S+)*?\s+(-[a-zA-Z]*[qm]\S*|--quiet|--silent|--max-count\S*)/ }' "$@"
+}
+P='|' # (samples, written so that this file does not hold them)
+printf '%s\n' "a $P grep -q x" "a $P grep -E -q x" "a $P" "	grep -m1 x" "a $P grep --quiet x" "a $P$P grep -q x" \
+	"a $P grep x >/dev/null" >"$W/lint.sh"
+expect_eq "the check finds grep -q, -E -q, -m1 on the next line, --quiet (not || grep -q)" \
+	"$(pipe_lint "$W/lint.sh" | wc -l)" 4
+bad=$(pipe_lint "$TOP"/scripts/*.sh "$TOP"/tests/*.sh "$TOP"/bench/*.sh "$TOP"/.ci/run "$TOP"/Makefile "$TOP"/mk/*.mk \
 	"$TOP"/*/Makefile 2>/dev/null || true)
 expect_eq "no pipeline ends in grep -q (it fails under pipefail when the writer is slower)" "$bad" ""
 (

@@ -181,7 +181,10 @@ grep -q "^    /system.slice/cgft-a.service egress: tcp && dst_port == $PA$" "$TM
 	fail "show of the shared engine: $(cat "$TMP/show")"
 ok "cgfilter show lists each service's filter"
 sd_ctl stop cgft-a.service cgft-b.service cgft-c.service || fail "cannot stop the services"
-gone() { ! sd_exec "$CGF" show /sys/fs/bpf/cgfilter/shared | has "cgft-[abc].service"; }
+gone() {
+	sd_exec "$CGF" show /sys/fs/bpf/cgfilter/shared >"$TMP/gone" 2>&1 || fail "show failed: $(cat "$TMP/gone")"
+	! has "cgft-[abc].service" "$TMP/gone"
+}
 wait_for 10 "the entries of stopped services go away with their cgroups" gone
 sd_ctl stop cgfilter-shared.service || fail "cannot stop cgfilter-shared"
 sd_exec test -e /sys/fs/bpf/cgfilter/shared && fail "cgfilter-shared left its pin"

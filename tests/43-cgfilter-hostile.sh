@@ -157,11 +157,13 @@ case_concurrent_dynamic() {
 	local a
 	fresh tcp
 	rm -f "$TMP/a.trace"
-	strace -f -qq -o "$TMP/a.trace" -e trace=flock -e inject=flock:delay_enter=1500000 \
+	# (held 5 s: time for the set-add, on a slow machine too)
+	strace -f -qq -o "$TMP/a.trace" -e trace=flock -e inject=flock:delay_enter=5000000 \
 		"$CGF" set "$PIN" '@seen = { } timeout 10 src_ip in @seen' >"$TMP/a.out" 2>&1 &
 	a=$!
 	wait_for 10 "the held set to reach its flock" has 'flock(' "$TMP/a.trace"
 	"$CGF" set-add "$PIN" @seen 192.0.2.1 >/dev/null || fail "set-add @seen failed"
+	has 'flock(.*= 0' "$TMP/a.trace" && fail "the held set took its lock before the set-add ended"
 	RC=0
 	wait "$a" || RC=$?
 	expect_eq "a set declaring dynamic @seen, after a set-add made a named @seen meanwhile, is refused" \
@@ -774,7 +776,7 @@ case_errors() {
 	run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOMEM:when=$n \
 		"$CGF" set-add "$PIN" @full 192.0.2.2 192.0.2.3 192.0.2.4
 	expect_eq "a set-add that gets ENOMEM fails, saying so (not blaming the set's size)" "$RC:$(cat "$TMP/err")" \
-		"1:cgfilter: cannot change @full: out of memory (the kernel's, for maps: see ulimit -l and the memory cgroup's limit); nothing was changed"
+		"1:cgfilter: cannot change @full: out of memory (this process's, or the kernel's for maps: see ulimit -l and the memory cgroup's limit); nothing was changed"
 	full() { python3 -c 'import json,sys; print(json.load(sys.stdin)["sets"]["full"])'; }
 	expect_eq "... and adds none of its items" "$("$CGF" show --json "$PIN" | full)" "$(full <<<"$before")"
 	"$CGF" set "$PIN" 'src_ip in @full'

@@ -24,6 +24,10 @@ OUT=$TOP/build/deb
 DEB=$OUT/cgfilter_${VERSION}_$ARCH.deb
 
 # ---- make deb ---------------------------------------------------------------------
+# (a file git does not track, beside the tree: not shipped)
+STRAY=$TOP/cgft-stray-$$.txt
+at_exit rm -f "$STRAY"
+echo "not for the package" >"$STRAY"
 make -C "$TOP" --no-print-directory deb >"$TMP/deb.log" 2>&1 || {
 	sed 's/^/    /' "$TMP/deb.log" >&2
 	fail "make deb failed"
@@ -31,6 +35,10 @@ make -C "$TOP" --no-print-directory deb >"$TMP/deb.log" 2>&1 || {
 expect_eq "make deb's last line names the package" "$(tail -n 1 "$TMP/deb.log")" \
 	"  DEB      build/deb/cgfilter_${VERSION}_$ARCH.deb"
 [ -f "$DEB" ] || fail "make deb made no $DEB"
+tar -tJf "$OUT/cgfilter_$VERSION.tar.xz" >"$TMP/srcfiles" || fail "cannot list the source package"
+has "cgft-stray-$$" "$TMP/srcfiles" && fail "the source package holds a file git does not track"
+has 'engine/engine\.c$' "$TMP/srcfiles" || fail "the source package lacks engine/engine.c: $(head "$TMP/srcfiles")"
+ok "the source package holds what git tracks, not a file left beside it"
 expect_eq "the package's version is include/cgf_version.h's" "$(dpkg-deb -f "$DEB" Version)" "$VERSION"
 expect_eq "the package's name" "$(dpkg-deb -f "$DEB" Package)" cgfilter
 

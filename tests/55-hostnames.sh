@@ -152,7 +152,7 @@ expect_ok "set a filter using the set" cgf set "$PIN" 'dst_ip in @repos'
 expect_eq "the set holds the name's addresses" "$(verdicts)" "$(reference 203.0.113.5/32 203.0.113.7/32)"
 expect_eq "show --json lists the name in the set" "$(shown_names repos)" "repo.cgft=203.0.113.5,203.0.113.7"
 expect_status "set-del of an address added by itself and given by a name: it stays, and says so" 0 \
-	"203.0.113.5 stays in the set: a host name in it has that address" cgf set-del "$PIN" @repos 203.0.113.5
+	"203.0.113.5 stays in the set while a host name in it has that address" cgf set-del "$PIN" @repos 203.0.113.5
 expect_eq "... it does" "$(verdicts)" "$(reference 203.0.113.5/32 203.0.113.7/32)"
 expect_ok "set-add it by itself again" cgf set-add "$PIN" @repos 203.0.113.5
 hosts "203.0.113.8 repo.cgft" "203.0.113.9 mirror.cgft"
