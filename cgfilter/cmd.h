@@ -118,6 +118,9 @@ size_t utf8_len(const unsigned char *s);
 /* Every engine pinned under dir (PIN where PIN_maps/ is), depth first, by
  * name: the sum of what fn returns (1: an engine, 0: skipped).  A directory
  * that cannot be read is said and counted in *errors. */
+/* The engine at pin, for a listing: opened (0); passed over (1: not an
+ * engine, or a PIN_maps/ left without its PIN); or -errno, said. */
+int open_listed(struct cgf_engine *e, const char *pin);
 int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void *ctx, int *errors);
 /* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
  * no filter in force). */

@@ -122,15 +122,12 @@ static int prom_read(const char *pin, void *ctx)
 	struct prom_engine *pe;
 	struct prom_ctx c;
 	struct cgf_engine e;
-	int r, saved = cgf_quiet;
+	int r;
 
-	cgf_quiet = 1;
-	r = cgf_engine_open(&e, pin, false);
-	cgf_quiet = saved;
-	if (r == -ENOMEDIUM || (r == -ENOENT && access(pin, F_OK)))
-		return 0;       /* not an engine, or a PIN_maps/ left without its PIN */
+	r = open_listed(&e, pin);
+	if (r > 0)
+		return 0;
 	if (r) {
-		cgf_err("cannot read %s: %s", pin, strerror(-r));
 		if (!p->err)
 			p->err = r;
 		return 0;

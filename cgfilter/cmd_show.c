@@ -651,6 +651,8 @@ int cmd_stats(struct cmd_args *a)
 	struct cgf_engine e;
 	int r;
 
+	if (a->output && !a->output[0])
+		return usage_error(a, "--output names no file (an empty word)");
 	if (a->prometheus)
 		return stats_prometheus(a);
 	if (a->output)
@@ -703,6 +705,26 @@ static int list_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 	return 0;
 }
 
+int open_listed(struct cgf_engine *e, const char *pin)
+{
+	char maps[PATH_MAX + 8];
+	int r, saved = cgf_quiet;
+
+	cgf_quiet = 1;
+	r = cgf_engine_open(e, pin, false);
+	cgf_quiet = saved;
+	if (r == -ENOMEDIUM || (r == -ENOENT && access(pin, F_OK)))
+		return 1;       /* not an engine, or a PIN_maps/ left without its PIN */
+	if (!r)
+		return 0;
+	snprintf(maps, sizeof(maps), "%s_maps", pin);
+	if (r == -ENOENT && access(maps, F_OK))
+		cgf_err("cannot read %s: its maps (%s/) are gone: unload it and load it again", pin, maps);
+	else
+		cgf_err("cannot read %s: %s", pin, strerror(-r));
+	return r;
+}
+
 /* An engine at pin (quietly skip what is not one: a PIN_maps/ beside
  * another object, or without its PIN); one that cannot be read is said and
  * counted in *(int *)ctx. */
@@ -710,18 +732,15 @@ static int list_one(const char *pin, void *ctx)
 {
 	uint64_t st[CGF_NSTATS];
 	struct cgf_engine e;
-	int r, n, saved = cgf_quiet;
+	int r, n;
 	char *lines = NULL;
 	size_t len = 0;
 	FILE *f;
 
-	cgf_quiet = 1;
-	r = cgf_engine_open(&e, pin, false);
-	cgf_quiet = saved;
-	if (r == -ENOMEDIUM || (r == -ENOENT && access(pin, F_OK)))
-		return 0;       /* not an engine, or a PIN_maps/ left without its PIN */
+	r = open_listed(&e, pin);
+	if (r > 0)
+		return 0;
 	if (r) {
-		cgf_err("cannot read %s: %s", pin, strerror(-r));
 		++*(int *)ctx;
 		return 0;
 	}
@@ -771,6 +790,14 @@ int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void
 			} else {
 				found += each_engine_pin(path, fn, ctx, errors);
 			}
+		} else if (names[i]->d_type == DT_REG &&
+			   snprintf(path, sizeof(path), "%s/%s_maps", dir, names[i]->d_name) < (int)sizeof(path) &&
+			   access(path, F_OK) && errno == ENOENT) {
+			/* an engine whose PIN_maps/ is gone (removed by hand):
+			 * fn says it cannot be read, not passed over */
+			path[strlen(path) - 5] = 0;
+			if (cgf_pin_is_engine(path) == 1)
+				found += fn(path, ctx);
 		}
 		free(names[i]);
 	}

@@ -554,11 +554,15 @@ static int write_files(struct plan *p)
 		cgf_err("cannot make " CONF_DIR ": %s", strerror(errno));
 		return -1;
 	}
+	/* (what an enable killed before its renames left: the lock is ours) */
+	remove_tmp(CONF_DIR, strrchr(p->n.filter, '/') + 1);
 	if (write_file(p->n.filter, p->text))
 		return -1;
 	for (i = 0; i < p->nd; i++) {
 		struct dropin *d = &p->d[i];
 		char *t;
+
+		remove_tmp(d->dir, DROPIN);
 
 		if (!d->old) {
 			if (!mkdir(d->dir, 0755))
@@ -991,6 +995,17 @@ static int status_one(const char *unit, const char *owner, void *ctx)
 	unit_prop(unit, "ActiveState", state, sizeof(state));
 	st = running(unit);
 	what = judge(unit, &n, want, st, buf, sizeof(buf));
+	if (!what && !st) {
+		/* not running, maybe because its loader failed (Requires=) */
+		char ls[64] = "";
+
+		if (unit_prop(n.loader, "ActiveState", ls, sizeof(ls)))
+			what = "UNKNOWN (systemctl failed)";
+		else if (!strcmp(ls, "failed")) {
+			snprintf(buf, sizeof(buf), "LOADER FAILED (journalctl -u %.200s)", n.loader);
+			what = buf;
+		}
+	}
 	if (!what)
 		what = st ? "attached" : "not running";
 	else

@@ -440,6 +440,18 @@ static int entry_mode(int fd, char *what, size_t len)
 	return 0;
 }
 
+int cgf_pin_is_engine(const char *pin)
+{
+	char what[96];
+	int fd = bpf_obj_get(pin), r;
+
+	if (fd < 0)
+		return -errno;
+	r = entry_mode(fd, what, sizeof(what));
+	close(fd);
+	return r < 0 ? r : r > 0;
+}
+
 int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock)
 {
 	uint32_t ids[16], nids = 16, k;

@@ -86,6 +86,8 @@ int cgf_engine_load(const char *pin, const char *text, const struct cgf_load_opt
 /* Open the engine at pin, checking that PIN_maps/ belongs to it; with lock,
  * take the engine's lock and repair what a killed command left half-way. */
 int cgf_engine_open(struct cgf_engine *e, const char *pin, bool lock);
+/* Whether pin holds a cgfilter engine's entry program: 1, 0, or -errno. */
+int cgf_pin_is_engine(const char *pin);
 void cgf_engine_init(struct cgf_engine *e);
 void cgf_engine_close(struct cgf_engine *e);
 /* Take the engine's lock (if not held), check it is still the engine that

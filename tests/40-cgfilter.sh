@@ -269,6 +269,21 @@ for c in list "stats --prometheus"; do
 		fail "$c as nobody, who cannot read the engines: exit $rc: $(cat "$TMP/out" "$TMP/err")"
 done
 ok "list and stats --prometheus as a user who cannot read the engines fail, saying why"
+# an engine whose PIN_maps/ was removed by hand: named, not passed over
+PIN4=/sys/fs/bpf/${T_ID}_nomaps
+at_exit rm -rf "$PIN4" "${PIN4}_maps"
+"$CGF" load "$PIN4" udp >/dev/null || fail "cannot load $PIN4"
+rm -rf "${PIN4}_maps"
+for c in list "stats --prometheus"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$CGF" $c >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" = 1 ] && has -xF "cgfilter: cannot read $PIN4: its maps (${PIN4}_maps/) are gone: unload it and load it again" "$TMP/err" ||
+		fail "$c with an engine whose maps are gone: exit $rc: $(cat "$TMP/err")"
+done
+"$CGF" unload "$PIN4" >/dev/null 2>&1 || fail "cannot unload an engine whose maps are gone"
+[ ! -e "$PIN4" ] || fail "unload left $PIN4"
+ok "list and stats --prometheus name an engine whose maps are gone (exit 1); unload removes it"
 
 # ---- check refuses what systemd would attach badly -----------------------------------------------
 expect_refused "check: a missing pin" "no such pin" "$CGF" check "/sys/fs/bpf/${T_ID}_none"

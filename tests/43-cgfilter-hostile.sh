@@ -746,6 +746,9 @@ case_exit_codes() {
 		"2:cgfilter register: option --cgroup given twice (see 'cgfilter register --help')"
 	run "$CGF" set "$PIN" -f /dev/null -f /dev/null
 	expect_eq "... -f too" "$RC" 2
+	run "$CGF" stats --prometheus -o ''
+	expect_eq "stats -o '' is a usage error (it made a temporary file in . first)" "$RC:$(cat "$TMP/err")" \
+		"2:cgfilter stats: --output names no file (an empty word) (see 'cgfilter stats --help')"
 	mkdir -p "$TMP/ls/closed"
 	chmod 711 "$TMP" && chmod 755 "$TMP/ls" && chmod 000 "$TMP/ls/closed"
 	run setpriv --reuid=65534 --regid=65534 --clear-groups "$CGF" list "$TMP/ls"

@@ -153,7 +153,11 @@ expect_eq "127.0.0.3 is dropped" "$(client 127.0.0.3 "$PW")" timeout
 # enable again: a live change, no restart
 pid1=$(sd_ctl show -P MainPID cgft-web.service)
 F3='src_ip == 127.0.0.3 || dst_ip == 127.0.0.3'
+# (files an enable killed before its renames left: this one removes them)
+touch "$ETC/cgft-web.filter.cgf-Ab3dEf" "$SYS/cgft-web.service.d/cgfilter.conf.cgf-Ab3dEf"
 sd_exec "$CGF" enable cgft-web.service "$F3" >"$TMP/out" 2>&1 || fail "enable failed: $(cat "$TMP/out")"
+[ ! -e "$ETC/cgft-web.filter.cgf-Ab3dEf" ] && [ ! -e "$SYS/cgft-web.service.d/cgfilter.conf.cgf-Ab3dEf" ] ||
+	fail "enable left the temporary files of a killed enable"
 expect_eq "a second enable puts the new filter in force now" "$(cat "$TMP/out")" \
 	"/sys/fs/bpf/cgfilter/cgft-web: the new filter of cgft-web.service is in force"
 answered 127.0.0.3 "$PW" hi "127.0.0.3 is answered after the live change"
@@ -254,6 +258,17 @@ grep -q "NOT THE FILE'S (run cgfilter enable again)$" "$TMP/st" || fail "status:
 ok "... and says so"
 sd_ctl reload cgfilter@cgft_dot.service || fail "reload of the loader failed"
 expect_ok "after the loader's reload, status is 0" sd_exec "$CGF" status cgft.dot.service
+# the loader fails (a bad filter file, restarted): it stops the unit
+# (Requires=); status names the loader, exit 1 (it said "not running", 0)
+cp "$ETC/cgft_dot.filter" "$TMP/dot.filter"
+printf '# Written by cgfilter enable cgft.dot.service\ntcp &&\n' >"$ETC/cgft_dot.filter"
+sd_ctl restart cgfilter@cgft_dot.service 2>/dev/null && fail "the loader started with a bad filter"
+expect_status "status: the loader failed is exit 1" 1 "" sd_exec "$CGF" status cgft.dot.service
+sd_exec "$CGF" status cgft.dot.service >"$TMP/st" || true
+has -F "LOADER FAILED (journalctl -u cgfilter@cgft_dot.service)" "$TMP/st" || fail "status: $(cat "$TMP/st")"
+ok "... and names the loader"
+cp "$TMP/dot.filter" "$ETC/cgft_dot.filter"
+sd_ctl reset-failed cgfilter@cgft_dot.service || fail "reset-failed failed"
 sd_ctl stop cgft.dot.service || fail "cannot stop cgft.dot.service"
 sd_exec "$CGF" status cgft.dot.service | has ' not running$' || fail "status of a stopped unit"
 expect_ok "status of an enabled unit that is not running: exit 0" sd_exec "$CGF" status cgft.dot.service
