@@ -17,9 +17,10 @@
 #                PREFIX/share/bash-completion/completions)
 #
 # Every file written is listed in PKGDATADIR/install-manifest (paths without
-# DESTDIR); --uninstall removes exactly those files, then the directories
-# install created, if empty.  Installing again first removes the files of
-# the previous install.
+# DESTDIR), before it is written; --uninstall removes exactly those files,
+# then the directories install created, if empty.  Installing again first
+# removes the files of the previous install, also of one that failed or
+# was killed halfway.
 set -euo pipefail
 CGF_TOP=$(cd "$(dirname "$0")/.." && pwd)
 . "$CGF_TOP/scripts/errtrap.sh"
@@ -58,11 +59,13 @@ MANIFEST=$PKGDATADIR/install-manifest
 # (deepest first) if they are empty.  Paths are without DESTDIR.
 remove_manifest() {
 	[ -f "$DESTDIR$MANIFEST" ] || return 0
-	# read it whole first: it lists itself
 	m=$(cat "$DESTDIR$MANIFEST")
 	printf '%s\n' "$m" | sed -n 's/^f //p' | while IFS= read -r p; do
-		rm -f "$DESTDIR$p"
+		[ "$p" = "$MANIFEST" ] || rm -f "$DESTDIR$p"
 	done
+	# the manifest last of the files: killed before, the next run removes
+	# the rest
+	rm -f "$DESTDIR$MANIFEST"
 	printf '%s\n' "$m" | sed -n 's/^d //p' | sort -r | while IFS= read -r p; do
 		rmdir "$DESTDIR$p" 2>/dev/null || true
 	done
@@ -85,30 +88,33 @@ done
 remove_manifest
 
 tmp=$(mktemp -d)
-files=$tmp/files dirs=$tmp/dirs
-: >"$files"
-: >"$dirs"
-# Write the manifest even when install fails halfway, so that uninstall
-# still removes what was put; it lists itself, so uninstall leaves nothing.
-finish() {
-	if [ -s "$files" ]; then
-		mkdir -p "$DESTDIR$PKGDATADIR"
-		echo "f $MANIFEST" >>"$files"
-		cat "$files" "$dirs" >"$DESTDIR$MANIFEST" && chmod 0644 "$DESTDIR$MANIFEST" ||
-			echo "$prog: cannot write $DESTDIR$MANIFEST" >&2
+trap 'rm -rf "$tmp"' EXIT
+
+# The manifest is written as install goes, each path before the file or
+# directory is made, so that uninstall removes what an install stopped at
+# any point (failed, or killed) put.  Until it exists, the directories
+# made for it wait in $pending.
+pending=
+record() {
+	if [ -f "$DESTDIR$MANIFEST" ]; then
+		echo "$1" >>"$DESTDIR$MANIFEST" || die "cannot write $DESTDIR$MANIFEST"
+	else
+		pending+="$1"$'\n'
 	fi
-	rm -rf "$tmp"
 }
-trap finish EXIT
 
 # mkdir_p DIR: create DIR (under DESTDIR), recording each level created
 mkdir_p() {
 	[ -d "$DESTDIR$1" ] && return 0
 	[ "$1" != / ] || { mkdir -p "$DESTDIR" || die "cannot create $DESTDIR"; return 0; }
 	mkdir_p "$(dirname "$1")"
+	record "d $1"
 	mkdir "$DESTDIR$1" || die "cannot create $DESTDIR$1"
-	echo "d $1" >>"$dirs"
 }
+
+mkdir_p "$PKGDATADIR"
+{ echo "f $MANIFEST"; printf '%s' "$pending"; } >"$DESTDIR$MANIFEST" &&
+	chmod 0644 "$DESTDIR$MANIFEST" || die "cannot write $DESTDIR$MANIFEST"
 
 # sed_repl TEXT: TEXT as a sed replacement with '|' as the delimiter
 sed_repl() { printf '%s\n' "$1" | sed 's/[|&\\]/\\&/g'; }
@@ -116,8 +122,8 @@ sed_repl() { printf '%s\n' "$1" | sed 's/[|&\\]/\\&/g'; }
 # put MODE SRC DEST: install one file
 put() {
 	mkdir_p "$(dirname "$3")"
+	record "f $3"
 	install -m "$1" "$2" "$DESTDIR$3" || die "cannot install $2 as $DESTDIR$3"
-	echo "f $3" >>"$files"
 	echo "  INSTALL  $DESTDIR$3"
 }
 
