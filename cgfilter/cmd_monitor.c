@@ -429,11 +429,9 @@ int cmd_monitor(struct cmd_args *a)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	r = cgf_engine_lease(&e);
-	if (r) {
-		cgf_err("cannot ask %s for drop events: %s", e.pin, strerror(-r));
-		goto out;
-	}
+	r = cgf_engine_lease_take(&e);
+	if (r)
+		goto out; /* (said) */
 	cgf_engine_stats(&e, st0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	renewed = t0;
@@ -450,7 +448,15 @@ int cmd_monitor(struct cmd_args *a)
 		r = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (ms_between(&renewed, &t) >= 1000) {
-			r = cgf_engine_lease(&e);
+			pid_t other;
+
+			r = cgf_engine_lease_renew(&e, &other);
+			if (r == -EBUSY) {
+				/* (stopped longer than its lease, and another took it) */
+				cgf_err("another cgfilter monitor (pid %d) now watches %s: this one stops",
+					(int)other, e.pin);
+				break;
+			}
 			if (r) {
 				cgf_err("cannot ask %s for drop events: %s", e.pin, strerror(-r));
 				break;
@@ -487,6 +493,7 @@ int cmd_monitor(struct cmd_args *a)
 			stop ? "the monitor was stopped" : "the timeout");
 		r = -ETIMEDOUT;
 	}
+	cgf_engine_lease_end(&e);
 out:
 	ring_buffer__free(rb);
 	if (m.journal >= 0)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -851,17 +852,79 @@ int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS])
 	return r;
 }
 
-int cgf_engine_lease(const struct cgf_engine *e)
+static uint64_t mono_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
+}
+
+/* Another live process holds the lease c: its pid, else 0.  (A monitor
+ * killed with SIGKILL holds it until it runs out; one whose pid is gone,
+ * not at all.) */
+static pid_t lease_holder(const struct cgf_ctl *c)
+{
+	pid_t pid = (pid_t)c->monitor_pid;
+
+	if (!pid || pid == getpid() || c->monitor_until_ns <= mono_ns())
+		return 0;
+	return kill(pid, 0) == 0 || errno == EPERM ? pid : 0;
+}
+
+static int lease_write(const struct cgf_engine *e, pid_t *other)
 {
 	struct cgf_ctl c = { 0 };
-	struct timespec now;
 	uint32_t zero = 0;
 
+	*other = 0;
 	if (bpf_map_lookup_elem(e->ctl, &zero, &c))
 		return -errno;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	c.monitor_until_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec + CGF_MONITOR_LEASE_NS;
+	*other = lease_holder(&c);
+	if (*other)
+		return -EBUSY;
+	c.monitor_until_ns = mono_ns() + CGF_MONITOR_LEASE_NS;
+	c.monitor_pid = (uint32_t)getpid();
 	return bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+int cgf_engine_lease_take(const struct cgf_engine *e)
+{
+	pid_t other;
+	int lock, r;
+
+	/* under the engine's lock: of two monitors started at once, one */
+	lock = cgf_lock_dir(e->dir);
+	if (lock < 0) {
+		if (lock == -ENOENT)
+			cgf_err("cannot lock %s: %s", e->dir, strerror(ENOENT));
+		return lock;
+	}
+	r = lease_write(e, &other);
+	close(lock);
+	if (r == -EBUSY)
+		cgf_err("cannot watch %s: a cgfilter monitor (pid %d) watches it already, and two would split the drop events between them",
+			e->pin, (int)other);
+	else if (r)
+		cgf_err("cannot ask %s for drop events: %s", e->pin, strerror(-r));
+	return r;
+}
+
+int cgf_engine_lease_renew(const struct cgf_engine *e, pid_t *other)
+{
+	return lease_write(e, other);
+}
+
+void cgf_engine_lease_end(const struct cgf_engine *e)
+{
+	struct cgf_ctl c = { 0 };
+	uint32_t zero = 0;
+
+	if (!bpf_map_lookup_elem(e->ctl, &zero, &c) && c.monitor_pid == (uint32_t)getpid()) {
+		c.monitor_until_ns = 0;
+		c.monitor_pid = 0;
+		bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY);
+	}
 }
 
 /*

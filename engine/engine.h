@@ -141,8 +141,13 @@ int cgf_engine_each_cgroup(const struct cgf_engine *e,
 			   void *ctx);
 
 int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS]);
-/* Renew the monitors' lease on drop events (cgf_abi.h). */
-int cgf_engine_lease(const struct cgf_engine *e);
+/* The monitor's lease on drop events (cgf_abi.h), one monitor at a time.
+ * take: -EBUSY while another live monitor holds it (said, as every failure
+ * of take); renew: -EBUSY, *other its pid, if another took it over; end:
+ * gives it up (events stop). */
+int cgf_engine_lease_take(const struct cgf_engine *e);
+int cgf_engine_lease_renew(const struct cgf_engine *e, pid_t *other);
+void cgf_engine_lease_end(const struct cgf_engine *e);
 
 /* ---- executables ---- */
 

@@ -125,7 +125,9 @@ struct cgf_stats {
 struct cgf_ctl {
 	__u64 monitor_until_ns;
 	__u32 events_per_sec;     /* per CPU; 0: never any event */
-	__u32 pad;
+	__u32 monitor_pid;        /* the monitor holding the lease: one at a
+				   * time, since monitors would split the
+				   * events of the ring between them */
 };
 
 /* Rate limit state of drop events, per CPU. */

@@ -637,6 +637,70 @@ case_monitor_killed() {
 	bpftool cgroup detach "$cg" egress pinned "$PIN"
 }
 
+# one monitor at a time: a second would split the ring's events with the
+# first (each would see some); it is refused naming the first, also when
+# two start at once; the lease ends with a monitor that ends (events stop
+# at once) and with one killed (its pid gone); one stopped longer than its
+# lease, whose place another took, stops when it runs again, saying so
+case_monitor_one() {
+	local cg=$CG2/$T_ID-m1 a b c d rc ev0 ev1 n
+	fresh 'udp && dst_port == 1'
+	make_cgroup "$cg"
+	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
+	at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
+	drop() {
+		bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 50' _ "$cg" "$PROBE" \
+			>/dev/null 2>&1 || true
+	}
+	events() { "$CGF" stats --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'; }
+	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.a" &
+	a=$!
+	wait_for 10 "the first monitor to watch" has '^watching drops' "$TMP/m1.a"
+	expect_status "a second monitor of the engine is refused, naming the first" 1 \
+		"cgfilter: cannot watch $PIN: a cgfilter monitor (pid $a) watches it already, and two would split the drop events between them" \
+		"$CGF" monitor "$PIN" -t 2000
+	ok "a second monitor of the engine is refused, naming the first"
+	kill -TERM "$a"
+	wait "$a" || true
+	drop
+	ev0=$(events)
+	drop
+	drop
+	ev1=$(events)
+	expect_eq "once the monitor ended (SIGTERM), drops make no events at once" "$ev1" "$ev0"
+	# two at once: one watches, the other is refused
+	"$CGF" monitor "$PIN" -t 4000 >/dev/null 2>"$TMP/m1.c" &
+	c=$!
+	"$CGF" monitor "$PIN" -t 4000 >/dev/null 2>"$TMP/m1.d" &
+	d=$!
+	wait "$c" || true
+	wait "$d" || true
+	n=$(cat "$TMP/m1.c" "$TMP/m1.d" | grep -c '^watching drops' || true)
+	expect_eq "of two monitors started at once, one watches" "$n:$(cat "$TMP/m1.c" "$TMP/m1.d" | grep -c 'watches it already' || true)" "1:1"
+	# killed: the next one need not wait for the lease to run out
+	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.a" &
+	a=$!
+	wait_for 10 "a monitor to watch" has '^watching drops' "$TMP/m1.a"
+	kill -9 "$a"
+	wait "$a" 2>/dev/null || true
+	"$CGF" monitor "$PIN" -t 4000 >/dev/null 2>"$TMP/m1.b" &
+	b=$!
+	wait_for 10 "the monitor after one killed with SIGKILL to watch" has '^watching drops' "$TMP/m1.b"
+	# b stopped past its lease: c takes the place; b, running again, stops
+	kill -STOP "$b"
+	sleep 3.5
+	"$CGF" monitor "$PIN" -t 3000 >/dev/null 2>"$TMP/m1.c" &
+	c=$!
+	wait_for 10 "a monitor to take the place of one stopped past its lease" has '^watching drops' "$TMP/m1.c"
+	kill -CONT "$b"
+	rc=0
+	wait "$b" || rc=$?
+	expect_eq "the stopped monitor, running again, stops and says why" "$rc:$(tail -n1 "$TMP/m1.b")" \
+		"1:cgfilter: another cgfilter monitor (pid $c) now watches $PIN: this one stops"
+	wait "$c" || fail "the monitor that took the place failed: $(cat "$TMP/m1.c")"
+	bpftool cgroup detach "$cg" egress pinned "$PIN"
+}
+
 # monitor -c N prints N events even when more came in one batch; --json
 # says how many drops the rate limit held back (on stderr, as the text
 # mode); an output that cannot be written stops it, naming why
@@ -922,7 +986,7 @@ print(" || ".join(t))' >"$f"
 }
 
 CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
-	long_names empty_item json_names monitor_killed monitor_output compile_linear big_filters exit_codes errors}
+	long_names empty_item json_names monitor_killed monitor_one monitor_output compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
 	"case_$c"
