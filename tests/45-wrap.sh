@@ -313,13 +313,13 @@ cat >"$TMP/act.py" <<-'PY'
 	    else:
 	        s = socket.socket()
 	    socks.append(s)
-	for i, s in enumerate(socks):
-	    os.dup2(s.fileno(), 10 + i)
+	for i, s in enumerate(socks):  # (above 3 + len(socks): up to 64 of them)
+	    os.dup2(s.fileno(), 200 + i)
 	for i in range(len(socks)):
-	    os.dup2(10 + i, 3 + i)
+	    os.dup2(200 + i, 3 + i)
 	    os.set_inheritable(3 + i, True)
 	for i in range(len(socks)):
-	    os.close(10 + i)
+	    os.close(200 + i)
 	os.environ.update(LISTEN_FDS=str(len(socks) if nfds is None else nfds),
 	                  LISTEN_PID=pid or str(os.getpid()))
 	os.execvp(cmd[0], cmd)
@@ -336,6 +336,20 @@ refused "a UDP-Lite socket in LISTEN_FDS" "is not a TCP or UDP socket" \
 	"${A[@]}" udplite:$((PORT + 13)) -- "${W[@]}" 'udp' "${RUN[@]}"
 refused "a TCP socket that does not listen" "a TCP socket that does not listen" \
 	"${A[@]}" tcp-idle -- "${W[@]}" 'udp' "${RUN[@]}"
+# (64 inherited and one --listen: the 65th socket was written past wrap's
+# table of 64)
+socks64=()
+for i in $(seq 0 63); do socks64+=("udp:$((PORT + 200 + i))"); done
+refused "64 inherited sockets and a --listen: more than wrap holds" \
+	"more than 64 sockets: 64 inherited (LISTEN_FDS) and 1 --listen" \
+	"${A[@]}" "${socks64[@]}" -- "${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" 'udp' "${RUN[@]}"
+refused "63 inherited sockets and two --listen" "more than 64 sockets: 63 inherited (LISTEN_FDS) and 2 --listen" \
+	"${A[@]}" "${socks64[@]:1}" -- "${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" \
+	--listen "127.0.0.1:$((PORT + 14))/udp" 'udp' "${RUN[@]}"
+echo 'src_ip == 127.0.0.2' >"$TMP/f1.filter"
+echo 'src_ip == 127.0.0.3' >"$TMP/f2.filter"
+refused "-f given twice (the first file was never read)" "-f/--file given twice" \
+	"${W[@]}" --listen "127.0.0.1:$((PORT + 13))/udp" -f "$TMP/f1.filter" -f "$TMP/f2.filter" "${RUN[@]}"
 exec 7<"$TMP/echod.py"
 refused "a file passed as a socket" "is not a socket" env LISTEN_FDS=1 LISTEN_FDNAMES=x \
 	bash -c 'export LISTEN_PID=$$; exec 3<&7; exec "$@"' - "${W[@]}" 'udp' "${RUN[@]}"

@@ -672,7 +672,12 @@ static int parse_args(struct wrap *w, int argc, char **argv)
 				return err_out(w, "more than %d --set", MAX_SOCKETS);
 			w->sets[w->nsets++] = optarg;
 			break;
-		case 'f': w->file = optarg; break;
+		case 'f':
+			if (w->file)
+				return err_out(w, "-f/--file given twice: give one filter file (see '%s --help')",
+					       w->prog);
+			w->file = optarg;
+			break;
 		case 'p': w->print = true; break;
 		case 'c': w->classic = true; break;
 		case 'h': usage(w->prog, stdout); exit(written(w));
@@ -712,6 +717,9 @@ int cgf_wrap_main(const char *prog, int argc, char **argv)
 		return written(&w);
 	if (take_inherited(&w))
 		return 1;
+	if (w.n + w.nlisten > MAX_SOCKETS)
+		return err_out(&w, "more than %d sockets: %d inherited (LISTEN_FDS) and %d --listen",
+			       MAX_SOCKETS, w.n, w.nlisten);
 	for (i = 0; i < w.nlisten; i++)
 		if (open_listen(&w, w.listen[i]))
 			return 1;
