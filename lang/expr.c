@@ -838,7 +838,7 @@ static bool item_is_host(const struct parser *p, const struct token *t)
 /* Add the item at t to set s, whose type is known. */
 static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
 {
-	char text[CGF_HOST_MAX + 8], why[200];
+	char text[CGF_HOST_MAX + 8], why[256];
 
 	if (s->type == CGF_T_EXE) {
 		cgf_exe_resolve_fn resolve = p->opts->resolve_exe ? p->opts->resolve_exe : cgf_exe_resolve;
@@ -1818,6 +1818,7 @@ int cgf_exe_identify_fd(int fd, struct cgf_exe *out)
 int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t whylen)
 {
 	struct stat st;
+	char magic[2];
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -1841,6 +1842,14 @@ int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t why
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		snprintf(why, whylen, "\"%s\" is not a regular file", path);
+		return -EINVAL;
+	}
+	/* a script: the kernel runs its interpreter, whose file its sockets
+	 * carry; named, it would match nothing (a rule to block it, nothing) */
+	if (pread(fd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!') {
+		close(fd);
+		snprintf(why, whylen, "\"%s\" is a script (#!): its sockets are its interpreter's, so it would match none; name the interpreter or use cgfilter run",
+			 path);
 		return -EINVAL;
 	}
 	/* as the kernel records it; if the lock cannot be had (a writer holds

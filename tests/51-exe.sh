@@ -190,6 +190,12 @@ ok "a named set of executables: set-add lets one in, set-del out, show lists the
 expect_status "a file that does not exist" 1 "cannot find executable \"$TMP/none\"" \
 	"$CGF" set "$PIN" "exe == \"$TMP/none\""
 expect_status "a relative path" 1 "an executable is named by its absolute path" "$CGF" set "$PIN" 'exe == "bin/sh"'
+printf '#!/bin/sh\nexec true\n' >"$TMP/script.sh"
+chmod +x "$TMP/script.sh"
+expect_status "a script (#!: its sockets are its interpreter's, a block rule would block nothing)" 1 \
+	"\"$TMP/script.sh\" is a script (#!): its sockets are its interpreter's, so it would match none" \
+	"$CGF" set "$PIN" "!(exe == \"$TMP/script.sh\")"
+expect_status "set-add of a script" 1 "is a script (#!)" "$CGF" set-add "$PIN" @apps "$TMP/script.sh"
 expect_status "a directory" 1 "is not a regular file" "$CGF" set "$PIN" "exe == \"$TMP\""
 expect_status "a string not closed" 1 "string not closed" "$CGF" set "$PIN" 'exe == "/bin/sh'
 expect_status "a bad escape" 1 "bad escape in a string" "$CGF" set "$PIN" 'exe == "/bin\q"'
@@ -209,7 +215,7 @@ expect_status "classic BPF" 1 "a socket filter cannot tell who made a packet's s
 	"$CGF" compile --classic "exe == \"$A\""
 connects "$A" || fail "after the refusals, A no longer connects"
 connects "$B" 300 && fail "after the refusals, B connects"
-ok "bad paths, strings, types and back ends are refused; the filter in force is unchanged"
+ok "bad paths, scripts, strings, types and back ends are refused; the filter in force is unchanged"
 
 # unload, then at once exe-ids stop: the map goes with the last filter that
 # read it.  (unload empties the engine's program arrays itself; left to the
