@@ -317,15 +317,28 @@ static void cmd_help(const struct cmd *c, FILE *f)
 		fprintf(f, "\nExample: %s\n", c->example);
 }
 
+static void say(const char *prefix, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cgf_vsay(prefix, fmt, ap);
+	va_end(ap);
+}
+
 int usage_error(const struct cmd_args *a, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "cgfilter %s: ", a->name);
+	char prefix[64], *msg = NULL;
+
+	snprintf(prefix, sizeof(prefix), "cgfilter %s", a->name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	fprintf(stderr, " (see 'cgfilter %s --help')\n", a->name);
+	say(prefix, "%s (see 'cgfilter %s --help')", msg ? msg : "(out of memory for the message)", a->name);
+	free(msg);
 	return EXIT_USAGE;
 }
 

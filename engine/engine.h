@@ -17,6 +17,7 @@
 #define CGF_ENGINE_H
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,8 @@ extern const char *cgf_prog;    /* prefix of messages: "cgfilter" */
 extern int cgf_verbose;
 extern int cgf_quiet;           /* cgf_err prints nothing (list skips quietly) */
 void cgf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "prefix: message\n" on stderr, its control characters escaped (util.c) */
+void cgf_vsay(const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* A note on standard error: what was done besides the main result. */
 void cgf_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -54,10 +54,19 @@ static int info_map(int prog_fd)
 		uint32_t ml = sizeof(mi);
 		int fd = bpf_map_get_fd_by_id(ids[i]);
 
-		if (fd < 0)
-			continue;
-		if (!bpf_obj_get_info_by_fd(fd, &mi, &ml) && mi.type == BPF_MAP_TYPE_ARRAY &&
-		    !strcmp(mi.name, CGF_INFO_NAME) && mi.value_size == CGF_INFO_CHUNK) {
+		/* (the program holds its maps: an id that cannot be opened or
+		 * read is an error, such as too many open files, to say as it is) */
+		if (fd < 0) {
+			r = -errno;
+			break;
+		}
+		if (bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
+			r = -errno;
+			close(fd);
+			break;
+		}
+		if (mi.type == BPF_MAP_TYPE_ARRAY && !strcmp(mi.name, CGF_INFO_NAME) &&
+		    mi.value_size == CGF_INFO_CHUNK) {
 			r = fd;
 			continue;
 		}

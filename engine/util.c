@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -22,28 +23,51 @@ const char *cgf_prog = "cgfilter";
 int cgf_verbose;
 int cgf_quiet;
 
+/* "PREFIX: message" on one line of stderr: a control character in it (from
+ * a pin or cgroup name, a file name) is written escaped, \n or \xNN, so
+ * that one message is one line and cannot pass for another. */
+void cgf_vsay(const char *prefix, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	const unsigned char *p;
+
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		fprintf(stderr, "%s: (out of memory for a message)\n", prefix);
+		return;
+	}
+	fprintf(stderr, "%s: ", prefix);
+	for (p = (const unsigned char *)msg; *p; p++) {
+		if (*p == '\n')
+			fputs("\\n", stderr);
+		else if (*p == '\t')
+			fputs("\\t", stderr);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
+	free(msg);
+}
+
 void cgf_err(const char *fmt, ...)
 {
 	va_list ap;
 
 	if (cgf_quiet)
 		return;
-	fprintf(stderr, "%s: ", cgf_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cgf_vsay(cgf_prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void cgf_note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", cgf_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cgf_vsay(cgf_prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 uint32_t cgf_prog_id(int fd)

@@ -544,6 +544,32 @@ case_set_errors_injected() {
 	ok "ENOSPC at each of the $calls bpf() calls of set: old or new filter, whole, as shown"
 }
 
+# mode given an error at each of its bpf() calls: it fails naming that
+# error (a map of the filter that could not be opened was passed over, and
+# the filter then said to have no description: "No such file or
+# directory"), or succeeds; the mode shown is the old one or the new one
+case_mode_errors_injected() {
+	local n calls m
+	fresh "$OLD"
+	calls=$(strace -f -qq -e trace=bpf -o "$TMP/trace" "$CGF" mode "$PIN" pass >/dev/null 2>&1;
+		grep -c 'bpf(' "$TMP/trace")
+	[ "$calls" -gt 5 ] || fail "strace saw only $calls bpf() calls of mode"
+	for ((n = 1; n <= calls; n++)); do
+		"$CGF" mode "$PIN" enforce >/dev/null || fail "cannot set mode enforce"
+		run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$n \
+			"$CGF" mode "$PIN" pass
+		m=$("$CGF" mode "$PIN")
+		case $RC:$m in
+		0:pass) ;;
+		1:enforce)
+			has -F "No space left on device" "$TMP/err" ||
+				fail "mode with ENOSPC at bpf() call $n of $calls does not name it: $(cat "$TMP/err")" ;;
+		*) fail "mode with ENOSPC at bpf() call $n of $calls: exit $RC, mode now $m: $(cat "$TMP/err")" ;;
+		esac
+	done
+	ok "ENOSPC at each of the $calls bpf() calls of mode: the error named, the old mode or the new"
+}
+
 # ---- 2.3: set names of 63 characters are whole ----------------------------------------------
 case_long_names() {
 	local n62 a b
@@ -864,6 +890,17 @@ case_errors() {
 	grep -q '64 MiB' "$TOP/man/cgfilter.8" && fail "cgfilter(8) still states 64 MiB"
 	ok "... the limit cgfilter(8) states"
 
+	# a control character in a name (a pin, a usage error's value) is
+	# written escaped: one message stays one line, and cannot forge another
+	run "$CGF" show "$PIN"$'\ncgfilter: forged\t'
+	expect_eq "an error naming a pin with a newline and a tab is one line, escaped" \
+		"$RC:$(wc -l <"$TMP/err"):$(grep -c '^cgfilter: forged' "$TMP/err" || true)" 1:1:0
+	has -F "$PIN\ncgfilter: forged\t" "$TMP/err" || fail "the escaped name is not in the message: $(cat "$TMP/err")"
+	run "$CGF" monitor "$PIN" -c $'1\n2\x01'
+	expect_eq "a usage error naming a value with control characters is one line" \
+		"$RC:$(wc -l <"$TMP/err")" 2:1
+	has -F "'1\n2\x01'" "$TMP/err" || fail "the escaped value is not in the usage error: $(cat "$TMP/err")"
+
 	echo tcp >"$f"
 	run "$CGF" load --shared "$PIN" -f "$f"
 	expect_eq "load --shared with -f FILE is refused" "$RC" 2
@@ -985,7 +1022,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected mode_errors_injected
 	long_names empty_item json_names monitor_killed monitor_one monitor_output compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
