@@ -122,9 +122,9 @@ size_t utf8_len(const unsigned char *s);
  * engine, or a PIN_maps/ left without its PIN); or -errno, said. */
 int open_listed(struct cgf_engine *e, const char *pin);
 int each_engine_pin(const char *dir, int (*fn)(const char *pin, void *ctx), void *ctx, int *errors);
-/* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
- * no filter in force). */
-const char *dedicated_mode(const struct cgf_engine *e);
+/* The mode of a dedicated engine's filter: *m "enforce"... (NULL: shared,
+ * or no filter in force); 0, or -errno (said) if it cannot be read. */
+int dedicated_mode(const struct cgf_engine *e, const char **m);
 /* The systemd unit a cgroup path belongs to (NULL: none), in buf. */
 const char *unit_of(const char *path, char *buf, size_t len);
 

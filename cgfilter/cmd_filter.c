@@ -34,6 +34,20 @@ char *filter_text(const struct cmd_args *a, int at, bool *usage)
 	char *t;
 
 	*usage = false;
+	if (!a->file && a->argc > at + 1) {
+		/* (words of a filter not quoted: one argument, quoted) */
+		char words[72] = "";
+		size_t len = 0;
+		int i;
+
+		for (i = at; i < a->argc && len < sizeof(words) - 1; i++)
+			len += (size_t)snprintf(words + len, sizeof(words) - len, "%s%s", i > at ? " " : "",
+						a->argv[i]);
+		*usage = true;
+		usage_error(a, "expected %sone filter, got %d words: quote the filter ('%s%s')",
+			    at ? "PIN and " : "", a->argc - at, words, len >= sizeof(words) - 1 ? "..." : "");
+		return NULL;
+	}
 	if (a->argc != at + (a->file ? 0 : 1)) {
 		*usage = true;
 		usage_error(a, "expected %s%s", at ? "PIN and " : "",

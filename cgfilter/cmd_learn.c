@@ -281,8 +281,15 @@ static int learn_print(FILE *f, const char *pin, const char *cgroup, const struc
 			return -ENOMEM;
 	}
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-	fprintf(f, "# learned by cgfilter learn from %s%s%s over %.0f s, %s: %" PRIu64 " packets in %zu flows\n",
-		pin, cgroup ? " for cgroup " : "", cgroup ? cgroup : "", seconds, when, total, n);
+	/* (names escaped: a newline in one would end the comment, and what
+	 * follows it would be filter text) */
+	fputs("# learned by cgfilter learn from ", f);
+	cgf_put_escaped(f, pin);
+	if (cgroup) {
+		fputs(" for cgroup ", f);
+		cgf_put_escaped(f, cgroup);
+	}
+	fprintf(f, " over %.0f s, %s: %" PRIu64 " packets in %zu flows\n", seconds, when, total, n);
 	fprintf(f, "# it passes the traffic seen (peers as seen: a prefix only where every address\n"
 		   "# under it was seen; TCP connections opened only as they were; UDP by port and\n"
 		   "# peer, without state); load it in enforce mode to drop everything else\n");

@@ -122,6 +122,7 @@ static int prom_read(const char *pin, void *ctx)
 	struct prom_engine *pe;
 	struct prom_ctx c;
 	struct cgf_engine e;
+	bool said = false;
 	int r;
 
 	r = open_listed(&e, pin);
@@ -154,10 +155,12 @@ static int prom_read(const char *pin, void *ctx)
 		r = fclose(c.f) && r >= 0 ? -ENOMEM : r < 0 ? r : 0;
 	}
 	if (!r && (r = -ENOMEM, c.f = open_memstream(&pe->filters, &pe->filters_len))) {
-		const char *m = dedicated_mode(&e);
+		const char *m;
 
-		r = 0;
-		if (e.mode == CGF_MODE_SHARED) {
+		r = dedicated_mode(&e, &m);
+		if (r) {
+			said = true; /* no sample: a mode not read is not "none" */
+		} else if (e.mode == CGF_MODE_SHARED) {
 			r = cgf_engine_each_cgroup(&e, prom_cgroup, &c);
 		} else {
 			fputs("cgfilter_filter_info{", c.f);
@@ -172,7 +175,8 @@ static int prom_read(const char *pin, void *ctx)
 		r = cgf_engine_stats(&e, pe->st);
 	p->n++;
 	if (r && !p->err) {
-		cgf_err("cannot read %s: %s", e.pin, strerror(-r));
+		if (!said)
+			cgf_err("cannot read %s: %s", e.pin, strerror(-r));
 		p->err = r;
 	}
 	cgf_engine_close(&e);

@@ -403,6 +403,7 @@ int cmd_monitor(struct cmd_args *a)
 	struct mon m = { .max = a->count, .json = a->json, .journal = -1 };
 	uint64_t st0[CGF_NSTATS], st[CGF_NSTATS];
 	struct timespec t0, t, renewed;
+	struct cgf_lease lease = { 0 };
 	struct ring_buffer *rb;
 	struct cgf_engine e;
 	int r;
@@ -429,7 +430,10 @@ int cmd_monitor(struct cmd_args *a)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	r = cgf_engine_lease_take(&e);
+	r = cgf_engine_lease_take(&e, &lease, &stop);
+	if (r == -EINTR)
+		cgf_err("stopped before watching %s (it waited for the engine's lock, which another command holds)",
+			e.pin);
 	if (r)
 		goto out; /* (said) */
 	cgf_engine_stats(&e, st0);
@@ -448,13 +452,13 @@ int cmd_monitor(struct cmd_args *a)
 		r = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (ms_between(&renewed, &t) >= 1000) {
-			pid_t other;
+			uint32_t other;
 
-			r = cgf_engine_lease_renew(&e, &other);
+			r = cgf_engine_lease_renew(&e, &lease, &other);
 			if (r == -EBUSY) {
 				/* (stopped longer than its lease, and another took it) */
-				cgf_err("another cgfilter monitor (pid %d) now watches %s: this one stops",
-					(int)other, e.pin);
+				cgf_err("another cgfilter monitor (pid %u) now watches %s: this one stops",
+					other, e.pin);
 				break;
 			}
 			if (r) {
@@ -493,7 +497,7 @@ int cmd_monitor(struct cmd_args *a)
 			stop ? "the monitor was stopped" : "the timeout");
 		r = -ETIMEDOUT;
 	}
-	cgf_engine_lease_end(&e);
+	cgf_engine_lease_end(&e, &lease);
 out:
 	ring_buffer__free(rb);
 	if (m.journal >= 0)

@@ -355,18 +355,26 @@ static bool names_exe(const char *text)
 	return r;
 }
 
-/* The mode of a dedicated engine's filter ("enforce"...; NULL: shared, or
- * no filter in force). */
-const char *dedicated_mode(const struct cgf_engine *e)
+static const char *run_mode(uint32_t m);
+
+/* The mode of a dedicated engine's filter: *m "enforce"... (NULL: shared,
+ * or no filter in force); 0, or -errno (said) when the filter in force
+ * cannot be read (a mode then is a guess: none is printed). */
+int dedicated_mode(const struct cgf_engine *e, const char **m)
 {
 	struct cgf_filter_view v;
-	const char *m = NULL;
+	int r;
 
-	if (e->mode == CGF_MODE_DEDICATED && !cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v) && v.text)
-		m = v.info.mode < CGF_RUN_NMODES ? cgf_run_modes[v.info.mode] : "unknown";
-	if (e->mode == CGF_MODE_DEDICATED)
-		cgf_filter_view_free(&v);
-	return m;
+	*m = NULL;
+	if (e->mode != CGF_MODE_DEDICATED)
+		return 0;
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r)
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+	else if (v.text)
+		*m = run_mode(v.info.mode);
+	cgf_filter_view_free(&v);
+	return r;
 }
 
 static const char *run_mode(uint32_t m)
@@ -649,6 +657,7 @@ int cmd_stats(struct cmd_args *a)
 {
 	uint64_t st[CGF_NSTATS];
 	struct cgf_engine e;
+	const char *m;
 	int r;
 
 	if (a->output && !a->output[0])
@@ -665,9 +674,9 @@ int cmd_stats(struct cmd_args *a)
 	r = cgf_engine_stats(&e, st);
 	if (r) {
 		cgf_err("cannot read the counters of %s: %s", e.pin, strerror(-r));
+	} else if ((r = dedicated_mode(&e, &m))) {
+		/* (said) */
 	} else if (a->json) {
-		const char *m = dedicated_mode(&e);
-
 		printf("{\"pin\":");
 		json_str(stdout, e.pin);
 		if (m)
@@ -682,8 +691,6 @@ int cmd_stats(struct cmd_args *a)
 		       st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[CGF_ST_WOULD_PKTS],
 		       st[CGF_ST_WOULD_BYTES]);
 	} else {
-		const char *m = dedicated_mode(&e);
-
 		printf("passed %" PRIu64 " packet%s %" PRIu64 " byte%s, dropped %" PRIu64
 		       " packet%s %" PRIu64 " byte%s", st[0], PL(st[0]), st[1], PL(st[1]), st[2],
 		       PL(st[2]), st[3], PL(st[3]));
@@ -732,6 +739,7 @@ static int list_one(const char *pin, void *ctx)
 {
 	uint64_t st[CGF_NSTATS];
 	struct cgf_engine e;
+	const char *m;
 	int r, n;
 	char *lines = NULL;
 	size_t len = 0;
@@ -752,10 +760,11 @@ static int list_one(const char *pin, void *ctx)
 	if (n < 0) {
 		cgf_err("cannot read %s: %s", e.pin, strerror(-n));
 		++*(int *)ctx;
+	} else if (dedicated_mode(&e, &m)) {
+		++*(int *)ctx; /* (said) */
 	} else {
 		printf("%s  %s%s%s  passed %" PRIu64 " dropped %" PRIu64 "  attachments %d\n%s", e.pin,
-		       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated",
-		       dedicated_mode(&e) ? " " : "", dedicated_mode(&e) ? dedicated_mode(&e) : "",
+		       e.mode == CGF_MODE_SHARED ? "shared" : "dedicated", m ? " " : "", m ? m : "",
 		       st[CGF_ST_PASS_PKTS], st[CGF_ST_DROP_PKTS], n, lines ? lines : "");
 	}
 	free(lines);

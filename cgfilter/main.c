@@ -35,7 +35,7 @@ static const struct opt opts[] = {
 	{ OPT_SHARED, "shared", 0, NULL, "one engine for many units: each registers its own filter" },
 	{ OPT_EVENTS, "events-per-sec", 0, "N",
 	  "drop events per second and CPU for monitor (0..1000000, default 100)" },
-	{ OPT_JSON, "json", 0, NULL, "JSON: one object (monitor: one a line, for each drop)" },
+	{ OPT_JSON, "json", 0, NULL, "JSON (stats, show: one object; monitor: one a line, for each drop)" },
 	{ OPT_CODE, "code", 0, NULL, "the BPF instructions of the filter in force too" },
 	{ OPT_DETACH, "detach", 0, NULL, "detach it from every cgroup first" },
 	{ OPT_CGROUP, "cgroup", 0, "PATH",
@@ -85,7 +85,7 @@ static const struct cmd cmds[] = {
 	  "CONFIGURED), or if a later drop-in reset the ExecStartPre= check enable wrote\n"
 	  "or ignores its failure (NO GUARD).\n",
 	  "cgfilter status nginx.service" },
-	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "PIN (EXPR | -f FILE) | --shared PIN",
+	{ "load", cmd_load, OPT_FILE | OPT_SHARED | OPT_EVENTS, "[--events-per-sec N] PIN (EXPR | -f FILE) | --shared [--events-per-sec N] PIN",
 	  "load a filter, pin it at PIN",
 	  "Load an engine with this filter and pin its entry program at PIN and its maps\n"
 	  "in PIN_maps/.  PIN must not exist.  A bad filter changes nothing.  With --shared,\n"
@@ -189,7 +189,8 @@ static const struct cmd cmds[] = {
 	  "CPU (set at load).  -c: stop after N drops; -t: stop after MS ms; with -c, the\n"
 	  "exit status is 1 if fewer than N were seen.  --journal: send each to the\n"
 	  "journal instead, the line as MESSAGE with fields CGFILTER_PIN, UNIT,\n"
-	  "CGFILTER_PROTO, _SRC, _DST, _SRC_PORT, _DST_PORT, _DIRECTION, _VERDICT, _EXE\n"
+	  "CGFILTER_CGROUP, _PROTO, _SRC, _DST, _SRC_PORT, _DST_PORT, _DIRECTION,\n"
+	  "_VERDICT, _LEN, _EXE\n"
 	  "(cgfilter-monitor@NAME.service does it for /sys/fs/bpf/cgfilter/NAME).\n",
 	  "journalctl -o json CGFILTER_PIN=/sys/fs/bpf/cgfilter/web" },
 	{ "check", cmd_check, OPT_QUIET, "[-q] PIN",

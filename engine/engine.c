@@ -860,19 +860,18 @@ static uint64_t mono_ns(void)
 	return (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
 }
 
-/* Another live process holds the lease c: its pid, else 0.  (A monitor
- * killed with SIGKILL holds it until it runs out; one whose pid is gone,
- * not at all.) */
-static pid_t lease_holder(const struct cgf_ctl *c)
+/* The lease c is this monitor's: its pid and the time it last wrote (a pid
+ * alone is not: another pid namespace may give another monitor the same) */
+static bool lease_mine(const struct cgf_ctl *c, const struct cgf_lease *l)
 {
-	pid_t pid = (pid_t)c->monitor_pid;
-
-	if (!pid || pid == getpid() || c->monitor_until_ns <= mono_ns())
-		return 0;
-	return kill(pid, 0) == 0 || errno == EPERM ? pid : 0;
+	return l->until && c->monitor_until_ns == l->until && c->monitor_pid == l->pid;
 }
 
-static int lease_write(const struct cgf_engine *e, pid_t *other)
+/* Take or renew: -EBUSY (*other: its pid) while another monitor's lease
+ * runs.  Liveness is the lease's time alone, not a pid (which another pid
+ * namespace numbers otherwise, and which a zombie or a new process keeps):
+ * a monitor killed with SIGKILL holds it until it runs out. */
+static int lease_write(const struct cgf_engine *e, struct cgf_lease *l, uint32_t *other)
 {
 	struct cgf_ctl c = { 0 };
 	uint32_t zero = 0;
@@ -880,47 +879,67 @@ static int lease_write(const struct cgf_engine *e, pid_t *other)
 	*other = 0;
 	if (bpf_map_lookup_elem(e->ctl, &zero, &c))
 		return -errno;
-	*other = lease_holder(&c);
-	if (*other)
+	if (!lease_mine(&c, l) && c.monitor_until_ns > mono_ns()) {
+		*other = c.monitor_pid;
 		return -EBUSY;
+	}
 	c.monitor_until_ns = mono_ns() + CGF_MONITOR_LEASE_NS;
 	c.monitor_pid = (uint32_t)getpid();
-	return bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY))
+		return -errno;
+	l->until = c.monitor_until_ns;
+	l->pid = c.monitor_pid;
+	return 0;
 }
 
-int cgf_engine_lease_take(const struct cgf_engine *e)
+int cgf_engine_lease_take(const struct cgf_engine *e, struct cgf_lease *l,
+			  const volatile sig_atomic_t *stop)
 {
-	pid_t other;
+	uint32_t other;
 	int lock, r;
 
-	/* under the engine's lock: of two monitors started at once, one */
-	lock = cgf_lock_dir(e->dir);
+	/* under the engine's lock, so that of two monitors started at once one
+	 * watches; waited for without blocking signals (a set may hold it) */
+	lock = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (lock < 0) {
-		if (lock == -ENOENT)
-			cgf_err("cannot lock %s: %s", e->dir, strerror(ENOENT));
-		return lock;
+		r = -errno;
+		cgf_err("cannot lock %s: %s", e->dir, strerror(-r));
+		return r;
 	}
-	r = lease_write(e, &other);
+	while (flock(lock, LOCK_EX | LOCK_NB)) {
+		r = -errno;
+		if (r != -EWOULDBLOCK && r != -EINTR) {
+			cgf_err("cannot lock %s: %s", e->dir, strerror(-r));
+			close(lock);
+			return r;
+		}
+		if (*stop) {
+			close(lock);
+			return -EINTR;
+		}
+		usleep(20000);
+	}
+	r = lease_write(e, l, &other);
 	close(lock);
 	if (r == -EBUSY)
-		cgf_err("cannot watch %s: a cgfilter monitor (pid %d) watches it already, and two would split the drop events between them",
-			e->pin, (int)other);
+		cgf_err("cannot watch %s: a cgfilter monitor (pid %u) watches it already, and two would split the drop events between them (one killed holds it %llu s)",
+			e->pin, other, (unsigned long long)(CGF_MONITOR_LEASE_NS / 1000000000ULL));
 	else if (r)
 		cgf_err("cannot ask %s for drop events: %s", e->pin, strerror(-r));
 	return r;
 }
 
-int cgf_engine_lease_renew(const struct cgf_engine *e, pid_t *other)
+int cgf_engine_lease_renew(const struct cgf_engine *e, struct cgf_lease *l, uint32_t *other)
 {
-	return lease_write(e, other);
+	return lease_write(e, l, other);
 }
 
-void cgf_engine_lease_end(const struct cgf_engine *e)
+void cgf_engine_lease_end(const struct cgf_engine *e, const struct cgf_lease *l)
 {
 	struct cgf_ctl c = { 0 };
 	uint32_t zero = 0;
 
-	if (!bpf_map_lookup_elem(e->ctl, &zero, &c) && c.monitor_pid == (uint32_t)getpid()) {
+	if (!bpf_map_lookup_elem(e->ctl, &zero, &c) && lease_mine(&c, l)) {
 		c.monitor_until_ns = 0;
 		c.monitor_pid = 0;
 		bpf_map_update_elem(e->ctl, &zero, &c, BPF_ANY);

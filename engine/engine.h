@@ -17,10 +17,12 @@
 #define CGF_ENGINE_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <linux/bpf.h>
 
@@ -35,6 +37,8 @@ extern int cgf_quiet;           /* cgf_err prints nothing (list skips quietly) *
 void cgf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "prefix: message\n" on stderr, its control characters escaped (util.c) */
 void cgf_vsay(const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* s with its control characters written as \n, \t or \xNN */
+void cgf_put_escaped(FILE *f, const char *s);
 /* A note on standard error: what was done besides the main result. */
 void cgf_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -144,13 +148,19 @@ int cgf_engine_each_cgroup(const struct cgf_engine *e,
 			   void *ctx);
 
 int cgf_engine_stats(const struct cgf_engine *e, uint64_t st[CGF_NSTATS]);
-/* The monitor's lease on drop events (cgf_abi.h), one monitor at a time.
- * take: -EBUSY while another live monitor holds it (said, as every failure
- * of take); renew: -EBUSY, *other its pid, if another took it over; end:
- * gives it up (events stop). */
-int cgf_engine_lease_take(const struct cgf_engine *e);
-int cgf_engine_lease_renew(const struct cgf_engine *e, pid_t *other);
-void cgf_engine_lease_end(const struct cgf_engine *e);
+/* The monitor's lease on drop events (cgf_abi.h), one monitor at a time;
+ * l: what this monitor last wrote.  take: -EBUSY while another monitor's
+ * lease runs (said, as every failure of take; -EINTR, unsaid, if *stop
+ * while it waits for the engine's lock); renew: -EBUSY, *other its pid, if
+ * another took it over; end: gives it up (events stop). */
+struct cgf_lease {
+	uint64_t until;
+	uint32_t pid;
+};
+int cgf_engine_lease_take(const struct cgf_engine *e, struct cgf_lease *l,
+			  const volatile sig_atomic_t *stop);
+int cgf_engine_lease_renew(const struct cgf_engine *e, struct cgf_lease *l, uint32_t *other);
+void cgf_engine_lease_end(const struct cgf_engine *e, const struct cgf_lease *l);
 
 /* ---- executables ---- */
 

@@ -1235,10 +1235,15 @@ static int rebuild_dedicated(struct cgf_engine *e, const struct cgf_filter_view 
 	r = build_again(e, v, CGF_BUILD_DECLS | CGF_BUILD_KEEP_SETS, mode, learn_fd, names, &b);
 	if (!r)
 		r = cgf_filter_seal(&b, v->text, 0, e->gen + 1);
+	/* its id before it is in force: learn stops recording by it (0 would
+	 * read as "changed by another command", and recording would stay) */
+	if (!r && prog_id && !(*prog_id = cgf_prog_id(b.prog))) {
+		r = -errno;
+		cgf_err("cannot read the id of the new filter of %s: %s; nothing changed", e->pin,
+			strerror(-r));
+	}
 	if (!r)
 		r = cgf_slot_put(e, CGF_SLOT_DEDICATED, b.prog);
-	if (!r && prog_id)
-		*prog_id = cgf_prog_id(b.prog);
 	cgf_built_free(&b);
 	return r;
 }
@@ -1440,6 +1445,9 @@ int cgf_engine_learn(struct cgf_engine *e, const char *cgroup, int learn_fd, uin
 			r = cgf_engine_cgroup_filter(e, cgroup, &v);
 			if (!r)
 				*prog_id = v.prog_id;
+			else
+				cgf_err("the filter of %s now records flows for learn, but cannot be read back: %s; the next register or mode ends it",
+					cgroup, strerror(-r));
 		}
 		goto out;
 	}

@@ -570,6 +570,35 @@ case_mode_errors_injected() {
 	ok "ENOSPC at each of the $calls bpf() calls of mode: the error named, the old mode or the new"
 }
 
+# stats, list and stats --prometheus given an error at each of their bpf()
+# calls: each prints the mode read from the filter in force, or fails
+# saying why (the mode read as none, null or '(null)', exit 0)
+case_queries_errors_injected() {
+	local d=/sys/fs/bpf/$T_ID-q q c n calls
+	mkdir "$d"
+	at_exit rmdir "$d"
+	q=$d/e
+	"$CGF" load "$q" "$OLD" >/dev/null || fail "cannot load $q"
+	at_exit rm_engine "$q"
+	for c in "stats --json $q" "stats $q" "list $d" "stats --prometheus $d"; do
+		# shellcheck disable=SC2086 # (c is words)
+		calls=$(strace -f -qq -e trace=bpf -o "$TMP/trace" "$CGF" $c >/dev/null 2>&1; grep -c 'bpf(' "$TMP/trace")
+		[ "$calls" -gt 3 ] || fail "strace saw only $calls bpf() calls of $c"
+		for ((n = 1; n <= calls; n++)); do
+			# shellcheck disable=SC2086
+			run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$n "$CGF" $c
+			case $RC in
+			0) has -E '"mode":"enforce"|, mode enforce$|dedicated enforce|mode="enforce"' "$TMP/out" ||
+				fail "$c with ENOSPC at bpf() call $n of $calls: exit 0 without the mode: $(cat "$TMP/out" "$TMP/err")" ;;
+			1) has -F "No space left on device" "$TMP/err" ||
+				fail "$c with ENOSPC at bpf() call $n of $calls: exit 1 without saying why: $(cat "$TMP/err")" ;;
+			*) fail "$c with ENOSPC at bpf() call $n of $calls: exit $RC: $(cat "$TMP/err")" ;;
+			esac
+		done
+		ok "ENOSPC at each of the $calls bpf() calls of $c: the mode, or a failure saying why"
+	done
+}
+
 # ---- 2.3: set names of 63 characters are whole ----------------------------------------------
 case_long_names() {
 	local n62 a b
@@ -665,11 +694,12 @@ case_monitor_killed() {
 
 # one monitor at a time: a second would split the ring's events with the
 # first (each would see some); it is refused naming the first, also when
-# two start at once; the lease ends with a monitor that ends (events stop
-# at once) and with one killed (its pid gone); one stopped longer than its
-# lease, whose place another took, stops when it runs again, saying so
+# two start at once and from another pid namespace; the lease ends with a
+# monitor that ends (events stop at once), and 3 s after one killed; one
+# stopped longer than its lease, whose place another took, stops when it
+# runs again, saying so; one waiting for the engine's lock ends on SIGINT
 case_monitor_one() {
-	local cg=$CG2/$T_ID-m1 a b c d rc ev0 ev1 n
+	local cg=$CG2/$T_ID-m1 a b c d l rc ev0 ev1 n
 	fresh 'udp && dst_port == 1'
 	make_cgroup "$cg"
 	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
@@ -703,15 +733,24 @@ case_monitor_one() {
 	wait "$d" || true
 	n=$(cat "$TMP/m1.c" "$TMP/m1.d" | grep -c '^watching drops' || true)
 	expect_eq "of two monitors started at once, one watches" "$n:$(cat "$TMP/m1.c" "$TMP/m1.d" | grep -c 'watches it already' || true)" "1:1"
-	# killed: the next one need not wait for the lease to run out
+	# in another pid namespace (where a pid means another process, and two
+	# monitors may both be pid 1): refused all the same
 	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.a" &
 	a=$!
 	wait_for 10 "a monitor to watch" has '^watching drops' "$TMP/m1.a"
+	expect_status "a monitor in another pid namespace is refused too" 1 "watches it already" \
+		unshare -p -f "$CGF" monitor "$PIN" -t 1000
+	ok "a monitor in another pid namespace is refused"
+	# killed with SIGKILL: its lease holds until it runs out (3 s)
 	kill -9 "$a"
 	wait "$a" 2>/dev/null || true
+	expect_status "a monitor right after one killed is refused (its lease runs)" 1 "(pid $a) watches it already" \
+		"$CGF" monitor "$PIN" -t 1000
+	sleep 3.2
 	"$CGF" monitor "$PIN" -t 4000 >/dev/null 2>"$TMP/m1.b" &
 	b=$!
 	wait_for 10 "the monitor after one killed with SIGKILL to watch" has '^watching drops' "$TMP/m1.b"
+	ok "once the killed monitor's lease ran out, another watches"
 	# b stopped past its lease: c takes the place; b, running again, stops
 	kill -STOP "$b"
 	sleep 3.5
@@ -724,6 +763,22 @@ case_monitor_one() {
 	expect_eq "the stopped monitor, running again, stops and says why" "$rc:$(tail -n1 "$TMP/m1.b")" \
 		"1:cgfilter: another cgfilter monitor (pid $c) now watches $PIN: this one stops"
 	wait "$c" || fail "the monitor that took the place failed: $(cat "$TMP/m1.c")"
+	# waiting for the engine's lock (another command holds it), it still
+	# ends on SIGINT, saying so
+	flock "${PIN}_maps" sleep 6 &
+	l=$!
+	sleep 0.5
+	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.w" &
+	a=$!
+	sleep 0.5
+	kill -INT "$a"
+	rc=0
+	wait "$a" || rc=$?
+	kill -0 "$l" 2>/dev/null || fail "the lock was let go before the monitor ended (the machine was too slow to tell)"
+	kill "$l"
+	wait "$l" 2>/dev/null || true
+	expect_eq "a monitor waiting for the engine's lock ends on SIGINT, saying so" "$rc:$(tail -n1 "$TMP/m1.w")" \
+		"1:cgfilter: stopped before watching $PIN (it waited for the engine's lock, which another command holds)"
 	bpftool cgroup detach "$cg" egress pinned "$PIN"
 }
 
@@ -1022,7 +1077,7 @@ print(" || ".join(t))' >"$f"
 	agrees "... and the filter before is in force" --want "$before"
 }
 
-CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected mode_errors_injected
+CASES=${CASES:-set_ids blocklist_survives shared_register register_fds shared_gone walk_restart literal_sets concurrent_set concurrent_dynamic unload_race load_race cgroup_bind attach_errors walk_fds unload_attached wrong_object load_creates_nothing set_few_fds set_errors_injected mode_errors_injected queries_errors_injected
 	long_names empty_item json_names monitor_killed monitor_one monitor_output compile_linear big_filters exit_codes errors}
 for c in $CASES; do
 	info "case $c"
