@@ -12,7 +12,7 @@
 need_root
 need_cgroup2
 need_bpffs
-need_cmd python3 bpftool
+need_cmd python3 bpftool strace
 CGF=$BUILD/cgfilter/cgfilter
 PROBE=$BUILD/tools/cgfilter-probe
 for p in "$CGF" "$PROBE" "$BUILD/tests/verdict-run"; do
@@ -248,3 +248,40 @@ grep -q "^# udp to port $PU of 1 peer" "$TMP/learned-a" || fail "learn --cgroup:
 expect_status "learn a shared engine without --cgroup" 1 "learn the filter of one cgroup (--cgroup PATH)" \
 	"$CGF" learn "$SPIN" --seconds 1
 ok "learn --cgroup: one cgroup of a shared engine"
+
+# learn given an error at each bpf() call of its start and its stop: the
+# filter no longer records flows after it, or learn said that it still
+# does; "changed while it learned" only when another command did (a new
+# filter's id not read was taken for another's, and recording stayed on,
+# said as someone else's change)
+QPIN=/sys/fs/bpf/${T_ID}_lq
+"$CGF" load "$QPIN" 'tcp && dst_port == 8443' >/dev/null || fail "cannot load $QPIN"
+at_exit "$CGF" unload "$QPIN"
+"$CGF" mode "$QPIN" observe >/dev/null || fail "cannot set $QPIN to observe"
+calls=$(strace -f -qq -e trace=bpf -o "$TMP/ltrace" "$CGF" learn "$QPIN" --seconds 1 >/dev/null 2>&1
+	grep -c 'bpf(' "$TMP/ltrace")
+[ "$calls" -gt 10 ] || fail "strace saw only $calls bpf() calls of learn"
+for ((n = 1; n <= calls; n++)); do
+	rc=0
+	strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$n \
+		"$CGF" learn "$QPIN" --seconds 1 >/dev/null 2>"$TMP/lq.err" || rc=$?
+	has -F "was changed while it learned" "$TMP/lq.err" &&
+		fail "learn with ENOSPC at bpf() call $n of $calls blames another command: $(cat "$TMP/lq.err")"
+	if "$CGF" show "$QPIN" | has "recording the flows"; then
+		has -F "still records flows" "$TMP/lq.err" ||
+			fail "learn with ENOSPC at bpf() call $n of $calls (exit $rc) left the filter recording without a word: $(cat "$TMP/lq.err")"
+		"$CGF" set "$QPIN" 'tcp && dst_port == 8443' >/dev/null || fail "set after learn failed"
+	fi
+	expect_eq "learn with ENOSPC at bpf() call $n of $calls keeps the mode" "$("$CGF" mode "$QPIN")" observe >/dev/null
+done
+ok "ENOSPC at each of the $calls bpf() calls of learn: it stops recording, or says it does not"
+
+# a newline in the pin's name cannot end the learned file's comment (what
+# followed it was filter text: '1 || # over 1 s...', a filter passing all)
+LNP=/sys/fs/bpf/${T_ID}_ln$'\n1 || #'
+"$CGF" load "$LNP" 'tcp' >/dev/null || fail "cannot load a pin whose name has a newline"
+at_exit "$CGF" unload "$LNP"
+"$CGF" mode "$LNP" observe >/dev/null || fail "cannot set observe mode"
+"$CGF" learn "$LNP" --seconds 1 >"$TMP/learned-nl" 2>"$TMP/learn.err" || fail "learn failed: $(cat "$TMP/learn.err")"
+expect_eq "a newline in the pin's name stays inside the learned file's comment (nothing seen: 0)" \
+	"$(grep -v '^#' "$TMP/learned-nl")" 0
