@@ -376,7 +376,7 @@ static int parse_items(char **items, int n, enum cgf_type type, const char *name
 	if (!s->cidrs || !s->ranges || (type == CGF_T_EXE && !s->exes))
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		char why[256];
+		char why[512];
 		int bad;
 
 		if (!items[i][0]) {

@@ -838,7 +838,7 @@ static bool item_is_host(const struct parser *p, const struct token *t)
 /* Add the item at t to set s, whose type is known. */
 static void add_item(struct parser *p, struct cgf_set *s, const struct token *t)
 {
-	char text[CGF_HOST_MAX + 8], why[256];
+	char text[CGF_HOST_MAX + 8], why[512];
 
 	if (s->type == CGF_T_EXE) {
 		cgf_exe_resolve_fn resolve = p->opts->resolve_exe ? p->opts->resolve_exe : cgf_exe_resolve;
@@ -1819,6 +1819,7 @@ int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t why
 {
 	struct stat st;
 	char magic[2];
+	ssize_t n;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -1846,7 +1847,15 @@ int cgf_exe_resolve(const char *path, struct cgf_exe *out, char *why, size_t why
 	}
 	/* a script: the kernel runs its interpreter, whose file its sockets
 	 * carry; named, it would match nothing (a rule to block it, nothing) */
-	if (pread(fd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!') {
+	n = pread(fd, magic, 2, 0);
+	if (n < 0) {
+		int r = -errno;
+
+		close(fd);
+		snprintf(why, whylen, "cannot read executable \"%s\": %s", path, strerror(-r));
+		return r;
+	}
+	if (n == 2 && magic[0] == '#' && magic[1] == '!') {
 		close(fd);
 		snprintf(why, whylen, "\"%s\" is a script (#!): its sockets are its interpreter's, so it would match none; name the interpreter or use cgfilter run",
 			 path);

@@ -179,7 +179,7 @@ struct cgf_expr {
 struct cgf_error {
 	int line, col;      /* 1-based; 0 if not about a place in the text */
 	int multiline;      /* the text had several lines: print the line too */
-	char msg[256];
+	char msg[512];
 };
 
 /* Named sets that exist outside the text (in a loaded cgfilter engine). */
