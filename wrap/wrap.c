@@ -458,6 +458,10 @@ static int take_inherited(struct wrap *w)
 	n = strtol(fds, &end, 10);
 	if (*end || errno || n < 0 || n > MAX_SOCKETS)
 		return err_out(w, "LISTEN_FDS=%s: want a number of sockets, 0..%d", fds, MAX_SOCKETS);
+	/* before any socket is touched (its queue emptied, its filter set) */
+	if (n + w->nlisten > MAX_SOCKETS)
+		return err_out(w, "more than %d sockets: %ld inherited (LISTEN_FDS) and %d --listen",
+			       MAX_SOCKETS, n, w->nlisten);
 	for (i = 0; i < n; i++) {
 		struct sock *s = &w->s[w->n];
 		int type = 0, domain = 0, proto = 0, acc = 0;
