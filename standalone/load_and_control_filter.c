@@ -332,6 +332,17 @@ static int lock_pin_dir(const char *pin)
 	return fd;
 }
 
+/* What is wrong with opening pin (e: -errno of bpf_obj_get): a directory
+ * is named as one, not by the kernel's "permission denied" */
+static const char *pin_error(const char *pin, int e)
+{
+	struct stat st;
+
+	if (!stat(pin, &st) && S_ISDIR(st.st_mode))
+		return "it is a directory, not a pinned filter";
+	return strerror(-e);
+}
+
 struct filter {
 	int prog_fd, map_fd;
 	__u32 prog_id;
@@ -355,7 +366,7 @@ static int open_filter(const char *pin, const char *map_pin, struct filter *f)
 	if (fd < 0) {
 		e = -errno;
 		if (e != -ENOENT)
-			err("cannot open %s: %s", pin, strerror(-e));
+			err("cannot open %s: %s", pin, pin_error(pin, e));
 		return e;
 	}
 	len = sizeof(pi);
@@ -425,8 +436,12 @@ static int clear_orphan_map(const char *pin, const char *map_pin)
 	__u32 len = sizeof(mi);
 	int fd = bpf_obj_get(map_pin), e;
 
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
+	if (fd < 0) {
+		e = -errno;
+		if (e != -ENOENT)
+			err("cannot open %s: %s", map_pin, pin_error(map_pin, e));
+		return e;
+	}
 	e = bpf_obj_get_info_by_fd(fd, &mi, &len) ? -errno : 0;
 	close(fd);
 	if (e || mi.type != BPF_MAP_TYPE_ARRAY || strcmp(mi.name, MAP_NAME) ||
@@ -441,6 +456,26 @@ static int clear_orphan_map(const char *pin, const char *map_pin)
 		return e;
 	}
 	note("removed %s, left without %s by a run killed between its pins", map_pin, pin);
+	return 0;
+}
+
+/* 0 if the new filter's program and map carry their names (else said) */
+static int check_names(const struct filter *f)
+{
+	struct bpf_prog_info pi = {};
+	struct bpf_map_info mi = {};
+	__u32 len = sizeof(pi), mlen = sizeof(mi);
+	int e;
+
+	if (bpf_obj_get_info_by_fd(f->prog_fd, &pi, &len) || bpf_obj_get_info_by_fd(f->map_fd, &mi, &mlen)) {
+		e = -errno;
+		err("cannot read the new filter's program and map: %s; nothing was pinned", strerror(-e));
+		return e;
+	}
+	if (strcmp(pi.name, PROG_NAME) || strcmp(mi.name, MAP_NAME)) {
+		err("the new filter's program and map were made without their names (libbpf found no support for names in this kernel), by which a later run knows the filter as its own; nothing was pinned");
+		return -EPROTO;
+	}
 	return 0;
 }
 
@@ -473,6 +508,12 @@ static int create_filter(const char *pin, const char *map_pin, __u64 mtu, bool b
 		e = f->prog_fd;
 		goto fail;
 	}
+	/* the names are how a later run knows the filter as its own: libbpf
+	 * leaves them out when its probe of the kernel's support for names
+	 * fails, and such a filter could then never be changed or unloaded */
+	e = check_names(f);
+	if (e)
+		goto fail;
 	if (bpf_obj_pin(f->map_fd, map_pin)) {
 		e = -errno;
 		err("cannot pin %s: %s", map_pin, strerror(-e));

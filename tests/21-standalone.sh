@@ -265,6 +265,41 @@ expect_eq "a missing cgroup is reported" "$err" \
 	"load_and_control_filter: cannot open cgroup $CG/nonexistent: No such file or directory"
 [ ! -e "$OTHER" ] && [ ! -e "${OTHER}_map" ] || fail "a filter that could not attach stayed pinned"
 ok "a new filter that cannot attach is removed again"
+# a directory where a pin goes is named as one (the kernel says
+# "Permission denied"), and a map pin that cannot be opened is said (it
+# exited 1 without a word)
+mkdir "$OTHER"
+rc=0
+err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
+expect_eq "a directory at PIN is named as one" "$rc:$err" \
+	"1:load_and_control_filter: cannot open $OTHER: it is a directory, not a pinned filter"
+rmdir "$OTHER"
+mkdir "${OTHER}_map"
+rc=0
+err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
+expect_eq "a directory at PIN_map is said, not a silent exit 1" "$rc:$err" \
+	"1:load_and_control_filter: cannot open ${OTHER}_map: it is a directory, not a pinned filter"
+rmdir "${OTHER}_map"
+# an error at each bpf() call of a load: it fails, saying why and pinning
+# nothing, or it loads a filter the next run knows as its own (libbpf's
+# probe of names failing made one without names, which no later run could
+# change or unload)
+for ((i = 1; i <= n; i++)); do
+	rc=0
+	strace -qq -o /dev/null -e trace=bpf -e inject=bpf:error=ENOSPC:when=$i "$LACF" --once "$OTHER" \
+		>/dev/null 2>"$TMP/inj.err" || rc=$?
+	[ "$rc" = 0 ] || [ -s "$TMP/inj.err" ] || fail "ENOSPC at bpf() call $i of $n of a load: exit $rc without a word"
+	# (a failure after the pins, reading the counters, leaves the filter
+	# loaded, as it says)
+	if [ -e "$OTHER" ]; then
+		"$LACF" --once "$OTHER" >/dev/null 2>"$TMP/inj2.err" ||
+			fail "ENOSPC at bpf() call $i of $n of a load (exit $rc): the next run does not know the filter it pinned: $(cat "$TMP/inj2.err")"
+		"$LACF" --unload "$OTHER" >/dev/null 2>&1 || fail "ENOSPC at bpf() call $i: cannot unload what it loaded"
+	else
+		[ "$rc" != 0 ] && [ ! -e "${OTHER}_map" ] || fail "ENOSPC at bpf() call $i of $n: exit $rc, map pin left without the program"
+	fi
+done
+ok "ENOSPC at each of the $n bpf() calls of a load: it fails saying why, or leaves a filter the next run knows and unloads"
 
 # ---- unload ------------------------------------------------------------------
 expect_ok "--unload the ingress filter" quiet "$LACF" --unload "$PIN_IN"
