@@ -63,7 +63,11 @@ what_is() { \
 		'{"id":'*) echo "a BPF program of type $$(echo "$$j" | \
 			sed -n 's/^{"id":[0-9]*,"type":"\([^"]*\)".*/\1/p')" ;; \
 		*) if $(BPFTOOL) map show pinned "$$1" >/dev/null 2>&1; then \
-			echo "a BPF map"; else echo "neither a BPF program nor a map"; fi ;; \
+			echo "a BPF map"; \
+		   else \
+			e=$$($(BPFTOOL) prog show pinned "$$1" 2>&1 >/dev/null | head -n 1); \
+			echo "something bpftool cannot read ($${e:-it said nothing})"; \
+		   fi ;; \
 		esac; \
 	fi; }
 endef
@@ -99,7 +103,7 @@ define pin_program
 	rm -f -- "$$PIN_PATH-loading"; \
 	$(BPFTOOL) prog load $(1) "$$PIN_PATH-loading" type cgroup/skb || { \
 		rm -f -- "$$PIN_PATH-loading"; \
-		echo "$(2): cannot load $(1) at $$PIN_PATH (see the verifier log above)" >&2; exit 1; }; \
+		echo "$(2): cannot load $(1) at $$PIN_PATH (bpftool says why above)" >&2; exit 1; }; \
 	mv -fT -- "$$PIN_PATH-loading" "$$PIN_PATH"
 endef
 

@@ -8,7 +8,7 @@
 
 need_root
 need_bpffs
-need_cmd make clang bpftool python3 flock
+need_cmd make clang bpftool python3 flock strace
 RUNNER=$BUILD/tests/verdict-run
 EXPR_TOOL=$BUILD/tools/cgfilter-expr
 for p in "$RUNNER" "$EXPR_TOOL"; do
@@ -76,6 +76,20 @@ case_unload_other_program() {
 	refused "unload PIN=<an xdp program>" "cannot unload $x: it is a BPF program of type xdp"
 	bpftool prog show pinned "$x" >/dev/null 2>&1 || fail "unload removed the xdp program"
 	ok "... and the xdp program is still pinned"
+	rm -f "$x"
+}
+
+# a pin bpftool cannot read (each process's first bpf() call fails, as
+# for a user without the right): bpftool's own reason is said (it was
+# "neither a BPF program nor a map"), and the program stays
+case_unload_unreadable() {
+	local x=${P}_ur
+	"${PF[@]}" FILTER=tcp load PIN="$x" >/dev/null 2>&1 || fail "cannot load $x"
+	run strace -f -qq -o /dev/null -e trace=bpf -e inject=bpf:error=EPERM:when=1 "${PF[@]}" unload PIN="$x"
+	refused "unload PIN=<a pin bpftool cannot read>" \
+		"port-firewall: cannot unload $x: it is something bpftool cannot read (Error: bpf obj get ($x): Operation not permitted), not a cgroup_skb program"
+	is_cgroup_skb "$x" || fail "... and it removed the program"
+	ok "... and the program is still pinned"
 	rm -f "$x"
 }
 
@@ -234,7 +248,7 @@ case_bad_pin_names() {
 	done
 }
 
-CASES=${CASES:-unload_file unload_map unload_other_program bpo_unload_map unload_missing unload_program
+CASES=${CASES:-unload_file unload_map unload_other_program unload_unreadable bpo_unload_map unload_missing unload_program
 	load_into_directory load_over_map concurrent_loads big_filters long_refusal bad_pin_names}
 for c in $CASES; do
 	info "case $c"
