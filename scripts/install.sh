@@ -63,10 +63,19 @@ remove_manifest() {
 	printf '%s\n' "$m" | sed -n 's/^f //p' | while IFS= read -r p; do
 		[ "$p" = "$MANIFEST" ] || rm -f "$DESTDIR$p"
 	done
-	# the manifest last of the files: killed before, the next run removes
-	# the rest
+	# what the installed Makefiles built in place (make -C
+	# PKGDATADIR/port-firewall FILTER=... load writes its default O=build)
+	rm -rf -- "$DESTDIR$PKGDATADIR/port-firewall/build" "$DESTDIR$PKGDATADIR/bpf-program-only/build"
+	# the directories (all but the manifest's own, not empty yet), then the
+	# manifest, then its directories: killed before the manifest goes, the
+	# next run removes the rest
+	rmdirs "$m"
 	rm -f "$DESTDIR$MANIFEST"
-	printf '%s\n' "$m" | sed -n 's/^d //p' | sort -r | while IFS= read -r p; do
+	rmdirs "$m"
+}
+# rmdirs MANIFEST-TEXT: its "d PATH" directories, deepest first, if empty
+rmdirs() {
+	printf '%s\n' "$1" | sed -n 's/^d //p' | sort -r | while IFS= read -r p; do
 		rmdir "$DESTDIR$p" 2>/dev/null || true
 	done
 }

@@ -63,12 +63,16 @@ find "$DEST" -type f | sort >"$TMP/files2"
 cmp -s "$TMP/files1" "$TMP/files2" || fail "a second install left other files: $(diff "$TMP/files1" "$TMP/files2" | head -5)"
 ok "install over an install gives the same $NFILES files"
 
+# (what the installed Makefiles build in place, with their default O=build)
+mkdir -p "$DEST$P/share/cgfilter/port-firewall/build/x" "$DEST$P/share/cgfilter/bpf-program-only/build"
+touch "$DEST$P/share/cgfilter/port-firewall/build/x/port_firewall.bpf.o" \
+	"$DEST$P/share/cgfilter/bpf-program-only/build/cgroup_sock_drop.bpf.o"
 run_install --uninstall
 [ "$RC" = 0 ] || fail "uninstall failed (exit $RC): $(cat "$TMP/log")"
 has -F "UNINST   $NFILES files listed in $DEST$P/share/cgfilter/install-manifest" "$TMP/log" ||
 	fail "uninstall does not say how many files it removed: $(cat "$TMP/log")"
 expect_empty "uninstall"
-ok "uninstall removes every file and directory install made"
+ok "uninstall removes every file and directory install made, and what the installed Makefiles built in place"
 
 mkdir -p "$DEST"
 run_install --uninstall
@@ -152,17 +156,28 @@ run_install
 [ "$RC" = 0 ] || fail "install failed: $(cat "$TMP/log")"
 FAKE_CMD=rm FAKE_AT=0 faked run_install --uninstall
 NRM=$(cat "$TMP/count.rm")
-[ "$NRM" = "$NFILES" ] || fail "uninstall ran rm $NRM times for $NFILES files"
-for at in $(points "$NRM"); do
-	run_install
-	[ "$RC" = 0 ] || fail "install failed: $(cat "$TMP/log")"
-	FAKE_CMD=rm FAKE_AT=$at FAKE_DO=kill-before faked run_install --uninstall
-	[ "$RC" = 137 ] || fail "uninstall with a kill at rm call $at: exit $RC, not killed: $(cat "$TMP/log")"
-	run_install --uninstall
-	[ "$RC" = 0 ] || fail "uninstall after one killed at rm call $at: exit $RC: $(cat "$TMP/log")"
-	expect_empty "uninstall after one killed at rm call $at"
+# (one rm a file, and one for the build/ the installed Makefiles make)
+[ "$NRM" = $((NFILES + 1)) ] || fail "uninstall ran rm $NRM times for $NFILES files"
+for mode in kill-before kill-after; do
+	for at in $(points "$NRM"); do
+		run_install
+		[ "$RC" = 0 ] || fail "install failed: $(cat "$TMP/log")"
+		FAKE_CMD=rm FAKE_AT=$at FAKE_DO=$mode faked run_install --uninstall
+		[ "$RC" = 137 ] || fail "uninstall with a kill ($mode) at rm call $at: exit $RC, not killed: $(cat "$TMP/log")"
+		run_install --uninstall
+		[ "$RC" = 0 ] || fail "uninstall after one killed ($mode) at rm call $at: exit $RC: $(cat "$TMP/log")"
+		if [ "$mode:$at" = "kill-after:$NRM" ]; then
+			# killed right after the manifest went: what it listed is
+			# gone but the (empty) directories that held it
+			[ -z "$(find "$DEST" -mindepth 1 ! -type d)" ] &&
+				[ "$(cd "$DEST" && find . -mindepth 1 | sort | tr '\n' ' ')" = "./opt ./opt/cgft ./opt/cgft/share ./opt/cgft/share/cgfilter " ] ||
+				fail "uninstall killed right after removing its manifest left more than the manifest's directories: $(left)"
+			rm -r "${DEST:?}/opt"
+		fi
+		expect_empty "uninstall after one killed ($mode) at rm call $at"
+	done
+	ok "uninstall killed ($mode removing a file) at $(points "$NRM" | wc -l) of its $NRM removals: the next uninstall leaves nothing"
 done
-ok "uninstall killed at $(points "$NRM" | wc -l) of its $NRM removals: the next uninstall leaves nothing"
 
 # ---- make install / make uninstall, as the README says ------------------------------------
 make -C "$TOP" --no-print-directory install DESTDIR="$DEST" PREFIX=/usr BUILD="$BUILD" >"$TMP/log" 2>&1 ||
