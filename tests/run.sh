@@ -125,8 +125,14 @@ for t in "${CGF_TEST_DIR:-tests}"/[0-9][0-9]-*.sh; do
 		rc=1
 	fi
 	# what the test left of its process group goes now, not to disturb the next
+	# (and is waited for: a signal sent is not yet a process gone)
 	pg=$(tr -d ' ' <"$T_REASON.pgid" 2>/dev/null)
-	[ -z "$pg" ] || kill -9 -- "-$pg" 2>/dev/null
+	if [ -n "$pg" ] && kill -9 -- "-$pg" 2>/dev/null; then
+		for _ in $(seq 50); do
+			kill -0 -- "-$pg" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
 	case $rc in
 	0) echo "PASS: $name (${secs}s)"; pass=$((pass + 1)) ;;
 	77)
