@@ -268,18 +268,16 @@ ok "a new filter that cannot attach is removed again"
 # a directory where a pin goes is named as one (the kernel says
 # "Permission denied"), and a map pin that cannot be opened is said (it
 # exited 1 without a word)
-mkdir "$OTHER"
-rc=0
-err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
-expect_eq "a directory at PIN is named as one" "$rc:$err" \
-	"1:load_and_control_filter: cannot open $OTHER: it is a directory, not a pinned filter"
-rmdir "$OTHER"
-mkdir "${OTHER}_map"
-rc=0
-err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
-expect_eq "a directory at PIN_map is said, not a silent exit 1" "$rc:$err" \
-	"1:load_and_control_filter: cannot open ${OTHER}_map: it is a directory, not a pinned filter"
-rmdir "${OTHER}_map"
+# dir_refused WHAT DIR: with a directory at DIR, a load of $OTHER fails naming it
+dir_refused() {
+	mkdir "$2"
+	rc=0
+	err=$("$LACF" --once "$OTHER" 2>&1 >/dev/null) || rc=$?
+	rmdir "$2"
+	expect_eq "$1" "$rc:$err" "1:load_and_control_filter: cannot open $2: it is a directory, not a pinned filter"
+}
+dir_refused "a directory at PIN is named as one" "$OTHER"
+dir_refused "a directory at PIN_map is said, not a silent exit 1" "${OTHER}_map"
 # an error at each bpf() call of a load: it fails, saying why and pinning
 # nothing, or it loads a filter the next run knows as its own (libbpf's
 # probe of names failing made one without names, which no later run could

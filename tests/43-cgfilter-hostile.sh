@@ -665,29 +665,36 @@ case_json_names() {
 }
 
 # ---- 2.6: events stop when no monitor is alive -------------------------------------------
+# mon_setup CG: a fresh engine dropping UDP to port 1, on the egress of a new
+# cgroup CG; mon_drop: a datagram from CG that it drops; mon_events: the
+# engine's count of drop events
+mon_setup() {
+	MON_CG=$1
+	fresh 'udp && dst_port == 1'
+	make_cgroup "$MON_CG"
+	bpftool cgroup attach "$MON_CG" egress pinned "$PIN" multi || fail "cannot attach"
+	at_exit bpftool cgroup detach "$MON_CG" egress pinned "$PIN"
+}
+mon_drop() {
+	bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 50' _ "$MON_CG" "$PROBE" \
+		>/dev/null 2>&1 || true
+}
+mon_events() { "$CGF" stats --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'; }
 case_monitor_killed() {
 	local cg=$CG2/$T_ID-mon mon ev0 ev1
-	fresh 'udp && dst_port == 1'
-	make_cgroup "$cg"
-	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
-	at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
-	drop() {
-		bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 50' _ "$cg" "$PROBE" \
-			>/dev/null 2>&1 || true
-	}
-	events() { "$CGF" stats --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'; }
+	mon_setup "$cg"
 	"$CGF" monitor "$PIN" >/dev/null 2>&1 &
 	mon=$!
 	sleep 0.5
-	drop
-	ev0=$(events)
+	mon_drop
+	ev0=$(mon_events)
 	[ "$ev0" -ge 1 ] || fail "a running monitor got no event"
 	kill -9 "$mon"
 	wait "$mon" 2>/dev/null || true
 	sleep 4 # the lease (3 s) runs out
-	drop
-	drop
-	ev1=$(events)
+	mon_drop
+	mon_drop
+	ev1=$(mon_events)
 	expect_eq "after the monitor was killed with SIGKILL, drops make no events" "$ev1" "$ev0"
 	bpftool cgroup detach "$cg" egress pinned "$PIN"
 }
@@ -700,15 +707,7 @@ case_monitor_killed() {
 # runs again, saying so; one waiting for the engine's lock ends on SIGINT
 case_monitor_one() {
 	local cg=$CG2/$T_ID-m1 a b c d l rc ev0 ev1 n
-	fresh 'udp && dst_port == 1'
-	make_cgroup "$cg"
-	bpftool cgroup attach "$cg" egress pinned "$PIN" multi || fail "cannot attach"
-	at_exit bpftool cgroup detach "$cg" egress pinned "$PIN"
-	drop() {
-		bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" send udp 127.0.0.1 9 -t 50' _ "$cg" "$PROBE" \
-			>/dev/null 2>&1 || true
-	}
-	events() { "$CGF" stats --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])'; }
+	mon_setup "$cg"
 	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.a" &
 	a=$!
 	wait_for 10 "the first monitor to watch" has '^watching drops' "$TMP/m1.a"
@@ -718,11 +717,11 @@ case_monitor_one() {
 	ok "a second monitor of the engine is refused, naming the first"
 	kill -TERM "$a"
 	wait "$a" || true
-	drop
-	ev0=$(events)
-	drop
-	drop
-	ev1=$(events)
+	mon_drop
+	ev0=$(mon_events)
+	mon_drop
+	mon_drop
+	ev1=$(mon_events)
 	expect_eq "once the monitor ended (SIGTERM), drops make no events at once" "$ev1" "$ev0"
 	# two at once: one watches, the other is refused
 	"$CGF" monitor "$PIN" -t 4000 >/dev/null 2>"$TMP/m1.c" &
@@ -765,7 +764,9 @@ case_monitor_one() {
 	wait "$c" || fail "the monitor that took the place failed: $(cat "$TMP/m1.c")"
 	# waiting for the engine's lock (another command holds it), it still
 	# ends on SIGINT, saying so
-	flock "${PIN}_maps" sleep 6 &
+	# (the lock held by the process killed below: flock(1) would leave
+	# its sleep behind)
+	(exec 9<"${PIN}_maps" && flock 9 && exec sleep 6) &
 	l=$!
 	sleep 0.5
 	"$CGF" monitor "$PIN" >/dev/null 2>"$TMP/m1.w" &
