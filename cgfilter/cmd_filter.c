@@ -319,7 +319,7 @@ static int print_cgroup_mode(uint64_t cgid, enum bpf_attach_type dir, uint32_t s
 	cgf_cgroup_path(cgid, path, sizeof(path));
 	r = cgf_engine_filter(p->e, slot, &v);
 	if (r) {
-		fprintf(stderr, "cgfilter: cannot read the filter of cgroup %s in %s: %s\n", path,
+		cgf_note("cannot read the filter of cgroup %s in %s: %s", path,
 			p->e->pin, strerror(-r));
 		p->r = p->r ? p->r : r;
 		return 0;
@@ -348,7 +348,7 @@ int cmd_mode(struct cmd_args *a)
 	if (m >= 0) {
 		r = cgf_engine_set_mode(&e, a->cgroup, m, &changed);
 		if (!r && e.mode == CGF_MODE_SHARED && !a->cgroup && !changed)
-			fprintf(stderr, "cgfilter: %s: no cgroup has registered a filter: nothing changed\n",
+			cgf_note("%s: no cgroup has registered a filter: nothing changed",
 				e.pin);
 		if (!r && cgf_verbose)
 			printf("%s: %s (%d filter%s switched)\n", e.pin, cgf_run_modes[m], changed,
@@ -365,20 +365,20 @@ int cmd_mode(struct cmd_args *a)
 
 			r = cgf_engine_each_cgroup(&e, print_cgroup_mode, &p);
 			if (r)
-				fprintf(stderr, "cgfilter: cannot read the cgroups of %s: %s\n", e.pin,
+				cgf_note("cannot read the cgroups of %s: %s", e.pin,
 					strerror(-r));
 			else if (p.r)
 				r = p.r;
 			else if (!p.n)
-				fprintf(stderr, "cgfilter: %s: no cgroup has registered a filter\n", e.pin);
+				cgf_note("%s: no cgroup has registered a filter", e.pin);
 		}
 	} else {
 		r = cgf_engine_filter(&e, CGF_SLOT_DEDICATED, &v);
 		if (r)
-			fprintf(stderr, "cgfilter: cannot read the filter in force in %s: %s\n", e.pin,
+			cgf_note("cannot read the filter in force in %s: %s", e.pin,
 				strerror(-r));
 		else if (!v.text) {
-			fprintf(stderr, "cgfilter: %s has no filter in force\n", e.pin);
+			cgf_note("%s has no filter in force", e.pin);
 			r = -ENOENT;
 		} else
 			printf("%s\n", mode_name(v.info.mode));

@@ -393,7 +393,7 @@ int cmd_learn(struct cmd_args *a)
 	cgf_engine_close(&e);
 	if (r)
 		goto out;
-	fprintf(stderr, "cgfilter learn: recording what %s%s%s sees for %lu s (Ctrl-C ends it sooner)\n",
+	cgf_say("cgfilter learn", "recording what %s%s%s sees for %lu s (Ctrl-C ends it sooner)",
 		a->argv[0], a->cgroup ? " for cgroup " : "", a->cgroup ? a->cgroup : "", a->seconds);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
@@ -410,7 +410,7 @@ int cmd_learn(struct cmd_args *a)
 		cgf_engine_close(&e);
 	}
 	if (r > 0) {
-		fprintf(stderr, "cgfilter learn: the filter of %s was changed while it learned (set, mode, register): what it saw after that is missing\n",
+		cgf_say("cgfilter learn", "the filter of %s was changed while it learned (set, mode, register): what it saw after that is missing",
 			a->argv[0]);
 		r = 0;
 	} else if (r) {
@@ -447,7 +447,7 @@ int cmd_learn(struct cmd_args *a)
 	}
 	/* (an LRU hash may forget before it is quite full) */
 	if (n >= CGF_LEARN_ENTRIES * 9 / 10)
-		fprintf(stderr, "cgfilter learn: %zu flows, near the %d it keeps: some were forgotten, the filter may miss them (learn for less time)\n",
+		cgf_say("cgfilter learn", "%zu flows, near the %d it keeps: some were forgotten, the filter may miss them (learn for less time)",
 			n, CGF_LEARN_ENTRIES);
 	r2 = learn_print(stdout, a->argv[0], a->cgroup, fl, n, secs);
 	if (!r)

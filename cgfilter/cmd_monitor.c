@@ -441,7 +441,7 @@ int cmd_monitor(struct cmd_args *a)
 	renewed = t0;
 	m.start_ns = (uint64_t)t0.tv_sec * 1000000000ULL + t0.tv_nsec;
 	if (!a->json)
-		fprintf(stderr, "watching drops of %s%s (Ctrl-C to stop)\n", e.pin,
+		cgf_say(NULL, "watching drops of %s%s (Ctrl-C to stop)", e.pin,
 			a->journal ? ", sending them to the journal" : "");
 	while (!stop) {
 		r = ring_buffer__poll(rb, 200);
@@ -488,7 +488,7 @@ int cmd_monitor(struct cmd_args *a)
 		r = -m.werr;
 	}
 	if (st[CGF_ST_SUPPRESSED] > st0[CGF_ST_SUPPRESSED])
-		fprintf(stderr, "%llu more drops not shown (rate limit, or the event ring was full)\n",
+		cgf_say(NULL, "%llu more drops not shown (rate limit, or the event ring was full)",
 			(unsigned long long)(st[CGF_ST_SUPPRESSED] - st0[CGF_ST_SUPPRESSED]));
 	if (!r && m.err)
 		r = m.err;

@@ -188,7 +188,7 @@ static int run_exec(int fd, uint32_t id, const char *keep, char **cmd)
 	int cg, d;
 
 	if (my_cgroup(path, sizeof(path))) {
-		fprintf(stderr, "cgfilter run: cannot find my cgroup (is cgroup2 mounted?); not running %s\n",
+		cgf_say("cgfilter run", "cannot find my cgroup (is cgroup2 mounted?); not running %s",
 			cmd[0]);
 		return 1;
 	}
@@ -198,14 +198,14 @@ static int run_exec(int fd, uint32_t id, const char *keep, char **cmd)
 		bool found = false;
 
 		if (cg < 0 || bpf_prog_query(cg, dirs[d], BPF_F_QUERY_EFFECTIVE, &flags, ids, &cnt)) {
-			fprintf(stderr, "cgfilter run: cannot read the programs of cgroup %s: %s; not running %s\n",
+			cgf_say("cgfilter run", "cannot read the programs of cgroup %s: %s; not running %s",
 				path, strerror(errno), cmd[0]);
 			return 1;
 		}
 		for (i = 0; i < cnt; i++)
 			found |= ids[i] == id;
 		if (!found) {
-			fprintf(stderr, "cgfilter run: the filter is not attached to cgroup %s for %s; not running %s\n",
+			cgf_say("cgfilter run", "the filter is not attached to cgroup %s for %s; not running %s",
 				path, d ? "egress" : "ingress", cmd[0]);
 			return 1;
 		}
@@ -214,7 +214,7 @@ static int run_exec(int fd, uint32_t id, const char *keep, char **cmd)
 	 * must not be a way out of them */
 	missing = 0;
 	if (effective(cg, have, sizeof(have)) || !keeps(keep, have, &missing)) {
-		fprintf(stderr, "cgfilter run: the cgroup cgfilter run was started in has a filter (program id %lu) that would not apply in %s: not running %s (a run must not be a way out of a filter; start it from a cgroup without one)\n",
+		cgf_say("cgfilter run", "the cgroup cgfilter run was started in has a filter (program id %lu) that would not apply in %s: not running %s (a run must not be a way out of a filter; start it from a cgroup without one)",
 			missing, path, cmd[0]);
 		return 1;
 	}
@@ -222,7 +222,7 @@ static int run_exec(int fd, uint32_t id, const char *keep, char **cmd)
 	say(fd, 'C', path);
 	close(fd);
 	execvp(cmd[0], cmd);
-	fprintf(stderr, "cgfilter run: cannot run %s: %s\n", cmd[0], strerror(errno));
+	cgf_say("cgfilter run", "cannot run %s: %s", cmd[0], strerror(errno));
 	return errno == ENOENT ? 127 : 126;
 }
 
@@ -656,7 +656,7 @@ int cmd_run(struct cmd_args *a)
 			snprintf(procs, sizeof(procs), "%s/cgroup.procs", made);
 			p = open(procs, O_WRONLY | O_CLOEXEC);
 			if (p < 0 || dprintf(p, "%d\n", (int)getpid()) < 0) {
-				fprintf(stderr, "cgfilter run: cannot join cgroup %s: %s\n", made,
+				cgf_say("cgfilter run", "cannot join cgroup %s: %s", made,
 					strerror(errno));
 				_exit(1);
 			}
@@ -693,7 +693,7 @@ int cmd_run(struct cmd_args *a)
 		for (i = 0; cmd[i]; i++)
 			argv[n++] = cmd[i];
 		execvp(argv[0], argv);
-		fprintf(stderr, "cgfilter run: cannot run systemd-run: %s\n", strerror(errno));
+		cgf_say("cgfilter run", "cannot run systemd-run: %s", strerror(errno));
 		_exit(1);
 	}
 	child_pid = pid;

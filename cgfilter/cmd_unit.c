@@ -138,7 +138,7 @@ static int run(char *const argv[], char *out, size_t len)
 		if (out)
 			dup2(p[1], 1);
 		execvp(argv[0], argv);
-		fprintf(stderr, "%s: cannot run %s: %s\n", cgf_prog, argv[0], strerror(errno));
+		cgf_say(cgf_prog, "cannot run %s: %s", argv[0], strerror(errno));
 		_exit(127);
 	}
 	if (out) {

@@ -318,15 +318,6 @@ static void cmd_help(const struct cmd *c, FILE *f)
 		fprintf(f, "\nExample: %s\n", c->example);
 }
 
-static void say(const char *prefix, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	cgf_vsay(prefix, fmt, ap);
-	va_end(ap);
-}
-
 int usage_error(const struct cmd_args *a, const char *fmt, ...)
 {
 	va_list ap;
@@ -338,7 +329,7 @@ int usage_error(const struct cmd_args *a, const char *fmt, ...)
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	say(prefix, "%s (see 'cgfilter %s --help')", msg ? msg : "(out of memory for the message)", a->name);
+	cgf_say(prefix, "%s (see 'cgfilter %s --help')", msg ? msg : "(out of memory for the message)", a->name);
 	free(msg);
 	return EXIT_USAGE;
 }
@@ -368,7 +359,7 @@ static int written(const char *what, int r)
 	errno = 0;
 	if (fflush(stdout) || ferror(stdout)) {
 		e = errno ? errno : EIO;
-		fprintf(stderr, "cgfilter%s%s: cannot write the output: %s\n", what ? " " : "",
+		cgf_say(NULL, "cgfilter%s%s: cannot write the output: %s", what ? " " : "",
 			what ? what : "", strerror(e));
 		return 1;
 	}
@@ -538,7 +529,7 @@ static int complete_main(int argc, char **argv)
 		return 0;
 	}
 	if (!c || (strcmp(argv[1], "options") && strcmp(argv[1], "args"))) {
-		fprintf(stderr, "cgfilter: usage: cgfilter __complete commands | options CMD | args CMD\n");
+		cgf_note("usage: cgfilter __complete commands | options CMD | args CMD");
 		return EXIT_USAGE;
 	}
 	if (c->opts & OPT_RAW)
@@ -588,7 +579,7 @@ int main(int argc, char **argv)
 			printf("cgfilter %s\n", CGF_VERSION);
 			return written(NULL, 0);
 		} else {
-			fprintf(stderr, "cgfilter: unknown option %s (cgfilter --help lists them)\n",
+			cgf_note("unknown option %s (cgfilter --help lists them)",
 				cgf_clip(argv[1], clip, sizeof(clip)));
 			return EXIT_USAGE;
 		}
@@ -607,7 +598,7 @@ int main(int argc, char **argv)
 		return complete_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help")) {
 		if (argc > 3) {
-			fprintf(stderr, "cgfilter: help takes at most one command\n");
+			cgf_note("help takes at most one command");
 			return EXIT_USAGE;
 		}
 		if (argc == 2) {
@@ -616,7 +607,7 @@ int main(int argc, char **argv)
 		}
 		c = find_cmd(argv[2]);
 		if (!c) {
-			fprintf(stderr, "cgfilter: unknown command '%s'\n", cgf_clip(argv[2], clip, sizeof(clip)));
+			cgf_note("unknown command '%s'", cgf_clip(argv[2], clip, sizeof(clip)));
 			usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -625,7 +616,7 @@ int main(int argc, char **argv)
 	}
 	c = find_cmd(argv[1]);
 	if (!c) {
-		fprintf(stderr, "cgfilter: unknown command '%s'\n", cgf_clip(argv[1], clip, sizeof(clip)));
+		cgf_note("unknown command '%s'", cgf_clip(argv[1], clip, sizeof(clip)));
 		usage(stderr);
 		return EXIT_USAGE;
 	}

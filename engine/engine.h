@@ -28,6 +28,7 @@
 
 #include "cgf_abi.h"
 #include "expr.h"
+#include "say.h"
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -35,10 +36,6 @@ extern const char *cgf_prog;    /* prefix of messages: "cgfilter" */
 extern int cgf_verbose;
 extern int cgf_quiet;           /* cgf_err prints nothing (list skips quietly) */
 void cgf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "prefix: message\n" on stderr, its control characters escaped (util.c) */
-void cgf_vsay(const char *prefix, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* s with its control characters written as \n, \t or \xNN */
-void cgf_put_escaped(FILE *f, const char *s);
 /* A note on standard error: what was done besides the main result. */
 void cgf_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -336,7 +336,7 @@ int cgf_names_get(struct cgf_names *t, const char *name, struct cgf_cidr **addrs
 			}
 			/* a name that no longer resolves keeps its last addresses
 			 * (and is tried again after a lifetime) */
-			fprintf(stderr, "%s: warning: %s; %s keeps its last addresses\n", cgf_prog,
+			cgf_say(cgf_prog, "warning: %s; %s keeps its last addresses",
 				rwhy, name);
 			t->failed++;
 			a = NULL;

@@ -23,51 +23,6 @@ const char *cgf_prog = "cgfilter";
 int cgf_verbose;
 int cgf_quiet;
 
-void cgf_put_escaped(FILE *f, const char *s)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\x%02x", *p);
-		else
-			fputc(*p, f);
-	}
-}
-
-/* "PREFIX: message" on one line of stderr: a control character in it (from
- * a pin or cgroup name, a file name) is written escaped, \n or \xNN, so
- * that one message is one line and cannot pass for another. */
-void cgf_vsay(const char *prefix, const char *fmt, va_list ap)
-{
-	char *msg = NULL, *line = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	if (vasprintf(&msg, fmt, ap) < 0) {
-		fprintf(stderr, "%s: (out of memory for a message)\n", prefix);
-		return;
-	}
-	/* the line whole, then one write: stderr is unbuffered, and lines of
-	 * processes sharing it must not mix */
-	f = open_memstream(&line, &len);
-	if (f) {
-		fprintf(f, "%s: ", prefix);
-		cgf_put_escaped(f, msg);
-		fputc('\n', f);
-	}
-	if (f && !fclose(f))
-		fwrite(line, 1, len, stderr);
-	else
-		fprintf(stderr, "%s: (out of memory for a message)\n", prefix);
-	free(line);
-	free(msg);
-}
-
 void cgf_err(const char *fmt, ...)
 {
 	va_list ap;

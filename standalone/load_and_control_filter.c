@@ -32,6 +32,7 @@
 
 #include "bpf_insn.h"
 #include "cgf_vocab.h"
+#include "say.h"
 
 static const char *prog = "load_and_control_filter";
 
@@ -69,9 +70,7 @@ static void err(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "%s: ", prog);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	cgf_vsay(prog, fmt, ap);
 	va_end(ap);
 }
 
@@ -82,8 +81,7 @@ static void note(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	cgf_vsay(NULL, fmt, ap);
 	va_end(ap);
 }
 

@@ -982,6 +982,33 @@ EOF
 	ok "... is not echoed whole"
 }
 
+# every message naming something (a pin, a file, a command, an option's value)
+# is one line, its control characters escaped, whichever program prints it:
+# cgfilter's notes, cgfilter run, cgfilter-wrap, load_and_control_filter
+case_messages_escaped() {
+	local nl=$'\nforged: x' shared=${PIN}_s$'\nforged'
+	one_line() {
+		expect_eq "$1: one line, escaped" \
+			"$RC:$(wc -l <"$TMP/err"):$(grep -c '^forged' "$TMP/err" || true):$(grep -c 'forged' "$TMP/err")" "$2:1:0:1"
+		has -F '\nforged' "$TMP/err" || fail "$1: the escaped name is not in the message: $(cat "$TMP/err")"
+	}
+	at_exit rm_engine "$shared"
+	"$CGF" load --shared "$shared" || fail "cannot load a shared engine named with a newline"
+	run "$CGF" mode "$shared"
+	one_line "cgfilter mode of a shared engine without cgroups" 0
+	rm_engine "$shared"
+	# (a run makes the parent of its pins, and leaves it for other runs)
+	[ -e /sys/fs/bpf/cgfilter-run ] || at_exit rmdir /sys/fs/bpf/cgfilter-run
+	run "$CGF" run tcp -- "/nonexistent$nl"
+	one_line "cgfilter run of a command that does not exist" 127
+	run "$BUILD/wrap/cgfilter-wrap" -f "/nonexistent$nl" -- true
+	one_line "cgfilter-wrap -f of a file that does not exist" 1
+	run "$BUILD/wrap/cgfilter-wrap" -l "127.0.0.1:99999$nl" tcp -- true
+	one_line "cgfilter-wrap --listen of a bad address" 1
+	run "$BUILD/standalone/load_and_control_filter" --unload "$PIN$nl"
+	one_line "load_and_control_filter --unload of a pin that does not exist" 1
+}
+
 # ---- 3.4, 9: what the language allows loads, or is refused as too large ----------------------
 # big FILE SPEC...: set the filter in FILE; it loads and does what the
 # reference says on SPECs (and its own battery)

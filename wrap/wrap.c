@@ -33,6 +33,7 @@
 #include "cgf_version.h"
 #include "emit_cbpf.h"
 #include "expr.h"
+#include "say.h"
 #include "wrap.h"
 
 #ifndef SO_LOCK_FILTER
@@ -72,11 +73,9 @@ static int err_out(const struct wrap *w, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", w->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cgf_vsay(w->prog, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
@@ -435,8 +434,7 @@ static int discard_queued(struct wrap *w, struct sock *s)
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
 		return err_out(w, "cannot empty the queue of %s: %s", s->where, strerror(errno));
 	if (n)
-		fprintf(stderr,
-			"%s: %s: %s %d %s that arrived before the filter was attached\n", w->prog,
+		cgf_say(w->prog, "%s: %s %d %s that arrived before the filter was attached",
 			s->where, s->tcp ? "reset" : "dropped", n,
 			s->tcp ? (n == 1 ? "connection" : "connections") :
 				 (n == 1 ? "datagram" : "datagrams"));
