@@ -451,9 +451,43 @@ static int print_attach(const char *path, enum bpf_attach_type dir, void *ctx)
 	return 0;
 }
 
+/* For print_code: the addresses a named address set of the filter had
+ * when it was made (the contents it keeps), read once. */
+struct code_sets {
+	const struct cgf_filter_view *v;
+	struct cgf_set *read;   /* per set of v, once read */
+};
+
+static const struct cgf_set *code_addrs(const char *name, void *ctx)
+{
+	struct code_sets *c = ctx;
+	uint32_t k;
+
+	for (k = 0; c->read && c->v->snaps && k < c->v->info.nsets; k++) {
+		int fd;
+
+		if (strcmp(c->v->sets[k].name, name) || !c->v->snaps[k])
+			continue;
+		if (c->read[k].name[0])
+			return &c->read[k];
+		fd = bpf_map_get_fd_by_id(c->v->snaps[k]);
+		if (fd < 0 || cgf_set_read_addrs(fd, &c->read[k])) {
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		close(fd);
+		snprintf(c->read[k].name, sizeof(c->read[k].name), "%s", name);
+		return &c->read[k];
+	}
+	return NULL;
+}
+
 /* The code of the filter in force, generated again from its text. */
 static void print_code(FILE *f, const struct cgf_filter_view *v)
 {
+	struct code_sets cs = { .v = v };
+	uint32_t k;
 	struct cgf_names stored = { 0 };
 	struct cgf_parse_opts po = { .dialect = CGF_DIALECT_FULL, .allow_decls = 1, .any_set = 1,
 				     .resolve_name = cgf_names_stored, .resolve_ctx = &stored };
@@ -465,20 +499,29 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 
 	if (!v->text)
 		return;
+	cs.read = calloc(v->info.nsets + 1, sizeof(struct cgf_set));
 	/* (made again from the text: an executable it names must still be
 	 * there, to be read; what cannot be made again is said, not hidden) */
 	if (cgf_names_parse(v->names, &stored)) {
 		fprintf(f, "  code: cannot be made again: cannot read its host names\n");
+		free(cs.read);
 		return;
 	}
 	if (cgf_expr_parse(v->text, &po, &x, &pe)) {
 		cgf_error_format(&pe, why, sizeof(why));
 		fprintf(f, "  code: cannot be made again: %s\n", why);
 		cgf_names_free(&stored);
+		free(cs.read);
 		return;
 	}
+	memset(&g, 0, sizeof(g));
 	env.mode = v->info.mode < CGF_RUN_NMODES ? (int)v->info.mode : CGF_RUN_ENFORCE;
-	if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
+	/* (a filter made by an older version looks its sets up: no snaps) */
+	env.named_addrs = v->snaps ? code_addrs : NULL;
+	env.ctx = &cs;
+	if (!cs.read) {
+		fprintf(f, "  code: cannot be made again: out of memory\n");
+	} else if (!cgf_gen_filter(x, &env, &g, why, sizeof(why))) {
 		fprintf(f, "  code (%u BPF instructions, as generated):\n", g.a.n);
 		cgf_asm_print(&g.a, f);
 	} else {
@@ -487,6 +530,9 @@ static void print_code(FILE *f, const struct cgf_filter_view *v)
 	cgf_gen_free(&g);
 	cgf_expr_free(x);
 	cgf_names_free(&stored);
+	for (k = 0; cs.read && k < v->info.nsets; k++)
+		free(cs.read[k].cidrs);
+	free(cs.read);
 }
 
 /* (*said: the failure is said already) */
@@ -541,6 +587,9 @@ static int show_body(const struct cgf_engine *e, FILE *f, bool json, bool code, 
 				fprintf(f, "  warning: the filter names executables, but none are recorded now: sockets made from now on have none (cgfilter exe-ids)\n");
 			if (v.text && (v.info.flags & CGF_INFO_LEARNING))
 				fprintf(f, "  recording the flows it sees for cgfilter learn\n");
+			if (v.text && cgf_engine_filter_stale(e, &v) > 0)
+				fprintf(f, "  note: a set it uses changed after it was made (a command was killed): it keeps the set as listed below until the next command on %s builds it again\n",
+					e->pin);
 			if (v.text)
 				fprintf(f, "  mode: %s%s\n", run_mode(v.info.mode),
 					v.info.mode == CGF_RUN_OBSERVE ? " (passes everything; counts what it would drop)" :

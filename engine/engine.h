@@ -127,6 +127,8 @@ struct cgf_filter_view {
 	uint32_t prog_id;
 	struct cgf_info info;
 	struct cgf_info_set *sets;
+	uint32_t *snaps;        /* per set: the contents it compiled in (an array
+				 * of maps' id), 0 if none; NULL: none at all */
 	char *text;
 	char *names;    /* its host names: "NAME EXPIRES ADDR ...\n" lines, or NULL */
 };
@@ -135,6 +137,9 @@ int cgf_engine_filter(const struct cgf_engine *e, uint32_t slot, struct cgf_filt
 void cgf_filter_view_free(struct cgf_filter_view *v);
 /* Shared: the filter of cgroup (a path); -ENOENT, said, if it has none. */
 int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cgf_filter_view *v);
+/* 1 if a named address set that filter v compiled in has changed since
+ * (a command was killed before it built v again), 0 if not, or -errno. */
+int cgf_engine_filter_stale(const struct cgf_engine *e, const struct cgf_filter_view *v);
 /* The program's own: 0, -ENOENT if fd is not a cgfilter filter. */
 int cgf_filter_read(int prog_fd, struct cgf_filter_view *v);
 
@@ -193,6 +198,9 @@ int cgf_dyn_each(uint32_t prog_id,
 		 int (*fn)(unsigned int idx, const char *item, uint64_t left_ns, void *ctx), void *ctx);
 /* The type of a named set's array of maps: 0, or -errno. */
 int cgf_set_type(int outer, enum cgf_type *type);
+/* The addresses of address set outer (host names' included), added to the
+ * literal set *s (its cidrs, to be freed). */
+int cgf_set_read_addrs(int outer, struct cgf_set *s);
 
 /* ---- host names (names.c) ------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
  * switch, so a command killed before it changes nothing, and the kernel
  * frees what it had made when its descriptors close.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,6 +138,26 @@ int cgf_filter_read(int prog_fd, struct cgf_filter_view *v)
 		}
 		memcpy(v->names, buf + at + 4, nlen);
 		v->names[nlen] = 0;
+		need = at + 4 + nlen;
+	}
+	if (v->info.flags & CGF_INFO_SNAPS) {
+		uint32_t cnt;
+
+		if (need + 4 > (size_t)mi.max_entries * CGF_INFO_CHUNK) {
+			r = -EINVAL;
+			goto out;
+		}
+		memcpy(&cnt, buf + need, 4);
+		if (cnt != v->info.nsets || need + 4 + 4 * (size_t)cnt > (size_t)mi.max_entries * CGF_INFO_CHUNK) {
+			r = -EINVAL;
+			goto out;
+		}
+		v->snaps = calloc(cnt ? cnt : 1, sizeof(*v->snaps));
+		if (!v->snaps) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(v->snaps, buf + need + 4, 4 * (size_t)cnt);
 	}
 out:
 	free(buf);
@@ -149,6 +170,7 @@ out:
 void cgf_filter_view_free(struct cgf_filter_view *v)
 {
 	free(v->sets);
+	free(v->snaps);
 	free(v->text);
 	free(v->names);
 	memset(v, 0, sizeof(*v));
@@ -213,6 +235,18 @@ static int lookup_type(const char *name, enum cgf_type *type, void *ctx)
 		return -1;
 	close(outer);
 	return 0;
+}
+
+/* For the generator: the addresses of a named address set, now. */
+static const struct cgf_set *named_addrs(const char *name, void *ctx)
+{
+	struct cgf_built *b = ctx;
+	size_t i;
+
+	for (i = 0; i < b->nsets; i++)
+		if (!strcmp(b->sets[i].name, name) && b->sets[i].addrs)
+			return b->sets[i].addrs;
+	return NULL;
 }
 
 /* For the generator: the fd of a named set the filter uses. */
@@ -305,9 +339,22 @@ static int open_sets(struct cgf_engine *e, const struct cgf_expr *x, struct cgf_
 				r == -EINVAL ? "its type changed" : strerror(-r));
 			return r;
 		}
-		r = add_set(b, &bs);
+		bs.snap = -1;
+		if (s->type == CGF_T_ADDR) {
+			bs.addrs = calloc(1, sizeof(*bs.addrs));
+			r = bs.addrs ? cgf_set_addrs(bs.outer, bs.addrs, &bs.snap) : -ENOMEM;
+			if (r)
+				cgf_err("cannot read set @%s: %s", s->name, strerror(-r));
+		}
+		if (!r)
+			r = add_set(b, &bs);
 		if (r) {
 			close(bs.outer);
+			if (bs.snap >= 0)
+				close(bs.snap);
+			if (bs.addrs)
+				free(bs.addrs->cidrs);
+			free(bs.addrs);
 			return r;
 		}
 	}
@@ -428,7 +475,9 @@ static int make_info(const struct cgf_built *b, const char *text, uint64_t owner
 	info.nsets = (uint32_t)b->nsets;
 	if (b->names)
 		info.flags |= CGF_INFO_NAMES;
-	total = sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen + (b->names ? 4 + nlen : 0);
+	info.flags |= CGF_INFO_SNAPS;
+	total = sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen + (b->names ? 4 + nlen : 0) +
+		4 + 4 * b->nsets;
 	n = (total + CGF_INFO_CHUNK - 1) / CGF_INFO_CHUNK;
 	buf = calloc(n, CGF_INFO_CHUNK);
 	if (!buf)
@@ -453,6 +502,22 @@ static int make_info(const struct cgf_built *b, const char *text, uint64_t owner
 
 		memcpy(at, &l32, 4);
 		memcpy(at + 4, b->names, nlen);
+	}
+	{
+		char *at = buf + sizeof(info) + b->nsets * sizeof(struct cgf_info_set) + tlen +
+			   (b->names ? 4 + nlen : 0);
+		uint32_t l32 = (uint32_t)b->nsets;
+
+		memcpy(at, &l32, 4);
+		for (i = 0; i < b->nsets && !r; i++) {
+			uint32_t id = b->sets[i].snap >= 0 ? cgf_map_id(b->sets[i].snap) : 0;
+
+			if (b->sets[i].snap >= 0 && !id)
+				r = errno ? -errno : -EINVAL;
+			memcpy(at + 4 + 4 * i, &id, 4);
+		}
+		if (r)
+			goto out;
 	}
 	fd = cgf_sys_map_create(BPF_MAP_TYPE_ARRAY, CGF_INFO_NAME, 4, CGF_INFO_CHUNK, (uint32_t)n,
 				BPF_F_RDONLY_PROG, -1);
@@ -612,7 +677,7 @@ int cgf_filter_build(struct cgf_engine *e, const char *text, unsigned int flags,
 				   .ratelimit_fd = e->ratelimit, .events_fd = e->events,
 				   .cgroups_fd = e->cgroups, .named_set = named_fd, .ctx = b,
 				   .mode = mode, .learn = learn_fd >= 0, .learn_fd = learn_fd,
-				   .exe_fd = -1, .scratch_fd = e->scratch };
+				   .exe_fd = -1, .scratch_fd = e->scratch, .named_addrs = named_addrs };
 	struct cgf_expr *x = NULL;
 	struct cgf_gen g;
 	char why[256];
@@ -702,6 +767,13 @@ int cgf_filter_seal(struct cgf_built *b, const char *text, uint64_t owner, uint3
 		r = -errno;
 		cgf_err("cannot bind the filter's text to it: %s", strerror(-r));
 	}
+	/* and the contents of the named address sets it compiled in */
+	for (size_t i = 0; i < b->nsets && !r; i++)
+		if (b->sets[i].snap >= 0 && bpf_prog_bind_map(b->prog, b->sets[i].snap, NULL)) {
+			r = -errno;
+			cgf_err("cannot bind set @%s's contents to the filter: %s", b->sets[i].name,
+				strerror(-r));
+		}
 	close(info);
 	return r;
 }
@@ -710,8 +782,14 @@ void cgf_built_free(struct cgf_built *b)
 {
 	size_t i;
 
-	for (i = 0; i < b->nsets; i++)
+	for (i = 0; i < b->nsets; i++) {
 		close(b->sets[i].outer);
+		if (b->sets[i].snap >= 0)
+			close(b->sets[i].snap);
+		if (b->sets[i].addrs)
+			free(b->sets[i].addrs->cidrs);
+		free(b->sets[i].addrs);
+	}
 	for (i = 0; i < b->ndynamic; i++)
 		free(b->dynamic[i]);
 	free(b->dynamic);
@@ -783,7 +861,9 @@ static bool sets_current(struct cgf_engine *e, const struct cgf_built *b)
 			continue;
 		if (cgf_set_open(e, s->name, &fd, &t))
 			return false;
-		same = cgf_map_id(fd) == cgf_map_id(s->outer) && t == s->type;
+		same = cgf_map_id(fd) == cgf_map_id(s->outer) && t == s->type &&
+		       /* an address set: the contents it compiled in */
+		       (s->snap < 0 || cgf_set_contents_id(fd) == cgf_set_contents_id(s->snap));
 		close(fd);
 		if (!same)
 			return false;
@@ -1338,6 +1418,27 @@ static int sweep_slots(struct cgf_engine *e)
 	return r;
 }
 
+static int stale(const struct cgf_engine *e, const struct cgf_filter_view *v);
+
+/* A filter that compiled in a set a killed set-add changed: built again
+ * now (what fails is said, and the filter stays as shown: no command is
+ * stopped for it). */
+static void sync_after_kill(struct cgf_engine *e)
+{
+	DIR *d = opendir(e->dir);
+	struct dirent *de;
+	bool sets = !d;         /* (cannot tell: look) */
+
+	/* (no named set, nothing to look at: most engines, at no cost) */
+	while (d && !sets && (de = readdir(d)))
+		sets = !strncmp(de->d_name, SET_PREFIX, strlen(SET_PREFIX));
+	if (d)
+		closedir(d);
+	if (sets && cgf_engine_sync(e))
+		cgf_note("%s: a filter that uses a set changed since it was made could not be made again (see above): it keeps the set as it was; 'cgfilter show' shows what it uses",
+			 e->pin);
+}
+
 int cgf_engine_repair(struct cgf_engine *e)
 {
 	struct cgf_filter_view v;
@@ -1349,6 +1450,7 @@ int cgf_engine_repair(struct cgf_engine *e)
 		r = sweep_slots(e);
 		if (r)
 			cgf_note("%s: cannot free the filters of cgroups gone: %s", e->pin, strerror(-r));
+		sync_after_kill(e);
 		return 0;
 	}
 	if (e->mode != CGF_MODE_DEDICATED)
@@ -1390,6 +1492,8 @@ int cgf_engine_repair(struct cgf_engine *e)
 			cgf_note("%s: pinned set @%s as the filter in force uses it", e->pin, s->name);
 		close(fd);
 	}
+	if (!r && stale(e, &v) > 0)
+		sync_after_kill(e);
 	cgf_filter_view_free(&v);
 	return r;
 }
@@ -1470,13 +1574,160 @@ out:
 	return r;
 }
 
+/* ---- named address sets compiled in ------------------------------------------------ */
+
+typedef int (*filter_fn)(struct cgf_engine *e, const struct cgf_filter_view *v, const char *path,
+			 uint64_t cgid, const bool present[2], void *ctx);
+
+/* fn on every registered cgroup's filter, one after the other (one that
+ * fails does not stop the others: the first failure is returned). */
+static int each_shared_filter(struct cgf_engine *e, filter_fn fn, void *ctx)
+{
+	struct cg_list l = { 0 };
+	char path[PATH_MAX];
+	size_t i;
+	int r, r_first = 0;
+
+	r = cgf_engine_each_cgroup(e, list_cgroup, &l);
+	if (r)
+		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
+	for (i = 0; !r && i < l.n; i++) {
+		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = l.ids[i],
+						    .attach_type = (l.dirs[i] & 1) ? BPF_CGROUP_INET_INGRESS
+										   : BPF_CGROUP_INET_EGRESS };
+		bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
+		struct cgf_filter_view v = { 0 };
+		uint32_t slot = 0;
+		int one;
+
+		cgf_cgroup_path(l.ids[i], path, sizeof(path));
+		one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
+		if (one == -ENOENT || (!one && !slot))
+			continue;       /* gone meanwhile, or no filter */
+		if (!one)
+			one = cgf_engine_filter(e, slot, &v);
+		if (one)
+			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
+				strerror(-one));
+		else if (v.text)
+			one = fn(e, &v, path, l.ids[i], p, ctx);
+		if (one && !r_first)
+			r_first = one;
+		cgf_filter_view_free(&v);
+	}
+	free(l.ids);
+	free(l.dirs);
+	return r ? r : r_first;
+}
+
+
+/* Whether a named address set that v compiled in holds other contents now
+ * (a set-add, set-del or refresh changed it since): 1 or 0, or -errno if
+ * that cannot be read (said). */
+static int stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
+{
+	uint32_t k;
+	int changed = 0;
+
+	for (k = 0; v->snaps && k < v->info.nsets && !changed; k++) {
+		enum cgf_type t;
+		uint32_t was, now;
+		int snap, cur, r;
+
+		if (!v->snaps[k])
+			continue;
+		snap = bpf_map_get_fd_by_id(v->snaps[k]);
+		if (snap < 0) {
+			r = -errno;
+			cgf_err("cannot read the contents of @%s a filter of %s was made with: %s",
+				v->sets[k].name, e->pin, strerror(-r));
+			return r;
+		}
+		was = cgf_set_contents_id(snap);
+		r = was ? 0 : -errno;
+		close(snap);
+		if (!r)
+			r = cgf_set_open(e, v->sets[k].name, &cur, &t);
+		if (r == -ENOENT || r == -EINVAL)
+			continue;       /* (no such set now: the filter keeps its own) */
+		if (r) {
+			cgf_err("cannot read set @%s of %s: %s", v->sets[k].name, e->pin, strerror(-r));
+			return r;
+		}
+		now = cgf_set_contents_id(cur);
+		r = now ? 0 : -errno;
+		close(cur);
+		if (r) {
+			cgf_err("cannot read set @%s of %s: %s", v->sets[k].name, e->pin, strerror(-r));
+			return r;
+		}
+		changed = t == CGF_T_ADDR && now != was;
+	}
+	return changed;
+}
+
+int cgf_engine_filter_stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
+{
+	return stale(e, v);
+}
+
+static int sync_one(struct cgf_engine *e, const struct cgf_filter_view *v, const char *path,
+		    uint64_t cgid, const bool present[2], void *ctx)
+{
+	int *changed = ctx;
+	int r;
+
+	/* (learn's recording filter is learn's to swap back, made anew) */
+	if (v->info.flags & CGF_INFO_LEARNING)
+		return 0;
+	r = stale(e, v);
+	if (r <= 0)
+		return r;
+	if (path)
+		r = switch_cgroup(e, path, cgid, present, NULL, -1, true, -1, NULL);
+	else
+		r = rebuild_dedicated(e, v, (int)v->info.mode, -1, NULL, NULL);
+	if (!r)
+		(*changed)++;
+	return r;
+}
+
+int cgf_engine_sync(struct cgf_engine *e)
+{
+	struct cgf_filter_view v;
+	int r, changed = 0;
+
+	if (e->mode == CGF_MODE_SHARED)
+		return each_shared_filter(e, sync_one, &changed);
+	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
+	if (r) {
+		cgf_err("cannot read the filter in force in %s: %s", e->pin, strerror(-r));
+		return r;
+	}
+	if (v.text) {
+		r = sync_one(e, &v, NULL, 0, NULL, &changed);
+		if (!r && changed)
+			e->gen++;
+	}
+	cgf_filter_view_free(&v);
+	return r;
+}
+
 /* ---- refresh (host names) ------------------------------------------------------ */
 
 /* The filter v made again with its names resolved again if due (all with
  * force); *changed counts it.  mode < 0: a dedicated engine's. */
-static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, bool force,
-		       const char *path, uint64_t cgid, const bool present[2], int *changed)
+struct refresh_ctx {
+	bool force;
+	int *changed;
+};
+
+static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, const char *path,
+		       uint64_t cgid, const bool present[2], void *ctx)
 {
+	struct refresh_ctx *c = ctx;
+	bool force = c->force;
+	int *changed = c->changed;
 	struct cgf_names old = { 0 }, names = { .policy = force ? CGF_NAMES_FORCE : CGF_NAMES_DUE };
 	int r, due;
 
@@ -1507,48 +1758,9 @@ static int refresh_one(struct cgf_engine *e, const struct cgf_filter_view *v, bo
 	return r;
 }
 
-/* Every registered cgroup's filter, one after the other. */
-static int refresh_shared(struct cgf_engine *e, bool force, int *changed)
-{
-	struct cg_list l = { 0 };
-	char path[PATH_MAX];
-	size_t i;
-	int r, r_first = 0;
-
-	r = cgf_engine_each_cgroup(e, list_cgroup, &l);
-	if (r)
-		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
-	for (i = 0; !r && i < l.n; i++) {
-		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = l.ids[i],
-						    .attach_type = (l.dirs[i] & 1) ? BPF_CGROUP_INET_INGRESS
-										   : BPF_CGROUP_INET_EGRESS };
-		bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
-		struct cgf_filter_view v = { 0 };
-		uint32_t slot = 0;
-		int one;
-
-		cgf_cgroup_path(l.ids[i], path, sizeof(path));
-		one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
-		if (one == -ENOENT || (!one && !slot))
-			continue;       /* gone meanwhile, or no filter */
-		if (!one)
-			one = cgf_engine_filter(e, slot, &v);
-		if (one)
-			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
-				strerror(-one));
-		else if (v.text)
-			one = refresh_one(e, &v, force, path, l.ids[i], p, changed);
-		if (one && !r_first)
-			r_first = one;
-		cgf_filter_view_free(&v);
-	}
-	free(l.ids);
-	free(l.dirs);
-	return r ? r : r_first;
-}
-
 int cgf_engine_refresh(struct cgf_engine *e, bool force, int *changed)
 {
+	struct refresh_ctx c = { .force = force, .changed = changed };
 	struct cgf_filter_view v;
 	int r, rs;
 
@@ -1557,8 +1769,13 @@ int cgf_engine_refresh(struct cgf_engine *e, bool force, int *changed)
 	if (r)
 		return r;
 	rs = cgf_set_refresh(e, force, changed);
+	/* the filters that compiled in a set it changed: made again */
+	if (*changed) {
+		r = cgf_engine_sync(e);
+		rs = rs ? rs : r;
+	}
 	if (e->mode == CGF_MODE_SHARED) {
-		r = refresh_shared(e, force, changed);
+		r = each_shared_filter(e, refresh_one, &c);
 		return r ? r : rs;
 	}
 	r = cgf_engine_filter(e, CGF_SLOT_DEDICATED, &v);
@@ -1567,7 +1784,7 @@ int cgf_engine_refresh(struct cgf_engine *e, bool force, int *changed)
 		return r;
 	}
 	if (v.text)
-		r = refresh_one(e, &v, force, NULL, 0, NULL, changed);
+		r = refresh_one(e, &v, NULL, 0, NULL, &c);
 	cgf_filter_view_free(&v);
 	return r ? r : rs;
 }

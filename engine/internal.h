@@ -37,6 +37,10 @@ struct cgf_built_set {
 	int outer;
 	enum cgf_type type;
 	bool fresh;             /* declared by this filter: pin it once in force */
+	/* an address set: its addresses, compiled in, and the array of maps
+	 * holding the contents they were read from (bound to the program) */
+	struct cgf_set *addrs;
+	int snap;
 };
 struct cgf_built {
 	int prog;
@@ -65,13 +69,23 @@ int cgf_built_pin_sets(struct cgf_engine *e, const struct cgf_built *b);
 void cgf_built_free(struct cgf_built *b);
 /* slots[slot] = prog: the one update that switches a filter. */
 int cgf_slot_put(struct cgf_engine *e, uint32_t slot, int prog);
+/* Build again, and put in force, every filter that compiled in a named
+ * address set whose contents changed since (locked). */
+int cgf_engine_sync(struct cgf_engine *e);
 /* Make the pins agree with the filters in force (after a killed command). */
 int cgf_engine_repair(struct cgf_engine *e);
 
 /* ---- named sets (sets.c) ---- */
 
+#define SET_PREFIX "set_"       /* PIN_maps/set_NAME */
+
 /* PIN_maps/set_NAME: -ENOENT if there is none (no message). */
 int cgf_set_open(const struct cgf_engine *e, const char *name, int *outer, enum cgf_type *type);
+/* A named address set's addresses now, and a new array of maps holding
+ * the contents they were read from (cgf_built_set). */
+int cgf_set_addrs(int outer, struct cgf_set *s, int *snap);
+/* The id of the contents (inner map) a named set holds now, or 0. */
+uint32_t cgf_set_contents_id(int outer);
 /* A new set (array of maps and contents), not pinned. */
 int cgf_set_new(const struct cgf_set *s, int *outer);
 /* refresh: the named sets' host names that are due (all with force), each

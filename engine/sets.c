@@ -5,6 +5,13 @@
  * puts them in the slot with one update: a packet sees the old set or the
  * new one, an edit that does not fit changes nothing, and a command killed
  * half-way leaves the old set, since nothing was switched.
+ *
+ * Filters compile a named address set in (its addresses as a literal set's,
+ * and the contents they were read from bound to the program): an edit of
+ * one then builds those filters again (cgf_engine_sync), each put in force
+ * with one update, and puts the old contents back if one cannot be built.
+ * A kill between the two leaves the filters as they were, as 'show' says
+ * (it lists the contents a filter keeps); the next command builds them.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -20,7 +27,6 @@
 
 #include "internal.h"
 
-#define SET_PREFIX "set_"
 
 /* An executable set: a hash of identities (struct cgf_exe_id), each with
  * the path it was named by, as big as it needs (entries). */
@@ -142,6 +148,72 @@ int cgf_set_pin(const struct cgf_engine *e, const char *name, int outer)
 		return r;
 	}
 	return 0;
+}
+
+/* The id of the contents a named set holds now (its inner map), or 0. */
+uint32_t cgf_set_contents_id(int outer)
+{
+	uint32_t zero = 0, id;
+
+	return bpf_map_lookup_elem(outer, &zero, &id) ? 0 : id;
+}
+
+/* The addresses of the contents inner (host names' included), added to the
+ * literal set *s (its cidrs, to be freed). */
+static int read_addrs(int inner, struct cgf_set *s)
+{
+	struct cgf_lpm_key k, next;
+	int more, r = 0;
+
+	for (more = cgf_next_key(inner, NULL, &next); more > 0 && !r; more = cgf_next_key(inner, &k, &next)) {
+		struct cgf_cidr *c;
+
+		k = next;
+		if (k.family != 4 && k.family != 6)
+			continue;       /* (its host names' records) */
+		if (!cgf_grow((void **)&s->cidrs, s->n, &s->cap, sizeof(*s->cidrs), 64))
+			return -ENOMEM;
+		c = &s->cidrs[s->n++];
+		memset(c, 0, sizeof(*c));
+		c->family = k.family;
+		c->plen = (uint8_t)(k.prefixlen - 32);
+		memcpy(c->addr, k.addr, 16);
+	}
+	return more < 0 ? more : r;
+}
+
+int cgf_set_read_addrs(int outer, struct cgf_set *s)
+{
+	int inner = inner_of(outer), r;
+
+	if (inner < 0)
+		return inner;
+	r = read_addrs(inner, s);
+	close(inner);
+	return r;
+}
+
+/*
+ * A named address set's addresses now, as the literal set *s, for a filter
+ * to compile in; and *snap, a new array of maps holding those very
+ * contents, that the filter keeps (bound to it), so that 'show' reads what
+ * it compiled even after the set changed.
+ */
+int cgf_set_addrs(int outer, struct cgf_set *s, int *snap)
+{
+	int inner = inner_of(outer), r;
+
+	*snap = -1;
+	if (inner < 0)
+		return inner;
+	r = read_addrs(inner, s);
+	if (!r) {
+		*snap = outer_new(inner);
+		if (*snap < 0)
+			r = *snap;
+	}
+	close(inner);
+	return r;
 }
 
 static int cmp_key(const void *x, const void *y);
@@ -520,6 +592,25 @@ out:
 	return r;
 }
 
+/* A set-add or set-del whose filters could not be made again: the set's
+ * old contents back, and the filters made again with them (those made with
+ * the new already), so that nothing changed; what fails is said. */
+static void put_back(struct cgf_engine *e, const char *name, int outer, int old)
+{
+	uint32_t zero = 0;
+
+	if (bpf_map_update_elem(outer, &zero, &old, BPF_ANY)) {
+		cgf_err("... and @%s cannot be put back: %s; the filters that use it keep what they had, and the next command on %s makes them again with the set as it is now",
+			name, strerror(errno), e->pin);
+		return;
+	}
+	if (cgf_engine_sync(e))
+		cgf_err("... and a filter made with the new @%s cannot be made again with the old: the next command on %s makes it again",
+			name, e->pin);
+	else
+		cgf_err("@%s of %s is unchanged", name, e->pin);
+}
+
 int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bool add)
 {
 	struct cgf_set s;
@@ -572,9 +663,26 @@ int cgf_set_edit(struct cgf_engine *e, const char *name, char **items, int n, bo
 		if (!r)
 			printf("created set @%s of %s\n", name,
 			       type == CGF_T_ADDR ? "addresses" : type == CGF_T_EXE ? "executables" : "integers");
-	} else if (bpf_map_update_elem(outer, &zero, &inner, BPF_ANY)) {
-		r = -errno;
-		cgf_err("cannot change @%s of %s: %s", name, e->pin, strerror(-r));
+	} else {
+		/* the old contents, to put back if the filters that use the
+		 * set cannot be made again with the new */
+		int old = type == CGF_T_ADDR ? inner_of(outer) : -1;
+
+		if (type == CGF_T_ADDR && old < 0) {
+			r = old;
+			cgf_err("cannot read set @%s of %s: %s; nothing was changed", name, e->pin,
+				strerror(-r));
+		} else if (bpf_map_update_elem(outer, &zero, &inner, BPF_ANY)) {
+			r = -errno;
+			cgf_err("cannot change @%s of %s: %s", name, e->pin, strerror(-r));
+		} else if (type == CGF_T_ADDR) {
+			/* the filters that compiled the set in, made again */
+			r = cgf_engine_sync(e);
+			if (r)
+				put_back(e, name, outer, old);
+		}
+		if (old >= 0)
+			close(old);
 	}
 out:
 	free(hosts);
@@ -599,7 +707,9 @@ int cgf_set_each(const struct cgf_engine *e, const struct cgf_filter_view *v,
 	 * behind after a killed command, until the next one repairs it) */
 	for (k = 0; v && k < v->info.nsets && !r; k++) {
 		enum cgf_type type;
-		int outer = bpf_map_get_fd_by_id(v->sets[k].map_id);
+		/* (an address set: the contents it compiled in) */
+		uint32_t id = v->snaps && v->snaps[k] ? v->snaps[k] : v->sets[k].map_id;
+		int outer = bpf_map_get_fd_by_id(id);
 
 		if (outer < 0)
 			return -errno;

@@ -159,6 +159,9 @@ struct cgf_event {
  * them in the slot with one update, so a packet sees the old set or the new
  * one, never half an edit.
  *  - addresses: an LPM trie keyed by struct cgf_lpm_key, value __u8 1.
+ *    Filters do not look it up: they compile its addresses in, as a
+ *    literal set's, and the engine builds them again when it changes; a
+ *    filter keeps the contents it compiled (CGF_INFO_SNAPS).
  *    The host names in the set ride in the same trie, under family
  *    CGF_LPM_NAMES (no packet has it, so none matches them): key pad[0..2]
  *    is the index (pad[0] << 16 | pad[1] << 8 | pad[2]), addr the next 16
@@ -206,6 +209,11 @@ struct cgf_info {
 				 * "NAME EXPIRES ADDR ADDR ...\n" (EXPIRES:
 				 * CLOCK_REALTIME seconds, when cgfilter
 				 * refresh resolves it again) */
+#define CGF_INFO_SNAPS 4        /* then (after the names, if any) a __u32
+				 * count (nsets) and, for each set, the id of
+				 * an array of maps bound to the program that
+				 * holds the contents it compiled in (0 for
+				 * a set looked up in the engine's map) */
 
 /*
  * cgfilter learn: a filter program made to record the flows it sees into an

@@ -841,7 +841,7 @@ int gen_finish(struct gen *g)
 	}
 	free(seen);
 	if (used > GEN_MAX_MAPS)
-		gen_fail(g, -E2BIG, "filter too large: it uses %u maps, and the kernel allows %d in a program (each named or dynamic set is one, each literal set of more than %d items one per address family it holds: name the sets that repeat)",
+		gen_fail(g, -E2BIG, "filter too large: it uses %u maps, and the kernel allows %d in a program (each named integer, executable or dynamic set is one, each address set, named or literal, of more than %d items one per address family it holds, and a set used twice is counted once)",
 			 used, GEN_MAX_MAPS, CGF_INLINE_ITEMS);
 	if (!g->err && g->a->err)
 		gen_fail(g, g->a->err, "%s", g->a->why);

@@ -40,6 +40,9 @@ struct cgf_lit {
 
 /* Named sets: the outer map's fd and its type, or -1 if there is none. */
 typedef int (*cgf_named_set_fn)(const char *name, enum cgf_type type, void *ctx);
+/* A named address set's addresses as they are now, compiled into the
+ * program as a literal set's are (NULL if there is none). */
+typedef const struct cgf_set *(*cgf_named_addrs_fn)(const char *name, void *ctx);
 
 /* The engine's maps (cgf_abi.h), -1 when only printing, and its named sets. */
 struct cgf_gen_env {
@@ -55,8 +58,11 @@ struct cgf_gen_env {
 	int exe_fd;
 	bool exe_test;
 	int scratch_fd;         /* PIN_maps/scratch */
+	/* named address sets: their addresses now (NULL when only printing:
+	 * the program then shows none, and says so) */
+	cgf_named_addrs_fn named_addrs;
 };
-#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1, -1, false, -1 }
+#define CGF_GEN_ENV_NONE { -1, -1, -1, -1, -1, -1, -1, NULL, NULL, 0, false, -1, -1, false, -1, NULL }
 
 struct cgf_gen {
 	struct cgf_asm a;

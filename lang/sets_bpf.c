@@ -14,8 +14,11 @@
  *    (4 bytes each) first narrows the search to the few intervals of the
  *    address's bucket, when that is shorter (lit_index()): spread
  *    prefixes then cost the same at 1,000 as at 100,000.
- *  - A named set goes through its array of maps (cgf_abi.h): an LPM trie
- *    for addresses, a bitmap for integers, swapped whole by set-add.
+ *  - A named address set is compiled in as a literal one, its addresses
+ *    as they are when the filter is built (the engine builds the filters
+ *    that use it again when it changes).  A named integer or executable
+ *    set goes through its array of maps (cgf_abi.h): a bitmap, or a hash
+ *    of identities, swapped whole by set-add.
  */
 #include <endian.h>
 #include <errno.h>
@@ -68,16 +71,24 @@ static uint32_t add_lit(struct gen *g, const char *name, const char *note, const
 {
 	struct cgf_lit *l;
 	uint32_t m;
-	void *copy = malloc(size);
+	void *copy;
+	size_t i;
 
+	/* the same contents again (a set used twice, named or literal): the
+	 * same map */
+	for (i = 0; i < g->out->nlits; i++) {
+		l = &g->out->lits[i];
+		if (!l->dyn && l->data && l->value_size == size && !memcmp(l->data, data, size))
+			return l->asm_map;
+	}
 	l = realloc(g->out->lits, (g->out->nlits + 1) * sizeof(*l));
-	if (!l || !copy) {
-		free(copy);
-		free(l == g->out->lits ? NULL : l);
+	if (l)
+		g->out->lits = l;
+	copy = l ? malloc(size) : NULL;
+	if (!copy) {
 		gen_fail(g, -ENOMEM, "out of memory");
 		return 0;
 	}
-	g->out->lits = l;
 	memcpy(copy, data, size);
 	m = cgf_asm_add_map(g->a, -1, name, note);
 	l = &g->out->lits[g->out->nlits++];
@@ -746,41 +757,6 @@ static void lit_family(struct gen *g, const struct cgf_set *s, int which, int fa
 		lit6(g, s, fp_addr(g, which), n, t, f);
 }
 
-/* A named address set: its LPM trie, keyed by family and address. */
-static void named_addr(struct gen *g, const struct cgf_set *s, int which, uint32_t t,
-		       uint32_t f, uint32_t next)
-{
-	int fd = g->env->named_set ? g->env->named_set(s->name, CGF_T_ADDR, g->env->ctx) : -1;
-	uint32_t v6 = cgf_asm_label(g->a), key = cgf_asm_label(g->a), m;
-	int addr = fp_addr(g, which);
-	char name[80];
-
-	snprintf(name, sizeof(name), "@%s", s->name);
-	m = cgf_asm_add_map(g->a, fd, name, "address set");
-	cgf_asm_note(g->a, "the key: prefix length, family, address");
-	gen_family(g, BPF_REG_0);
-	cgf_asm_jmp_imm(g->a, BPF_JEQ, BPF_REG_0, 6, v6);
-	cgf_asm_jmp_imm(g->a, BPF_JNE, BPF_REG_0, 4, f);
-	i_st(g, BPF_W, BPF_REG_10, FP_KEY, 32 + 32);
-	i_st(g, BPF_W, BPF_REG_10, FP_KEY + 4, 4);
-	i_ldx(g, BPF_W, BPF_REG_0, BPF_REG_10, (int16_t)addr);
-	i_stx(g, BPF_W, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
-	cgf_asm_ja(g->a, key);
-	cgf_asm_place(g->a, v6);
-	i_st(g, BPF_W, BPF_REG_10, FP_KEY, 32 + 128);
-	i_st(g, BPF_W, BPF_REG_10, FP_KEY + 4, 6);
-	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)addr);
-	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 8, BPF_REG_0);
-	i_ldx(g, BPF_DW, BPF_REG_0, BPF_REG_10, (int16_t)(addr + 8));
-	i_stx(g, BPF_DW, BPF_REG_10, FP_KEY + 16, BPF_REG_0);
-	cgf_asm_place(g->a, key);
-	named_inner(g, m, f);
-	i_movr(g, BPF_REG_1, BPF_REG_0);
-	i_fp(g, BPF_REG_2, FP_KEY);
-	i_call(g, BPF_FUNC_map_lookup_elem);
-	gen_branch(g, BPF_JNE, false, 0, t, f, next);
-}
-
 /* mask and prefix of word w (0 or 1: 64 bits each; IPv4: w 0, 32 bits) of a
  * prefix, as loaded from the packet (network order bytes) */
 static void cidr_word(const struct cgf_cidr *c, int w, uint64_t *mask, uint64_t *net)
@@ -851,9 +827,37 @@ static void addr_in(struct gen *g, const struct cgf_set *s, int which, uint32_t 
 		    uint32_t next)
 {
 	uint32_t v4 = cgf_asm_label(g->a), v6 = cgf_asm_label(g->a);
+	struct cgf_set now;
 
 	if (named(g, s)) {
-		named_addr(g, s, which, t, f, next);
+		/* its addresses as they are, compiled in as a literal set's: a
+		 * set-add builds the filters that use it again */
+		const struct cgf_set *c = g->env->named_addrs ?
+						  g->env->named_addrs(s->name, g->env->ctx) : NULL;
+
+		if (!c && g->env->named_addrs) {
+			gen_fail(g, -ENOENT, "unknown set @%s", s->name);
+			return;
+		}
+		if (!c && s->declared) /* (only printing: what it declares) */
+			c = s;
+		if (!c) {
+			cgf_asm_note(g->a, "@%s: its addresses are compiled in when the filter is loaded (none here)",
+				     s->name);
+			if (f != next)
+				cgf_asm_ja(g->a, f);
+			return;
+		}
+		now = *c;
+		now.name[0] = 0;
+		now.line = s->line;
+		now.col = s->col;
+		cgf_asm_note(g->a, "@%s: its %zu prefixes as they are now", s->name, now.n);
+		s = &now;
+	}
+	if (s->n == 0) { /* (an empty set holds no address) */
+		if (f != next)
+			cgf_asm_ja(g->a, f);
 		return;
 	}
 	if (s->n <= CGF_INLINE_ITEMS) {

@@ -169,6 +169,16 @@ clash=$(for f in "$TOP"/tests/[0-9]*.sh; do
 		sed "s|^|${f#"$TOP"/}: |"
 done)
 expect_eq "no test defines a function of tests/lib.sh's or tests/sysd.sh's name" "$clash" ""
+# a test of cases runs every case it defines (43 once defined one that its
+# list left out: it never ran)
+unlisted=$(for f in "$TOP"/tests/[0-9]*.sh; do
+	grep -q '^CASES=${CASES:-' "$f" || continue
+	sed -n '/^CASES=${CASES:-/,/}/p' "$f" | sed 's/^CASES=${CASES:-//; s/}.*//' | tr ' \t' '\n\n' |
+		grep -v '^$' | sort -u >"$W/listed"
+	sed -n 's/^case_\([a-z_0-9]*\)() {.*/\1/p' "$f" | sort -u | comm -23 - "$W/listed" |
+		sed "s|^|${f#"$TOP"/}: case_|"
+done)
+expect_eq "every case_ function of a test is in its CASES list" "$unlisted" ""
 
 # ---- the private systemd boots on a slow machine -------------------------------------
 need_sysd
