@@ -211,6 +211,34 @@ static int sockets_of(const char *service, char socks[][NAME_MAX_LEN + 1])
 		}
 		strcpy(socks[n++], tok);
 	}
+	/* a socket unit of its name that systemd has not loaded yet (not
+	 * started: no TriggeredBy= names it) would start it unfiltered */
+	if (strlen(service) - strlen(".service") + strlen(".socket") <= NAME_MAX_LEN) {
+		char sock[NAME_MAX_LEN + 1], load[64], trig[4096];
+		int i;
+
+		snprintf(sock, sizeof(sock), "%.*s.socket", (int)(strlen(service) - strlen(".service")),
+			 service);
+		for (i = 0; i < n && strcmp(socks[i], sock); i++)
+			;
+		if (i == n && unit_prop(sock, "LoadState", load, sizeof(load)))
+			return -1;
+		if (i == n && !strcmp(load, "loaded")) {
+			char *t;
+
+			if (unit_prop(sock, "Triggers", trig, sizeof(trig)))
+				return -1;
+
+			for (t = strtok_r(trig, " ", &save); t && strcmp(t, service); t = strtok_r(NULL, " ", &save))
+				;
+			if (t && n == MAX_SOCKETS) {
+				cgf_err("%s: more than %d .socket units start it: not enabled", service, MAX_SOCKETS);
+				return -1;
+			}
+			if (t)
+				strcpy(socks[n++], sock);
+		}
+	}
 	return n;
 }
 
@@ -406,27 +434,38 @@ static int in_force(int cg, enum bpf_attach_type type, uint32_t prog_id)
 /* Which directions (bit 0 ingress, bit 1 egress) of dirs have the program
  * at pin in force on unit's cgroup; -ENOENT: nothing at pin, -ESRCH: the
  * unit has no cgroup now, other -errno: the kernel cannot say. */
-static int attached_dirs(const char *unit, const char *pin, unsigned int dirs)
+/* unit's cgroup, open; -ESRCH: the unit has no cgroup now */
+static int unit_cgroup(const char *unit)
 {
 	char cgpath[4096], root[PATH_MAX], full[PATH_MAX + 4096];
-	int fd, cg, got = 0, r = 0;
-	uint32_t id;
+	int cg;
 
 	if (unit_prop(unit, "ControlGroup", cgpath, sizeof(cgpath)))
 		return -EIO;
 	if (!*cgpath)
 		return -ESRCH;
-	fd = bpf_obj_get(pin);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
-	id = cgf_prog_id(fd);
-	close(fd);
 	if (cgf_cgroup2_root(root, sizeof(root)))
 		return -ENODEV;
 	snprintf(full, sizeof(full), "%s%s", root, cgpath);
 	cg = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
+	return cg;
+}
+
+static int attached_dirs(const char *unit, const char *pin, unsigned int dirs)
+{
+	int fd, cg, got = 0, r = 0;
+	uint32_t id;
+
+	fd = bpf_obj_get(pin);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	id = cgf_prog_id(fd);
+	close(fd);
+	cg = unit_cgroup(unit);
+	if (cg < 0)
+		return cg;
 	if ((dirs & 1) && (r = in_force(cg, BPF_CGROUP_INET_INGRESS, id)) > 0)
 		got |= 1;
 	if (r >= 0 && (dirs & 2) && (r = in_force(cg, BPF_CGROUP_INET_EGRESS, id)) > 0)
@@ -594,11 +633,22 @@ static int say_restart(const struct plan *p)
 	int i, r, run_any = 0, need_unit = 0;
 
 	for (i = 0; i < p->nd; i++) {
+		int got;
+
 		r = running(p->d[i].unit);
 		if (r < 0)
 			return -1;
 		run_any |= r;
-		if (!r || attached_dirs(p->d[i].unit, p->n.pin, p->dirs) == (int)p->dirs)
+		if (!r)
+			continue;
+		got = attached_dirs(p->d[i].unit, p->n.pin, p->dirs);
+		/* (-ENOENT: nothing at the pin yet; -ESRCH: no cgroup now) */
+		if (got < 0 && got != -ESRCH && got != -ENOENT) {
+			cgf_err("cannot tell whether %s runs with the filter of %s: %s (cgfilter status %s tells)",
+				p->d[i].unit, p->n.pin, strerror(-got), p->unit);
+			return -1;
+		}
+		if (got == (int)p->dirs)
 			continue;
 		if (!i)
 			need_unit = 1;
@@ -646,8 +696,15 @@ static int do_enable(struct plan *p, const char *filter)
 		unsigned int mode = CGF_RUN_ENFORCE;
 		const char *m;
 
-		if (!filter_in_force(p->n.pin, &t, &mode))
-			free(t);
+		if (filter_in_force(p->n.pin, &t, &mode)) {
+			/* (said) set, but its mode unknown: not said to be in force */
+			cgf_err("%s: the new filter of %s is set, but it cannot be read back: cgfilter show %s tells whether it is in force",
+				p->n.pin, p->unit, p->n.pin);
+			if (!systemctl("daemon-reload", NULL))
+				say_restart(p);
+			return -1;
+		}
+		free(t);
 		if ((m = mode_words(mode)))
 			printf("%s: the new filter of %s is loaded, but not in force: %s; cgfilter mode %s enforce puts it in force)\n",
 			       p->n.pin, p->unit, m, p->n.pin);
@@ -660,6 +717,10 @@ static int do_enable(struct plan *p, const char *filter)
 	}
 	return say_restart(p);
 }
+
+/* The names of the pins and filter files of the units cgfilter ships:
+ * enable refuses a unit whose filter would take them. */
+static const char *const reserved[] = { "apps", "shared" };
 
 int cmd_enable(struct cmd_args *a)
 {
@@ -674,6 +735,12 @@ int cmd_enable(struct cmd_args *a)
 		return EXIT_USAGE;
 	p.unit = a->argv[0];
 	names_of(p.unit, &p.n);
+	for (i = 0; i < (int)(sizeof(reserved) / sizeof(reserved[0])); i++)
+		if (!strcmp(p.n.name, reserved[i])) {
+			cgf_err("cannot enable %s: its filter would be %s, which cgfilter-%s.service loads, replaces and unloads: a unit of that name cannot have a filter of its own with enable (register it with the shared engine, or name in IPIngressFilterPath= a filter you load at another pin)",
+				p.unit, p.n.pin, reserved[i]);
+			return 1;
+		}
 	if (access("/run/systemd/system", F_OK)) {
 		cgf_err("cannot enable %s: systemd is not running here (no /run/systemd/system)", p.unit);
 		return 1;
@@ -766,6 +833,34 @@ static int remove_dropin(const char *unit, const char *owner, void *ctx)
 	return 0;
 }
 
+/* The program at pin detached from unit's cgroup, both directions (what
+ * is not attached is passed over); -1 if that fails (said). */
+static int detach_unit(const char *unit, const char *pin)
+{
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
+	int fd = bpf_obj_get(pin), cg, d, r = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : (cgf_err("cannot open %s: %s", pin, strerror(errno)), -1);
+	cg = unit_cgroup(unit);
+	if (cg < 0) {
+		close(fd);
+		if (cg == -ESRCH)
+			return 0;
+		cgf_err("cannot open the cgroup of %s: %s", unit, strerror(-cg));
+		return -1;
+	}
+	for (d = 0; d < 2 && !r; d++)
+		if (bpf_prog_detach2(fd, cg, dirs[d]) && errno != ENOENT) {
+			r = -1;
+			cgf_err("cannot detach %s from %s (%s): %s", pin, unit, d ? "egress" : "ingress",
+				strerror(errno));
+		}
+	close(cg);
+	close(fd);
+	return r;
+}
+
 static int do_disable(const char *unit, const struct names *n)
 {
 	char pin[PATH_MAX];
@@ -793,12 +888,20 @@ static int do_disable(const char *unit, const struct names *n)
 	}
 	if (systemctl("daemon-reload", NULL))
 		return -1;
+	/* a running unit: systemd may have detached the filter at the reload,
+	 * or may keep it (it applies IP*FilterPath= when it realizes the
+	 * cgroup); then the loader's stop would leave it on an engine
+	 * unloaded, which drops everything.  Detached here: the unit runs
+	 * without the filter now, as it will after a restart, either way. */
+	r = running(unit);
+	if (r < 0 || (r > 0 && detach_unit(unit, n->pin)))
+		return -1;
 	/* no unit requires the loader now: stopping it stops nothing else */
 	r = running(n->loader);
 	if (r < 0 || (r && systemctl("stop", n->loader)))
 		return -1;
 	if (running(unit) > 0)
-		printf("%s keeps the filter it started with until 'systemctl restart %s'\n", unit, unit);
+		printf("%s runs without a filter now\n", unit);
 	return 0;
 }
 

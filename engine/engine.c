@@ -817,12 +817,12 @@ int cgf_engine_unload(const char *pin, bool detach)
 		cgf_note("%s/ could not be removed whole", e.dir);
 	empty_prog_arrays(arrays, narrays);
 	if (n < 0)
-		cgf_note("%s unpinned; cannot tell where it is attached (%s): any cgroup it is attached to now drops every packet until it goes away or it is detached",
-			 e.pin, strerror(-n));
+		cgf_note("%s unpinned; cannot tell where it is attached (%s): any cgroup it is attached to now drops every packet until it goes away or it is detached (a unit that names %s in IP*FilterPath= is detached by systemd at its next daemon-reload, and runs unfiltered: stop it)",
+			 e.pin, strerror(-n), e.pin);
 	if (n > 0)
-		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach)",
+		cgf_note("%s unpinned; still attached to %d cgroup%s, which now drop%s every packet until %s away or %s detached (unload --detach; a unit that names %s in IP*FilterPath= is detached by systemd at its next daemon-reload, and runs unfiltered: stop it)",
 			 e.pin, cg.n, cg.n == 1 ? "" : "s", cg.n == 1 ? "s" : "",
-			 cg.n == 1 ? "it goes" : "they go", cg.n == 1 ? "it is" : "they are");
+			 cg.n == 1 ? "it goes" : "they go", cg.n == 1 ? "it is" : "they are", e.pin);
 	cgf_engine_close(&e);
 	return 0;
 }

@@ -59,6 +59,14 @@ cat >"$SYS/cgft-sk.service" <<EOF
 [Service]
 ExecStart=/usr/bin/python3 /usr/local/share/cgft-echod.py
 EOF
+# a socket unit that nothing has loaded yet (never started): enable must
+# find it by its name, or it would start its service unfiltered
+PL=$(free_port)
+cat >"$SYS/cgft-lazy.socket" <<EOF
+[Socket]
+ListenStream=127.0.0.1:$PL
+EOF
+cp "$SYS/cgft-sk.service" "$SYS/cgft-lazy.service"
 # a name with dots, a unit that is not running; one whose filter has the same
 # name; a user's drop-in named as enable's
 cat >"$SYS/cgft.dot.service" <<EOF
@@ -190,6 +198,11 @@ expect_status "no such unit is refused" 1 "cgft-none.service: no such unit" \
 	sd_exec "$CGF" enable cgft-none.service tcp
 expect_status "a unit that is neither service nor socket is refused" 2 "not the name of a .service or .socket unit" \
 	sd_exec "$CGF" enable cgft-web.timer tcp
+for u in apps shared; do
+	expect_status "$u.service is refused: its filter would be cgfilter-$u's" 1 \
+		"its filter would be /sys/fs/bpf/cgfilter/$u, which cgfilter-$u.service loads" \
+		sd_exec "$CGF" enable "$u.service" tcp
+done
 printf 'tcp\n' >"$ETC/cgft-sk.filter"
 expect_status "a template is refused" 2 "cgft-x@.service is a template: name an instance" \
 	sd_exec "$CGF" enable cgft-x@.service tcp
@@ -231,6 +244,11 @@ grep -q '^cgft-sk.socket .* attached$' "$TMP/st" && grep -q '^cgft-sk.service .*
 ok "status: the socket unit and the service both have it"
 sd_exec "$CGF" enable cgft-sk.service "$F3" >/dev/null || fail "the second enable failed"
 answered 127.0.0.3 "$PS" sk:hi "a second enable changes the socket unit's filter live"
+sd_exec "$CGF" enable cgft-lazy.service "$F2" >/dev/null || fail "enable of cgft-lazy.service failed"
+grep -qx 'IPIngressFilterPath=/sys/fs/bpf/cgfilter/cgft-lazy' "$SYS/cgft-lazy.socket.d/cgfilter.conf" ||
+	fail "a socket unit not loaded at enable got no drop-in: $(ls "$SYS")"
+ok "a socket unit of the service's name, never started, gets the drop-in too"
+sd_exec "$CGF" disable cgft-lazy.service >/dev/null || fail "disable of cgft-lazy.service failed"
 
 # ---- a unit not running, with dots in its name, one direction; an enable cut short -----
 # (its filter file written, its drop-in not: what a kill -9 between the two leaves)
@@ -275,10 +293,12 @@ expect_ok "status of an enabled unit that is not running: exit 0" sd_exec "$CGF"
 sd_exec "$CGF" disable cgft.dot.service >/dev/null || fail "disable of cgft.dot.service failed"
 
 # ---- disable: exactly what enable wrote goes --------------------------------------------
+expect_eq "before disable, the filter drops 127.0.0.2" "$(client 127.0.0.2 "$PW")" timeout
 sd_exec "$CGF" disable cgft-web.service >"$TMP/out" || fail "disable failed"
-grep -q "^cgft-web.service keeps the filter it started with until 'systemctl restart cgft-web.service'$" "$TMP/out" ||
+grep -q "^cgft-web.service runs without a filter now$" "$TMP/out" ||
 	fail "disable: $(cat "$TMP/out")"
-ok "disable says the running service keeps its filter until restarted"
+ok "disable says the running service runs without a filter now"
+answered 127.0.0.2 "$PW" hi "... and it does: 127.0.0.2, which its filter dropped, is answered"
 sd_exec "$CGF" disable cgft-sk.service >"$TMP/out" || fail "disable failed"
 expect_eq "disable leaves /etc/systemd/system exactly as before enable" "$(tree_state "$SYS")" "$sys0"
 expect_eq "... and /etc/cgfilter" "$(tree_state "$ETC")" "$etc0"
