@@ -72,6 +72,7 @@ struct show {
 	FILE *f;
 	bool json;
 	int n;
+	const char *indent;     /* of a set's lines (NULL: 4 spaces) */
 };
 
 /* the plural ending of a count */
@@ -182,7 +183,8 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 		fprintf(s->f, ":{\"type\":\"%s\",\"count\":%" PRIu64 ",\"items\":[%s]", tn, count,
 			buf ? buf : "");
 	} else {
-		fprintf(s->f, "    @%s (%s, %" PRIu64 " %s):%s\n", name, tn, count,
+		fprintf(s->f, "%s@%s (%s, %" PRIu64 " %s):%s\n", s->indent ? s->indent : "    ", name,
+			tn, count,
 			type == CGF_T_ADDR ? (count == 1 ? "prefix" : "prefixes") :
 			type == CGF_T_EXE ? (count == 1 ? "file" : "files") :
 			(count == 1 ? "value" : "values"), buf ? buf : "");
@@ -197,9 +199,12 @@ static int show_set(const char *name, int outer, enum cgf_type type, void *ctx)
 		if (!r && t.n && !text)
 			r = -ENOMEM;
 		if (text) {
+			char in[32];
+
+			snprintf(in, sizeof(in), "%s    ", s->indent ? s->indent : "    ");
 			if (!s->json)
-				fprintf(s->f, "      host names:\n");
-			print_names(s->f, s->json, text, "        ");
+				fprintf(s->f, "%s  host names:\n", s->indent ? s->indent : "    ");
+			print_names(s->f, s->json, text, in);
 			free(text);
 		}
 		cgf_names_free(&t);
@@ -395,6 +400,32 @@ static void when(uint64_t ns, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* A shared engine's cgroup filter v: the named address sets it compiled
+ * in that it keeps other than the engine lists them (a set-add, set-del or
+ * refresh was killed before it built v again), in text lines under a note,
+ * or JSON ',"kept_sets":{...}' (always there). */
+static int show_kept(const struct show *s, const struct cgf_filter_view *v)
+{
+	struct show k = { .e = s->e, .json = s->json, .indent = "        " };
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	k.f = open_memstream(&buf, &len);
+	if (!k.f)
+		return -errno;
+	r = v->text ? cgf_engine_filter_kept(s->e, v, show_set, &k) : 0;
+	if (fclose(k.f) && !r)
+		r = -ENOMEM;
+	if (!r && s->json)
+		fprintf(s->f, ",\"kept_sets\":{%s}", buf ? buf : "");
+	else if (!r && k.n)
+		fprintf(s->f, "      note: a set it uses changed after it was made (a command was killed, or the set is gone): it keeps these until the next command on %s builds it again:\n%s",
+			s->e->pin, buf);
+	free(buf);
+	return r;
+}
+
 static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, void *ctx)
 {
 	struct show *s = ctx;
@@ -422,6 +453,7 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 		else
 			fprintf(s->f, "null");
 		print_names(s->f, true, v.names, "");
+		r = show_kept(s, &v);
 		fprintf(s->f, "}");
 	} else {
 		fprintf(s->f, "    %s %s%s%s: %s\n", path, dir == BPF_CGROUP_INET_INGRESS ? "ingress" : "egress",
@@ -430,10 +462,11 @@ static int show_cgroup(uint64_t cgid, enum bpf_attach_type dir, uint32_t slot, v
 		if (v.names)
 			fprintf(s->f, "      host names:\n");
 		print_names(s->f, false, v.names, "        ");
+		r = show_kept(s, &v);
 		s->n++;
 	}
 	cgf_filter_view_free(&v);
-	return 0;
+	return r;
 }
 
 static int print_attach(const char *path, enum bpf_attach_type dir, void *ctx)

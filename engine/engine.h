@@ -140,6 +140,13 @@ int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cg
 /* 1 if a named address set that filter v compiled in has changed since
  * (a command was killed before it built v again), 0 if not, or -errno. */
 int cgf_engine_filter_stale(const struct cgf_engine *e, const struct cgf_filter_view *v);
+/* fn(name, contents, CGF_T_ADDR, ctx) for each named address set that
+ * filter v compiled in with other contents than the set pinned now has (a
+ * command was killed before it built v again; or the set is no longer
+ * pinned): what v keeps.  0, or what fn returned, or -errno (said). */
+int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v,
+			   int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx),
+			   void *ctx);
 /* The program's own: 0, -ENOENT if fd is not a cgfilter filter. */
 int cgf_filter_read(int prog_fd, struct cgf_filter_view *v);
 

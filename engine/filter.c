@@ -1621,49 +1621,90 @@ static int each_shared_filter(struct cgf_engine *e, filter_fn fn, void *ctx)
 }
 
 
-/* Whether a named address set that v compiled in holds other contents now
- * (a set-add, set-del or refresh changed it since): 1 or 0, or -errno if
- * that cannot be read (said). */
-static int stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
+/* Whether the named address set k that v compiled in holds other contents
+ * now (a set-add, set-del or refresh changed it since): 1 or 0; 2 if no
+ * such set is pinned now (the filter keeps its own); -errno if that cannot
+ * be read (said).  *snap_fd: if not NULL, the contents it compiled in
+ * (to be closed; -1 if it compiled none in). */
+static int set_changed(const struct cgf_engine *e, const struct cgf_filter_view *v, uint32_t k,
+		       int *snap_fd)
 {
-	uint32_t k;
-	int changed = 0;
+	enum cgf_type t;
+	uint32_t was, now;
+	int snap, cur, r;
 
-	for (k = 0; v->snaps && k < v->info.nsets && !changed; k++) {
-		enum cgf_type t;
-		uint32_t was, now;
-		int snap, cur, r;
-
-		if (!v->snaps[k])
-			continue;
-		snap = bpf_map_get_fd_by_id(v->snaps[k]);
-		if (snap < 0) {
-			r = -errno;
-			cgf_err("cannot read the contents of @%s a filter of %s was made with: %s",
-				v->sets[k].name, e->pin, strerror(-r));
-			return r;
-		}
-		was = cgf_set_contents_id(snap);
-		r = was ? 0 : -errno;
+	if (snap_fd)
+		*snap_fd = -1;
+	if (!v->snaps || !v->snaps[k])
+		return 0;
+	snap = bpf_map_get_fd_by_id(v->snaps[k]);
+	if (snap < 0) {
+		r = -errno;
+		cgf_err("cannot read the contents of @%s a filter of %s was made with: %s",
+			v->sets[k].name, e->pin, strerror(-r));
+		return r;
+	}
+	was = cgf_set_contents_id(snap);
+	if (!was) {
+		r = -errno;
+		cgf_err("cannot read the contents of @%s a filter of %s was made with: %s",
+			v->sets[k].name, e->pin, strerror(-r));
 		close(snap);
-		if (!r)
-			r = cgf_set_open(e, v->sets[k].name, &cur, &t);
-		if (r == -ENOENT || r == -EINVAL)
-			continue;       /* (no such set now: the filter keeps its own) */
-		if (r) {
-			cgf_err("cannot read set @%s of %s: %s", v->sets[k].name, e->pin, strerror(-r));
-			return r;
-		}
+		return r;
+	}
+	r = cgf_set_open(e, v->sets[k].name, &cur, &t);
+	if (r == -ENOENT || r == -EINVAL) {
+		r = 2;          /* (no such set now: the filter keeps its own) */
+	} else if (r) {
+		cgf_err("cannot read set @%s of %s: %s", v->sets[k].name, e->pin, strerror(-r));
+	} else {
 		now = cgf_set_contents_id(cur);
 		r = now ? 0 : -errno;
 		close(cur);
-		if (r) {
+		if (r)
 			cgf_err("cannot read set @%s of %s: %s", v->sets[k].name, e->pin, strerror(-r));
-			return r;
-		}
-		changed = t == CGF_T_ADDR && now != was;
+		else
+			r = t != CGF_T_ADDR ? 2 : now != was;
 	}
-	return changed;
+	if (r >= 0 && snap_fd)
+		*snap_fd = snap;
+	else
+		close(snap);
+	return r;
+}
+
+/* Whether a named address set that v compiled in holds other contents now:
+ * 1 or 0, or -errno if that cannot be read (said). */
+static int stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
+{
+	uint32_t k;
+	int r;
+
+	for (k = 0; v->snaps && k < v->info.nsets; k++) {
+		r = set_changed(e, v, k, NULL);
+		if (r < 0 || r == 1)
+			return r;
+	}
+	return 0;
+}
+
+int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v,
+			   int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx),
+			   void *ctx)
+{
+	uint32_t k;
+	int r = 0;
+
+	for (k = 0; v->snaps && k < v->info.nsets && !r; k++) {
+		int snap;
+
+		r = set_changed(e, v, k, &snap);
+		if (r > 0)
+			r = fn(v->sets[k].name, snap, CGF_T_ADDR, ctx);
+		if (snap >= 0)
+			close(snap);
+	}
+	return r;
 }
 
 int cgf_engine_filter_stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
