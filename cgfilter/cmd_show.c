@@ -407,22 +407,32 @@ static void when(uint64_t ns, char *buf, size_t len)
 static int show_kept(const struct show *s, const struct cgf_filter_view *v)
 {
 	struct show k = { .e = s->e, .json = s->json, .indent = "        " };
-	char *buf = NULL;
-	size_t len = 0;
-	int r;
+	char *buf[2] = { NULL, NULL };
+	size_t len[2] = { 0, 0 };
+	int r = 0, g, n[2] = { 0, 0 };
 
-	k.f = open_memstream(&buf, &len);
-	if (!k.f)
-		return -errno;
-	r = v->text ? cgf_engine_filter_kept(s->e, v, show_set, &k) : 0;
-	if (fclose(k.f) && !r)
-		r = -ENOMEM;
-	if (!r && s->json)
-		fprintf(s->f, ",\"kept_sets\":{%s}", buf ? buf : "");
-	else if (!r && k.n)
-		fprintf(s->f, "      note: a set it uses changed after it was made (a command was killed, or the set is gone): it keeps these until the next command on %s builds it again:\n%s",
-			s->e->pin, buf);
-	free(buf);
+	for (g = 0; g < 2 && !r; g++) {
+		k.f = open_memstream(&buf[g], &len[g]);
+		if (!k.f)
+			return -errno;
+		k.n = s->json ? n[0] : 0; /* (JSON: one object, commas between) */
+		r = v->text ? cgf_engine_filter_kept(s->e, v, g, show_set, &k) : 0;
+		n[g] = k.n;
+		if (fclose(k.f) && !r)
+			r = -ENOMEM;
+	}
+	if (!r && s->json) {
+		fprintf(s->f, ",\"kept_sets\":{%s%s}", buf[0] ? buf[0] : "", buf[1] ? buf[1] : "");
+	} else if (!r) {
+		if (n[0])
+			fprintf(s->f, "      note: a set it uses changed after it was made (a command was killed): it keeps these until the next command on %s builds it again:\n%s",
+				s->e->pin, buf[0]);
+		if (n[1])
+			fprintf(s->f, "      note: %s has no address set of these names now (removed by hand?): it keeps them as it was made with until its filter is registered again:\n%s",
+				s->e->pin, buf[1]);
+	}
+	free(buf[0]);
+	free(buf[1]);
 	return r;
 }
 
@@ -714,13 +724,26 @@ int cmd_show(struct cmd_args *a)
 	r = cgf_engine_open(&e, a->argv[0], false);
 	if (r)
 		return r;
-	f = open_memstream(&buf, &len);
-	if (!f) {
-		r = -errno;
-	} else {
+	/* (a filter replaced while show reads it: its maps may be gone, read
+	 * again; quietly, but the last time) */
+	for (int tries = 0; tries < 3; tries++) {
+		int quiet = cgf_quiet;
+
+		free(buf);
+		buf = NULL;
+		f = open_memstream(&buf, &len);
+		if (!f) {
+			r = -errno;
+			break;
+		}
+		cgf_quiet = tries < 2 ? 1 : quiet;
+		said = false;
 		r = show_body(&e, f, a->json, a->code, &said);
+		cgf_quiet = quiet;
 		if (fclose(f) && !r)
 			r = -ENOMEM;
+		if (r != -ENOENT)
+			break;
 	}
 	if (r) {
 		if (!said)

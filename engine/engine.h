@@ -142,9 +142,10 @@ int cgf_engine_cgroup_filter(struct cgf_engine *e, const char *cgroup, struct cg
 int cgf_engine_filter_stale(const struct cgf_engine *e, const struct cgf_filter_view *v);
 /* fn(name, contents, CGF_T_ADDR, ctx) for each named address set that
  * filter v compiled in with other contents than the set pinned now has (a
- * command was killed before it built v again; or the set is no longer
- * pinned): what v keeps.  0, or what fn returned, or -errno (said). */
-int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v,
+ * command was killed before it built v again, which the next command
+ * does); gone: those for which no address set of that name is pinned now
+ * (removed by hand: v keeps its own until made again).  What v keeps.  0, or what fn returned, or -errno (said). */
+int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v, bool gone,
 			   int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx),
 			   void *ctx);
 /* The program's own: 0, -ENOENT if fd is not a cgfilter filter. */

@@ -1583,43 +1583,51 @@ typedef int (*filter_fn)(struct cgf_engine *e, const struct cgf_filter_view *v, 
  * fails does not stop the others: the first failure is returned). */
 static int each_shared_filter(struct cgf_engine *e, filter_fn fn, void *ctx)
 {
+	static const enum bpf_attach_type dirs[2] = { BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS };
 	struct cg_list l = { 0 };
 	char path[PATH_MAX];
 	size_t i;
-	int r, r_first = 0;
+	int r, d, r_first = 0;
 
 	r = cgf_engine_each_cgroup(e, list_cgroup, &l);
 	if (r)
 		cgf_err("cannot read the cgroups of %s: %s", e->pin, strerror(-r));
 	for (i = 0; !r && i < l.n; i++) {
-		struct bpf_cgroup_storage_key k = { .cgroup_inode_id = l.ids[i],
-						    .attach_type = (l.dirs[i] & 1) ? BPF_CGROUP_INET_INGRESS
-										   : BPF_CGROUP_INET_EGRESS };
 		bool p[2] = { l.dirs[i] & 1, l.dirs[i] & 2 };
-		struct cgf_filter_view v = { 0 };
-		uint32_t slot = 0;
-		int one;
+		uint32_t seen = 0;
 
 		cgf_cgroup_path(l.ids[i], path, sizeof(path));
-		one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
-		if (one == -ENOENT || (!one && !slot))
-			continue;       /* gone meanwhile, or no filter */
-		if (!one)
-			one = cgf_engine_filter(e, slot, &v);
-		if (one)
-			cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
-				strerror(-one));
-		else if (v.text)
-			one = fn(e, &v, path, l.ids[i], p, ctx);
-		if (one && !r_first)
-			r_first = one;
-		cgf_filter_view_free(&v);
+		/* each direction's filter: one program mostly (then once), two
+		 * after a register killed between the directions' switches */
+		for (d = 0; d < 2; d++) {
+			struct bpf_cgroup_storage_key k = { .cgroup_inode_id = l.ids[i],
+							    .attach_type = dirs[d] };
+			struct cgf_filter_view v = { 0 };
+			uint32_t slot = 0;
+			int one;
+
+			if (!p[d])
+				continue;
+			one = bpf_map_lookup_elem(e->cgroups, &k, &slot) ? -errno : 0;
+			if (one == -ENOENT || (!one && (!slot || slot == seen)))
+				continue;       /* gone meanwhile, no filter, or seen */
+			seen = slot;
+			if (!one)
+				one = cgf_engine_filter(e, slot, &v);
+			if (one)
+				cgf_err("cannot read the filter of cgroup %s in %s: %s", path, e->pin,
+					strerror(-one));
+			else if (v.text)
+				one = fn(e, &v, path, l.ids[i], p, ctx);
+			if (one && !r_first)
+				r_first = one;
+			cgf_filter_view_free(&v);
+		}
 	}
 	free(l.ids);
 	free(l.dirs);
 	return r ? r : r_first;
 }
-
 
 /* Whether the named address set k that v compiled in holds other contents
  * now (a set-add, set-del or refresh changed it since): 1 or 0; 2 if no
@@ -1688,7 +1696,7 @@ static int stale(const struct cgf_engine *e, const struct cgf_filter_view *v)
 	return 0;
 }
 
-int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v,
+int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_view *v, bool gone,
 			   int (*fn)(const char *name, int outer, enum cgf_type type, void *ctx),
 			   void *ctx)
 {
@@ -1699,8 +1707,10 @@ int cgf_engine_filter_kept(const struct cgf_engine *e, const struct cgf_filter_v
 		int snap;
 
 		r = set_changed(e, v, k, &snap);
-		if (r > 0)
+		if (r == (gone ? 2 : 1))
 			r = fn(v->sets[k].name, snap, CGF_T_ADDR, ctx);
+		else if (r > 0)
+			r = 0;
 		if (snap >= 0)
 			close(snap);
 	}

@@ -208,9 +208,15 @@ int cgf_set_addrs(int outer, struct cgf_set *s, int *snap)
 		return inner;
 	r = read_addrs(inner, s);
 	if (!r) {
+		/* (frozen: nothing can put other contents in what show reads) */
 		*snap = outer_new(inner);
-		if (*snap < 0)
+		if (*snap < 0) {
 			r = *snap;
+		} else if (bpf_map_freeze(*snap)) {
+			r = -errno;
+			close(*snap);
+			*snap = -1;
+		}
 	}
 	close(inner);
 	return r;
