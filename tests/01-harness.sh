@@ -164,7 +164,7 @@ ok "has matches under pipefail when the writer has more to write"
 # a test that defines a function of lib.sh's name replaces it for every
 # helper of lib.sh that calls it (53-package's own has() did)
 libfns=$(sed -n 's/^\([a-z_][a-z_0-9]*\)() {.*/\1/p' "$TOP/tests/lib.sh" "$TOP/tests/sysd.sh" | sort -u)
-clash=$(for f in "$TOP"/tests/[0-9]*.sh; do
+clash=$(for f in "$TOP"/tests/[0-9]*.sh "$TOP"/tests/crash.sh; do
 	sed -n 's/^[[:space:]]*\([a-z_][a-z_0-9]*\)() {.*/\1/p' "$f" | sort -u | comm -12 - <(echo "$libfns") |
 		sed "s|^|${f#"$TOP"/}: |"
 done)

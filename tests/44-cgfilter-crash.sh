@@ -4,118 +4,16 @@
 # an error injected at each (inject=bpf:error=ENOSPC:when=N).  After each,
 # the engine shows the old state or the new one, whole, its verdicts are
 # those of what it shows (tests/verdict/judge.py), and the next command
-# succeeds and is exactly right.
-#   CGF_CRASH_STEP=N   try every Nth call only (default 1: every one; of a run
-#                      of map lookups, which change nothing, the first two and
-#                      the last)
+# succeeds and is exactly right.  (A kill is tried at the first of a run
+# of calls that leave nothing behind: tests/crash.sh.  set-add and set-del
+# on a shared engine: test 58.)  CGF_CRASH="set set-dyn set-add set-del
+# load unload register" picks some; CGF_CRASH_STEP: tests/crash.sh.
 . "$(dirname "$0")/lib.sh"
-
-need_root
-need_cgroup2
-need_bpffs
-need_cmd bpftool python3 strace
-CGF=$BUILD/cgfilter/cgfilter
-for p in "$CGF" "$BUILD/tests/verdict-run"; do
-	[ -x "$p" ] || fail "$p is not built (make)"
-done
-STEP=${CGF_CRASH_STEP:-1}
-# which commands: CGF_CRASH="set set-dyn set-add set-del load unload register" (all)
-CRASH=" ${CGF_CRASH:-set set-dyn set-add set-del load unload register} "
-want() { [[ $CRASH == *" $1 "* ]]; }
-make_tmpdir TMP
-PIN=/sys/fs/bpf/${T_ID}_c
-clean() { "$CGF" unload "$PIN" >/dev/null 2>&1 || true; rm -rf "$PIN" "${PIN}_maps"; }
-at_exit clean
-
-judge() { python3 "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" "$@"; }
-# state: the filter and the sets shown (show --json from "filter" to the
-# counters), for comparing
-state() {
-	local j
-	j=$("$CGF" show --json "$PIN" 2>"$TMP/show.err") || return 1
-	j=${j#*\"filter\":}
-	echo "${j%%,\"passed_packets\"*}"
-}
-# the verdicts of the pin on PACKETS (BPF_PROG_TEST_RUN)
-verdicts() { "$BUILD/tests/verdict-run" -p "$TMP/frames" --pin "$PIN" | cut -f3; }
-# STATE VERDICTS: the reference's verdicts of the state now; the whole judge
-# (every address the filter names, by the reference model) once a state
-remember() {
-	judge "${PACKETS[@]}" >"$TMP/judge" 2>&1 || fail "state $(state): $(cat "$TMP/judge")"
-	printf -v "$1" %s "$(state)"
-	printf -v "$2" %s "$(judge --expect "${PACKETS[@]}")"
-}
-# WHAT: the verdicts are those of the state shown, OLD or NEW
-agree() {
-	local st=$1 what=$2 want
-	if [ "$st" = "$OLD_STATE" ]; then
-		want=$OLD_VERDICTS
-	elif [ "$st" = "$NEW_STATE" ]; then
-		want=$NEW_VERDICTS
-	else
-		return 0
-	fi
-	[ "$(verdicts)" = "$want" ] || fail "$what: shows $st, but its verdicts are $(verdicts), not $want"
-}
-calls() { # CMD...: how many bpf() calls it makes, run on the current state
-	strace -f -qq -e trace=bpf -o "$TMP/trace" "$@" >/dev/null 2>&1 || true
-	grep -c 'bpf(' "$TMP/trace"
-}
-# the calls to stop at, from $TMP/trace: every one, except that of a run of
-# map lookups (which change nothing: a shared engine's sweep of its 4096
-# slots) only the first two and the last are tried
-points() {
-	grep -o 'bpf(BPF_[A-Z_]*' "$TMP/trace" | awk -v step="$STEP" '
-		{ cmd[NR] = $0 }
-		END {
-			for (i = 1; i <= NR; i += step) {
-				l = "bpf(BPF_MAP_LOOKUP_ELEM"
-				if (cmd[i] == l && cmd[i - 1] == l && cmd[i - 2] == l && cmd[i + 1] == l)
-					continue
-				print i
-			}
-		}'
-}
+CRASH_ALL="set set-dyn set-add set-del load unload register"
+. "$(dirname "$0")/crash.sh"
 
 OLD='@ports = { 22, 80 } @nets = { 198.51.100.0/24 } tcp && dst_port in @ports || src_ip in { 192.0.2.0/24, 192.0.2.128/25, 10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16 }'
 NEW='@ports = { 443, 8000..8100 } !(src_ip in @nets) && (dst_port in @ports || src_ip in { 203.0.113.0/24, 2001:db8::/32, 2001:db8:1::/48, 2001:db8:2::/48, 2001:db8:3::/48, fd00::/8 })'
-PACKETS=("ip4 src=198.51.100.7 / tcp dport=443" "ip4 src=203.0.113.9 / udp dport=53"
-	"ip6 src=2001:db8:1::5 / tcp dport=1" "ip4 src=10.1.2.3 / tcp dport=80" "ip4 / tcp dport=22")
-judge --frames "$TMP/frames" "${PACKETS[@]}" || fail "cannot write the frames"
-
-# sweep NAME SETUP CHECK CMD...: for each bpf() call N of CMD (made after
-# SETUP), SETUP, CMD killed (or failing) at N, then CHECK with the exit
-# status; finally the command again, unhindered, must give the new state.
-# SETUP and CHECK are functions; OLD_STATE and NEW_STATE are set by them.
-sweep() {
-	local name=$1 setup=$2 check=$3 n total how rc at
-	shift 3
-	"$setup"
-	total=$(calls "$@")
-	[ "$total" -gt 3 ] || fail "$name: only $total bpf() calls"
-	mapfile -t at < <(points)
-	for how in signal=SIGKILL error=ENOSPC; do
-		for n in "${at[@]}"; do
-			"$setup"
-			rc=0
-			# (in a subshell that reports "Killed" to /dev/null)
-			(
-				strace -f -qq -o /dev/null -e trace=bpf -e "inject=bpf:$how:when=$n" "$@" \
-					>"$TMP/out" 2>"$TMP/err"
-				exit $?
-			) 2>/dev/null || rc=$?
-			if [ "$how" = error=ENOSPC ] && [ $rc -ne 0 ] && [ ! -s "$TMP/err" ]; then
-				fail "$name: ENOSPC at bpf() call $n: exit $rc without a message"
-			fi
-			"$check" "$name, $how at bpf() call $n of $total (exit $rc: $(head -c 200 "$TMP/err"))" "$rc" "$how"
-			# the next command, unhindered, is exactly right
-			"${AGAIN:-command}" "$@" >/dev/null 2>"$TMP/err2" ||
-				fail "$name: after $how at call $n, the command again failed: $(cat "$TMP/err2")"
-			"$check" "$name: the command again after $how at call $n" 0 none
-		done
-		ok "$name: $how at each of its $total bpf() calls (${#at[@]} tried: runs of lookups cut short): old or new state, whole, as shown"
-	done
-}
 
 # ---- set ------------------------------------------------------------------------------------
 set_setup() {

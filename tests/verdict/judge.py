@@ -16,9 +16,16 @@ SPEC: packets as verdict.py builds them ("ip4 src=192.0.2.1 / tcp dport=80");
 besides them, every address the filter or its sets name is tried as source
 and destination, with TCP and UDP to a few ports.  --want: the filter shown
 must be one of these texts (say, the old or the new one).  --print prints the
-filter shown, one line, and nothing else.  Dedicated engines only (a shared
-engine's filters live in cgroup storage, which BPF_PROG_TEST_RUN does not
-reach).
+filter shown, one line, and nothing else.
+
+A shared engine finds a cgroup's filter in cgroup storage, which
+BPF_PROG_TEST_RUN does not reach: --cgroup CG (as show prints it, "/a/b")
+judges the filter of that cgroup (--direction, ingress by default) against
+what show says it uses (the sets as listed, but those it keeps other:
+kept_sets).  Its program (show's filter_program_id) is run with skb->cb as
+the entry of a dedicated engine left it, loaded beside PIN for the purpose
+(PIN_judgePID, with the filter 1, unloaded after): both entries parse a
+packet alike.
 """
 import argparse
 import ipaddress
@@ -70,6 +77,22 @@ def battery(addrs):
     return specs
 
 
+def run_via(cgfilter, pin, prog_id, frames):
+    """The verdicts of filter program prog_id of a shared engine, run after
+    the entry of a dedicated engine loaded at pin for it with the filter 1
+    (which leaves skb->cb as the entry made it): a message if that cannot
+    be done: (verdicts, None) or (None, message)."""
+    r = subprocess.run([cgfilter, "load", pin, "1"], capture_output=True, text=True)
+    if r.returncode:
+        return None, "judge: cannot load %s to run program %d: %s" % (pin, prog_id, r.stderr.strip())
+    try:
+        return V.run_frames(frames, pins=[pin], then=["--then-prog-id", str(prog_id)])[("pin", pin)], None
+    except RuntimeError as e:
+        return None, "judge: cannot run program %d: %s" % (prog_id, e)
+    finally:
+        subprocess.run([cgfilter, "unload", pin], capture_output=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cgfilter", required=True)
@@ -81,6 +104,8 @@ def main():
     ap.add_argument("--frames", help="write the SPECs' frames, in hex, to this file and exit")
     ap.add_argument("--only", action="store_true",
                     help="judge the SPECs only, not every address the filter names (for huge sets)")
+    ap.add_argument("--cgroup", help="a shared engine: the filter of this cgroup, as show prints it")
+    ap.add_argument("--direction", default="ingress", choices=("ingress", "egress"))
     ap.add_argument("specs", nargs="*")
     a = ap.parse_args()
     if a.frames:
@@ -98,14 +123,31 @@ def main():
     except ValueError as e:
         print("judge: show --json is not JSON (%s): %r" % (e, r.stdout[:300]))
         return 1
-    if shown.get("engine") != "dedicated":
-        print("judge: %s is not a dedicated engine" % a.pin)
+    sets = {name: s["items"] for name, s in shown["sets"].items()}
+    if shown.get("engine") == "shared":
+        if not a.cgroup:
+            print("judge: %s is a shared engine: name the cgroup (--cgroup)" % a.pin)
+            return 2
+        mine = [f for f in shown["filters"]
+                if f["cgroup"] == a.cgroup and f["direction"] == a.direction]
+        if len(mine) != 1:
+            print("judge: %s shows %d filters for %s %s" % (a.pin, len(mine), a.cgroup, a.direction))
+            return 1
+        shown = mine[0]
+        if "kept_sets" not in shown:
+            print("judge: %s shows no kept_sets for %s" % (a.pin, a.cgroup))
+            return 1
+        sets.update({name: s["items"] for name, s in shown["kept_sets"].items()})
+        run_pin = "%s_judge%d" % (a.pin, os.getpid())
+    elif shown.get("engine") == "dedicated" and not a.cgroup:
+        run_pin = a.pin
+    else:
+        print("judge: %s is not a %s engine" % (a.pin, "shared" if a.cgroup else "dedicated"))
         return 2
     text = shown["filter"]
     if a.print_filter:
         print(text if text is not None else "(none)")
         return 0
-    sets = {name: s["items"] for name, s in shown["sets"].items()}
     if a.want and text not in a.want:
         print("judge: %s shows the filter %r, not one of %r" % (a.pin, text, a.want))
         return 1
@@ -126,7 +168,16 @@ def main():
         return 0
     specs = list(a.specs) + ([] if a.only else battery(addresses(text or "", sets)))
     frames = [V.build(s) for s in specs]
-    got = V.run_frames(frames, pins=[a.pin])[("pin", a.pin)]
+    if text is None and a.cgroup:
+        print("judge: %s has no filter for %s: no program to run" % (a.pin, a.cgroup))
+        return 1
+    if run_pin == a.pin:
+        got = V.run_frames(frames, pins=[a.pin])[("pin", a.pin)]
+    else:
+        got, why = run_via(a.cgfilter, run_pin, shown["filter_program_id"], frames)
+        if why:
+            print(why)
+            return 1
     bad = []
     for spec, fr, g in zip(specs, frames, got):
         want = reference(fr)

@@ -4,7 +4,7 @@
  * BPF_PROG_TEST_RUN and print every verdict, for the verdict tests and the
  * differential test of cgfilter against port-firewall.
  *
- *   verdict-run -p PACKETS [--pin PATH]... [OBJECT.bpf.o]...
+ *   verdict-run -p PACKETS [--pin PATH]... [--then-prog-id ID] [OBJECT.bpf.o]...
  *
  * PACKETS has one frame per line in hex (whitespace inside is ignored; empty
  * lines and lines starting with '#' are skipped), after the word "ingress"
@@ -35,7 +35,8 @@
 
 #include "frames.h"
 
-static int verbose, print_cb;
+static int verbose, print_cb, then_fd = -1;
+static unsigned long then_id;
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -47,12 +48,15 @@ static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: verdict-run -p PACKETS [--pin PATH]... [OBJECT.bpf.o]...\n"
+		"Usage: verdict-run -p PACKETS [--pin PATH]... [--then-prog-id ID] [OBJECT.bpf.o]...\n"
 		"Run every frame of PACKETS through every cgroup_skb program of each OBJECT\n"
 		"and each pinned program, with BPF_PROG_TEST_RUN.\n\n"
 		"  -p, --packets FILE  frames in hex, one per line ('-' for stdin); a line\n"
 		"                      'ingress HEX' is a frame received, else one sent\n"
 		"      --pin PATH      a pinned cgroup_skb program (repeatable)\n"
+		"      --then-prog-id ID  run each frame on through the cgroup_skb program ID,\n"
+		"                      with skb->cb as the program before left it (a cgfilter\n"
+		"                      filter after an engine's entry): its verdicts are printed\n"
 		"      --cb            also print skb->cb after each frame: a line\n"
 		"                      'cb TAB FRAME TAB CB0 CB1 CB2 CB3 CB4' (decimal)\n"
 		"  -v, --verbose       show libbpf's messages\n"
@@ -92,6 +96,22 @@ static int run_prog(int fd, const char *source, const char *name, const struct f
 			fprintf(stderr, "verdict-run: %s %s returned %u on frame %zu, not a cgroup_skb verdict\n",
 				source, name, opts.retval, i + 1);
 			return -ERANGE;
+		}
+		if (then_fd >= 0 && opts.retval <= 1) {
+			/* the program then_id, as the entry left skb->cb */
+			struct __sk_buff ctx2 = { .ingress_ifindex = ctx.ingress_ifindex };
+			LIBBPF_OPTS(bpf_test_run_opts, o2, .data_in = fr->v[i].data,
+				    .data_size_in = (__u32)fr->v[i].len, .repeat = 1, .ctx_in = &ctx2,
+				    .ctx_size_in = sizeof(ctx2));
+
+			memcpy(ctx2.cb, after.cb, sizeof(ctx2.cb));
+			if (bpf_prog_test_run_opts(then_fd, &o2) || o2.retval > 1) {
+				r = o2.retval > 1 ? -ERANGE : -errno;
+				fprintf(stderr, "verdict-run: Failed to test-run program %lu on frame %zu after %s %s: %s\n",
+					then_id, i + 1, source, name, strerror(-r));
+				return r;
+			}
+			opts.retval = o2.retval;
 		}
 		out[i] = (char)('0' + opts.retval);
 		if (print_cb)
@@ -174,6 +194,7 @@ int main(int argc, char **argv)
 		{ "packets", required_argument, NULL, 'p' },
 		{ "pin", required_argument, NULL, 'P' },
 		{ "cb", no_argument, NULL, 'c' },
+		{ "then-prog-id", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -198,6 +219,25 @@ int main(int argc, char **argv)
 		case 'c':
 			print_cb = 1;
 			break;
+		case 'T': {
+			char *end;
+
+			errno = 0;
+			then_id = strtoul(optarg, &end, 10);
+			if (!then_id || *end || errno || then_id > UINT32_MAX) {
+				fprintf(stderr, "verdict-run: --then-prog-id %s: not a program id\n", optarg);
+				free(pins);
+				return 2;
+			}
+			then_fd = bpf_prog_get_fd_by_id((__u32)then_id);
+			if (then_fd < 0) {
+				fprintf(stderr, "verdict-run: Failed to open program %lu: %s\n", then_id,
+					strerror(errno));
+				free(pins);
+				return 1;
+			}
+			break;
+		}
 		case 'v':
 			verbose = 1;
 			break;

@@ -1322,10 +1322,11 @@ def compile_exprs(texts, workdir, expr_tool=None, per_object=40, jobs=None, incl
     return out
 
 
-def run_frames(frames, objects=(), pins=(), runner=None, workdir=None, jobs=None):
+def run_frames(frames, objects=(), pins=(), runner=None, workdir=None, jobs=None, then=()):
     """Run frames through every program of the objects and the pins.
     Returns {(source, name): verdict string}, source being the object path
-    or "pin" and name the program name or the pin path."""
+    or "pin" and name the program name or the pin path.  then: more
+    arguments of verdict-run (["--then-prog-id", ID])."""
     runner = runner or os.path.join(BUILD, "tests", "verdict-run")
     jobs = jobs or os.cpu_count() or 2
     fd, path = tempfile.mkstemp(prefix="frames", suffix=".hex", dir=workdir)
@@ -1334,7 +1335,7 @@ def run_frames(frames, objects=(), pins=(), runner=None, workdir=None, jobs=None
             f.write(Frame(fr, getattr(fr, "ingress", False)).line() + "\n")
 
     def one(args):
-        r = subprocess.run([runner, "-p", path] + args, capture_output=True, text=True)
+        r = subprocess.run([runner, "-p", path] + list(then) + args, capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError("verdict-run %s failed: %s" % (" ".join(args), r.stderr.strip()))
         return r.stdout
