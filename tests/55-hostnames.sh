@@ -16,6 +16,9 @@ need_root
 need_cgroup2
 need_bpffs
 need_cmd unshare python3 strace ip
+# (python itself, not a wrapper that finds it: a version manager's shim
+# takes a third of a second a run, and the refresh sweep runs it 2,000 times)
+PY=$(python3 -c 'import sys; print(sys.executable)')
 CGF=$BUILD/cgfilter/cgfilter
 for p in "$CGF" "$BUILD/tests/verdict-run"; do
 	[ -x "$p" ] || fail "$p is not built (make)"
@@ -41,13 +44,13 @@ specs=()
 for d in "${DSTS[@]}"; do
 	if [[ $d == *:* ]]; then specs+=("ip6 dst=$d / tcp dport=80"); else specs+=("ip4 dst=$d / tcp dport=80"); fi
 done
-python3 "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" --frames "$TMP/frames" "${specs[@]}" ||
+"$PY" "$TOP/tests/verdict/judge.py" --cgfilter "$CGF" --pin "$PIN" --frames "$TMP/frames" "${specs[@]}" ||
 	fail "cannot write the frames"
 verdicts() { "$BUILD/tests/verdict-run" -p "$TMP/frames" --pin "$PIN" | cut -f3; }
 # reference ADDR...: the verdicts of 'dst_ip in { ADDR... }' (exact addresses
 # and 192.0.2.0/24) on the packets above
 reference() {
-	python3 - "$@" <<'EOF'
+	"$PY" - "$@" <<'EOF'
 import ipaddress, sys
 dsts = "198.51.100.10 198.51.100.11 198.51.100.20 192.0.2.5 2001:db8::10 2001:db8::11 203.0.113.5 203.0.113.7 203.0.113.8 203.0.113.9".split()
 nets = [ipaddress.ip_network(a) for a in sys.argv[1:]]
@@ -56,7 +59,7 @@ EOF
 }
 # names JSON-PATH: the host names show --json gives, "name=addr,addr ..."
 shown_names() {
-	"$CGF" show --json "$PIN" | python3 -c '
+	"$CGF" show --json "$PIN" | "$PY" -c '
 import json, sys
 j = json.load(sys.stdin)
 src = j if sys.argv[1] == "filter" else j["sets"][sys.argv[1]]
@@ -65,7 +68,7 @@ print(" ".join("%s=%s" % (n["name"], ",".join(n["addresses"])) for n in src.get(
 
 # state: show --json without counters and the seconds left
 state() {
-	"$CGF" show --json "$PIN" | python3 -c '
+	"$CGF" show --json "$PIN" | "$PY" -c '
 import json, sys
 j = json.load(sys.stdin)
 for n in j.get("names", []):
@@ -229,7 +232,7 @@ dns_cgf() {
 		shift 5; "$@"; rc=$?; kill $pid; wait $pid 2>/dev/null; exit $rc' \
 		sh "$TMP/hosts" "$TMP/nss-dns" "$TMP/resolv.conf" "$TMP/dns.py" "$TMP/dns.ready" "$CGF" "$@"
 }
-expires_in() { "$CGF" show --json "$PIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["names"][0]["expires_in"])'; }
+expires_in() { "$CGF" show --json "$PIN" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["names"][0]["expires_in"])'; }
 hosts "198.51.100.10 web.cgft"
 expect_ok "a name from the hosts file" cgf set "$PIN" 'dst_ip in { web.cgft }'
 e=$(expires_in)
@@ -253,7 +256,7 @@ expect_ok "a shared engine" cgf load --shared "$SH"
 expect_ok "attached to a cgroup" cgf attach "$SH" "$CG" egress
 expect_ok "register a filter with a host name" cgf register "$SH" --cgroup "$CG" 'dst_ip in { web.cgft }'
 cg_names() {
-	"$CGF" show --json "$SH" | python3 -c '
+	"$CGF" show --json "$SH" | "$PY" -c '
 import json, sys
 print(" ".join("%s=%s" % (n["name"], ",".join(n["addresses"])) for f in json.load(sys.stdin)["filters"] for n in f.get("names", [])))'
 }
