@@ -74,11 +74,13 @@ def remember(a):
     return 0
 
 
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def check(a):
-    with open(a.old) as f:
-        old = json.load(f)
-    with open(a.new) as f:
-        new = json.load(f)
+    old, new = load(a.old), load(a.new)
     shown = show(a.cgfilter, a.pin)
     got, sets = states(shown)
     if set(got) != set(old["filters"]):
@@ -121,10 +123,7 @@ def check(a):
 
 
 def differ(a):
-    with open(a.old) as f:
-        old = json.load(f)
-    with open(a.new) as f:
-        new = json.load(f)
+    old, new = load(a.old), load(a.new)
     same = [k for k in old["filters"]
             if k in new["filters"] and old["filters"][k]["verdicts"] == new["filters"][k]["verdicts"]]
     if same or set(old["filters"]) != set(new["filters"]):
